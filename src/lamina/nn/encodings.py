@@ -1,0 +1,126 @@
+"""Input encodings of location and time: direct lon/lat scaling, cyclic month, real spherical harmonics.
+
+All functions take degrees (``lon`` east in [-180, 180], ``lat`` north in [-90, 90]) and months 1..12.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def direct_lon_lat(lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+    """Scale degrees linearly to [-1, 1]: ``(lon / 180, lat / 90)``.
+
+    Shapes:
+        ``lon, lat: (N,)`` degrees -> ``(N, 2)``, columns (lon, lat) in that order (Climplicit's "direct").
+    """
+    return torch.stack([lon / 180.0, lat / 90.0], dim=-1)
+
+
+def cyclic_month(month: torch.Tensor) -> torch.Tensor:
+    """Encode months 1..12 on the unit circle: ``(sin(2 pi m / 12), cos(2 pi m / 12))``.
+
+    Shapes:
+        ``month: (N,)`` -> ``(N, 2)``. December (12) and January (1) are neighbours.
+    """
+    angle = month.to(torch.get_default_dtype() if not month.is_floating_point() else month.dtype) * (
+        2.0 * math.pi / 12.0
+    )
+    return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
+
+
+def _sh_torch(lon: torch.Tensor, lat: torch.Tensor, degree: int) -> torch.Tensor:
+    """Real orthonormal spherical harmonics up to ``degree`` by the stable normalised Legendre recurrences.
+
+    The associated Legendre functions are computed already normalised (no factorials, no large intermediate
+    values): P(m, m) by the sectoral recurrence in sin(colatitude), P(m+1, m) and then P(l, m) by the three-term
+    recurrence in l. Near the poles the sectoral terms underflow gracefully to 0 (their true values are tiny),
+    so nothing overflows or turns NaN at any degree.
+    """
+    dtype = torch.float64
+    lon = lon.to(dtype)
+    lat = lat.to(dtype)
+    x = torch.sin(torch.deg2rad(lat))  # cos(colatitude)
+    s = torch.cos(torch.deg2rad(lat)).clamp_min(0.0)  # sin(colatitude) >= 0
+    phi = torch.deg2rad(lon)
+    L = degree
+    # p[(l, m)] for m >= 0, orthonormal on the sphere (includes 1/sqrt(4 pi)), no Condon-Shortley phase.
+    out = torch.empty(lon.shape + ((L + 1) ** 2,), dtype=dtype)
+    pmm = torch.full_like(x, 1.0 / math.sqrt(4.0 * math.pi))
+    sqrt2 = math.sqrt(2.0)
+    for m in range(L + 1):
+        if m > 0:
+            pmm = math.sqrt((2 * m + 1) / (2 * m)) * s * pmm
+        if m == 0:
+            cos_m, sin_m = None, None
+        else:
+            cos_m, sin_m = torch.cos(m * phi), torch.sin(m * phi)
+        p_lm2, p_lm1 = None, pmm
+        for ell in range(m, L + 1):
+            if ell == m:
+                p = pmm
+            elif ell == m + 1:
+                p = math.sqrt(2 * m + 3) * x * pmm
+            else:
+                a = math.sqrt((4 * ell * ell - 1) / (ell * ell - m * m))
+                b = math.sqrt(((ell - 1) ** 2 - m * m) / (4 * (ell - 1) ** 2 - 1))
+                p = a * (x * p_lm1 - b * p_lm2)
+            if ell > m:
+                p_lm2, p_lm1 = p_lm1, p
+            base = ell * ell + ell  # index of (ell, 0)
+            if m == 0:
+                out[..., base] = p
+            else:
+                out[..., base + m] = sqrt2 * p * cos_m
+                out[..., base - m] = sqrt2 * p * sin_m
+    return out
+
+
+def spherical_harmonics(lon, lat, degree: int) -> np.ndarray:
+    """Real orthonormal spherical harmonics of all degrees 0..``degree`` at the given points.
+
+    Args:
+        lon: (N,) degrees east.
+        lat: (N,) degrees north in [-90, 90].
+        degree: highest degree L (>= 0); accurate and finite to at least L = 100.
+
+    Returns:
+        (N, (L + 1)^2) float64; column ``l * l + l + m`` holds ``Y_l^m`` for ``m = -l..l`` (``m < 0``: the
+        ``sin(|m| lon)`` harmonic, ``m > 0``: the ``cos(m lon)`` harmonic), each orthonormal on the unit sphere.
+    """
+    from lamina._validation import check_lon_lat
+
+    if degree < 0:
+        from lamina.errors import InputError
+
+        raise InputError(f"degree: expected an integer >= 0, got {degree}")
+    lon_a, lat_a = check_lon_lat(lon, lat, wrap=True)
+    return _sh_torch(torch.from_numpy(lon_a), torch.from_numpy(lat_a), int(degree)).numpy()
+
+
+class SphericalHarmonics(nn.Module):
+    """Module form of :func:`spherical_harmonics`: ``(N, 2) [lon, lat] degrees -> (N, (L+1)^2)`` float32."""
+
+    def __init__(self, degree: int = 10):
+        super().__init__()
+        self.degree = int(degree)
+
+    @property
+    def dim_out(self) -> int:
+        return (self.degree + 1) ** 2
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        return _sh_torch(lonlat[..., 0], lonlat[..., 1], self.degree).to(lonlat.dtype)
+
+
+class DirectLonLat(nn.Module):
+    """Module form of :func:`direct_lon_lat`: ``(N, 2) [lon, lat] degrees -> (N, 2)`` in [-1, 1]."""
+
+    dim_out = 2
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        return direct_lon_lat(lonlat[..., 0], lonlat[..., 1])

@@ -1,0 +1,66 @@
+import math
+
+import pytest
+import torch
+
+from lamina.nn import SIREN, Sine, SineLayer
+
+
+def test_default_architecture_matches_climplicit_size():
+    net = SIREN(dim_in=4)  # 16 x 512 -> 256, as in the paper
+    n_params = sum(p.numel() for p in net.parameters())
+    head = 256 * 11 + 11
+    assert abs(n_params + head - 4.07e6) < 0.01e6
+    assert len(net.layers) == 16
+    assert net.layers[0].activation.w0 == 30.0 and net.layers[0].activation.hyperbolic
+    assert all(layer.activation.w0 == 1.0 and not layer.activation.hyperbolic for layer in net.layers[1:])
+
+
+def test_siren_initialisation_bounds():
+    layer = SineLayer(512, 512, w0=1.0, c=6.0)
+    bound = math.sqrt(6.0 / 512)
+    assert layer.linear.weight.abs().max() <= bound
+    assert layer.linear.weight.abs().max() > 0.9 * bound
+    first = SineLayer(4, 512, w0=30.0, is_first=True)
+    assert first.linear.weight.abs().max() <= 1.0 / 4
+
+
+def test_hsiren_activation():
+    act = Sine(30.0, hyperbolic=True)
+    z = torch.linspace(-1, 1, 11)
+    torch.testing.assert_close(act(z), torch.sin(30.0 * torch.sinh(2 * z)))
+
+
+def test_residual_preactivation_averaging():
+    torch.manual_seed(0)
+    net = SIREN(dim_in=3, dim_hidden=8, dim_out=5, num_layers=3, residual=True, hyperbolic_first=False)
+    x = torch.randn(4, 3)
+    l0, l1, l2 = net.layers
+    z0 = l0.linear(x)
+    h = torch.sin(30 * z0)
+    z1 = (l1.linear(h) + z0) / 2
+    h = torch.sin(z1)
+    z2 = (l2.linear(h) + z1) / 2
+    expected = net.last(torch.sin(z2))
+    torch.testing.assert_close(net(x), expected)
+    plain = SIREN(dim_in=3, dim_hidden=8, dim_out=5, num_layers=3, residual=False)
+    plain.load_state_dict(net.state_dict())
+    assert not torch.allclose(plain(x), net(x))
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_inference_path_matches_forward(residual):
+    torch.manual_seed(1)
+    net = SIREN(dim_in=4, dim_hidden=64, dim_out=16, num_layers=5, residual=residual)
+    x = torch.rand(1000, 4) * 2 - 1
+    with torch.no_grad():
+        ref = net(x)
+    out = net.forward_inference(x, chunk=128)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    low = net.forward_inference(x, chunk=300, dtype=torch.bfloat16)
+    assert (low - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+def test_siren_rejects_zero_layers():
+    with pytest.raises(ValueError, match="num_layers"):
+        SIREN(dim_in=2, num_layers=0)

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from lamina._validation import check_lon_lat, check_month, check_positive_int
+from lamina.errors import InputError
+
+
+def test_lon_lat_ranges_and_messages():
+    lon, lat = check_lon_lat([8.55, -180, 180], [47.37, -90, 90])
+    assert lon.dtype == np.float64 and lat.shape == (3,)
+    with pytest.raises(InputError, match=r"lat: must lie in \[-90, 90\], got 91 at index 1"):
+        check_lon_lat([0, 0], [0, 91])
+    with pytest.raises(InputError, match="lon: .*wrap"):
+        check_lon_lat([190], [0])
+    with pytest.raises(InputError, match="NaN"):
+        check_lon_lat([np.nan], [0])
+    with pytest.raises(InputError, match="same length"):
+        check_lon_lat([0, 1], [0])
+
+
+def test_wrap_lon():
+    lon, _ = check_lon_lat([190, -190, 540], [0, 0, 0], wrap=True)
+    np.testing.assert_allclose(lon, [-170, 170, -180])
+
+
+def test_month_validation():
+    np.testing.assert_array_equal(check_month(6, n=3), [6, 6, 6])
+    np.testing.assert_array_equal(check_month([1, 12]), [1, 12])
+    for bad in (0, 13, 2.5):
+        with pytest.raises(InputError, match="month"):
+            check_month(bad)
+    with pytest.raises(InputError, match="one per point"):
+        check_month([1, 2], n=3)
+
+
+def test_positive_int():
+    assert check_positive_int("n", 3) == 3
+    for bad in (0, -1, 2.0, True, "3"):
+        with pytest.raises(InputError, match="n: expected an integer"):
+            check_positive_int("n", bad)
