@@ -1,0 +1,30 @@
+"""Climate implicit embeddings (Climplicit): ``(lon, lat, month) -> embedding`` anywhere on Earth.
+
+Reference: Dollinger et al., "Climplicit: Climatic Implicit Embeddings for Global Ecological Tasks", 2025.
+
+Typical use::
+
+    import lamina.geo
+    enc = lamina.geo.load()                               # bundled default checkpoint, offline
+    emb = enc.embed(lon=[8.55], lat=[47.37], month=6)     # (1, 256) float32
+    emb4 = enc.embed(lon=[8.55], lat=[47.37])             # (1, 1024): months 3, 6, 9, 12 concatenated
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ClimateEncoder": "lamina.geo.encoder",
+    "EncoderConfig": "lamina.geo.encoder",
+    "load": "lamina.geo.encoder",
+    "RasterStack": "lamina.geo.rasters",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lamina.geo' has no attribute {name!r}")
