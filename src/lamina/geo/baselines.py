@@ -126,7 +126,7 @@ def impute_with_indicators(values: np.ndarray) -> np.ndarray:
 
 
 def wrapped_coordinates(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """SINR-style input encoding: (sin lon, cos lon, sin lat, cos lat) with lat mapped to a half turn. (N, 4)."""
+    """Input encoding of the MLP: (sin lon, cos lon, sin lat, cos lat), continuous across the dateline. (N, 4)."""
     a = np.deg2rad(lon)
     b = np.deg2rad(lat)
     return np.column_stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)]).astype(np.float32)
@@ -153,9 +153,12 @@ def _build_mlp(dim_in: int, dim_out: int, width: int, blocks: int, dropout: floa
 class CoordinateMLP:
     """A small residual MLP trained from scratch on coordinates (the paper's "from scratch, location" baseline).
 
-    Input: (sin lon, cos lon, sin lat, cos lat). ``blocks`` residual ReLU blocks of ``width`` (as in SINR,
-    Cole et al. 2023), AdamW with a cosine learning-rate schedule, early stopping on a held-out 10% of the
-    training set (best epoch restored). Classification: cross-entropy; regression: MSE on standardised targets.
+    Input: (sin lon, cos lon, sin lat, cos lat), standardised on the training points. ``blocks`` residual ReLU
+    blocks of ``width`` (as in SINR, Cole et al. 2023), AdamW with a cosine learning-rate schedule, early stopping
+    on a held-out 10% of the training set (best epoch restored). Classification: cross-entropy; regression: MSE
+    on standardised targets.
+    The defaults were chosen on the koppen task's first random split among (256 x 4, 128 x 3, 256 x 2) widths x
+    blocks and batch 256 / 512: 128 x 3 at batch 512 had the best held-out macro F1 and trains in ~20 s.
 
     Args:
         kind: ``"classification"``, ``"binary"`` or ``"regression"``.
@@ -169,14 +172,14 @@ class CoordinateMLP:
         self,
         kind: str,
         *,
-        width: int = 256,
-        blocks: int = 4,
+        width: int = 128,
+        blocks: int = 3,
         dropout: float = 0.1,
-        epochs: int = 200,
-        patience: int = 20,
-        lr: float = 1e-3,
+        epochs: int = 150,
+        patience: int = 15,
+        lr: float = 3e-3,
         weight_decay: float = 1e-4,
-        batch_size: int = 256,
+        batch_size: int = 512,
         random_state: int = 0,
     ):
         self.kind = kind
@@ -192,7 +195,11 @@ class CoordinateMLP:
 
         torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
-        x = torch.from_numpy(wrapped_coordinates(lon, lat))
+        raw = wrapped_coordinates(lon, lat)
+        # standardised on the training points, so a regional task (California spans ~10 degrees) is not squeezed
+        # into a sliver of the input space
+        self.x_mean_, self.x_std_ = raw.mean(axis=0), raw.std(axis=0) + 1e-6
+        x = torch.from_numpy((raw - self.x_mean_) / self.x_std_)
         y = np.asarray(y)
         if self.kind == "regression":
             y2 = y.reshape(len(y), -1).astype(np.float64)
@@ -243,7 +250,8 @@ class CoordinateMLP:
         import torch
 
         with torch.no_grad():
-            return self.model_(torch.from_numpy(wrapped_coordinates(lon, lat))).numpy().astype(np.float64)
+            x = (wrapped_coordinates(lon, lat) - self.x_mean_) / self.x_std_
+            return self.model_(torch.from_numpy(x.astype(np.float32))).numpy().astype(np.float64)
 
     def predict_proba(self, *, lon, lat) -> np.ndarray:
         """(N, K) class probabilities, columns ordered as ``classes_``."""
