@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli.geo import app
+from lamina.cli.geo import CHECKPOINT, WRAP, app
 from lamina.errors import InputError
 
 
@@ -30,7 +30,7 @@ def evaluate_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Report folder: results.json, results.md, <task>.png."),
     tasks: str = typer.Option(None, "--tasks", help="Comma-separated tasks (default: all four)."),
     encoders: str = typer.Option(None, "--encoders", help="Comma-separated methods (default: all available)."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="Encoder checkpoint dir (default: bundled)."),
+    checkpoint: Path = CHECKPOINT,
     quick: bool = typer.Option(False, "--quick", help="CI-sized run: fewer points, 2 seeds (under 2 minutes)."),
     seeds: int = typer.Option(None, "--seeds", help="Number of seeds (default: 5, or 2 with --quick)."),
     splits: str = typer.Option(None, "--splits", help="Comma-separated: random, block (default: both)."),
@@ -77,7 +77,7 @@ def probe_fit_cmd(
     task: str = typer.Argument(..., help="Task to fit on (koppen, koppen-main, city-temperature, sdm-ariolimax)."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory of the saved probe."),
     encoder: str = typer.Option("climplicit", "--encoder", help="Features the probe reads (a method name)."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="Encoder checkpoint dir (default: bundled)."),
+    checkpoint: Path = CHECKPOINT,
     n: int = typer.Option(None, "--n", help="Task sample size (default: the task's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and the inner cross-validation."),
 ) -> None:
@@ -99,10 +99,10 @@ def probe_predict_cmd(
     probe: Path = typer.Argument(..., help="Directory written by lamina geo probe-fit."),
     points: Path = typer.Argument(..., help="CSV or Parquet file with lon / lat columns (degrees)."),
     output: Path = typer.Option(..., "-o", "--output", help="Predictions, .csv or .parquet."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="Encoder checkpoint (default: the probe's)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="Encoder checkpoint (default: the probe's)."),
     lon_col: str = typer.Option("lon", "--lon-col", help="Longitude column."),
     lat_col: str = typer.Option("lat", "--lat-col", help="Latitude column."),
-    wrap_lon: bool = typer.Option(False, "--wrap-lon", help="Wrap longitudes into [-180, 180)."),
+    wrap_lon: bool = WRAP,
 ) -> None:
     """Apply a saved probe at the points of a table; write the predictions atomically."""
     from lamina._io import atomic_path

@@ -92,7 +92,8 @@ class LinearProbeClassifier(ClassifierMixin, BaseEstimator):
         classes_: (K,) class labels.
         coef_: (K, D) weights on the raw features (binary: (1, D)); ``intercept_``: (K,) (binary: (1,)).
         C_: chosen ``C``. cv_scores_: (len(Cs),) mean inner-CV score per ``C`` (higher is better), or None
-            when the training set was too small for 2 folds (then ``C_`` is the middle of ``Cs``).
+            when the training set was too small for 2 folds with 2 classes each (then ``C_`` is the middle of
+            ``Cs``).
     """
 
     def __init__(
@@ -153,16 +154,15 @@ class LinearProbeClassifier(ClassifierMixin, BaseEstimator):
         folds = inner_splits(y_enc, cv=self.cv, groups=groups, random_state=self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            if folds and Cs.size > 1:
+            usable = [(tr, va) for tr, va in folds if len(np.unique(y_enc[tr])) >= 2]
+            if usable and Cs.size > 1:
                 scores = np.zeros(Cs.size)
-                for tr, va in folds:
-                    if len(np.unique(y_enc[tr])) < 2:
-                        continue
+                for tr, va in usable:
                     model = self._logreg(Cs[0], warm_start=True)
                     for j, C in enumerate(Cs):  # from strong to weak L2 along the path, warm-started
                         model.set_params(C=C)
                         model.fit(Z[tr], y_enc[tr])
-                        scores[j] += self._score(model, Z[va], y_enc[va], n_classes) / len(folds)
+                        scores[j] += self._score(model, Z[va], y_enc[va], n_classes) / len(usable)
                 self.cv_scores_ = scores
                 self.C_ = float(Cs[int(np.argmax(scores))])
             else:
