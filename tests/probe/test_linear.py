@@ -148,3 +148,15 @@ def test_regression_metrics_by_hand():
     assert m["rmse"]["b"] == pytest.approx(np.sqrt(8 / 3))
     with pytest.raises(ValueError, match="shape"):
         regression_metrics(y, p[:, :1])
+
+
+def test_ridge_path_equals_ridge_per_alpha():
+    from sklearn.linear_model import Ridge
+
+    from lamina.probe.linear import ridge_path_predict
+
+    rng = np.random.default_rng(0)
+    X, y, X_new = rng.normal(size=(40, 60)), rng.normal(size=(40, 3)), rng.normal(size=(5, 60))  # D > N too
+    path = ridge_path_predict(X, y, X_new, [0.01, 1.0, 100.0])
+    for a, pred in zip([0.01, 1.0, 100.0], path, strict=True):
+        np.testing.assert_allclose(pred, Ridge(alpha=a).fit(X, y).predict(X_new), atol=1e-10)

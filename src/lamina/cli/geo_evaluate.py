@@ -106,10 +106,11 @@ def probe_predict_cmd(
 ) -> None:
     """Apply a saved probe at the points of a table; write the predictions atomically."""
     from lamina._io import atomic_path
-    from lamina.geo.probing import predict_points, read_points
+    from lamina.geo.probing import load_task_probe, predict_points, read_points
 
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"--output: expected a .csv or .parquet file, got {output.name!r}")
+    load_task_probe(probe)  # a foreign or corrupt probe fails before any work
     lon, lat = read_points(points, lon_col=lon_col, lat_col=lat_col)
     table = predict_points(probe, lon=lon, lat=lat, checkpoint=checkpoint, wrap_lon=wrap_lon)
     with atomic_path(output) as tmp:

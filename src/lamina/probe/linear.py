@@ -68,6 +68,23 @@ def inner_splits(y, *, cv: int, groups=None, stratify: bool = True, random_state
     return list(KFold(n_splits=k, shuffle=True, random_state=random_state).split(np.zeros(n)))
 
 
+def ridge_path_predict(X, y, X_new, alphas) -> np.ndarray:
+    """Ridge predictions at ``X_new`` for every strength in ``alphas``, from one SVD of the centred ``X``.
+
+    Args:
+        X: (N, D) training features. y: (N, T) targets. X_new: (M, D). alphas: (A,) L2 strengths.
+
+    Returns:
+        (A, M, T) predictions (intercept fitted, not penalised; the same solutions as ``Ridge(alpha)``).
+    """
+    x_mean, y_mean = X.mean(axis=0), y.mean(axis=0)
+    U, s, Vt = np.linalg.svd(X - x_mean, full_matrices=False)
+    uty = U.T @ (y - y_mean)  # (K, T)
+    proj = (X_new - x_mean) @ Vt.T  # (M, K)
+    shrink = s[None, :] / (s[None, :] ** 2 + np.asarray(alphas, dtype=float)[:, None])  # (A, K)
+    return np.einsum("mk,ak,kt->amt", proj, shrink, uty) + y_mean
+
+
 def _fold_into_linear(scaler: StandardScaler, coef: np.ndarray, intercept: np.ndarray):
     """Fold ``(x - mean) / scale`` into an affine map: returns ``coef / scale``, ``intercept - coef' @ mean``."""
     coef_raw = coef / scaler.scale_[None, :]
@@ -249,9 +266,8 @@ class LinearProbeRegressor(RegressorMixin, BaseEstimator):
         if folds:  # k-fold (grouped or not): mean squared error per (alpha, target)
             mse = np.zeros((alphas.size, n_targets))
             for tr, va in folds:
-                for j, a in enumerate(alphas):
-                    pred = Ridge(alpha=a).fit(Z[tr], y2[tr]).predict(Z[va]).reshape(len(va), -1)
-                    mse[j] += np.mean((pred - y2[va]) ** 2, axis=0) / len(folds)
+                pred = ridge_path_predict(Z[tr], y2[tr], Z[va], alphas)  # (A, n_va, T)
+                mse += np.mean((pred - y2[va][None]) ** 2, axis=1) / len(folds)
             alpha = alphas[np.argmin(mse, axis=0)]  # (T,)
             self.cv_scores_ = -mse
         elif len(X) >= 3:  # efficient leave-one-out
