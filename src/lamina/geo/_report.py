@@ -208,11 +208,11 @@ def task_figure(report: dict, task: str, path: Path) -> None:
         ax.bar(x + (k - (len(splits) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=f"{split} split")
     ax.set_xticks(x, methods, rotation=30, ha="right")
     ax.set_ylabel(f"{METRIC_LABELS.get(info['metric'], info['metric'])} (%)")
-    ax.set_title(f"{task}: {info['n_points']} points, {len(report['settings']['seeds'])} seeds")
+    ax.set_title(f"{task}: {info['n_points']} points, {len(report['settings']['seeds'])} seeds", loc="left")
     lo = 50.0 if info["metric"] == "roc_auc" else 0.0
     ax.set_ylim(bottom=lo)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(splits), fontsize=8, frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
