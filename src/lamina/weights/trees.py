@@ -89,7 +89,7 @@ def fingerprint_files(paths: list[Path], *, dim: int = 128, seed: int = 0, progr
     return out
 
 
-def cut_by_gap(heights: np.ndarray, *, min_gap: float = 1.5, max_clusters: int = 50) -> int:
+def cut_by_gap(heights: np.ndarray, *, min_gap: float = 2.5, max_clusters: int = 50) -> int:
     """Number of clusters at the largest relative jump between consecutive Ward merge heights.
 
     Args:
@@ -110,7 +110,7 @@ def cut_by_gap(heights: np.ndarray, *, min_gap: float = 1.5, max_clusters: int =
     return best_k
 
 
-def cluster(vectors: np.ndarray, *, n_clusters: int | None = None, min_gap: float = 1.5) -> np.ndarray:
+def cluster(vectors: np.ndarray, *, n_clusters: int | None = None, min_gap: float = 2.5) -> np.ndarray:
     """Ward clustering of (N, dim) fingerprints; returns (N,) labels 0..k-1."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -121,7 +121,7 @@ def cluster(vectors: np.ndarray, *, n_clusters: int | None = None, min_gap: floa
     return fcluster(z, t=k, criterion="maxclust").astype(np.int64) - 1
 
 
-def discover_trees(fp: Fingerprints, *, min_gap: float = 1.5) -> np.ndarray:
+def discover_trees(fp: Fingerprints, *, min_gap: float = 2.5) -> np.ndarray:
     """Tree label per fingerprinted model, (N_kept,) int64: clusters within each signature group, numbered apart."""
     labels = np.zeros(len(fp.keys), dtype=np.int64)
     nxt = 0

@@ -1,0 +1,178 @@
+"""Baselines ProbeX is measured against, on the same splits (scikit-learn style multi-label estimators).
+
+- :class:`DenseLinearProbe`: logistic regression on the whole flattened layer (after the same centring and
+  scaling as ProbeX), trained with the same optimiser, batch size and epochs as ProbeX: one weight per input
+  number and category.
+- :class:`RidgeProbe`: ridge regression on the flattened layer, solved in closed form (scikit-learn; with more
+  numbers per layer than models it solves the dual problem).
+- :class:`StatNN`: per-layer weight statistics (mean, std, quantiles, mean |w|) of every layer, fed to gradient
+  boosting, one classifier per category (Unterthiner et al.'s StatNN with boosting in place of the MLP).
+- :class:`UpperBound`: a data-aware probe that *uses images*: the energy of the first layer's change from the root,
+  applied to each category's centred images, fed to a logistic regression. It checks that what a model was trained
+  on is written in its weights; weight-only probes are judged against it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamina.errors import InputError
+from lamina.weights.probex import preprocess
+
+
+class DenseLinearProbe:
+    """Multi-label logistic regression on the flattened (d_H, d_W) layer."""
+
+    def __init__(self, epochs: int = 40, lr: float = 1e-3, weight_decay: float = 1e-5, batch_size: int = 32,
+                 seed: int = 0):
+        self.epochs, self.lr, self.weight_decay, self.batch_size, self.seed = epochs, lr, weight_decay, batch_size, seed
+
+    def fit(self, X, Y) -> DenseLinearProbe:
+        X = np.asarray(X, np.float32)
+        Y = np.asarray(Y, np.float32)
+        t0 = time.perf_counter()
+        self.mean_ = X.mean(0)
+        xt = torch.from_numpy(preprocess(X, self.mean_, True).reshape(len(X), -1))
+        yt = torch.from_numpy(Y)
+        torch.manual_seed(self.seed)
+        self.net_ = nn.Linear(xt.shape[1], Y.shape[1])
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(self.seed)
+        for _ in range(self.epochs):
+            order = torch.randperm(len(xt), generator=gen)
+            for s in range(0, len(xt), self.batch_size):
+                idx = order[s : s + self.batch_size]
+                loss = nn.functional.binary_cross_entropy_with_logits(self.net_(xt[idx]), yt[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_params_ = int(sum(p.numel() for p in self.net_.parameters()))
+        return self
+
+    @torch.no_grad()
+    def decision_function(self, X) -> np.ndarray:
+        X = np.asarray(X, np.float32)
+        return self.net_(torch.from_numpy(preprocess(X, self.mean_, True).reshape(len(X), -1))).numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+
+
+class RidgeProbe:
+    """Ridge regression of the 0/1 labels on the flattened layer (closed form)."""
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha = alpha
+
+    def fit(self, X, Y) -> RidgeProbe:
+        from sklearn.linear_model import Ridge
+
+        X = np.asarray(X, np.float32)
+        t0 = time.perf_counter()
+        self.mean_ = X.mean(0)
+        Z = preprocess(X, self.mean_, True).reshape(len(X), -1)
+        self.model_ = Ridge(alpha=self.alpha).fit(Z, np.asarray(Y, np.float32))
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_params_ = int(Z.shape[1] * np.shape(Y)[1] + np.shape(Y)[1])
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        X = np.asarray(X, np.float32)
+        return self.model_.predict(preprocess(X, self.mean_, True).reshape(len(X), -1))
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.clip(self.decision_function(X), 0.0, 1.0)
+
+
+def weight_statistics(state: dict) -> np.ndarray:
+    """StatNN features of one model: 8 statistics of every body tensor (sorted by name, head excluded), (F,)."""
+    feats = []
+    for k in sorted(state):
+        if k.startswith("head."):
+            continue
+        w = np.asarray(state[k], np.float64).ravel()
+        q = np.quantile(w, [0.0, 0.25, 0.5, 0.75, 1.0])
+        feats.extend([w.mean(), w.std(), np.abs(w).mean(), *q])
+    return np.asarray(feats, dtype=np.float32)
+
+
+class StatNN:
+    """Gradient boosting on weight statistics, one binary classifier per category."""
+
+    def __init__(self, max_iter: int = 60, seed: int = 0):
+        self.max_iter, self.seed = max_iter, seed
+
+    def fit(self, F, Y) -> StatNN:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        F, Y = np.asarray(F, np.float32), np.asarray(Y)
+        t0 = time.perf_counter()
+        self.models_: list = []
+        for c in range(Y.shape[1]):
+            yc = Y[:, c]
+            if yc.min() == yc.max():
+                self.models_.append(float(yc[0]))
+                continue
+            m = HistGradientBoostingClassifier(max_iter=self.max_iter, learning_rate=0.1, random_state=self.seed)
+            self.models_.append(m.fit(F, yc))
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_params_ = 0  # trees, not trained weights: reported as n/a
+        return self
+
+    def predict_proba(self, F) -> np.ndarray:
+        F = np.asarray(F, np.float32)
+        cols = [np.full(len(F), m) if isinstance(m, float) else m.predict_proba(F)[:, 1] for m in self.models_]
+        return np.stack(cols, axis=1)
+
+
+def first_layer_energy(delta: np.ndarray, images: np.ndarray, kind: str) -> np.ndarray:
+    """Energy of a first-layer weight change on each category's images.
+
+    Args:
+        delta: the layer's change from the root: (out, 784) for a linear layer, (C_out, 1, k, k) for a convolution.
+        images: (C, M, 28, 28) float32 centred images, M per category.
+        kind: ``"linear"`` or ``"conv"``.
+
+    Returns:
+        (C,) mean squared response per category divided by the change's squared norm.
+    """
+    c, m = images.shape[:2]
+    x = torch.from_numpy(np.ascontiguousarray(images.reshape(c * m, 28, 28), dtype=np.float32))
+    d = torch.from_numpy(np.ascontiguousarray(delta, dtype=np.float32))
+    with torch.no_grad():
+        if kind == "linear":
+            r = x.reshape(c * m, -1) @ d.T
+        elif kind == "conv":
+            r = nn.functional.conv2d(x[:, None], d, padding=d.shape[-1] // 2).flatten(1)
+        else:
+            raise InputError(f"kind: expected 'linear' or 'conv', got {kind!r}")
+        e = (r**2).sum(1).reshape(c, m).mean(1)
+    return (e / max(float((d**2).sum()), 1e-12)).numpy()
+
+
+class UpperBound:
+    """Logistic regression on per-category energies (log, standardised) computed with images."""
+
+    def fit(self, E, Y) -> UpperBound:
+        from sklearn.linear_model import LogisticRegression
+
+        t0 = time.perf_counter()
+        E = np.log(np.asarray(E, np.float64) + 1e-12)
+        self.mu_, self.sd_ = E.mean(0), E.std(0) + 1e-9
+        Z = (E - self.mu_) / self.sd_
+        self.models_ = []
+        for c in range(Y.shape[1]):
+            yc = np.asarray(Y)[:, c]
+            self.models_.append(float(yc[0]) if yc.min() == yc.max() else LogisticRegression(C=1.0).fit(Z, yc))
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    def predict_proba(self, E) -> np.ndarray:
+        Z = (np.log(np.asarray(E, np.float64) + 1e-12) - self.mu_) / self.sd_
+        cols = [np.full(len(Z), m) if isinstance(m, float) else m.predict_proba(Z)[:, 1] for m in self.models_]
+        return np.stack(cols, axis=1)
