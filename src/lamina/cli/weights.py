@@ -25,3 +25,113 @@ def zoo_build(
 
     summary = build_zoo(ZooConfig.load(config), out, workers=workers, quiet=quiet)
     echo_json(summary)
+
+
+def _probex_config(r_u: int, r_v: int, r_t: int, epochs: int, seed: int):
+    from lamina.weights.probex import ProbeXConfig
+
+    return ProbeXConfig(r_u=r_u, r_v=r_v, r_t=r_t, epochs=epochs, seed=seed)
+
+
+@app.command("train")
+def train(
+    zoo: Path = typer.Argument(..., help="Zoo folder (built by `lamina weights zoo build`)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for the trained probe (mixture of experts)."),
+    layer: list[str] = typer.Option(None, "--layer", help="Candidate layer(s); default: sweep every layer."),
+    heldout: str = typer.Option("", "--heldout", help="Comma-separated category indices never shown to a probe."),
+    r_u: int = typer.Option(32, "--r-u", help="Number of probes U."),
+    r_v: int = typer.Option(32, "--r-v", help="Width of the shared projection V."),
+    r_t: int = typer.Option(128, "--r-t", help="Size of the model representation."),
+    epochs: int = typer.Option(40, "--epochs", help="Training epochs per expert."),
+    seed: int = typer.Option(0, "--seed", help="Seed of splits and initialisation."),
+    threads: int = typer.Option(2, "--threads", help="torch threads (at most the cores you may use)."),
+) -> None:
+    """Discover the zoo's trees, train one ProbeX expert per tree (layer sweep) and the text alignment."""
+    import torch
+
+    from lamina.errors import InputError
+    from lamina.weights.experts import ProbeXMixture, TrainConfig
+    from lamina.weights.search import register_probe
+
+    torch.set_num_threads(threads)
+    try:
+        held = [int(x) for x in heldout.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--heldout: expected comma-separated integers, got {heldout!r}") from None
+    cfg = TrainConfig(probex=_probex_config(r_u, r_v, r_t, epochs, seed), layers=layer or None, heldout=held,
+                      seed=seed)
+    mix = ProbeXMixture(cfg).fit_zoo(zoo, log=lambda m: typer.echo(m, err=True))
+    mix.save(out, zoo=zoo)
+    register_probe(zoo, out)
+    echo_json({"probe": str(out), "trees": {t: {"layer": e["layer"], "val_map": round(e["val_map"], 4),
+                                                "n_train": e["n_train"]} for t, e in mix.experts_.items()},
+               "skipped": mix.skipped_})
+
+
+@app.command("predict")
+def predict(
+    probe: Path = typer.Argument(..., help="Probe folder (from `lamina weights train`)."),
+    model: list[Path] = typer.Argument(..., help="Model file(s) (.safetensors)."),
+    top: int = typer.Option(10, "--top", help="Categories to list per model."),
+) -> None:
+    """Which categories was each model trained on? Routes each file to its tree's expert."""
+    from lamina.weights.experts import ProbeXMixture
+
+    mix = ProbeXMixture.load(probe)
+    out = []
+    seen = set(mix.seen_)
+    for path in model:
+        r = mix.predict_file(path)
+        p = r["probabilities"]
+        order = p.argsort()[::-1][:top]
+        out.append({"model": str(path), "tree": r["tree"], "layer": r["layer"],
+                    "categories": [{"name": mix.categories_[c], "probability": round(float(p[c]), 4),
+                                    "source": "expert" if c in seen else "text (zero-shot)"} for c in order]})
+    echo_json(out if len(out) > 1 else out[0])
+
+
+@app.command("search")
+def search(
+    query: str = typer.Argument(None, help="Text, e.g. 'a sneaker, upside down'."),
+    zoo: Path = typer.Option(..., "--zoo", help="Zoo folder."),
+    like: str = typer.Option(None, "--like", help="A model id of the zoo or a model file: find similar models."),
+    probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one trained for the zoo)."),
+    top: int = typer.Option(10, "--top", help="Number of models to return."),
+) -> None:
+    """Rank the zoo's models by a text query, or by likeness to a model (--like)."""
+    from lamina.errors import InputError
+    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.search import probe_of, search_like, search_text
+
+    if (query is None) == (like is None):
+        raise InputError("search: give either a text query or --like MODEL (not both)")
+    mix = ProbeXMixture.load(probe or probe_of(zoo))
+    res = search_text(mix, query, top=top) if query is not None else search_like(mix, like, top=top)
+    echo_json({"query": query, "like": like, "results": res})
+
+
+@app.command("evaluate")
+def evaluate(
+    zoo: Path = typer.Argument(..., help="Zoo folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Report folder (JSON, Markdown, PNG)."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (splits and initialisation)."),
+    epochs: int = typer.Option(40, "--epochs", help="Training epochs of ProbeX and the dense probe."),
+    workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each)."),
+    max_models: int = typer.Option(None, "--max-models", help="Use at most this many models per tree."),
+) -> None:
+    """Evaluate ProbeX, the baselines, tree discovery and zero-shot search on a zoo; write the report."""
+    from lamina.errors import InputError
+    from lamina.weights.evaluate import EvalConfig, evaluate_zoo
+    from lamina.weights.probex import ProbeXConfig
+    from lamina.weights.report import write_report
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    cfg = EvalConfig(seeds=seed_list, probex=ProbeXConfig(epochs=epochs), workers=workers,
+                     max_models_per_tree=max_models)
+    rep = evaluate_zoo(zoo, cfg, log=lambda m: typer.echo(m, err=True))
+    files = write_report(rep, out)
+    typer.echo((out / "report.md").read_text())
+    echo_json({k: str(v) for k, v in files.items()})

@@ -36,13 +36,14 @@ class ProbeXConfig:
     r_u: int = 32
     r_v: int = 32
     r_t: int = 128
-    epochs: int = 60
+    epochs: int = 40
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    batch_size: int = 128
+    batch_size: int = 32
     dropout: float = 0.1
     center: bool = True
     normalize: bool = True
+    init: str = "pca"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -50,6 +51,8 @@ class ProbeXConfig:
             check_positive_int(k, getattr(self, k))
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
             raise InputError(f"ProbeXConfig: need lr > 0, weight_decay >= 0, 0 <= dropout < 1, got {self}")
+        if self.init not in ("pca", "random"):
+            raise InputError(f"init: expected 'pca' or 'random', got {self.init!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +93,27 @@ def preprocess(x: np.ndarray, mean: np.ndarray | None, normalize: bool) -> np.nd
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def pca_probes(x: np.ndarray, r_u: int, *, seed: int = 0, max_models: int = 128) -> np.ndarray:
+    """Data-dependent initial probes: the top principal directions of the matrices' rows.
+
+    Args:
+        x: (N, d_H, d_W) preprocessed training matrices (a random subset of ``max_models`` is used).
+        r_u: number of probes.
+
+    Returns:
+        (d_W, r_U) float32: unit eigenvectors of the rows' second moment, largest first (random unit vectors fill
+        in when d_W < r_U), scaled by 3 sqrt(d_W / r_U) so that probe responses start at order one.
+    """
+    rng = np.random.default_rng(seed)
+    sub = x[rng.permutation(len(x))[:max_models]].reshape(-1, x.shape[2]).astype(np.float64)
+    _, vecs = np.linalg.eigh(sub.T @ sub)
+    u = vecs[:, ::-1][:, :r_u]
+    if u.shape[1] < r_u:
+        extra = rng.standard_normal((x.shape[2], r_u - u.shape[1]))
+        u = np.concatenate([u, extra / np.linalg.norm(extra, axis=0)], axis=1)
+    return (u * 3.0 * np.sqrt(x.shape[2] / r_u)).astype(np.float32)
+
+
 class ProbeX:
     """One ProbeX expert as a scikit-learn style multi-label estimator.
 
@@ -120,6 +144,9 @@ class ProbeX:
         yt = torch.from_numpy(Y)
         torch.manual_seed(cfg.seed)
         self.net_ = ProbeXNet(*self.shape_, self.n_classes_, cfg)
+        if cfg.init == "pca":
+            with torch.no_grad():
+                self.net_.U.copy_(torch.from_numpy(pca_probes(xt.numpy(), cfg.r_u, seed=cfg.seed)))
         opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
         self.net_.train()

