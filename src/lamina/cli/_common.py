@@ -26,13 +26,17 @@ class LaminaGroup(TyperGroup):
     """Top-level group: any :class:`LaminaError` (or unreadable path) raised by a command becomes a CLIError."""
 
     def invoke(self, ctx: click.Context):
+        # Typer vendors its own click, whose main loop does not catch ``click.ClickException``: print and exit here.
         try:
             return super().invoke(ctx)
+        except CLIError as exc:
+            exc.show()
         except LaminaError as exc:
-            raise CLIError(str(exc)) from None
+            CLIError(str(exc)).show()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             name = getattr(exc, "filename", None)
-            raise CLIError(f"{name}: {exc.strerror}" if name else str(exc)) from None
+            CLIError(f"{name}: {exc.strerror}" if name else str(exc)).show()
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def new_app(help: str) -> typer.Typer:

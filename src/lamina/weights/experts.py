@@ -124,7 +124,11 @@ class ProbeXMixture:
             idx = rng.permutation(idx)
             n_val = max(2, int(round(cfg.val_fraction * len(idx))))
             val = idx[:n_val]
-            layers = cfg.layers or candidate_layers(read_state(paths[idx[0]]))
+            have = candidate_layers(read_state(paths[idx[0]]))
+            layers = [k for k in (cfg.layers or have) if k.removesuffix(".weight") in have]
+            if not layers:
+                raise InputError(f"layer: {', '.join(cfg.layers or [])} not in the models of tree {t} "
+                                 f"(e.g. {paths[idx[0]]}; layers: {', '.join(have)})")
             best = None
             for layer in layers:
                 X, kept, _ = load_layers([paths[i] for i in idx], layer)
