@@ -44,7 +44,7 @@ def train(
     r_t: int = typer.Option(128, "--r-t", help="Size of the model representation."),
     epochs: int = typer.Option(40, "--epochs", help="Training epochs per expert."),
     seed: int = typer.Option(0, "--seed", help="Seed of splits and initialisation."),
-    threads: int = typer.Option(2, "--threads", help="torch threads (at most the cores you may use)."),
+    threads: int = typer.Option(1, "--threads", help="torch threads (at most the cores you may use)."),
 ) -> None:
     """Discover the zoo's trees, train one ProbeX expert per tree (layer sweep) and the text alignment."""
     import torch

@@ -43,7 +43,7 @@ class TrainConfig:
         val_fraction: share of each tree's models used to pick the layer.
         seed: split and initialisation seed.
         fingerprint_dim: random projection size for tree discovery.
-        min_gap: relative jump in Ward merge height that separates trees.
+        min_sep: separation a Ward split needs to count as two trees (see :func:`~lamina.weights.trees.separation`).
     """
 
     probex: ProbeXConfig = field(default_factory=ProbeXConfig)
@@ -52,7 +52,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     seed: int = 0
     fingerprint_dim: int = 128
-    min_gap: float = 2.5
+    min_sep: float = 6.0
 
     def __post_init__(self) -> None:
         if isinstance(self.probex, dict):
@@ -107,7 +107,7 @@ class ProbeXMixture:
         self.skipped_ = list(fp.skipped)
         models = [models[i] for i in fp.kept]
         paths = [paths[i] for i in fp.kept]
-        found = discover_trees(fp, min_gap=cfg.min_gap)
+        found = discover_trees(fp, min_sep=cfg.min_sep)
         trees = name_trees(found, [m["tree"] for m in models])
         self.router_ = Router(cfg.fingerprint_dim, cfg.seed).fit(fp, trees)
         log(f"found {len(set(trees))} trees: " + ", ".join(f"{t} ({trees.count(t)})" for t in sorted(set(trees))))

@@ -122,7 +122,7 @@ def train_classifier(
         labels: (N,) int64 class indices.
         augment_shift: random translation of up to this many pixels per batch (0: none).
     """
-    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    x = torch.from_numpy(np.array(images, copy=True)).float()
     if images.dtype == np.uint8:
         x = x / 255.0
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
@@ -149,7 +149,7 @@ def train_classifier(
 @torch.no_grad()
 def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy of ``model`` on (N, 28, 28) images."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    x = torch.from_numpy(np.array(images, copy=True)).float()
     if images.dtype == np.uint8:
         x = x / 255.0
     pred = model(x).argmax(1).numpy()

@@ -4,8 +4,9 @@ Models can only be compared when their weights have the same layout, so the coll
 *signature* (the names and shapes of every tensor outside the classification head, which differs per model).
 Within a signature group each model becomes a fingerprint: all its body weights, flattened and mapped by a fixed
 Gaussian random projection to ``dim`` numbers (distances are kept up to a small factor,
-Johnson-Lindenstrauss). Ward hierarchical clustering of the fingerprints gives a tree of merges; the number of
-trees is cut at the largest jump in merge height (a relative gap of at least ``min_gap``, otherwise one tree).
+Johnson-Lindenstrauss). Ward clustering bisects the group recursively; a split is kept only while its two halves
+are clearly apart (:func:`separation`), so one tree whose fine-tunes moved more or less far stays whole while a
+nested tree (a root fine-tuned from another root) still splits off.
 
 A :class:`Router` keeps each discovered tree's signature and fingerprint centroid and sends a new model to the
 nearest tree of its signature.
@@ -89,39 +90,58 @@ def fingerprint_files(paths: list[Path], *, dim: int = 128, seed: int = 0, progr
     return out
 
 
-def cut_by_gap(heights: np.ndarray, *, min_gap: float = 2.5, max_clusters: int = 50) -> int:
-    """Number of clusters at the largest relative jump between consecutive Ward merge heights.
+def separation(vectors: np.ndarray, labels: np.ndarray) -> float:
+    """How clearly a split into two groups is real: leave-one-out projections on the line between the centroids.
+
+    Each point is projected on the line through the two group centroids computed *without* that point, and the
+    gap between the groups' mean projections is divided by their pooled standard deviation. One cloud cut in two
+    (fine-tunes of one root that differ in how far they moved) scores about 2-4; two trees whose roots differ
+    score much higher, since every model of a tree shares its root's offset.
 
     Args:
-        heights: (n - 1,) ascending merge heights.
-        min_gap: a jump must multiply the height by at least this factor; otherwise one cluster.
-        max_clusters: the largest number of clusters considered.
+        vectors: (N, dim) fingerprints.
+        labels: (N,) 0/1 group of each point (both groups need >= 2 points).
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    a, b = labels == 0, labels == 1
+    na, nb = int(a.sum()), int(b.sum())
+    if na < 2 or nb < 2:
+        return 0.0
+    sa, sb = v[a].sum(0), v[b].sum(0)
+    ca = np.where(a[:, None], (sa[None] - v) / (na - 1), sa[None] / na)  # (N, dim) centroid of A without point i
+    cb = np.where(b[:, None], (sb[None] - v) / (nb - 1), sb[None] / nb)
+    u = ca - cb
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    p = np.sum((v - (ca + cb) / 2) * u, axis=1)
+    pooled = np.sqrt((p[a].var() + p[b].var()) / 2)
+    return float((p[a].mean() - p[b].mean()) / max(pooled, 1e-12))
+
+
+def cluster(vectors: np.ndarray, *, min_sep: float = 6.0, min_size: int = 5) -> np.ndarray:
+    """Recursive Ward bisection of (N, dim) fingerprints; a split is kept while its :func:`separation` >= min_sep.
 
     Returns:
-        k in 1..max_clusters.
+        (N,) int64 labels 0..k-1.
     """
-    n = len(heights) + 1
-    best_k, best_ratio = 1, min_gap
-    for k in range(2, min(max_clusters, n) + 1):
-        lo, hi = heights[n - k - 1], heights[n - k]  # merges below the cut, and the first merge above it
-        ratio = hi / max(lo, 1e-12)
-        if ratio > best_ratio:
-            best_k, best_ratio = k, ratio
-    return best_k
-
-
-def cluster(vectors: np.ndarray, *, n_clusters: int | None = None, min_gap: float = 2.5) -> np.ndarray:
-    """Ward clustering of (N, dim) fingerprints; returns (N,) labels 0..k-1."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    if len(vectors) == 1:
-        return np.zeros(1, dtype=np.int64)
-    z = linkage(vectors, method="ward")
-    k = n_clusters or cut_by_gap(z[:, 2], min_gap=min_gap)
-    return fcluster(z, t=k, criterion="maxclust").astype(np.int64) - 1
+    v = np.asarray(vectors, dtype=np.float64)
+    labels = np.zeros(len(v), dtype=np.int64)
+    if len(v) < 2 * min_size:
+        return labels
+    halves = fcluster(linkage(v, method="ward"), t=2, criterion="maxclust") - 1
+    if min(np.bincount(halves, minlength=2)) < min_size or separation(v, halves) < min_sep:
+        return labels
+    nxt = 0
+    for h in (0, 1):
+        idx = np.flatnonzero(halves == h)
+        sub = cluster(v[idx], min_sep=min_sep, min_size=min_size)
+        labels[idx] = sub + nxt
+        nxt += int(sub.max()) + 1
+    return labels
 
 
-def discover_trees(fp: Fingerprints, *, min_gap: float = 2.5) -> np.ndarray:
+def discover_trees(fp: Fingerprints, *, min_sep: float = 6.0) -> np.ndarray:
     """Tree label per fingerprinted model, (N_kept,) int64: clusters within each signature group, numbered apart."""
     labels = np.zeros(len(fp.keys), dtype=np.int64)
     nxt = 0
@@ -129,7 +149,7 @@ def discover_trees(fp: Fingerprints, *, min_gap: float = 2.5) -> np.ndarray:
     vecs = np.stack(fp.vectors) if fp.vectors else np.zeros((0, 1))
     for key in sorted(set(fp.keys)):
         idx = np.flatnonzero(keys == key)
-        lab = cluster(vecs[idx], min_gap=min_gap)
+        lab = cluster(vecs[idx], min_sep=min_sep)
         labels[idx] = lab + nxt
         nxt += int(lab.max()) + 1
     return labels

@@ -326,7 +326,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         cat.set_meta("vocabulary", [{"index": c.index, "name": c.name, "prompt": c.prompt} for c in vocab])
         import torch
 
-        torch.set_num_threads(workers)
+        torch.set_num_threads(1)  # roots are small; more threads only spin on a shared machine
         have_roots = cat.roots()
         for r in cfg.roots:
             if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).is_file():
