@@ -89,25 +89,34 @@ def _scores(y, s) -> dict:
     return multilabel_metrics(y, s)
 
 
-def _sweep_task(args) -> dict:
-    tree, layer = args
+def _one_thread() -> None:
+    """Workers run one thread each (torch, BLAS, OpenMP): two workers on two cores never oversubscribe them."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def _sweep_task(args) -> dict:
+    tree, layer = args
+    _one_thread()
     d, cfg = _D["trees"][tree], _D["cfg"]
     seen = _D["seen"]
     tr, va, _ = _split(len(d["ids"]), cfg.seeds[0], cfg)
     X, Y = d["layers"][layer], d["Y"][:, seen]
     est = ProbeX(ProbeXConfig(**{**cfg.probex.to_dict(), "seed": cfg.seeds[0]})).fit(X[tr], Y[tr])
-    return {"tree": tree, "layer": layer, "shape": list(X.shape[1:]),
-            "val_map": _scores(Y[va], est.decision_function(X[va]))["map"], "fit_seconds": est.fit_seconds_}
+    try:
+        val_map = _scores(Y[va], est.decision_function(X[va]))["map"]
+    except InputError:  # too few validation models to score any category
+        val_map = float("nan")
+    return {"tree": tree, "layer": layer, "shape": list(X.shape[1:]), "val_map": val_map,
+            "fit_seconds": est.fit_seconds_}
 
 
 def _seed_task(args) -> list[dict]:
     tree, seed, best, largest = args
-    import torch
-
-    torch.set_num_threads(1)
+    _one_thread()
     d, cfg = _D["trees"][tree], _D["cfg"]
     seen, held, text = _D["seen"], _D["heldout"], _D["text"]
     tr, _, te = _split(len(d["ids"]), seed, cfg)
@@ -152,9 +161,7 @@ def _seed_task(args) -> list[dict]:
 
 def _cross_task(args) -> list[dict]:
     trees, layer, seed = args
-    import torch
-
-    torch.set_num_threads(1)
+    _one_thread()
     cfg, seen = _D["cfg"], _D["seen"]
     splits = {t: _split(len(_D["trees"][t]["ids"]), seed, cfg) for t in trees}
     Xtr = np.concatenate([_D["trees"][t]["layers"][layer][splits[t][0]] for t in trees])
@@ -229,7 +236,7 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -
     fp = fingerprint_files(paths, seed=cfg.seeds[0])
     found = discover_trees(fp)
     true = [models[i]["tree"] for i in fp.kept]
-    discovery = {"ari": adjusted_rand(true, found), "n_found": int(len(set(found.tolist()))),
+    discovery = {"ari": adjusted_rand(true, found), "n_found": len(set(found.tolist())),
                  "n_true": len(set(true)), "seconds": time.perf_counter() - t0, "skipped": fp.skipped}
     nested = [r for r in roots.values() if r["parent"]]
     for r in nested:
@@ -266,7 +273,8 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -
         sweep = pool.map(_sweep_task, [(t, k) for t, d in trees.items() for k in d["layers"]], chunksize=1)
         best = {}
         for r in sweep:
-            if r["tree"] not in best or r["val_map"] > best[r["tree"]]["val_map"]:
+            old = best.get(r["tree"])
+            if old is None or r["val_map"] > old["val_map"] or np.isnan(old["val_map"]):
                 best[r["tree"]] = r
         for t, r in best.items():
             log(f"tree {t}: best layer {r['layer']} (validation mAP {r['val_map']:.3f})")

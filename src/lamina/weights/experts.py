@@ -122,7 +122,7 @@ class ProbeXMixture:
                 log(f"tree {t}: only {len(idx)} models, no expert")
                 continue
             idx = rng.permutation(idx)
-            n_val = max(2, int(round(cfg.val_fraction * len(idx))))
+            n_val = max(2, round(cfg.val_fraction * len(idx)))
             val = idx[:n_val]
             have = candidate_layers(read_state(paths[idx[0]]))
             layers = [k for k in (cfg.layers or have) if k.removesuffix(".weight") in have]

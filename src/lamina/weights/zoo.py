@@ -227,8 +227,10 @@ _W: dict = {}
 
 def _worker_init(pools: np.ndarray, tests: np.ndarray, zoo: str, roots: dict, threads: int) -> None:
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    threadpool_limits(threads)
     _W.update(pools=pools, tests=tests, zoo=Path(zoo), roots=roots, cache={})
 
 
@@ -311,7 +313,14 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         Summary: ``{"models", "new", "seconds", "trees"}``.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     workers = check_positive_int("workers", workers)
     zoo = Path(out)
