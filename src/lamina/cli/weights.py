@@ -39,10 +39,10 @@ def train(
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the trained probe (mixture of experts)."),
     layer: list[str] = typer.Option(None, "--layer", help="Candidate layer(s); default: sweep every layer."),
     heldout: str = typer.Option("", "--heldout", help="Comma-separated category indices never shown to a probe."),
-    r_u: int = typer.Option(32, "--r-u", help="Number of probes U."),
-    r_v: int = typer.Option(32, "--r-v", help="Width of the shared projection V."),
+    r_u: int = typer.Option(128, "--r-u", help="Number of probes U."),
+    r_v: int = typer.Option(16, "--r-v", help="Width of the shared projection V."),
     r_t: int = typer.Option(128, "--r-t", help="Size of the model representation."),
-    epochs: int = typer.Option(40, "--epochs", help="Training epochs per expert."),
+    epochs: int = typer.Option(20, "--epochs", help="Training epochs per expert."),
     seed: int = typer.Option(0, "--seed", help="Seed of splits and initialisation."),
     threads: int = typer.Option(1, "--threads", help="torch threads (at most the cores you may use)."),
 ) -> None:
@@ -115,7 +115,7 @@ def evaluate(
     zoo: Path = typer.Argument(..., help="Zoo folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Report folder (JSON, Markdown, PNG)."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (splits and initialisation)."),
-    epochs: int = typer.Option(40, "--epochs", help="Training epochs of ProbeX and the dense probe."),
+    epochs: int = typer.Option(20, "--epochs", help="Training epochs of ProbeX and the dense probe."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each)."),
     max_models: int = typer.Option(None, "--max-models", help="Use at most this many models per tree."),
 ) -> None:

@@ -3,8 +3,8 @@
 - :class:`DenseLinearProbe`: logistic regression on the whole flattened layer (after the same centring and
   scaling as ProbeX), trained with the same optimiser, batch size and epochs as ProbeX: one weight per input
   number and category.
-- :class:`RidgeProbe`: ridge regression on the flattened layer, solved in closed form (scikit-learn; with more
-  numbers per layer than models it solves the dual problem).
+- :class:`RidgeProbe`: ridge regression on the flattened layer, solved in closed form, penalty by leave-one-out
+  (scikit-learn's RidgeCV; with more numbers per layer than models it works on the models' Gram matrix).
 - :class:`StatNN`: per-layer weight statistics (mean, std, quantiles, mean |w|) of every layer, fed to gradient
   boosting, one classifier per category (Unterthiner et al.'s StatNN with boosting in place of the MLP).
 - :class:`UpperBound`: a data-aware probe that *uses images*: the energy of the first layer's change from the root,
@@ -64,19 +64,21 @@ class DenseLinearProbe:
 
 
 class RidgeProbe:
-    """Ridge regression of the 0/1 labels on the flattened layer (closed form)."""
+    """Ridge regression of the 0/1 labels on the flattened layer (closed form); the penalty is picked among
+    ``alphas`` by efficient leave-one-out cross-validation on the training models (scikit-learn's RidgeCV)."""
 
-    def __init__(self, alpha: float = 0.1):
-        self.alpha = alpha
+    def __init__(self, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)):
+        self.alphas = alphas
 
     def fit(self, X, Y) -> RidgeProbe:
-        from sklearn.linear_model import Ridge
+        from sklearn.linear_model import RidgeCV
 
         X = np.asarray(X, np.float32)
         t0 = time.perf_counter()
         self.mean_ = X.mean(0)
         Z = preprocess(X, self.mean_, True).reshape(len(X), -1)
-        self.model_ = Ridge(alpha=self.alpha).fit(Z, np.asarray(Y, np.float32))
+        self.model_ = RidgeCV(alphas=self.alphas).fit(Z, np.asarray(Y, np.float32))
+        self.alpha_ = float(self.model_.alpha_)
         self.fit_seconds_ = time.perf_counter() - t0
         self.n_params_ = int(Z.shape[1] * np.shape(Y)[1] + np.shape(Y)[1])
         return self
