@@ -118,6 +118,7 @@ def evaluate(
     epochs: int = typer.Option(20, "--epochs", help="Training epochs of ProbeX and the dense probe."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each)."),
     max_models: int = typer.Option(None, "--max-models", help="Use at most this many models per tree."),
+    dense_seeds: int = typer.Option(1, "--dense-seeds", help="Seeds for the (slow) dense logistic probe."),
 ) -> None:
     """Evaluate ProbeX, the baselines, tree discovery and zero-shot search on a zoo; write the report."""
     from lamina.errors import InputError
@@ -130,7 +131,7 @@ def evaluate(
     except ValueError:
         raise InputError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
     cfg = EvalConfig(seeds=seed_list, probex=ProbeXConfig(epochs=epochs), workers=workers,
-                     max_models_per_tree=max_models)
+                     max_models_per_tree=max_models, dense_seeds=dense_seeds)
     rep = evaluate_zoo(zoo, cfg, log=lambda m: typer.echo(m, err=True))
     files = write_report(rep, out)
     typer.echo((out / "report.md").read_text())

@@ -6,7 +6,8 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
 
 - ``probex``: the ProbeX expert on the tree's best layer (layer sweep on validation, seed 0);
 - ``probex@L``: the expert on the tree's largest layer L, beside the dense probes on that same layer;
-- ``dense-logistic@L`` and ``ridge@L``: dense linear probes on the flattened largest layer;
+- ``dense-logistic@L`` and ``ridge@L``: dense linear probes on the flattened largest layer (the logistic one, by
+  far the slowest method, on the first ``dense_seeds`` seeds only);
 - ``statnn``: weight statistics of every layer + gradient boosting;
 - ``cross-tree@L``: one ProbeX trained on the union of all trees whose layer L has the same shape (no experts);
 - ``upper-bound``: the data-aware probe (first layer's change from the root, energy on each category's images);
@@ -51,6 +52,7 @@ class EvalConfig:
     val_fraction: float = 0.1
     max_models_per_tree: int | None = None
     energy_images: int = 32
+    dense_seeds: int = 1
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -115,7 +117,8 @@ def _sweep_task(args) -> dict:
 
 
 def _seed_task(args) -> list[dict]:
-    tree, seed, best, largest = args
+    """One part ("probex", "dense" or "cheap") of the methods for one tree and seed."""
+    part, tree, seed, best, largest = args
     _one_thread()
     d, cfg = _D["trees"][tree], _D["cfg"]
     seen, held, text = _D["seen"], _D["heldout"], _D["text"]
@@ -128,34 +131,40 @@ def _seed_task(args) -> list[dict]:
                      "fit_seconds": fit_seconds, "n_params": n_params, **extra})
 
     pcfg = ProbeXConfig(**{**cfg.probex.to_dict(), "seed": seed})
-    from lamina.weights.text import TextAligner
+    if part == "probex":
+        from lamina.weights.text import TextAligner
 
-    for layer, name in ([(best, "probex")] + ([(largest, f"probex@{largest}")] if largest != best else [])):
-        X = d["layers"][layer]
-        est = ProbeX(pcfg).fit(X[tr], Y[tr][:, seen])
-        add(name, layer, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_, est.n_params_)
-        if name == "probex":
+        for layer, name in [(best, "probex")] + ([(largest, f"probex@{largest}")] if largest != best else []):
+            X = d["layers"][layer]
+            est = ProbeX(pcfg).fit(X[tr], Y[tr][:, seen])
+            add(name, layer, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_, est.n_params_)
+            if name != "probex":
+                continue
             if largest == best:
                 add(f"probex@{largest}", layer, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_,
                     est.n_params_)
             al = TextAligner(seed=seed).fit(est.transform(X[tr]), Y[tr][:, seen], text[seen])
             zte = est.transform(X[te])
-            add("text", layer, Y[te][:, seen], al.decision_function(zte, text[seen]), al.fit_seconds_, 0)
-            add("zero-shot", layer, Y[te][:, held], al.decision_function(zte, text[held]), al.fit_seconds_, 0)
-    X = d["layers"][largest]
-    dense = DenseLinearProbe(epochs=pcfg.epochs, lr=pcfg.lr, weight_decay=pcfg.weight_decay,
-                             batch_size=pcfg.batch_size, seed=seed).fit(X[tr], Y[tr][:, seen])
-    add(f"dense-logistic@{largest}", largest, Y[te][:, seen], dense.decision_function(X[te]), dense.fit_seconds_,
-        dense.n_params_)
-    ridge = RidgeProbe().fit(X[tr], Y[tr][:, seen])
-    add(f"ridge@{largest}", largest, Y[te][:, seen], ridge.decision_function(X[te]), ridge.fit_seconds_,
-        ridge.n_params_)
-    stat = StatNN(seed=seed).fit(d["stats"][tr], Y[tr][:, seen])
-    add("statnn", "all", Y[te][:, seen], stat.predict_proba(d["stats"][te]), stat.fit_seconds_, 0)
-    if d.get("energy") is not None:
-        ub = UpperBound().fit(d["energy"][tr][:, seen], Y[tr][:, seen])
-        add("upper-bound", d["first_layer"], Y[te][:, seen], ub.predict_proba(d["energy"][te][:, seen]),
-            ub.fit_seconds_, 0)
+            add("text", layer, Y[te][:, seen], al.decision_function(zte, text[seen]), al.fit_seconds_, al.n_params_)
+            add("zero-shot", layer, Y[te][:, held], al.decision_function(zte, text[held]), al.fit_seconds_,
+                al.n_params_)
+    elif part == "dense":
+        X = d["layers"][largest]
+        dense = DenseLinearProbe(epochs=pcfg.epochs, lr=pcfg.lr, weight_decay=pcfg.weight_decay,
+                                 batch_size=pcfg.batch_size, seed=seed).fit(X[tr], Y[tr][:, seen])
+        add(f"dense-logistic@{largest}", largest, Y[te][:, seen], dense.decision_function(X[te]),
+            dense.fit_seconds_, dense.n_params_)
+    else:
+        X = d["layers"][largest]
+        ridge = RidgeProbe().fit(X[tr], Y[tr][:, seen])
+        add(f"ridge@{largest}", largest, Y[te][:, seen], ridge.decision_function(X[te]), ridge.fit_seconds_,
+            ridge.n_params_, alpha=ridge.alpha_)
+        stat = StatNN(seed=seed).fit(d["stats"][tr], Y[tr][:, seen])
+        add("statnn", "all", Y[te][:, seen], stat.predict_proba(d["stats"][te]), stat.fit_seconds_, 0)
+        if d.get("energy") is not None:
+            ub = UpperBound().fit(d["energy"][tr][:, seen], Y[tr][:, seen])
+            add("upper-bound", d["first_layer"], Y[te][:, seen], ub.predict_proba(d["energy"][te][:, seen]),
+                ub.fit_seconds_, 0)
     return rows
 
 
@@ -281,8 +290,12 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -
         groups: dict[tuple, list[str]] = {}
         for t, d in trees.items():
             groups.setdefault((d["largest"], d["layers"][d["largest"]].shape[1:]), []).append(t)
-        tasks = [("seed", (t, s, best[t]["layer"], trees[t]["largest"])) for t in trees for s in cfg.seeds]
+        # the longest tasks first, so that the two workers finish together
+        tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"]))
+                 for s in cfg.seeds[: cfg.dense_seeds] for t in trees]
         tasks += [("cross", (ts, key[0], s)) for key, ts in groups.items() if len(ts) > 1 for s in cfg.seeds]
+        tasks += [("seed", (part, t, s, best[t]["layer"], trees[t]["largest"]))
+                  for part in ("probex", "cheap") for t in trees for s in cfg.seeds]
         jobs = [pool.apply_async(_seed_task if kind == "seed" else _cross_task, (a,)) for kind, a in tasks]
         rows = []
         for j in jobs:

@@ -52,8 +52,8 @@ def markdown(report: dict) -> str:
         + ", ".join(report["categories"]["heldout"]) + ".",
         "",
         "| tree | method | layer | mAP | mAP chance | AUC (chance 0.5) | per-class acc. | acc. chance | "
-        "trainable params | fit time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "trainable params | fit time (s) | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in trees:
         for m in methods:
@@ -66,7 +66,8 @@ def markdown(report: dict) -> str:
 
             params = f"{a['n_params'][0]:,.0f}" if a["n_params"][0] > 0 else "n/a"
             lines.append(f"| {t} | {m} | {a['layer']} | {pm('map')} | {a['map_chance'][0]:.3f} | {pm('auc')} | "
-                         f"{pm('accuracy')} | {a['accuracy_chance'][0]:.3f} | {params} | {pm('fit_seconds', 1)} |")
+                         f"{pm('accuracy')} | {a['accuracy_chance'][0]:.3f} | {params} | {pm('fit_seconds', 1)} | "
+                         f"{a['n_seeds']} |")
     d = report["discovery"]
     lines += ["", f"Tree discovery from weights alone: adjusted Rand index {d['ari']:.3f} "
               f"({d['n_found']} trees found, {d['n_true']} true; {d['seconds']:.0f} s)."]

@@ -114,6 +114,7 @@ class TextAligner:
             opt.step()
         self.net_.eval()
         self.fit_seconds_ = time.perf_counter() - t0
+        self.n_params_ = int(sum(p.numel() for p in self.net_.parameters()))
         return self
 
     @torch.no_grad()
