@@ -7,9 +7,10 @@
   (scikit-learn's RidgeCV; with more numbers per layer than models it works on the models' Gram matrix).
 - :class:`StatNN`: per-layer weight statistics (mean, std, quantiles, mean |w|) of every layer, fed to gradient
   boosting, one classifier per category (Unterthiner et al.'s StatNN with boosting in place of the MLP).
-- :class:`UpperBound`: a data-aware probe that *uses images*: the energy of the first layer's change from the root,
-  applied to each category's centred images, fed to a logistic regression. It checks that what a model was trained
-  on is written in its weights; weight-only probes are judged against it.
+- :class:`UpperBound`: data-aware probes that *use images*, to check that what a model was trained on is written in
+  its weights: (a) the first layer's change from the root applied to each category's centred mean image
+  (:func:`first_layer_response`); (b) the whole model run on each category's images (:func:`behaviour`: how
+  consistently and confidently it classifies them). Per category, a logistic regression on its own features.
 """
 
 from __future__ import annotations
@@ -132,49 +133,62 @@ class StatNN:
         return np.stack(cols, axis=1)
 
 
-def first_layer_energy(delta: np.ndarray, images: np.ndarray, kind: str) -> np.ndarray:
-    """Energy of a first-layer weight change on each category's images.
+def first_layer_response(delta: np.ndarray, means: np.ndarray, kind: str) -> np.ndarray:
+    """Response of a first-layer weight change to each category's centred mean image.
 
     Args:
         delta: the layer's change from the root: (out, 784) for a linear layer, (C_out, 1, k, k) for a convolution.
-        images: (C, M, 28, 28) float32 centred images, M per category.
+        means: (C, 28, 28) float32 mean image of each category minus the mean over all categories.
         kind: ``"linear"`` or ``"conv"``.
 
     Returns:
-        (C,) mean squared response per category divided by the change's squared norm.
+        (C, F) float32: the change (scaled to unit norm) applied to each mean image (F = out for a linear layer;
+        C_out x 7 x 7 average-pooled maps for a convolution).
     """
-    c, m = images.shape[:2]
-    x = torch.from_numpy(np.ascontiguousarray(images.reshape(c * m, 28, 28), dtype=np.float32))
     d = torch.from_numpy(np.ascontiguousarray(delta, dtype=np.float32))
+    d = d / max(float(d.norm()), 1e-12)
+    x = torch.from_numpy(np.ascontiguousarray(means, dtype=np.float32))
     with torch.no_grad():
         if kind == "linear":
-            r = x.reshape(c * m, -1) @ d.T
+            r = x.reshape(len(x), -1) @ d.T
         elif kind == "conv":
-            r = nn.functional.conv2d(x[:, None], d, padding=d.shape[-1] // 2).flatten(1)
+            r = nn.functional.avg_pool2d(nn.functional.conv2d(x[:, None], d, padding=d.shape[-1] // 2), 4).flatten(1)
         else:
             raise InputError(f"kind: expected 'linear' or 'conv', got {kind!r}")
-        e = (r**2).sum(1).reshape(c, m).mean(1)
-    return (e / max(float((d**2).sum()), 1e-12)).numpy()
+    return r.numpy()
+
+
+@torch.no_grad()
+def behaviour(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    """How a whole model treats each category's images: (C, 2) = (share of the most frequent predicted class,
+    mean top softmax probability), from images (C, M, 28, 28) float32 in [0, 1]."""
+    c, m = images.shape[:2]
+    p = torch.softmax(model(torch.from_numpy(images.reshape(c * m, 28, 28))), dim=1).reshape(c, m, -1)
+    pred = p.argmax(2).numpy()
+    mode = np.array([np.bincount(row).max() / m for row in pred])
+    return np.stack([mode, p.max(2).values.mean(1).numpy()], axis=1).astype(np.float32)
 
 
 class UpperBound:
-    """Logistic regression on per-category energies (log, standardised) computed with images."""
+    """Data-aware probe: per category, a logistic regression on that category's own features F[:, c, :]."""
 
-    def fit(self, E, Y) -> UpperBound:
+    def fit(self, F, Y) -> UpperBound:
         from sklearn.linear_model import LogisticRegression
 
         t0 = time.perf_counter()
-        E = np.log(np.asarray(E, np.float64) + 1e-12)
-        self.mu_, self.sd_ = E.mean(0), E.std(0) + 1e-9
-        Z = (E - self.mu_) / self.sd_
+        F = np.asarray(F, np.float64)
+        self.mu_, self.sd_ = F.mean(0), F.std(0) + 1e-9  # (C, k)
+        Z = (F - self.mu_) / self.sd_
         self.models_ = []
         for c in range(Y.shape[1]):
             yc = np.asarray(Y)[:, c]
-            self.models_.append(float(yc[0]) if yc.min() == yc.max() else LogisticRegression(C=1.0).fit(Z, yc))
+            self.models_.append(float(yc[0]) if yc.min() == yc.max()
+                                else LogisticRegression(C=0.1, max_iter=500).fit(Z[:, c], yc))
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
-    def predict_proba(self, E) -> np.ndarray:
-        Z = (np.log(np.asarray(E, np.float64) + 1e-12) - self.mu_) / self.sd_
-        cols = [np.full(len(Z), m) if isinstance(m, float) else m.predict_proba(Z)[:, 1] for m in self.models_]
+    def predict_proba(self, F) -> np.ndarray:
+        Z = (np.asarray(F, np.float64) - self.mu_) / self.sd_
+        cols = [np.full(len(Z), m) if isinstance(m, float) else m.predict_proba(Z[:, c])[:, 1]
+                for c, m in enumerate(self.models_)]
         return np.stack(cols, axis=1)

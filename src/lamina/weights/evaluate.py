@@ -10,7 +10,8 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
   far the slowest method, on the first ``dense_seeds`` seeds only);
 - ``statnn``: weight statistics of every layer + gradient boosting;
 - ``cross-tree@L``: one ProbeX trained on the union of all trees whose layer L has the same shape (no experts);
-- ``upper-bound``: the data-aware probe (first layer's change from the root, energy on each category's images);
+- ``upper-bound (layer)`` and ``upper-bound (model)``: data-aware probes that use images (the first layer's change
+  from the root applied to each category's mean image; the whole model run on each category's images);
 - ``text`` and ``zero-shot``: the text aligner on the expert's representation, on seen / held-out categories.
 
 Trees are also discovered from weights alone and compared with the true trees (adjusted Rand index).
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lamina.errors import InputError
 from lamina.weights.baselines import (
@@ -31,7 +33,8 @@ from lamina.weights.baselines import (
     RidgeProbe,
     StatNN,
     UpperBound,
-    first_layer_energy,
+    behaviour,
+    first_layer_response,
     weight_statistics,
 )
 from lamina.weights.catalogue import Catalogue
@@ -161,10 +164,10 @@ def _seed_task(args) -> list[dict]:
             ridge.n_params_, alpha=ridge.alpha_)
         stat = StatNN(seed=seed).fit(d["stats"][tr], Y[tr][:, seen])
         add("statnn", "all", Y[te][:, seen], stat.predict_proba(d["stats"][te]), stat.fit_seconds_, 0)
-        if d.get("energy") is not None:
-            ub = UpperBound().fit(d["energy"][tr][:, seen], Y[tr][:, seen])
-            add("upper-bound", d["first_layer"], Y[te][:, seen], ub.predict_proba(d["energy"][te][:, seen]),
-                ub.fit_seconds_, 0)
+        for name, key in (("upper-bound (layer)", "response"), ("upper-bound (model)", "behaviour")):
+            ub = UpperBound().fit(d[key][tr][:, seen], Y[tr][:, seen])
+            layer = d["first_layer"] if key == "response" else "all + images"
+            add(name, layer, Y[te][:, seen], ub.predict_proba(d[key][te][:, seen]), ub.fit_seconds_, 0)
     return rows
 
 
@@ -190,34 +193,39 @@ def _cross_task(args) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------ loading
-def _load_tree(zoo: Path, models: list[dict], root_path: Path, pools: np.ndarray | None, log) -> dict:
-    """Read every model of a tree once: all candidate layers, StatNN statistics, first-layer energies."""
+def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, images: np.ndarray, log) -> dict:
+    """Read every model of a tree once: all candidate layers, StatNN statistics, the data-aware features."""
     from lamina.errors import CheckpointError
+    from lamina.weights.models import ArchConfig, build_model
 
     root = read_state(root_path)
     layers = candidate_layers(root)
     first = "fc1" if "conv1" not in layers else "conv1"
+    means = images.mean(1)
+    means = means - means.mean(0, keepdims=True)  # (C, 28, 28) centred category means
     mats: dict[str, list] = {k: [] for k in layers}
-    stats, energy, ids, cats, skipped = [], [], [], [], []
+    stats, resp, behav, ids, cats, skipped = [], [], [], [], [], []
     for m in models:
         try:
             st = read_state(zoo / m["path"])
             got = {k: layer_from_state(st, k, source=m["path"]) for k in layers}
-        except (CheckpointError, InputError) as exc:
+            net = build_model(ArchConfig.from_dict(arch), len(m["categories"]), seed=0)
+            net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in st.items()}, strict=True)
+        except (CheckpointError, InputError, RuntimeError) as exc:
             skipped.append(str(exc))
             log(f"warning: skipped {exc}")
             continue
         for k in layers:
             mats[k].append(got[k])
         stats.append(weight_statistics(st))
-        if pools is not None:
-            delta = np.asarray(st[f"{first}.weight"]) - np.asarray(root[f"{first}.weight"])
-            energy.append(first_layer_energy(delta, pools, "conv" if first == "conv1" else "linear"))
+        delta = np.asarray(st[f"{first}.weight"]) - np.asarray(root[f"{first}.weight"])
+        resp.append(first_layer_response(delta, means, "conv" if first == "conv1" else "linear"))
+        behav.append(behaviour(net.eval(), images))
         ids.append(m["id"])
         cats.append(m["categories"])
     return {"ids": ids, "cats": cats, "layers": {k: np.stack(v) for k, v in mats.items()},
-            "stats": np.stack(stats), "energy": np.stack(energy) if energy else None, "first_layer": first,
-            "skipped": skipped}
+            "stats": np.stack(stats), "response": np.stack(resp), "behaviour": np.stack(behav),
+            "first_layer": first, "skipped": skipped}
 
 
 def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -> dict:
@@ -258,8 +266,7 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -
     # load every tree
     vocab_obj = vocabulary(views)
     imgs = category_pools(vocab_obj, cfg.energy_images, split="test", seed=zcfg.get("seed", 0) + 1)
-    imgs = imgs.astype(np.float32) / 255.0
-    imgs = imgs - imgs.mean(axis=(0, 1), keepdims=True)
+    imgs = imgs.astype(np.float32) / 255.0  # (C, M, 28, 28), test-split images the zoo never trained on
     trees = {}
     for tname in sorted(roots):
         ms = [m for m in models if m["tree"] == tname]
@@ -269,7 +276,7 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -
             log(f"tree {tname}: only {len(ms)} models, left out")
             continue
         log(f"loading tree {tname} ({len(ms)} models)")
-        d = _load_tree(zoo, ms, zoo / roots[tname]["path"], imgs, log)
+        d = _load_tree(zoo, ms, zoo / roots[tname]["path"], roots[tname]["arch"], imgs, log)
         d["Y"] = labels_matrix(d["cats"], len(vocab))
         d["largest"] = max(d["layers"], key=lambda k: int(np.prod(d["layers"][k].shape[1:])))
         trees[tname] = d
