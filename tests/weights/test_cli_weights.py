@@ -109,7 +109,7 @@ def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
     assert r.exit_code == 0, r.output
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     methods = {row["method"] for row in rep["rows"]}
-    assert {"probex", "statnn", "zero-shot", "upper-bound (layer)", "upper-bound (model)", "cross-tree@fc1"} <= methods
+    assert {"probex", "statnn", "zero-shot", "data-aware (layer)", "data-aware (model)", "cross-tree@fc1"} <= methods
     assert any(m.startswith("dense-logistic@") for m in methods)
     assert rep["discovery"]["ari"] == 1.0
     assert all(row["map_chance"] > 0 for row in rep["rows"])

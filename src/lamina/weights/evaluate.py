@@ -10,7 +10,7 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
   far the slowest method, on the first ``dense_seeds`` seeds only);
 - ``statnn``: weight statistics of every layer + gradient boosting;
 - ``cross-tree@L``: one ProbeX trained on the union of all trees whose layer L has the same shape (no experts);
-- ``upper-bound (layer)`` and ``upper-bound (model)``: data-aware probes that use images (the first layer's change
+- ``data-aware (layer)`` and ``data-aware (model)``: data-aware probes that use images (the first layer's change
   from the root applied to each category's mean image; the whole model run on each category's images);
 - ``text`` and ``zero-shot``: the text aligner on the expert's representation, on seen / held-out categories.
 
@@ -164,7 +164,7 @@ def _seed_task(args) -> list[dict]:
             ridge.n_params_, alpha=ridge.alpha_)
         stat = StatNN(seed=seed).fit(d["stats"][tr], Y[tr][:, seen])
         add("statnn", "all", Y[te][:, seen], stat.predict_proba(d["stats"][te]), stat.fit_seconds_, 0)
-        for name, key in (("upper-bound (layer)", "response"), ("upper-bound (model)", "behaviour")):
+        for name, key in (("data-aware (layer)", "response"), ("data-aware (model)", "behaviour")):
             ub = UpperBound().fit(d[key][tr][:, seen], Y[tr][:, seen])
             layer = d["first_layer"] if key == "response" else "all + images"
             add(name, layer, Y[te][:, seen], ub.predict_proba(d[key][te][:, seen]), ub.fit_seconds_, 0)

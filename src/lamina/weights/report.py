@@ -14,7 +14,7 @@ METRICS = ("map", "map_chance", "auc", "accuracy", "accuracy_chance", "fit_secon
 
 def _method_order(m: str) -> tuple:
     order = ["probex", "probex@", "dense-logistic@", "ridge@", "statnn", "cross-tree@", "text", "zero-shot",
-             "upper-bound (layer)", "upper-bound (model)"]
+             "data-aware (layer)", "data-aware (model)"]
     for i, p in enumerate(order):
         if m == p or (p.endswith("@") and m.startswith(p)):
             return (i, m)
