@@ -237,6 +237,7 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -
     cfg = cfg or EvalConfig()
     zoo = Path(zoo)
     t_start = time.perf_counter()
+    torch.set_num_threads(1)  # the main process reads and fingerprints; the workers train, one thread each
     with Catalogue(zoo) as cat:
         models, roots, vocab = cat.models(), cat.roots(), cat.get_meta("vocabulary", [])
         zcfg = cat.get_meta("config", {})
