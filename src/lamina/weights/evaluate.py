@@ -193,6 +193,26 @@ def _cross_task(args) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------ loading
+def _load_chunk(args) -> dict:
+    """Worker: :func:`_load_tree` on a chunk of models (the images come from the forked parent)."""
+    zoo, models, root_path, arch = args
+    _one_thread()
+    return _load_tree(zoo, models, root_path, arch, _D["images"], lambda m: None)
+
+
+def _merge(parts: list[dict]) -> dict:
+    out = {"ids": [], "cats": [], "skipped": [], "first_layer": parts[0]["first_layer"]}
+    for p in parts:
+        out["ids"] += p["ids"]
+        out["cats"] += p["cats"]
+        out["skipped"] += p["skipped"]
+    full = [p for p in parts if p["ids"]]
+    out["layers"] = {k: np.concatenate([p["layers"][k] for p in full]) for k in full[0]["layers"]} if full else {}
+    for k in ("stats", "response", "behaviour"):
+        out[k] = np.concatenate([p[k] for p in full]) if full else None
+    return out
+
+
 def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, images: np.ndarray, log) -> dict:
     """Read every model of a tree once: all candidate layers, StatNN statistics, the data-aware features."""
     from lamina.errors import CheckpointError
@@ -223,6 +243,8 @@ def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, image
         behav.append(behaviour(net.eval(), images))
         ids.append(m["id"])
         cats.append(m["categories"])
+    if not ids:
+        return {"ids": [], "cats": [], "layers": {}, "skipped": skipped, "first_layer": first}
     return {"ids": ids, "cats": cats, "layers": {k: np.stack(v) for k, v in mats.items()},
             "stats": np.stack(stats), "response": np.stack(resp), "behaviour": np.stack(behav),
             "first_layer": first, "skipped": skipped}
@@ -269,23 +291,34 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -
     imgs = category_pools(vocab_obj, cfg.energy_images, split="test", seed=zcfg.get("seed", 0) + 1)
     imgs = imgs.astype(np.float32) / 255.0  # (C, M, 28, 28), test-split images the zoo never trained on
     trees = {}
-    for tname in sorted(roots):
-        ms = [m for m in models if m["tree"] == tname]
-        if cfg.max_models_per_tree:
-            ms = ms[: cfg.max_models_per_tree]
-        if len(ms) < 20:
-            log(f"tree {tname}: only {len(ms)} models, left out")
-            continue
-        log(f"loading tree {tname} ({len(ms)} models)")
-        d = _load_tree(zoo, ms, zoo / roots[tname]["path"], roots[tname]["arch"], imgs, log)
-        d["Y"] = labels_matrix(d["cats"], len(vocab))
+    _D.clear()
+    _D["images"] = imgs
+    ctx = mp.get_context("fork")
+    with ctx.Pool(cfg.workers) as pool:
+        for tname in sorted(roots):
+            ms = [m for m in models if m["tree"] == tname]
+            if cfg.max_models_per_tree:
+                ms = ms[: cfg.max_models_per_tree]
+            if len(ms) < 20:
+                log(f"tree {tname}: only {len(ms)} models, left out")
+                continue
+            log(f"loading tree {tname} ({len(ms)} models)")
+            chunks = [(zoo, ms[i : i + 50], zoo / roots[tname]["path"], roots[tname]["arch"])
+                      for i in range(0, len(ms), 50)]
+            d = _merge(pool.map(_load_chunk, chunks))
+            for msg in d["skipped"]:
+                log(f"warning: skipped {msg}")
+            if len(d["ids"]) < 20:
+                log(f"tree {tname}: only {len(d['ids'])} readable models, left out")
+                continue
+            d["Y"] = labels_matrix(d["cats"], len(vocab))
+            trees[tname] = d
+    for d in trees.values():
         d["largest"] = max(d["layers"], key=lambda k: int(np.prod(d["layers"][k].shape[1:])))
-        trees[tname] = d
     if not trees:
         raise InputError(f"zoo: {zoo} has no tree with at least 20 readable models")
     _D.clear()
     _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text)
-    ctx = mp.get_context("fork")
     with ctx.Pool(cfg.workers) as pool:
         sweep = pool.map(_sweep_task, [(t, k) for t, d in trees.items() for k in d["layers"]], chunksize=1)
         best = {}
