@@ -57,3 +57,11 @@ def test_errors_name_the_problem():
         est.predict(bad)
     with pytest.raises(InputError, match="r_u"):
         ProbeXConfig(r_u=0)
+
+
+def test_public_api_is_reachable_lazily():
+    import lamina.weights as w
+
+    assert w.ProbeX is ProbeX and callable(w.build_zoo) and callable(w.search_text)
+    with pytest.raises(AttributeError):
+        w.nothing_here  # noqa: B018
