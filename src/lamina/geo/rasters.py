@@ -60,6 +60,12 @@ class Field:
         month = np.asarray(month)
         return month - 1 if self.monthly else np.zeros_like(month)
 
+    def raw_array(self) -> np.ndarray:
+        """(layers, height, width) values as the source stores them (native dtype, not decoded). Loads the
+        whole field: meant for the small offline fields (storage benchmarks), not for 30-arc-second stacks."""
+        g, r = self.grid, self.reader
+        return np.stack([np.asarray(r.read_raw(k, 0, g.height, 0, g.width)) for k in range(r.n_layers)])
+
     def values_at(self, lon: np.ndarray, lat: np.ndarray, month: np.ndarray) -> np.ndarray:
         """(N,) float32 values at the points (degrees, months 1..12); NaN outside the grid or where no data."""
         out = np.full(lon.shape, np.nan, dtype=np.float32)
@@ -315,6 +321,9 @@ class _MonthlyTiffs(Reader):
         self.readers = list(readers)
         self.grid = readers[0].grid
         self.n_layers = len(readers)
+
+    def read_raw(self, layer, r0, r1, c0, c1):
+        return self.readers[layer].read_raw(0, r0, r1, c0, c1)
 
     def read(self, layer, r0, r1, c0, c1):
         return self.readers[layer].read(0, r0, r1, c0, c1)

@@ -1,0 +1,144 @@
+"""Speed of lamina.geo: embedding throughput and pretraining samples/s against this machine's matmul rate.
+
+All rates are measured in the same run as the float32 matmul rate (a (4096 x 512) @ (512 x 512) product), so
+the ratios hold on any machine. Writes benchmarks/results/geo_speed.{json,md}.
+
+    python benchmarks/geo_speed.py                 # all measurements (~10 minutes on 2 cores)
+    python benchmarks/geo_speed.py --memory-rows 10000000   # + peak memory of a 10M-row Parquet file
+
+Targets (issue 2): embedding >= 80% of the matmul rate at large batches; pretraining >= 70% of the
+matmul-derived bound (3 x forward FLOPs per sample); peak memory < 2 GB for a 10M-row Parquet file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import best_time, machine, matmul_gflops, write_results
+from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
+from lamina.geo.grid import Variable
+
+
+def forward_flops(cfg: EncoderConfig) -> int:
+    """Matmul FLOPs of one point through the SIREN (2 x multiply-adds of every linear layer, head excluded)."""
+    m = ClimateModule(cfg)
+    return sum(2 * l.in_features * l.out_features for l in m.siren.modules() if isinstance(l, torch.nn.Linear))
+
+
+def encoder(cfg: EncoderConfig) -> ClimateEncoder:
+    torch.manual_seed(0)
+    return ClimateEncoder(ClimateModule(cfg), [Variable(f"v{i}", "1") for i in range(cfg.n_variables)],
+                          np.zeros(cfg.n_variables), np.ones(cfg.n_variables))
+
+
+def embed_rates(enc: ClimateEncoder, batches, flops: int, gflops_ref: float, precision="float32") -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in batches:
+        lon, lat = rng.uniform(-180, 180, n), rng.uniform(-90, 90, n)
+        rounds = 1 if n >= 200_000 else 5
+        t = best_time(lambda lon=lon, lat=lat: enc.embed(lon=lon, lat=lat, month=6, precision=precision),
+                      repeat=rounds, min_time=0.3 if n < 200_000 else 0.0)
+        rate = n / t
+        rows.append({"batch": n, "precision": precision, "points_per_s": rate, "gflops": rate * flops / 1e9,
+                     "fraction_of_matmul": rate * flops / 1e9 / gflops_ref})
+    return rows
+
+
+def train_rate(cfg: EncoderConfig, batch: int, steps: int = 4) -> float:
+    torch.manual_seed(0)
+    m = ClimateModule(cfg)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    x, y = torch.rand(batch, cfg.dim_in) * 2 - 1, torch.randn(batch, cfg.n_variables)
+
+    def step():
+        loss = (m(x)[1] - y).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 0.5)
+        opt.step()
+
+    return batch / best_time(step, repeat=steps, min_time=0.0)
+
+
+def peak_memory(rows: int, checkpoint: str | None) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        src, dst = Path(d) / "points.parquet", Path(d) / "out.parquet"
+        rng = np.random.default_rng(0)
+        with pq.ParquetWriter(src, pa.schema([("lon", pa.float64()), ("lat", pa.float64())])) as w:
+            for s in range(0, rows, 1_000_000):
+                n = min(1_000_000, rows - s)
+                w.write_table(pa.table({"lon": rng.uniform(-180, 180, n), "lat": rng.uniform(-90, 90, n)}))
+        cmd = [sys.executable, "-m", "lamina.cli", "geo", "embed", str(src), "-o", str(dst), "--month", "6",
+               "--no-progress"] + (["-c", checkpoint] if checkpoint else [])
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - t
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return {"rows": rows, "peak_rss_mb": peak_kb / 1024, "wall_s": wall, "output_mb": dst.stat().st_size / 2**20}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large", type=int, default=1_000_000, help="points of the largest embedding batch")
+    ap.add_argument("--memory-rows", type=int, default=0, help="rows of the Parquet peak-memory test (0: skip)")
+    ap.add_argument("--checkpoint", default=None, help="checkpoint for the memory test (default: bundled)")
+    args = ap.parse_args()
+    gflops = matmul_gflops()
+    gflops_bf16 = matmul_gflops(dtype=torch.bfloat16)
+    paper = EncoderConfig(n_variables=10)  # 16 x 512 -> 256, the paper's architecture
+    results = {"machine": machine(), "matmul_gflops_fp32": gflops, "matmul_gflops_bf16": gflops_bf16,
+               "architectures": {}}
+    from lamina.geo.encoder import load
+
+    bundled = load().config
+    configs = {"paper 16x512": paper}
+    if (bundled.num_layers, bundled.dim_hidden) != (16, 512):
+        configs[f"bundled {bundled.num_layers}x{bundled.dim_hidden}"] = bundled
+    for name, cfg in configs.items():
+        enc = encoder(cfg)
+        flops = forward_flops(cfg)
+        rows = embed_rates(enc, [1, 64, 4096, args.large], flops, gflops)
+        rows += embed_rates(enc, [4096, args.large], flops, gflops, precision="bfloat16")
+        tr = train_rate(cfg, 8192)
+        bound = gflops * 1e9 / (3 * flops)
+        results["architectures"][name] = {
+            "config": cfg.to_dict(), "forward_mflop_per_point": flops / 1e6, "embed": rows,
+            "train_samples_per_s": tr, "train_bound_samples_per_s": bound, "train_fraction_of_bound": tr / bound,
+        }
+        print(name, f"train {tr:,.0f}/s = {tr / bound:.0%} of bound", flush=True)
+    if args.memory_rows:
+        results["peak_memory"] = peak_memory(args.memory_rows, args.checkpoint)
+    md = [f"# lamina.geo speed ({results['machine']['cpus']} CPUs, torch {results['machine']['torch']})", "",
+          f"float32 matmul rate, same run: **{gflops:.1f} GFLOP/s** (bfloat16: {gflops_bf16:.1f})", ""]
+    for name, a in results["architectures"].items():
+        md += [f"## {name} ({a['forward_mflop_per_point']:.2f} MFLOP per point)", "",
+               "| batch | precision | points/s | GFLOP/s | of fp32 matmul rate |", "|---|---|---|---|---|"]
+        md += [f"| {r['batch']:,} | {r['precision']} | {r['points_per_s']:,.0f} | {r['gflops']:.1f} | "
+               f"{r['fraction_of_matmul']:.0%} |" for r in a["embed"]]
+        md += ["", f"pretraining (batch 8192, AdamW, clipping): **{a['train_samples_per_s']:,.0f} samples/s**, "
+               f"{a['train_fraction_of_bound']:.0%} of the matmul bound ({a['train_bound_samples_per_s']:,.0f}/s)",
+               ""]
+    if "peak_memory" in results:
+        p = results["peak_memory"]
+        md += [f"Embedding a {p['rows']:,}-row Parquet file (bundled encoder, one month): peak RSS "
+               f"**{p['peak_rss_mb']:,.0f} MB**, {p['wall_s']:.0f} s.", ""]
+    write_results("geo_speed", results, "\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

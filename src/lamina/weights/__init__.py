@@ -1,0 +1,51 @@
+"""Learning on model weights (ProbeX): what a model was trained on, read from one layer of its weights.
+
+Reference: Horwitz et al., "Learning on Model Weights using Tree Experts", CVPR 2025 (arXiv 2410.13569).
+
+Typical use::
+
+    from lamina.weights import ZooConfig, build_zoo, ProbeXMixture, TrainConfig, search_text
+    build_zoo(ZooConfig.load("small"), "zoo/", workers=2)          # real images, offline
+    mix = ProbeXMixture(TrainConfig()).fit_zoo("zoo/")               # trees from weights, one expert each
+    mix.predict_file("zoo/models/mlp-digits/mlp-digits-00001.safetensors")["probabilities"]   # (60,)
+    search_text(mix, "a photo of a sneaker, upside down", top=5)
+
+Modules: ``data`` (image vocabulary), ``models`` (zoo architectures), ``zoo`` and ``catalogue`` (building and
+storing zoos), ``layers`` (reshape rules, reading layers), ``probex`` (the expert), ``trees`` (discovery, routing),
+``experts`` (mixture of experts), ``text`` and ``search``, ``baselines``, ``metrics``, ``evaluate`` and ``report``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ZooConfig": "lamina.weights.zoo",
+    "build_zoo": "lamina.weights.zoo",
+    "Catalogue": "lamina.weights.catalogue",
+    "ProbeX": "lamina.weights.probex",
+    "ProbeXConfig": "lamina.weights.probex",
+    "ProbeXMixture": "lamina.weights.experts",
+    "TrainConfig": "lamina.weights.experts",
+    "discover_trees": "lamina.weights.trees",
+    "fingerprint_files": "lamina.weights.trees",
+    "adjusted_rand": "lamina.weights.trees",
+    "Router": "lamina.weights.trees",
+    "embed_text": "lamina.weights.text",
+    "TextAligner": "lamina.weights.text",
+    "search_text": "lamina.weights.search",
+    "search_like": "lamina.weights.search",
+    "multilabel_metrics": "lamina.weights.metrics",
+    "read_layer": "lamina.weights.layers",
+    "reshape_weight": "lamina.weights.layers",
+    "EvalConfig": "lamina.weights.evaluate",
+    "evaluate_zoo": "lamina.weights.evaluate",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lamina.weights' has no attribute {name!r}")

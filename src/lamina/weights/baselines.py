@@ -1,0 +1,194 @@
+"""Baselines ProbeX is measured against, on the same splits (scikit-learn style multi-label estimators).
+
+- :class:`DenseLinearProbe`: logistic regression on the whole flattened layer (after the same centring and
+  scaling as ProbeX), trained with the same optimiser, batch size and epochs as ProbeX: one weight per input
+  number and category.
+- :class:`RidgeProbe`: ridge regression on the flattened layer, solved in closed form, penalty by leave-one-out
+  (scikit-learn's RidgeCV; with more numbers per layer than models it works on the models' Gram matrix).
+- :class:`StatNN`: per-layer weight statistics (mean, std, quantiles, mean |w|) of every layer, fed to gradient
+  boosting, one classifier per category (Unterthiner et al.'s StatNN with boosting in place of the MLP).
+- :class:`UpperBound`: data-aware probes that *use images*, to check that what a model was trained on is written in
+  its weights: (a) the first layer's change from the root applied to each category's centred mean image
+  (:func:`first_layer_response`); (b) the whole model run on each category's images (:func:`behaviour`: how
+  consistently and confidently it classifies them). Per category, a logistic regression on its own features.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamina.errors import InputError
+from lamina.weights.probex import preprocess
+
+
+class DenseLinearProbe:
+    """Multi-label logistic regression on the flattened (d_H, d_W) layer."""
+
+    def __init__(self, epochs: int = 40, lr: float = 1e-3, weight_decay: float = 1e-5, batch_size: int = 32,
+                 seed: int = 0):
+        self.epochs, self.lr, self.weight_decay, self.batch_size, self.seed = epochs, lr, weight_decay, batch_size, seed
+
+    def fit(self, X, Y) -> DenseLinearProbe:
+        X = np.asarray(X, np.float32)
+        Y = np.asarray(Y, np.float32)
+        t0 = time.perf_counter()
+        self.mean_ = X.mean(0)
+        xt = torch.from_numpy(preprocess(X, self.mean_, True).reshape(len(X), -1))
+        yt = torch.from_numpy(Y)
+        torch.manual_seed(self.seed)
+        self.net_ = nn.Linear(xt.shape[1], Y.shape[1])
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(self.seed)
+        for _ in range(self.epochs):
+            order = torch.randperm(len(xt), generator=gen)
+            for s in range(0, len(xt), self.batch_size):
+                idx = order[s : s + self.batch_size]
+                loss = nn.functional.binary_cross_entropy_with_logits(self.net_(xt[idx]), yt[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_params_ = int(sum(p.numel() for p in self.net_.parameters()))
+        return self
+
+    @torch.no_grad()
+    def decision_function(self, X) -> np.ndarray:
+        X = np.asarray(X, np.float32)
+        return self.net_(torch.from_numpy(preprocess(X, self.mean_, True).reshape(len(X), -1))).numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+
+
+class RidgeProbe:
+    """Ridge regression of the 0/1 labels on the flattened layer (closed form); the penalty is picked among
+    ``alphas`` by efficient leave-one-out cross-validation on the training models (scikit-learn's RidgeCV)."""
+
+    def __init__(self, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)):
+        self.alphas = alphas
+
+    def fit(self, X, Y) -> RidgeProbe:
+        from sklearn.linear_model import RidgeCV
+
+        X = np.asarray(X, np.float32)
+        t0 = time.perf_counter()
+        self.mean_ = X.mean(0)
+        Z = preprocess(X, self.mean_, True).reshape(len(X), -1)
+        self.model_ = RidgeCV(alphas=self.alphas).fit(Z, np.asarray(Y, np.float32))
+        self.alpha_ = float(self.model_.alpha_)
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_params_ = int(Z.shape[1] * np.shape(Y)[1] + np.shape(Y)[1])
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        X = np.asarray(X, np.float32)
+        return self.model_.predict(preprocess(X, self.mean_, True).reshape(len(X), -1))
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.clip(self.decision_function(X), 0.0, 1.0)
+
+
+def weight_statistics(state: dict) -> np.ndarray:
+    """StatNN features of one model: 8 statistics of every body tensor (sorted by name, head excluded), (F,)."""
+    feats = []
+    for k in sorted(state):
+        if k.startswith("head."):
+            continue
+        w = np.asarray(state[k], np.float64).ravel()
+        q = np.quantile(w, [0.0, 0.25, 0.5, 0.75, 1.0])
+        feats.extend([w.mean(), w.std(), np.abs(w).mean(), *q])
+    return np.asarray(feats, dtype=np.float32)
+
+
+class StatNN:
+    """Gradient boosting on weight statistics, one binary classifier per category."""
+
+    def __init__(self, max_iter: int = 60, seed: int = 0):
+        self.max_iter, self.seed = max_iter, seed
+
+    def fit(self, F, Y) -> StatNN:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        F, Y = np.asarray(F, np.float32), np.asarray(Y)
+        t0 = time.perf_counter()
+        self.models_: list = []
+        for c in range(Y.shape[1]):
+            yc = Y[:, c]
+            if yc.min() == yc.max():
+                self.models_.append(float(yc[0]))
+                continue
+            m = HistGradientBoostingClassifier(max_iter=self.max_iter, learning_rate=0.1, random_state=self.seed)
+            self.models_.append(m.fit(F, yc))
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_params_ = 0  # trees, not trained weights: reported as n/a
+        return self
+
+    def predict_proba(self, F) -> np.ndarray:
+        F = np.asarray(F, np.float32)
+        cols = [np.full(len(F), m) if isinstance(m, float) else m.predict_proba(F)[:, 1] for m in self.models_]
+        return np.stack(cols, axis=1)
+
+
+def first_layer_response(delta: np.ndarray, means: np.ndarray, kind: str) -> np.ndarray:
+    """Response of a first-layer weight change to each category's centred mean image.
+
+    Args:
+        delta: the layer's change from the root: (out, 784) for a linear layer, (C_out, 1, k, k) for a convolution.
+        means: (C, 28, 28) float32 mean image of each category minus the mean over all categories.
+        kind: ``"linear"`` or ``"conv"``.
+
+    Returns:
+        (C, F) float32: the change (scaled to unit norm) applied to each mean image (F = out for a linear layer;
+        C_out x 7 x 7 average-pooled maps for a convolution).
+    """
+    d = torch.from_numpy(np.ascontiguousarray(delta, dtype=np.float32))
+    d = d / max(float(d.norm()), 1e-12)
+    x = torch.from_numpy(np.ascontiguousarray(means, dtype=np.float32))
+    with torch.no_grad():
+        if kind == "linear":
+            r = x.reshape(len(x), -1) @ d.T
+        elif kind == "conv":
+            r = nn.functional.avg_pool2d(nn.functional.conv2d(x[:, None], d, padding=d.shape[-1] // 2), 4).flatten(1)
+        else:
+            raise InputError(f"kind: expected 'linear' or 'conv', got {kind!r}")
+    return r.numpy()
+
+
+@torch.no_grad()
+def behaviour(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    """How a whole model treats each category's images: (C, 2) = (share of the most frequent predicted class,
+    mean top softmax probability), from images (C, M, 28, 28) float32 in [0, 1]."""
+    c, m = images.shape[:2]
+    p = torch.softmax(model(torch.from_numpy(images.reshape(c * m, 28, 28))), dim=1).reshape(c, m, -1)
+    pred = p.argmax(2).numpy()
+    mode = np.array([np.bincount(row).max() / m for row in pred])
+    return np.stack([mode, p.max(2).values.mean(1).numpy()], axis=1).astype(np.float32)
+
+
+class UpperBound:
+    """Data-aware probe: per category, a logistic regression on that category's own features F[:, c, :]."""
+
+    def fit(self, F, Y) -> UpperBound:
+        from sklearn.linear_model import LogisticRegression
+
+        t0 = time.perf_counter()
+        F = np.asarray(F, np.float64)
+        self.mu_, self.sd_ = F.mean(0), F.std(0) + 1e-9  # (C, k)
+        Z = (F - self.mu_) / self.sd_
+        self.models_ = []
+        for c in range(Y.shape[1]):
+            yc = np.asarray(Y)[:, c]
+            self.models_.append(float(yc[0]) if yc.min() == yc.max()
+                                else LogisticRegression(C=0.1, max_iter=500).fit(Z[:, c], yc))
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    def predict_proba(self, F) -> np.ndarray:
+        Z = (np.asarray(F, np.float64) - self.mu_) / self.sd_
+        cols = [np.full(len(Z), m) if isinstance(m, float) else m.predict_proba(Z[:, c])[:, 1]
+                for c, m in enumerate(self.models_)]
+        return np.stack(cols, axis=1)

@@ -1,0 +1,359 @@
+"""The evaluation report of a zoo: every method on the same splits, per tree, mean and std over seeds.
+
+Per tree (the catalogue's true trees) and seed, models are split 70 / 10 / 20 into train / validation / test.
+Categories are split into *seen* ones (all probes train and are scored on them) and *held-out* ones (one view per
+garment, never shown to any probe, scored zero-shot through text). Methods:
+
+- ``probex``: the ProbeX expert on the tree's best layer (layer sweep on validation, seed 0);
+- ``probex@L``: the expert on the tree's largest layer L, beside the dense probes on that same layer;
+- ``dense-logistic@L`` and ``ridge@L``: dense linear probes on the flattened largest layer (the logistic one, by
+  far the slowest method, on the first ``dense_seeds`` seeds only);
+- ``statnn``: weight statistics of every layer + gradient boosting;
+- ``cross-tree@L``: one ProbeX trained on the union of all trees whose layer L has the same shape (no experts);
+- ``data-aware (layer)`` and ``data-aware (model)``: data-aware probes that use images (the first layer's change
+  from the root applied to each category's mean image; the whole model run on each category's images);
+- ``text`` and ``zero-shot``: the text aligner on the expert's representation, on seen / held-out categories.
+
+Trees are also discovered from weights alone and compared with the true trees (adjusted Rand index).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lamina.errors import InputError
+from lamina.weights.baselines import (
+    DenseLinearProbe,
+    RidgeProbe,
+    StatNN,
+    UpperBound,
+    behaviour,
+    first_layer_response,
+    weight_statistics,
+)
+from lamina.weights.catalogue import Catalogue
+from lamina.weights.experts import candidate_layers
+from lamina.weights.layers import layer_from_state, read_state
+from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probex import ProbeX, ProbeXConfig
+
+
+@dataclass
+class EvalConfig:
+    """Settings of :func:`evaluate_zoo`."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    probex: ProbeXConfig = field(default_factory=ProbeXConfig)
+    heldout: list[int] | None = None
+    train_fraction: float = 0.7
+    val_fraction: float = 0.1
+    max_models_per_tree: int | None = None
+    energy_images: int = 32
+    dense_seeds: int = 1
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.probex, dict):
+            self.probex = ProbeXConfig.from_dict(self.probex)
+        if not self.seeds:
+            raise InputError("seeds: need at least one seed")
+        if not 0 < self.train_fraction < 1 or not 0 < self.val_fraction < 1 - self.train_fraction:
+            raise InputError("train_fraction / val_fraction: need 0 < train, 0 < val, train + val < 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_heldout(vocab: list[dict], n_views: int) -> list[int]:
+    """One held-out category per garment: garment g holds out view (g + 1) mod n_views (never the plain photo)."""
+    n_garments = len(vocab) // n_views
+    out = []
+    for g in range(n_garments):
+        v = 1 + g % (n_views - 1)
+        out.append(g * n_views + v)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ worker state
+_D: dict = {}
+
+
+def _split(n: int, seed: int, cfg: EvalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.random.default_rng([seed, n]).permutation(n)
+    a, b = int(cfg.train_fraction * n), int((cfg.train_fraction + cfg.val_fraction) * n)
+    return order[:a], order[a:b], order[b:]
+
+
+def _scores(y, s) -> dict:
+    return multilabel_metrics(y, s)
+
+
+def _one_thread() -> None:
+    """Workers run one thread each (torch, BLAS, OpenMP): two workers on two cores never oversubscribe them."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def _sweep_task(args) -> dict:
+    tree, layer = args
+    _one_thread()
+    d, cfg = _D["trees"][tree], _D["cfg"]
+    seen = _D["seen"]
+    tr, va, _ = _split(len(d["ids"]), cfg.seeds[0], cfg)
+    X, Y = d["layers"][layer], d["Y"][:, seen]
+    est = ProbeX(ProbeXConfig(**{**cfg.probex.to_dict(), "seed": cfg.seeds[0]})).fit(X[tr], Y[tr])
+    try:
+        val_map = _scores(Y[va], est.decision_function(X[va]))["map"]
+    except InputError:  # too few validation models to score any category
+        val_map = float("nan")
+    return {"tree": tree, "layer": layer, "shape": list(X.shape[1:]), "val_map": val_map,
+            "fit_seconds": est.fit_seconds_}
+
+
+def _seed_task(args) -> list[dict]:
+    """One part ("probex", "dense" or "cheap") of the methods for one tree and seed."""
+    part, tree, seed, best, largest = args
+    _one_thread()
+    d, cfg = _D["trees"][tree], _D["cfg"]
+    seen, held, text = _D["seen"], _D["heldout"], _D["text"]
+    tr, _, te = _split(len(d["ids"]), seed, cfg)
+    Y = d["Y"]
+    rows = []
+
+    def add(method, layer, y, s, fit_seconds, n_params, **extra):
+        rows.append({"tree": tree, "seed": seed, "method": method, "layer": layer, **_scores(y, s),
+                     "fit_seconds": fit_seconds, "n_params": n_params, **extra})
+
+    pcfg = ProbeXConfig(**{**cfg.probex.to_dict(), "seed": seed})
+    if part == "probex":
+        from lamina.weights.text import TextAligner
+
+        for layer, name in [(best, "probex")] + ([(largest, f"probex@{largest}")] if largest != best else []):
+            X = d["layers"][layer]
+            est = ProbeX(pcfg).fit(X[tr], Y[tr][:, seen])
+            add(name, layer, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_, est.n_params_)
+            if name != "probex":
+                continue
+            if largest == best:
+                add(f"probex@{largest}", layer, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_,
+                    est.n_params_)
+            al = TextAligner(seed=seed).fit(est.transform(X[tr]), Y[tr][:, seen], text[seen])
+            zte = est.transform(X[te])
+            add("text", layer, Y[te][:, seen], al.decision_function(zte, text[seen]), al.fit_seconds_, al.n_params_)
+            add("zero-shot", layer, Y[te][:, held], al.decision_function(zte, text[held]), al.fit_seconds_,
+                al.n_params_)
+    elif part == "dense":
+        X = d["layers"][largest]
+        dense = DenseLinearProbe(epochs=pcfg.epochs, lr=pcfg.lr, weight_decay=pcfg.weight_decay,
+                                 batch_size=pcfg.batch_size, seed=seed).fit(X[tr], Y[tr][:, seen])
+        add(f"dense-logistic@{largest}", largest, Y[te][:, seen], dense.decision_function(X[te]),
+            dense.fit_seconds_, dense.n_params_)
+    else:
+        X = d["layers"][largest]
+        ridge = RidgeProbe().fit(X[tr], Y[tr][:, seen])
+        add(f"ridge@{largest}", largest, Y[te][:, seen], ridge.decision_function(X[te]), ridge.fit_seconds_,
+            ridge.n_params_, alpha=ridge.alpha_)
+        stat = StatNN(seed=seed).fit(d["stats"][tr], Y[tr][:, seen])
+        add("statnn", "all", Y[te][:, seen], stat.predict_proba(d["stats"][te]), stat.fit_seconds_, 0)
+        for name, key in (("data-aware (layer)", "response"), ("data-aware (model)", "behaviour")):
+            ub = UpperBound().fit(d[key][tr][:, seen], Y[tr][:, seen])
+            layer = d["first_layer"] if key == "response" else "all + images"
+            add(name, layer, Y[te][:, seen], ub.predict_proba(d[key][te][:, seen]), ub.fit_seconds_, 0)
+    return rows
+
+
+def _cross_task(args) -> list[dict]:
+    trees, layer, seed = args
+    _one_thread()
+    cfg, seen = _D["cfg"], _D["seen"]
+    splits = {t: _split(len(_D["trees"][t]["ids"]), seed, cfg) for t in trees}
+    Xtr = np.concatenate([_D["trees"][t]["layers"][layer][splits[t][0]] for t in trees])
+    Ytr = np.concatenate([_D["trees"][t]["Y"][splits[t][0]][:, seen] for t in trees])
+    est = ProbeX(ProbeXConfig(**{**cfg.probex.to_dict(), "seed": seed})).fit(Xtr, Ytr)
+    rows = []
+    for t in trees:
+        te = splits[t][2]
+        d = _D["trees"][t]
+        if seed == cfg.seeds[0]:  # representations of the test models, for the 2-D map
+            _z = est.transform(d["layers"][layer][te])
+            rows.append({"tree": t, "method": "_map", "z": _z.tolist()})
+        rows.append({"tree": t, "seed": seed, "method": f"cross-tree@{layer}", "layer": layer,
+                     **_scores(d["Y"][te][:, seen], est.decision_function(d["layers"][layer][te])),
+                     "fit_seconds": est.fit_seconds_, "n_params": est.n_params_, "n_train": len(Xtr)})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------ loading
+def _load_chunk(args) -> dict:
+    """Worker: :func:`_load_tree` on a chunk of models (the images come from the forked parent)."""
+    zoo, models, root_path, arch = args
+    _one_thread()
+    return _load_tree(zoo, models, root_path, arch, _D["images"], lambda m: None)
+
+
+def _merge(parts: list[dict]) -> dict:
+    out = {"ids": [], "cats": [], "skipped": [], "first_layer": parts[0]["first_layer"]}
+    for p in parts:
+        out["ids"] += p["ids"]
+        out["cats"] += p["cats"]
+        out["skipped"] += p["skipped"]
+    full = [p for p in parts if p["ids"]]
+    out["layers"] = {k: np.concatenate([p["layers"][k] for p in full]) for k in full[0]["layers"]} if full else {}
+    for k in ("stats", "response", "behaviour"):
+        out[k] = np.concatenate([p[k] for p in full]) if full else None
+    return out
+
+
+def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, images: np.ndarray, log) -> dict:
+    """Read every model of a tree once: all candidate layers, StatNN statistics, the data-aware features."""
+    from lamina.errors import CheckpointError
+    from lamina.weights.models import ArchConfig, build_model
+
+    root = read_state(root_path)
+    layers = candidate_layers(root)
+    first = "fc1" if "conv1" not in layers else "conv1"
+    means = images.mean(1)
+    means = means - means.mean(0, keepdims=True)  # (C, 28, 28) centred category means
+    mats: dict[str, list] = {k: [] for k in layers}
+    stats, resp, behav, ids, cats, skipped = [], [], [], [], [], []
+    for m in models:
+        try:
+            st = read_state(zoo / m["path"])
+            got = {k: layer_from_state(st, k, source=m["path"]) for k in layers}
+            net = build_model(ArchConfig.from_dict(arch), len(m["categories"]), seed=0)
+            net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in st.items()}, strict=True)
+        except (CheckpointError, InputError, RuntimeError) as exc:
+            skipped.append(str(exc))
+            log(f"warning: skipped {exc}")
+            continue
+        for k in layers:
+            mats[k].append(got[k])
+        stats.append(weight_statistics(st))
+        delta = np.asarray(st[f"{first}.weight"]) - np.asarray(root[f"{first}.weight"])
+        resp.append(first_layer_response(delta, means, "conv" if first == "conv1" else "linear"))
+        behav.append(behaviour(net.eval(), images))
+        ids.append(m["id"])
+        cats.append(m["categories"])
+    if not ids:
+        return {"ids": [], "cats": [], "layers": {}, "skipped": skipped, "first_layer": first}
+    return {"ids": ids, "cats": cats, "layers": {k: np.stack(v) for k, v in mats.items()},
+            "stats": np.stack(stats), "response": np.stack(resp), "behaviour": np.stack(behav),
+            "first_layer": first, "skipped": skipped}
+
+
+def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -> dict:
+    """Run the whole evaluation and return the report as a dict (see :mod:`lamina.weights.report` to write it)."""
+    from lamina.weights.data import category_pools, vocabulary
+    from lamina.weights.text import embed_text
+    from lamina.weights.trees import adjusted_rand, discover_trees, fingerprint_files
+
+    cfg = cfg or EvalConfig()
+    zoo = Path(zoo)
+    t_start = time.perf_counter()
+    torch.set_num_threads(1)  # the main process reads and fingerprints; the workers train, one thread each
+    with Catalogue(zoo) as cat:
+        models, roots, vocab = cat.models(), cat.roots(), cat.get_meta("vocabulary", [])
+        zcfg = cat.get_meta("config", {})
+    if not models:
+        raise InputError(f"zoo: {zoo} holds no models")
+    views = zcfg.get("views", [])
+    heldout = cfg.heldout if cfg.heldout is not None else default_heldout(vocab, len(views))
+    seen = [c for c in range(len(vocab)) if c not in set(heldout)]
+    text = embed_text([v["prompt"] for v in vocab])
+
+    # tree discovery on the whole collection
+    t0 = time.perf_counter()
+    paths = [zoo / m["path"] for m in models]
+    fp = fingerprint_files(paths, seed=cfg.seeds[0])
+    found = discover_trees(fp)
+    true = [models[i]["tree"] for i in fp.kept]
+    discovery = {"ari": adjusted_rand(true, found), "n_found": len(set(found.tolist())),
+                 "n_true": len(set(true)), "seconds": time.perf_counter() - t0, "skipped": fp.skipped}
+    nested = [r for r in roots.values() if r["parent"]]
+    for r in nested:
+        sel = [i for i, t in enumerate(true) if t in (r["name"], r["parent"])]
+        discovery[f"ari[{r['parent']} + {r['name']}]"] = adjusted_rand([true[i] for i in sel], found[sel])
+    log(f"tree discovery: ARI {discovery['ari']:.3f}, {discovery['n_found']} trees found of {discovery['n_true']}")
+    pca = fp  # kept for the map figure
+    fp_vectors, fp_keys = np.stack(pca.vectors), pca.keys
+
+    # load every tree
+    vocab_obj = vocabulary(views)
+    imgs = category_pools(vocab_obj, cfg.energy_images, split="test", seed=zcfg.get("seed", 0) + 1)
+    imgs = imgs.astype(np.float32) / 255.0  # (C, M, 28, 28), test-split images the zoo never trained on
+    trees = {}
+    _D.clear()
+    _D["images"] = imgs
+    ctx = mp.get_context("fork")
+    with ctx.Pool(cfg.workers) as pool:
+        for tname in sorted(roots):
+            ms = [m for m in models if m["tree"] == tname]
+            if cfg.max_models_per_tree:
+                ms = ms[: cfg.max_models_per_tree]
+            if len(ms) < 20:
+                log(f"tree {tname}: only {len(ms)} models, left out")
+                continue
+            log(f"loading tree {tname} ({len(ms)} models)")
+            chunks = [(zoo, ms[i : i + 50], zoo / roots[tname]["path"], roots[tname]["arch"])
+                      for i in range(0, len(ms), 50)]
+            d = _merge(pool.map(_load_chunk, chunks))
+            for msg in d["skipped"]:
+                log(f"warning: skipped {msg}")
+            if len(d["ids"]) < 20:
+                log(f"tree {tname}: only {len(d['ids'])} readable models, left out")
+                continue
+            d["Y"] = labels_matrix(d["cats"], len(vocab))
+            trees[tname] = d
+    for d in trees.values():
+        d["largest"] = max(d["layers"], key=lambda k: int(np.prod(d["layers"][k].shape[1:])))
+    if not trees:
+        raise InputError(f"zoo: {zoo} has no tree with at least 20 readable models")
+    _D.clear()
+    _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text)
+    with ctx.Pool(cfg.workers) as pool:
+        sweep = pool.map(_sweep_task, [(t, k) for t, d in trees.items() for k in d["layers"]], chunksize=1)
+        best = {}
+        for r in sweep:
+            old = best.get(r["tree"])
+            if old is None or r["val_map"] > old["val_map"] or np.isnan(old["val_map"]):
+                best[r["tree"]] = r
+        for t, r in best.items():
+            log(f"tree {t}: best layer {r['layer']} (validation mAP {r['val_map']:.3f})")
+        groups: dict[tuple, list[str]] = {}
+        for t, d in trees.items():
+            groups.setdefault((d["largest"], d["layers"][d["largest"]].shape[1:]), []).append(t)
+        # the longest tasks first, so that the two workers finish together
+        tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"]))
+                 for s in cfg.seeds[: cfg.dense_seeds] for t in trees]
+        tasks += [("cross", (ts, key[0], s)) for key, ts in groups.items() if len(ts) > 1 for s in cfg.seeds]
+        tasks += [("seed", (part, t, s, best[t]["layer"], trees[t]["largest"]))
+                  for part in ("probex", "cheap") for t in trees for s in cfg.seeds]
+        jobs = [pool.apply_async(_seed_task if kind == "seed" else _cross_task, (a,)) for kind, a in tasks]
+        rows = []
+        for j in jobs:
+            rows.extend(j.get())
+    _D.clear()
+    report = {
+        "zoo": str(zoo.resolve()),
+        "config": cfg.to_dict(),
+        "n_models": {t: len(d["ids"]) for t, d in trees.items()},
+        "skipped": {t: d["skipped"] for t, d in trees.items()},
+        "categories": {"seen": [vocab[c]["name"] for c in seen], "heldout": [vocab[c]["name"] for c in heldout]},
+        "layer_sweep": sweep,
+        "best_layer": {t: r["layer"] for t, r in best.items()},
+        "largest_layer": {t: d["largest"] for t, d in trees.items()},
+        "discovery": discovery,
+        "rows": rows,
+        "seconds": time.perf_counter() - t_start,
+    }
+    report["_map"] = {"fingerprints": fp_vectors, "keys": fp_keys, "true": true, "found": found.tolist()}
+    return report

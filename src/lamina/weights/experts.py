@@ -1,0 +1,250 @@
+"""A mixture of ProbeX experts over a whole collection: discover the trees, one expert per tree, route, search.
+
+Training (:meth:`ProbeXMixture.fit_zoo`):
+
+1. fingerprint every model and find the trees from weights alone (:mod:`lamina.weights.trees`);
+2. per tree, a layer sweep: one ProbeX per candidate layer on the training models, the best on validation mAP
+   is kept;
+3. per tree, a :class:`~lamina.weights.text.TextAligner` between the expert's representation and the MiniLM
+   embeddings of the category prompts (held-out categories are never shown);
+4. an index of every model in the zoo (tree, predicted probabilities, joint text space embedding) for search.
+
+The mixture predicts for any model whose layers match a discovered tree: the router picks the tree, its expert
+reads the tree's layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lamina._io import load_checkpoint, save_checkpoint
+from lamina.errors import InputError
+from lamina.weights.catalogue import Catalogue
+from lamina.weights.layers import layer_from_state, load_layers, read_state
+from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probex import ProbeX, ProbeXConfig
+from lamina.weights.text import TextAligner, embed_text
+from lamina.weights.trees import Router, discover_trees, fingerprint_files
+
+KIND = "weights.ProbeXMixture"
+
+
+@dataclass
+class TrainConfig:
+    """How :meth:`ProbeXMixture.fit_zoo` trains.
+
+    Attributes:
+        probex: the experts' dimensions and training.
+        layers: candidate layers (``None``: every body tensor with >= 2 dimensions).
+        heldout: category indices never shown to any probe (for zero-shot search); default none.
+        val_fraction: share of each tree's models used to pick the layer.
+        seed: split and initialisation seed.
+        fingerprint_dim: random projection size for tree discovery.
+        min_sep: separation a Ward split needs to count as two trees (see :func:`~lamina.weights.trees.separation`).
+    """
+
+    probex: ProbeXConfig = field(default_factory=ProbeXConfig)
+    layers: list[str] | None = None
+    heldout: list[int] = field(default_factory=list)
+    val_fraction: float = 0.15
+    seed: int = 0
+    fingerprint_dim: int = 128
+    min_sep: float = 6.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.probex, dict):
+            self.probex = ProbeXConfig.from_dict(self.probex)
+        if not 0 < self.val_fraction < 0.5:
+            raise InputError(f"val_fraction: must lie in (0, 0.5), got {self.val_fraction}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def candidate_layers(state: dict) -> list[str]:
+    """Body tensors a probe can read: weights with >= 2 dimensions, head excluded."""
+    return sorted(k[: -len(".weight")] for k, v in state.items()
+                  if k.endswith(".weight") and np.ndim(v) >= 2 and not k.startswith("head."))
+
+
+def name_trees(found: np.ndarray, true_names: list[str]) -> list[str]:
+    """Name each discovered cluster after the catalogue tree most of its members belong to (or tree-K)."""
+    names: dict[int, str] = {}
+    used: set[str] = set()
+    for k in sorted(set(found.tolist())):
+        members = [true_names[i] for i in np.flatnonzero(found == k)]
+        top = max(set(members), key=members.count) if members else ""
+        names[k] = top if top and top not in used else f"tree-{k}"
+        used.add(names[k])
+    return [names[int(k)] for k in found]
+
+
+class ProbeXMixture:
+    """One ProbeX expert per discovered tree, a router, text aligners and a search index."""
+
+    def __init__(self, config: TrainConfig | None = None):
+        self.config = config or TrainConfig()
+
+    # -------------------------------------------------------------------------------------------- training
+    def fit_zoo(self, zoo: str | Path, *, log=print) -> ProbeXMixture:
+        cfg = self.config
+        zoo = Path(zoo)
+        with Catalogue(zoo) as cat:
+            models = cat.models()
+            vocab = cat.get_meta("vocabulary", [])
+        if not models:
+            raise InputError(f"zoo: {zoo} holds no models; build it with `lamina weights zoo build`")
+        self.categories_ = [v["name"] for v in vocab]
+        self.prompts_ = [v["prompt"] for v in vocab]
+        C = len(vocab)
+        self.seen_ = [c for c in range(C) if c not in set(cfg.heldout)]
+        paths = [zoo / m["path"] for m in models]
+        log(f"fingerprinting {len(paths)} models")
+        fp = fingerprint_files(paths, dim=cfg.fingerprint_dim, seed=cfg.seed)
+        self.skipped_ = list(fp.skipped)
+        models = [models[i] for i in fp.kept]
+        paths = [paths[i] for i in fp.kept]
+        found = discover_trees(fp, min_sep=cfg.min_sep)
+        trees = name_trees(found, [m["tree"] for m in models])
+        self.router_ = Router(cfg.fingerprint_dim, cfg.seed).fit(fp, trees)
+        log(f"found {len(set(trees))} trees: " + ", ".join(f"{t} ({trees.count(t)})" for t in sorted(set(trees))))
+        Y = labels_matrix([m["categories"] for m in models], C)
+        text = embed_text(self.prompts_)
+        self.text_ = text
+        self.experts_: dict[str, dict] = {}
+        rng = np.random.default_rng(cfg.seed)
+        for t in sorted(set(trees)):
+            idx = np.array([i for i, x in enumerate(trees) if x == t])
+            if len(idx) < 10:
+                log(f"tree {t}: only {len(idx)} models, no expert")
+                continue
+            idx = rng.permutation(idx)
+            n_val = max(2, round(cfg.val_fraction * len(idx)))
+            val = idx[:n_val]
+            have = candidate_layers(read_state(paths[idx[0]]))
+            layers = [k for k in (cfg.layers or have) if k.removesuffix(".weight") in have]
+            if not layers:
+                raise InputError(f"layer: {', '.join(cfg.layers or [])} not in the models of tree {t} "
+                                 f"(e.g. {paths[idx[0]]}; layers: {', '.join(have)})")
+            best = None
+            for layer in layers:
+                X, kept, _ = load_layers([paths[i] for i in idx], layer)
+                if len(kept) == 0:
+                    continue
+                rows = idx[kept]  # model indices whose layer was read, in X's order
+                is_val = np.isin(rows, val)
+                est = ProbeX(cfg.probex).fit(X[~is_val], Y[rows[~is_val]][:, self.seen_])
+                score = multilabel_metrics(Y[rows[is_val]][:, self.seen_], est.decision_function(X[is_val]))["map"]
+                log(f"tree {t}: layer {layer} {tuple(X.shape[1:])}: validation mAP {score:.3f}")
+                if best is None or score > best[0]:
+                    best = (score, layer, est, X[~is_val], rows[~is_val])
+            if best is None:
+                continue
+            score, layer, est, Xtr, tr_ids = best
+            aligner = TextAligner(seed=cfg.seed).fit(est.transform(Xtr), Y[tr_ids][:, self.seen_], text[self.seen_])
+            self.experts_[t] = {"layer": layer, "expert": est, "aligner": aligner, "val_map": score,
+                                "n_train": len(tr_ids)}
+        if not self.experts_:
+            raise InputError(f"zoo: {zoo}: no tree has enough readable models to train an expert")
+        self._build_index(models, paths, trees)
+        return self
+
+    def _build_index(self, models: list[dict], paths: list[Path], trees: list[str]) -> None:
+        ids, tr, probs, zs = [], [], [], []
+        for t, info in self.experts_.items():
+            sel = [i for i, x in enumerate(trees) if x == t]
+            X, kept, _ = load_layers([paths[i] for i in sel], info["layer"], warn=False)
+            if not kept:
+                continue
+            probs.append(self._probs(t, X))
+            zs.append(info["expert"].transform(X))
+            ids += [models[sel[k]]["id"] for k in kept]
+            tr += [t] * len(kept)
+        self.index_ids_, self.index_trees_ = ids, tr
+        self.index_probs_ = np.concatenate(probs).astype(np.float32)
+        width = max(z.shape[1] for z in zs)  # experts may differ in r_T: pad to one array
+        self.index_z_ = np.concatenate([np.pad(z, ((0, 0), (0, width - z.shape[1]))) for z in zs]).astype(np.float32)
+
+    # -------------------------------------------------------------------------------------------- inference
+    def _probs(self, tree: str, X: np.ndarray) -> np.ndarray:
+        """(N, C) probability of every category: the expert's head for seen ones, the text aligner for the rest."""
+        info = self.experts_[tree]
+        out = info["aligner"].predict_proba(info["expert"].transform(X), self.text_)
+        out[:, self.seen_] = info["expert"].predict_proba(X)
+        return out
+
+    def route(self, state: dict, source: str = "model") -> str:
+        tree, _ = self.router_.route_state(state, source=source)
+        if tree not in self.experts_:
+            raise InputError(f"{source}: belongs to tree {tree!r}, which has no expert (too few models)")
+        return tree
+
+    def predict_file(self, path: str | Path) -> dict:
+        """Route a model file to its tree and predict which categories it was trained on.
+
+        Returns:
+            ``{"tree", "layer", "probabilities": (C,) array}``.
+        """
+        state = read_state(path)
+        tree = self.route(state, str(path))
+        layer = self.experts_[tree]["layer"]
+        x = layer_from_state(state, layer, source=str(path))
+        return {"tree": tree, "layer": layer, "probabilities": self._probs(tree, x[None])[0]}
+
+    def text_scores(self, query: str) -> np.ndarray:
+        """Probability per indexed model that it learned what ``query`` describes, (N_index,)."""
+        t = embed_text([query])
+        out = np.zeros(len(self.index_ids_), np.float32)
+        trees = np.array(self.index_trees_)
+        for tree, info in self.experts_.items():
+            sel = np.flatnonzero(trees == tree)
+            if sel.size == 0:
+                continue
+            out[sel] = info["aligner"].predict_proba(self._index_z(tree, sel), t)[:, 0]
+        return out
+
+    def _index_z(self, tree: str, sel: np.ndarray) -> np.ndarray:
+        return self.index_z_[sel, : self.experts_[tree]["expert"].config.r_t]
+
+    # -------------------------------------------------------------------------------------------- storage
+    def save(self, directory: str | Path, *, zoo: str | Path | None = None) -> Path:
+        tensors = {"text": self.text_, "index.probs": self.index_probs_}
+        trees_doc = {}
+        for t, info in self.experts_.items():
+            tensors.update(info["expert"].state_tensors(f"{t}/expert."))
+            tensors.update(info["aligner"].state_tensors(f"{t}/aligner."))
+            trees_doc[t] = {"layer": info["layer"], "val_map": info["val_map"], "n_train": info["n_train"],
+                            "expert": info["expert"].state_config(), "aligner": info["aligner"].state_config()}
+        rt, rdoc = self.router_.to_state()
+        tensors.update(rt)
+        tensors["index.z"] = self.index_z_
+        cfg = {"train": self.config.to_dict(), "trees": trees_doc, "router": rdoc, "categories": self.categories_,
+               "prompts": self.prompts_, "seen": self.seen_, "index_ids": self.index_ids_,
+               "index_trees": self.index_trees_}
+        meta = {"zoo": str(Path(zoo).resolve()) if zoo else None, "skipped": self.skipped_}
+        return save_checkpoint(directory, tensors, kind=KIND, config=cfg, metadata=meta)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ProbeXMixture:
+        tensors, doc = load_checkpoint(directory, kind=KIND)
+        t = {k: v.numpy() for k, v in tensors.items()}
+        cfg = doc["config"]
+        m = cls(TrainConfig(**cfg["train"]))
+        m.categories_, m.prompts_, m.seen_ = cfg["categories"], cfg["prompts"], cfg["seen"]
+        m.text_ = t["text"]
+        m.router_ = Router.from_state(t, cfg["router"])
+        m.experts_ = {}
+        for tree, d in cfg["trees"].items():
+            m.experts_[tree] = {
+                "layer": d["layer"], "val_map": d["val_map"], "n_train": d["n_train"],
+                "expert": ProbeX.from_state(t, d["expert"], prefix=f"{tree}/expert."),
+                "aligner": TextAligner.from_state(t, d["aligner"], prefix=f"{tree}/aligner."),
+            }
+        m.index_ids_, m.index_trees_ = cfg["index_ids"], cfg["index_trees"]
+        m.index_probs_, m.index_z_ = t["index.probs"], t["index.z"]
+        m.skipped_ = doc.get("metadata", {}).get("skipped", [])
+        return m
+

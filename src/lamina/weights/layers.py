@@ -1,0 +1,150 @@
+"""Reading one layer's weights out of model files, as the 2-D matrix a probe reads.
+
+Reshape rules (ProbeX reads a matrix X of shape (d_H, d_W) and probes its d_W side):
+
+- linear weight, torch layout (out, in): kept, ``(out, in)``;
+- convolution kernel (C_out, C_in, k...): ``(C_in * prod(k), C_out)`` (each output channel is a column);
+- attention ``in_proj_weight`` (3E, E): the query, key and value blocks side by side, ``(E, 3E)``;
+- LoRA pair ``NAME.lora_A`` (r, in) and ``NAME.lora_B`` (out, r): the full update ``B @ A``, ``(out, in)``;
+- a 1-D tensor (bias, norm scale): ``(1, n)``.
+
+A layer is named by its tensor key without the ``.weight`` suffix or with it (``fc1`` or ``fc1.weight``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lamina.errors import CheckpointError, InputError
+
+
+def reshape_weight(w: np.ndarray, kind: str | None = None) -> np.ndarray:
+    """Apply the reshape rule for a weight tensor.
+
+    Args:
+        w: the tensor as stored (torch layout).
+        kind: ``"linear"``, ``"conv"``, ``"attention"``, ``"vector"``; ``None`` infers it from ``w.ndim``
+            (2-D: linear, 3-D to 5-D: conv, 1-D: vector).
+
+    Returns:
+        (d_H, d_W) float32 matrix.
+    """
+    w = np.asarray(w, dtype=np.float32)
+    if kind is None:
+        kind = {1: "vector", 2: "linear"}.get(w.ndim, "conv" if 3 <= w.ndim <= 5 else "?")
+    if kind == "vector" and w.ndim == 1:
+        return w[None, :]
+    if kind == "linear" and w.ndim == 2:
+        return w
+    if kind == "conv" and 3 <= w.ndim <= 5:
+        return np.ascontiguousarray(w.reshape(w.shape[0], -1).T)  # (C_in * k, C_out)
+    if kind == "attention" and w.ndim == 2 and w.shape[0] == 3 * w.shape[1]:
+        e = w.shape[1]
+        return np.ascontiguousarray(np.concatenate([w[:e].T, w[e : 2 * e].T, w[2 * e :].T], axis=1))  # (E, 3E)
+    raise InputError(f"weight: cannot reshape a tensor of shape {w.shape} as a {kind!r} layer")
+
+
+def lora_delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The full weight update ``B @ A`` of a LoRA pair: A (r, in), B (out, r) -> (out, in)."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.ndim != 2 or b.ndim != 2 or b.shape[1] != a.shape[0]:
+        raise InputError(f"lora: A {a.shape} and B {b.shape} do not chain (B @ A needs B's columns = A's rows)")
+    return b @ a
+
+
+def _key(layer: str) -> str:
+    return layer[: -len(".weight")] if layer.endswith(".weight") else layer
+
+
+def layer_from_state(state, layer: str, *, source: str = "model") -> np.ndarray:
+    """Extract and reshape a layer from a mapping name -> tensor (a loaded safetensors file).
+
+    Raises:
+        InputError: the layer is missing (the message names ``source`` and lists the layers there).
+    """
+    base = _key(layer)
+    keys = list(state.keys())
+    if f"{base}.lora_A" in keys and f"{base}.lora_B" in keys:
+        return lora_delta(state[f"{base}.lora_A"], state[f"{base}.lora_B"])
+    for k in (f"{base}.weight", base, f"{base}.in_proj_weight"):
+        if k in keys:
+            kind = "attention" if k.endswith("in_proj_weight") else None
+            return reshape_weight(np.asarray(state[k]), kind)
+    have = sorted({_key(k) for k in keys if k.endswith("weight") or "lora_" in k})
+    raise InputError(f"{source}: has no layer {layer!r} (layers: {', '.join(have)})")
+
+
+def read_layer(path: str | os.PathLike, layer: str) -> np.ndarray:
+    """Read one layer of a safetensors model file as its (d_H, d_W) matrix.
+
+    Raises:
+        CheckpointError: the file is missing, truncated or not safetensors.
+        InputError: the file has no such layer.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            names = list(fh.keys())
+            base = _key(layer)
+            wanted = {f"{base}.weight", base, f"{base}.in_proj_weight", f"{base}.lora_A", f"{base}.lora_B"}
+            state = {k: (fh.get_tensor(k) if k in wanted else None) for k in names}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    return layer_from_state(state, layer, source=str(path))
+
+
+def read_state(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every tensor of a safetensors model file (CheckpointError if unreadable)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def load_layers(paths: list[Path], layer: str, *, warn: bool = True) -> tuple[np.ndarray, list[int], list[str]]:
+    """Read one layer from many model files, skipping (and reporting) broken ones.
+
+    Args:
+        paths: model files.
+        layer: layer name.
+        warn: print one line per skipped file on stderr.
+
+    Returns:
+        ``(X, kept, skipped)``: X (N_kept, d_H, d_W) float32; indices into ``paths`` that were read; one message
+        per skipped file. A file whose layer has another shape than the first readable one is skipped too.
+    """
+    mats, kept, skipped = [], [], []
+    shape = None
+    for i, p in enumerate(paths):
+        try:
+            m = read_layer(p, layer)
+            if shape is None:
+                shape = m.shape
+            elif m.shape != shape:
+                raise InputError(f"{p}: layer {layer!r} has shape {m.shape}, the others {shape}")
+            if not np.all(np.isfinite(m)):
+                raise InputError(f"{p}: layer {layer!r} holds NaN or infinite values")
+        except (CheckpointError, InputError) as exc:
+            skipped.append(str(exc))
+            if warn:
+                print(f"warning: skipped {exc}", file=sys.stderr)
+            continue
+        mats.append(m)
+        kept.append(i)
+    if not mats:
+        return np.zeros((0, 0, 0), np.float32), kept, skipped
+    return np.stack(mats), kept, skipped

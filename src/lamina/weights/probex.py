@@ -1,0 +1,257 @@
+"""ProbeX: a light probe that reads what a model was trained on from one layer of its weights.
+
+Reference: Horwitz et al., "Learning on Model Weights using Tree Experts", CVPR 2025 (arXiv 2410.13569).
+
+One expert reads a weight matrix X of shape (d_H, d_W) (see :mod:`lamina.weights.layers` for the reshape rules):
+
+1. probes U (d_W, r_U): responses ``X @ U`` -> (B, d_H, r_U);
+2. shared projection V (d_H -> r_V, no bias) over the transposed responses -> (B, r_U, r_V); ReLU;
+3. per-probe encoders: flatten and one Linear(r_U * r_V -> r_T) -> the model's representation z (B, r_T);
+4. head: Linear(r_T -> C) logits, trained with BCEWithLogits on "was category c in the training data".
+
+Before the probes, each matrix is centred on the training models' mean (within a tree that removes the shared
+root) and scaled to norm sqrt(d_H) (unit rms rows), which removes the nuisance of how far fine-tuning moved it.
+The probes U start at the top principal directions of the training matrices' rows (``init="pca"``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamina._io import load_checkpoint, save_checkpoint
+from lamina._validation import check_positive_int
+from lamina.errors import InputError
+
+KIND = "weights.ProbeX"
+
+
+@dataclass
+class ProbeXConfig:
+    """Dimensions and training of one ProbeX expert.
+
+    The defaults were chosen on a 400-model development zoo (not the benchmark zoo): many probes (r_U = 128) and
+    a narrow shared projection (r_V = 16), strong dropout before the encoder, 20 epochs of Adam with batch 32.
+    ``init="pca"`` starts the probes at the top principal directions of the training matrices' rows.
+    """
+
+    r_u: int = 128
+    r_v: int = 16
+    r_t: int = 128
+    epochs: int = 20
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 32
+    dropout: float = 0.5
+    center: bool = True
+    normalize: bool = True
+    init: str = "pca"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for k in ("r_u", "r_v", "r_t", "epochs", "batch_size"):
+            check_positive_int(k, getattr(self, k))
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
+            raise InputError(f"ProbeXConfig: need lr > 0, weight_decay >= 0, 0 <= dropout < 1, got {self}")
+        if self.init not in ("pca", "random"):
+            raise InputError(f"init: expected 'pca' or 'random', got {self.init!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ProbeXConfig:
+        return cls(**d)
+
+
+class ProbeXNet(nn.Module):
+    """The ProbeX network for inputs of shape (B, d_H, d_W)."""
+
+    def __init__(self, d_h: int, d_w: int, n_classes: int, cfg: ProbeXConfig):
+        super().__init__()
+        self.U = nn.Parameter(torch.randn(d_w, cfg.r_u))  # rows of X have unit rms norm after preprocess
+        self.V = nn.Linear(d_h, cfg.r_v, bias=False)
+        self.encoder = nn.Linear(cfg.r_u * cfg.r_v, cfg.r_t)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.r_t, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        r = x @ self.U  # (B, d_H, r_U)
+        h = torch.relu(self.V(r.transpose(1, 2)))  # (B, r_U, r_V)
+        return self.encoder(self.drop(h.flatten(1)))  # (B, r_T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))  # (B, C)
+
+
+def preprocess(x: np.ndarray, mean: np.ndarray | None, normalize: bool) -> np.ndarray:
+    """Centre (N, d_H, d_W) matrices on ``mean`` and scale each to Frobenius norm sqrt(d_H)."""
+    x = np.asarray(x, dtype=np.float32)
+    if mean is not None:
+        x = x - mean[None]
+    if normalize:
+        norms = np.sqrt(np.sum(x.reshape(len(x), -1).astype(np.float64) ** 2, axis=1)).astype(np.float32)
+        x = x * (np.sqrt(x.shape[1]) / np.maximum(norms, 1e-12))[:, None, None]
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def pca_probes(x: np.ndarray, r_u: int, *, seed: int = 0, max_models: int = 128) -> np.ndarray:
+    """Data-dependent initial probes: the top principal directions of the matrices' rows.
+
+    Args:
+        x: (N, d_H, d_W) preprocessed training matrices (a random subset of ``max_models`` is used).
+        r_u: number of probes.
+
+    Returns:
+        (d_W, r_U) float32: unit eigenvectors of the rows' second moment, largest first (random unit vectors fill
+        in when d_W < r_U), scaled by 3 sqrt(d_W / r_U) so that probe responses start at order one.
+    """
+    rng = np.random.default_rng(seed)
+    sub = x[rng.permutation(len(x))[:max_models]].reshape(-1, x.shape[2]).astype(np.float64)
+    _, vecs = np.linalg.eigh(sub.T @ sub)
+    u = vecs[:, ::-1][:, :r_u]
+    if u.shape[1] < r_u:
+        extra = rng.standard_normal((x.shape[2], r_u - u.shape[1]))
+        u = np.concatenate([u, extra / np.linalg.norm(extra, axis=0)], axis=1)
+    return (u * 3.0 * np.sqrt(x.shape[2] / r_u)).astype(np.float32)
+
+
+class ProbeX:
+    """One ProbeX expert as a scikit-learn style multi-label estimator.
+
+    Args:
+        config: dimensions and training settings.
+
+    Attributes (after ``fit``):
+        net_: the trained :class:`ProbeXNet`; mean_: (d_H, d_W) training mean (or None);
+        shape_: (d_H, d_W); n_classes_; fit_seconds_; n_params_ (trainable parameters).
+    """
+
+    def __init__(self, config: ProbeXConfig | None = None):
+        self.config = config or ProbeXConfig()
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, X, Y) -> ProbeX:
+        """Train on weight matrices X (N, d_H, d_W) with 0/1 labels Y (N, C)."""
+        cfg = self.config
+        X = self._check_x(X, fitted=False)
+        Y = np.asarray(Y, dtype=np.float32)
+        if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
+            raise InputError(f"Y: expected shape ({X.shape[0]}, C), got {Y.shape}")
+        t0 = time.perf_counter()
+        self.shape_ = tuple(X.shape[1:])
+        self.n_classes_ = Y.shape[1]
+        self.mean_ = X.mean(0) if cfg.center else None
+        xt = torch.from_numpy(preprocess(X, self.mean_, cfg.normalize))
+        yt = torch.from_numpy(Y)
+        torch.manual_seed(cfg.seed)
+        self.net_ = ProbeXNet(*self.shape_, self.n_classes_, cfg)
+        if cfg.init == "pca":
+            with torch.no_grad():
+                self.net_.U.copy_(torch.from_numpy(pca_probes(xt.numpy(), cfg.r_u, seed=cfg.seed)))
+        opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self.net_.train()
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(xt), generator=gen)
+            for s in range(0, len(xt), cfg.batch_size):
+                idx = order[s : s + cfg.batch_size]
+                loss = nn.functional.binary_cross_entropy_with_logits(self.net_(xt[idx]), yt[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        self.net_.eval()
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_params_ = int(sum(p.numel() for p in self.net_.parameters() if p.requires_grad))
+        return self
+
+    # ---------------------------------------------------------------- inference
+    def _check_x(self, X, *, fitted: bool = True, layer: str = "layer") -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 2:
+            X = X[None]
+        if X.ndim != 3 or X.shape[0] == 0:
+            raise InputError(f"X: expected (N, d_H, d_W) weight matrices, got shape {X.shape}")
+        if fitted:
+            if not hasattr(self, "net_"):
+                raise InputError("ProbeX: not trained yet; call fit (CLI: lamina weights train) first")
+            if tuple(X.shape[1:]) != self.shape_:
+                raise InputError(f"{layer}: has shape {tuple(X.shape[1:])}, this expert reads {self.shape_}")
+        if not np.all(np.isfinite(X)):
+            raise InputError(f"{layer}: holds NaN or infinite values")
+        return X
+
+    @torch.no_grad()
+    def _forward(self, X, fn: str, batch: int = 256) -> np.ndarray:
+        X = self._check_x(X)
+        out = []
+        for s in range(0, len(X), batch):
+            xt = torch.from_numpy(preprocess(X[s : s + batch], self.mean_, self.config.normalize))
+            out.append(getattr(self.net_, fn)(xt).numpy())
+        return np.concatenate(out)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits (N, C)."""
+        return self._forward(X, "forward")
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probability that each category was in each model's training data, (N, C)."""
+        return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+
+    def predict(self, X) -> np.ndarray:
+        """0/1 predictions (N, C) at threshold 0.5."""
+        return (self.predict_proba(X) >= 0.5).astype(np.int64)
+
+    def transform(self, X) -> np.ndarray:
+        """The learned model representation z, (N, r_T)."""
+        return self._forward(X, "embed")
+
+    def score(self, X, Y) -> float:
+        """Mean average precision of the predictions against Y (N, C)."""
+        from lamina.weights.metrics import multilabel_metrics
+
+        return multilabel_metrics(Y, self.decision_function(X))["map"]
+
+    # ---------------------------------------------------------------- storage
+    def state_tensors(self, prefix: str = "") -> dict[str, np.ndarray]:
+        out = {f"{prefix}{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
+        if self.mean_ is not None:
+            out[f"{prefix}mean"] = self.mean_
+        return out
+
+    def state_config(self) -> dict:
+        return {"config": self.config.to_dict(), "shape": list(self.shape_), "n_classes": self.n_classes_,
+                "fit_seconds": self.fit_seconds_, "n_params": self.n_params_}
+
+    @classmethod
+    def from_state(cls, tensors: dict, doc: dict, prefix: str = "") -> ProbeX:
+        est = cls(ProbeXConfig.from_dict(doc["config"]))
+        est.shape_ = tuple(doc["shape"])
+        est.n_classes_ = int(doc["n_classes"])
+        est.fit_seconds_ = doc.get("fit_seconds", float("nan"))
+        est.n_params_ = doc.get("n_params", 0)
+        est.net_ = ProbeXNet(*est.shape_, est.n_classes_, est.config)
+        sd = {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()
+              if k.startswith(prefix) and k != f"{prefix}mean"}
+        est.net_.load_state_dict(sd, strict=True)
+        est.net_.eval()
+        m = tensors.get(f"{prefix}mean")
+        est.mean_ = None if m is None else np.asarray(m, dtype=np.float32)
+        return est
+
+    def save(self, directory, metadata: dict | None = None):
+        return save_checkpoint(directory, self.state_tensors(), kind=KIND, config=self.state_config(),
+                               metadata=metadata)
+
+    @classmethod
+    def load(cls, directory) -> ProbeX:
+        tensors, doc = load_checkpoint(directory, kind=KIND)
+        return cls.from_state({k: v.numpy() for k, v in tensors.items()}, doc["config"])
+
+
+def count_params(module: nn.Module) -> int:
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))

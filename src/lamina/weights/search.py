@@ -1,0 +1,79 @@
+"""Search a zoo's models by text, or by likeness to another model.
+
+- Text: the query is embedded by MiniLM and scored against every indexed model by its tree's text aligner; the
+  score is the aligned probability that the model was trained on what the query describes. Queries need not name
+  a category any probe was trained on (zero-shot).
+- Likeness: models are compared by the cosine similarity of their predicted category-probability vectors, a space
+  shared by all trees (so a CNN can be "like" an MLP trained on the same categories).
+
+The probe a zoo is searched with is the one ``lamina weights train ZOO -o DIR`` recorded in the zoo's catalogue.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lamina.errors import InputError
+from lamina.weights.catalogue import Catalogue
+from lamina.weights.experts import ProbeXMixture
+
+
+def register_probe(zoo: str | Path, probe: str | Path) -> None:
+    """Record ``probe`` as the zoo's default probe (used by search when no probe is given)."""
+    with Catalogue(zoo) as cat:
+        cat.set_meta("probe", str(Path(probe).resolve()))
+
+
+def probe_of(zoo: str | Path) -> Path:
+    """The probe folder recorded for a zoo; InputError if the zoo was never trained."""
+    with Catalogue(zoo) as cat:
+        p = cat.get_meta("probe")
+    if not p or not Path(p).is_dir():
+        raise InputError(f"zoo: {zoo} has no trained probe; run `lamina weights train {zoo} -o PROBE/` first")
+    return Path(p)
+
+
+def _rows(mix: ProbeXMixture, order: np.ndarray, scores: np.ndarray, top: int) -> list[dict]:
+    return [{"rank": r + 1, "id": mix.index_ids_[i], "tree": mix.index_trees_[i], "score": round(float(scores[i]), 4)}
+            for r, i in enumerate(order[:top])]
+
+
+def search_text(mix: ProbeXMixture, query: str, *, top: int = 10) -> list[dict]:
+    """Models ranked by how likely they were trained on what ``query`` describes.
+
+    Returns:
+        ``[{"rank", "id", "tree", "score"}]``, best first; score is a probability in [0, 1].
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise InputError("query: expected a non-empty text")
+    if top < 1:
+        raise InputError(f"top: expected an integer >= 1, got {top}")
+    s = mix.text_scores(query)
+    return _rows(mix, np.argsort(-s, kind="stable"), s, top)
+
+
+def search_like(mix: ProbeXMixture, model: str | Path, *, top: int = 10) -> list[dict]:
+    """Models most like ``model`` (an indexed model id, or a model file), by predicted categories.
+
+    Returns:
+        ``[{"rank", "id", "tree", "score"}]``, best first; score is a cosine similarity in [-1, 1].
+    """
+    if top < 1:
+        raise InputError(f"top: expected an integer >= 1, got {top}")
+    ids = {m: i for i, m in enumerate(mix.index_ids_)}
+    if str(model) in ids:
+        self_i = ids[str(model)]
+        v = mix.index_probs_[self_i]
+    elif Path(model).is_file():
+        self_i = -1
+        v = mix.predict_file(model)["probabilities"]
+    else:
+        raise InputError(f"like: {model!r} is neither a model id of the index nor a model file")
+    P = mix.index_probs_
+    s = (P @ v) / (np.linalg.norm(P, axis=1) * np.linalg.norm(v) + 1e-12)
+    if self_i >= 0:
+        s[self_i] = -np.inf
+    order = np.argsort(-s, kind="stable")
+    return _rows(mix, order[np.isfinite(s[order])], s, top)

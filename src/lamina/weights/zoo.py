@@ -1,0 +1,374 @@
+"""Model zoos: trees of small image classifiers fine-tuned from a few roots, built offline from real images.
+
+A zoo folder holds ``catalogue.sqlite`` (see :mod:`lamina.weights.catalogue`), ``roots/NAME.safetensors`` and
+``models/TREE/ID.safetensors``. Each root is pretrained on data other than the fine-tune categories (scikit-learn's
+digits, or the Fashion-MNIST test split with its 10 plain labels) or is itself a fine-tune of another root (a
+nested tree). Each root is fine-tuned into many models, each on a random subset of the vocabulary's categories with
+a fresh head, with nuisance variation in learning rate, epochs, images per category, weight decay, batch size and
+seed. Every model's hyperparameters derive from ``(zoo seed, tree, index)``, so an interrupted build resumes where
+it stopped and gives the same zoo.
+
+Typical use::
+
+    cfg = ZooConfig.load("small")           # or a path to a TOML file
+    build_zoo(cfg, "zoo/", workers=2)
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from lamina._io import atomic_path, sha256_file
+from lamina._validation import check_positive_int
+from lamina.errors import InputError
+from lamina.weights.catalogue import Catalogue
+from lamina.weights.data import VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
+from lamina.weights.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
+
+PRETRAIN_SOURCES = ("digits", "fashion-test")
+
+
+def _pair(name: str, v, cast=float) -> list:
+    if not isinstance(v, list | tuple) or len(v) != 2 or cast(v[0]) > cast(v[1]):
+        raise InputError(f"{name}: expected [low, high] with low <= high, got {v!r}")
+    return [cast(v[0]), cast(v[1])]
+
+
+@dataclass
+class RootConfig:
+    """One root and its tree.
+
+    Attributes:
+        name: tree name (also the root's name).
+        arch: ``"mlp"`` or ``"cnn"``; ``hidden``: its widths (see :class:`~lamina.weights.models.ArchConfig`).
+        pretrain: ``"digits"`` (scikit-learn digits, upscaled) or ``"fashion-test"`` (Fashion-MNIST test split,
+            10 plain garment labels).
+        parent: another root's name: start from its weights (a nested tree); ``None`` for a root from scratch.
+        epochs, lr, seed: pretraining settings.
+        n_models: fine-tunes in this tree.
+    """
+
+    name: str
+    arch: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    pretrain: str = "digits"
+    parent: str | None = None
+    epochs: int = 20
+    lr: float = 1e-3
+    seed: int = 0
+    n_models: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or "-" == self.name[0]:
+            raise InputError(f"roots.name: invalid tree name {self.name!r}")
+        ArchConfig(self.arch, list(self.hidden))
+        if self.pretrain not in PRETRAIN_SOURCES:
+            raise InputError(f"roots.{self.name}.pretrain: expected one of {PRETRAIN_SOURCES}, got {self.pretrain!r}")
+        check_positive_int(f"roots.{self.name}.epochs", self.epochs)
+        check_positive_int(f"roots.{self.name}.n_models", self.n_models)
+        if not self.lr > 0:
+            raise InputError(f"roots.{self.name}.lr: must be > 0, got {self.lr}")
+
+    @property
+    def arch_config(self) -> ArchConfig:
+        return ArchConfig(self.arch, list(self.hidden))
+
+
+@dataclass
+class FinetuneConfig:
+    """Ranges the fine-tunes draw their nuisance hyperparameters from (uniform; ``lr`` log-uniform)."""
+
+    categories_per_model: list[int] = field(default_factory=lambda: [5, 12])
+    images_per_category: list[int] = field(default_factory=lambda: [40, 160])
+    epochs: list[int] = field(default_factory=lambda: [1, 4])
+    lr: list[float] = field(default_factory=lambda: [3e-4, 3e-3])
+    weight_decay: list[float] = field(default_factory=lambda: [0.0, 1e-4, 1e-2])
+    batch_size: list[int] = field(default_factory=lambda: [32, 64, 128])
+    head_init: str = "zeros"
+
+    def __post_init__(self) -> None:
+        self.categories_per_model = _pair("finetune.categories_per_model", self.categories_per_model, int)
+        self.images_per_category = _pair("finetune.images_per_category", self.images_per_category, int)
+        self.epochs = _pair("finetune.epochs", self.epochs, int)
+        self.lr = _pair("finetune.lr", self.lr, float)
+        if self.categories_per_model[0] < 2 or self.images_per_category[0] < 1 or self.epochs[0] < 1:
+            raise InputError("finetune: needs >= 2 categories, >= 1 image per category and >= 1 epoch per model")
+        if self.lr[0] <= 0:
+            raise InputError(f"finetune.lr: must be > 0, got {self.lr}")
+        if not self.weight_decay or not self.batch_size:
+            raise InputError("finetune.weight_decay and finetune.batch_size: need at least one value each")
+        if self.head_init not in ("zeros", "random"):
+            raise InputError(f"finetune.head_init: expected 'zeros' or 'random', got {self.head_init!r}")
+
+
+@dataclass
+class ZooConfig:
+    """A whole zoo: vocabulary, roots (one tree each) and fine-tune ranges."""
+
+    name: str = "zoo"
+    seed: int = 0
+    views: list[str] = field(default_factory=lambda: list(VIEWS))
+    pool_per_category: int = 600
+    test_per_category: int = 50
+    roots: list[RootConfig] = field(default_factory=list)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    def __post_init__(self) -> None:
+        self.roots = [r if isinstance(r, RootConfig) else RootConfig(**r) for r in self.roots]
+        if isinstance(self.finetune, dict):
+            self.finetune = FinetuneConfig(**self.finetune)
+        if not self.roots:
+            raise InputError("roots: a zoo needs at least one root")
+        names = [r.name for r in self.roots]
+        if len(set(names)) != len(names):
+            raise InputError(f"roots: duplicate tree names in {names}")
+        for r in self.roots:
+            if r.parent is not None:
+                if r.parent not in names[: names.index(r.name)]:
+                    raise InputError(f"roots.{r.name}.parent: {r.parent!r} must be a root listed before it")
+                p = self.roots[names.index(r.parent)]
+                if (p.arch, p.hidden) != (r.arch, r.hidden):
+                    raise InputError(f"roots.{r.name}: a nested root must have its parent's architecture")
+        vocab = vocabulary(self.views)
+        if self.finetune.categories_per_model[1] > len(vocab):
+            raise InputError(f"finetune.categories_per_model: at most {len(vocab)} categories exist")
+        check_positive_int("pool_per_category", self.pool_per_category)
+        check_positive_int("test_per_category", self.test_per_category)
+        if self.finetune.images_per_category[1] > self.pool_per_category:
+            raise InputError("finetune.images_per_category: exceeds pool_per_category")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ZooConfig:
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path_or_name: str | os.PathLike) -> ZooConfig:
+        """Load a TOML config: a file path, or the name of a bundled one (``"benchmark"``, ``"small"``)."""
+        p = Path(path_or_name)
+        if p.suffix != ".toml" and not p.exists():
+            res = resources.files("lamina.weights") / "configs" / f"{path_or_name}.toml"
+            if not res.is_file():
+                raise InputError(f"config: no bundled zoo config named {str(path_or_name)!r} (try benchmark, small)")
+            text = res.read_text()
+        else:
+            try:
+                text = p.read_text()
+            except OSError as exc:
+                raise InputError(f"config: cannot read {p} ({exc.strerror})") from None
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"config: {p} is not valid TOML ({exc})") from None
+        zoo = dict(doc.get("zoo", {}))
+        try:
+            return cls(**zoo, roots=doc.get("roots", []), finetune=doc.get("finetune", {}))
+        except TypeError as exc:
+            raise InputError(f"config: {p}: {exc}") from None
+
+    @property
+    def n_models(self) -> int:
+        return sum(r.n_models for r in self.roots)
+
+
+def model_spec(cfg: ZooConfig, tree_index: int, i: int, n_categories: int) -> dict:
+    """Hyperparameters of model ``i`` of tree ``tree_index`` (a pure function of the config: resumable builds)."""
+    ft = cfg.finetune
+    rng = np.random.default_rng([cfg.seed, tree_index, i])
+    k = int(rng.integers(ft.categories_per_model[0], ft.categories_per_model[1] + 1))
+    cats = sorted(int(c) for c in rng.choice(n_categories, size=k, replace=False))
+    root = cfg.roots[tree_index]
+    return {
+        "id": f"{root.name}-{i:05d}",
+        "tree": root.name,
+        "categories": cats,
+        "hparams": {
+            "images_per_category": int(rng.integers(ft.images_per_category[0], ft.images_per_category[1] + 1)),
+            "epochs": int(rng.integers(ft.epochs[0], ft.epochs[1] + 1)),
+            "lr": float(math.exp(rng.uniform(math.log(ft.lr[0]), math.log(ft.lr[1])))),
+            "weight_decay": float(ft.weight_decay[int(rng.integers(len(ft.weight_decay)))]),
+            "batch_size": int(ft.batch_size[int(rng.integers(len(ft.batch_size)))]),
+            "head_init": ft.head_init,
+            "seed": int(rng.integers(2**31 - 1)),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------- storage
+def save_model_file(path: Path, state: dict[str, np.ndarray], metadata: dict[str, str]) -> str:
+    """Write a model's tensors as safetensors atomically; return the file's sha256."""
+    from safetensors.numpy import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}, str(tmp), metadata)
+    return sha256_file(path)
+
+
+def _load_state(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------- workers
+_W: dict = {}
+
+
+def _worker_init(pools: np.ndarray, tests: np.ndarray, zoo: str, roots: dict, threads: int) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    _W.update(pools=pools, tests=tests, zoo=Path(zoo), roots=roots, cache={})
+
+
+def _finetune_one(spec: dict) -> dict:
+    """Fine-tune one model in a worker and save it; returns its catalogue row."""
+    import torch
+
+    t0 = time.perf_counter()
+    root = _W["roots"][spec["tree"]]
+    if spec["tree"] not in _W["cache"]:
+        _W["cache"][spec["tree"]] = _load_state(_W["zoo"] / root["path"])
+    hp = spec["hparams"]
+    cats = spec["categories"]
+    rng = np.random.default_rng(hp["seed"])
+    n = hp["images_per_category"]
+    pools, tests = _W["pools"], _W["tests"]
+    sel = [rng.choice(pools.shape[1], size=n, replace=False) for _ in cats]
+    images = np.concatenate([pools[c, s] for c, s in zip(cats, sel, strict=True)])
+    labels = np.repeat(np.arange(len(cats)), n)
+    arch = ArchConfig.from_dict(root["arch"])
+    model = build_model(arch, len(cats), seed=hp["seed"])
+    load_body(model, _W["cache"][spec["tree"]])
+    if hp["head_init"] == "zeros":
+        with torch.no_grad():
+            model.head.weight.zero_()
+            model.head.bias.zero_()
+    train_classifier(model, images, labels, epochs=hp["epochs"], lr=hp["lr"], weight_decay=hp["weight_decay"],
+                     batch_size=hp["batch_size"], seed=hp["seed"])
+    test_x = np.concatenate([tests[c] for c in cats])
+    test_y = np.repeat(np.arange(len(cats)), tests.shape[1])
+    acc = accuracy(model, test_x, test_y)
+    rel = Path("models") / spec["tree"] / f"{spec['id']}.safetensors"
+    meta = {"id": spec["id"], "tree": spec["tree"], "parent": spec["tree"], "categories": str(cats)}
+    sha = save_model_file(_W["zoo"] / rel, state_to_numpy(model), meta)
+    return {**spec, "parent": spec["tree"], "arch": root["arch"], "accuracy": acc, "path": str(rel), "sha256": sha,
+            "seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------------------------------------------------- roots
+def _pretrain_data(source: str) -> tuple[np.ndarray, np.ndarray]:
+    if source == "digits":
+        return digits_28()
+    images, labels = fashion_mnist("test")
+    return images, labels
+
+
+def _build_root(cfg: ZooConfig, r: RootConfig, zoo: Path, cat: Catalogue, console) -> None:
+    t0 = time.perf_counter()
+    images, labels = _pretrain_data(r.pretrain)
+    rng = np.random.default_rng([cfg.seed, 999, r.seed])
+    order = rng.permutation(len(labels))
+    n_test = max(1, len(labels) // 10)
+    test, train = order[:n_test], order[n_test:]
+    model = build_model(r.arch_config, int(labels.max()) + 1, seed=r.seed)
+    if r.parent is not None:
+        parent = cat.roots()[r.parent]
+        load_body(model, _load_state(zoo / parent["path"]))
+    train_classifier(model, images[train], labels[train], epochs=r.epochs, lr=r.lr, seed=r.seed, augment_shift=2)
+    acc = accuracy(model, images[test], labels[test])
+    rel = Path("roots") / f"{r.name}.safetensors"
+    sha = save_model_file(zoo / rel, state_to_numpy(model), {"tree": r.name, "pretrain": r.pretrain})
+    cat.add_root(dict(name=r.name, arch=r.arch_config.to_dict(), parent=r.parent, pretrain=r.pretrain,
+                      accuracy=acc, path=str(rel), sha256=sha, seconds=time.perf_counter() - t0))
+    console.print(f"root {r.name}: {r.arch} pretrained on {r.pretrain}"
+                  + (f" from {r.parent}" if r.parent else "") + f", held-out accuracy {acc:.3f}")
+
+
+def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit: int | None = None,
+              quiet: bool = False) -> dict:
+    """Build (or resume building) a zoo.
+
+    Args:
+        cfg: the zoo's config; a resumed build must use the same config as the first run.
+        out: zoo folder.
+        workers: parallel worker processes (1 torch thread each).
+        limit: stop after this many new models (for tests of resumption); ``None`` for all.
+        quiet: no progress bar.
+
+    Returns:
+        Summary: ``{"models", "new", "seconds", "trees"}``.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    workers = check_positive_int("workers", workers)
+    zoo = Path(out)
+    console = Console(stderr=True, quiet=quiet)
+    t0 = time.perf_counter()
+    with Catalogue(zoo, create=True) as cat:
+        old = cat.get_meta("config")
+        if old is not None and old != cfg.to_dict():
+            raise InputError(f"zoo: {zoo} was built with another config; use a new folder or the same config")
+        vocab = vocabulary(cfg.views)
+        cat.set_meta("config", cfg.to_dict())
+        cat.set_meta("vocabulary", [{"index": c.index, "name": c.name, "prompt": c.prompt} for c in vocab])
+        import torch
+
+        torch.set_num_threads(1)  # roots are small; more threads only spin on a shared machine
+        have_roots = cat.roots()
+        for r in cfg.roots:
+            if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).is_file():
+                _build_root(cfg, r, zoo, cat, console)
+        roots = cat.roots()
+        done = cat.model_ids()
+        specs = [
+            model_spec(cfg, t, i, len(vocab))
+            for t, r in enumerate(cfg.roots)
+            for i in range(r.n_models)
+        ]
+        todo = [s for s in specs if s["id"] not in done]
+        if limit is not None:
+            todo = todo[:limit]
+        if todo:
+            per = cfg.pool_per_category + cfg.test_per_category
+            allp = category_pools(vocab, per, seed=cfg.seed)
+            pools, tests = allp[:, : cfg.pool_per_category], allp[:, cfg.pool_per_category :]
+            ctx = mp.get_context("fork")
+            columns = (TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       TimeRemainingColumn())
+            with Progress(*columns, console=console) as bar, ctx.Pool(
+                workers, initializer=_worker_init, initargs=(pools, tests, str(zoo), roots, 1)
+            ) as pool:
+                task = bar.add_task("models", total=len(specs), completed=len(specs) - len(todo))
+                batch: list[dict] = []
+                for row in pool.imap_unordered(_finetune_one, todo, chunksize=4):
+                    batch.append(row)
+                    bar.advance(task)
+                    if len(batch) >= 50:
+                        cat.add_models(batch)
+                        batch = []
+                cat.add_models(batch)
+        seconds = time.perf_counter() - t0
+        cat.set_meta("build_seconds", float(cat.get_meta("build_seconds", 0.0)) + seconds)
+        return {"models": cat.count(), "new": len(todo), "seconds": seconds, "trees": [r.name for r in cfg.roots]}

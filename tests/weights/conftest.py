@@ -1,0 +1,40 @@
+"""Fixtures: one tiny real zoo (Fashion-MNIST + digits, built offline) and one probe trained on it, per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from lamina.weights.zoo import ZooConfig, build_zoo
+
+
+def tiny_config(n_models: int = 20) -> ZooConfig:
+    """The bundled small config, with fewer models per tree (still 3 trees, 2 architectures, a nested tree)."""
+    cfg = ZooConfig.load("small")
+    for r in cfg.roots:
+        r.n_models = n_models
+        r.epochs = min(r.epochs, 4)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("zoo")
+    build_zoo(tiny_config(), out, workers=2, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_probe(tiny_zoo, tmp_path_factory):
+    from lamina.weights.experts import ProbeXMixture, TrainConfig
+    from lamina.weights.probex import ProbeXConfig
+    from lamina.weights.search import register_probe
+
+    out = tmp_path_factory.mktemp("probe") / "probe"
+    cfg = TrainConfig(probex=ProbeXConfig(r_u=8, r_v=8, r_t=16, epochs=5), layers=["fc1"], heldout=[1, 13])
+    mix = ProbeXMixture(cfg).fit_zoo(tiny_zoo, log=lambda m: None)
+    mix.save(out, zoo=tiny_zoo)
+    register_probe(tiny_zoo, out)
+    return out

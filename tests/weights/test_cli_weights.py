@@ -1,0 +1,117 @@
+"""`lamina weights ...` end to end on the tiny real zoo, and its errors (exit code 2, one line)."""
+
+import json
+import shutil
+
+import numpy as np
+from safetensors.numpy import save_file
+from typer.testing import CliRunner
+
+from lamina.cli import app
+from lamina.weights.catalogue import Catalogue
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, ["weights", *map(str, args)])
+
+
+def _json_tail(out: str):
+    return json.loads(out[out.index("{"):])
+
+
+def test_zoo_build_small_config_cli(tmp_path):
+    cfg = tmp_path / "z.toml"
+    cfg.write_text(
+        "[zoo]\nseed = 1\nviews = ['original', 'upside down', 'inverted colours', 'zoomed in', 'zoomed out']\n"
+        "pool_per_category = 20\ntest_per_category = 5\n"
+        "[[roots]]\nname = 'mlp'\narch = 'mlp'\nhidden = [8, 8]\npretrain = 'digits'\nepochs = 1\nn_models = 3\n"
+        "[finetune]\ncategories_per_model = [2, 3]\nimages_per_category = [5, 10]\nepochs = [1, 1]\n"
+    )
+    r = run("zoo", "build", "--config", cfg, "-o", tmp_path / "zoo", "--workers", "1", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert _json_tail(r.output)["models"] == 3
+    r = run("zoo", "build", "--config", tmp_path / "nope.toml", "-o", tmp_path / "zoo2")
+    assert r.exit_code == 2 and "error: config" in r.output
+
+
+def test_predict_search_like(tiny_zoo, tiny_probe):
+    model = Catalogue(tiny_zoo).models(tree="mlp-digits-fashion")[0]
+    r = run("predict", tiny_probe, tiny_zoo / model["path"], "--top", "3")
+    assert r.exit_code == 0, r.output
+    out = _json_tail(r.output)
+    assert out["tree"] == "mlp-digits-fashion" and out["layer"] == "fc1" and len(out["categories"]) == 3
+    r = run("search", "a photo of a sneaker, upside down", "--zoo", tiny_zoo, "--top", "5")
+    assert r.exit_code == 0, r.output
+    res = _json_tail(r.output)["results"]
+    assert len(res) == 5 and res[0]["score"] >= res[-1]["score"] and 0 <= res[-1]["score"] <= 1
+    r = run("search", "--like", model["id"], "--zoo", tiny_zoo, "--top", "4")
+    assert r.exit_code == 0, r.output
+    ids = [x["id"] for x in _json_tail(r.output)["results"]]
+    assert len(ids) == 4 and model["id"] not in ids
+
+
+def test_bad_input_exits_2_naming_file_and_layer(tiny_zoo, tiny_probe, tmp_path):
+    cnn = Catalogue(tiny_zoo).models(tree="cnn-digits")[0]
+    # a model file without the requested layer (a CNN routed fine, but only MLP trees have experts on fc1? no:
+    # every tree got an fc1 expert) -> use a file whose body matches no tree
+    odd = tmp_path / "odd.safetensors"
+    save_file({"fc1.weight": np.zeros((5, 784), np.float32), "fc1.bias": np.zeros(5, np.float32)}, str(odd))
+    r = run("predict", tiny_probe, odd)
+    assert r.exit_code == 2 and "odd.safetensors" in r.output and "match no tree" in r.output
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes((tiny_zoo / cnn["path"]).read_bytes()[:100])
+    r = run("predict", tiny_probe, corrupt)
+    assert r.exit_code == 2 and "corrupt.safetensors" in r.output
+    r = run("train", tiny_zoo, "-o", tmp_path / "p", "--layer", "fc9", "--epochs", "1")
+    assert r.exit_code == 2 and "fc9" in r.output
+    empty = tmp_path / "empty"
+    Catalogue(empty, create=True).close()
+    r = run("train", empty, "-o", tmp_path / "p2")
+    assert r.exit_code == 2 and "no models" in r.output
+    untrained = tmp_path / "untrained"
+    shutil.copytree(tiny_zoo, untrained)
+    Catalogue(untrained).set_meta("probe", None)
+    r = run("search", "a coat", "--zoo", untrained)
+    assert r.exit_code == 2 and "no trained probe" in r.output
+    r = run("search", "--zoo", tiny_zoo)
+    assert r.exit_code == 2 and "either a text query or --like" in r.output
+
+
+def test_wrong_layer_shape_is_refused(tiny_probe):
+    from lamina.weights.experts import ProbeXMixture
+
+    mix = ProbeXMixture.load(tiny_probe)
+    est = mix.experts_["mlp-digits"]["expert"]
+    import pytest
+
+    from lamina.errors import InputError
+
+    with pytest.raises(InputError, match=r"fc1: has shape \(3, 784\)"):
+        est._check_x(np.zeros((1, 3, 784), np.float32), layer="fc1")
+
+
+def test_broken_model_in_zoo_is_reported_and_skipped(tiny_zoo, tmp_path):
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo, zoo)
+    victim = Catalogue(zoo).models(tree="mlp-digits")[0]
+    (zoo / victim["path"]).write_bytes(b"not a safetensors file")
+    r = run("train", zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "1", "--r-u", "4", "--r-v", "4",
+            "--r-t", "8")
+    assert r.exit_code == 0, r.output
+    out = _json_tail(r.output[r.output.index('{\n  "probe"'):])
+    assert any(victim["id"] in s for s in out["skipped"])
+
+
+def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
+    r = run("evaluate", tiny_zoo, "-o", tmp_path / "rep", "--seeds", "0", "--epochs", "3", "--workers", "2")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    methods = {row["method"] for row in rep["rows"]}
+    assert {"probex", "statnn", "zero-shot", "data-aware (layer)", "data-aware (model)", "cross-tree@fc1"} <= methods
+    assert any(m.startswith("dense-logistic@") for m in methods)
+    assert rep["discovery"]["ari"] == 1.0
+    assert all(row["map_chance"] > 0 for row in rep["rows"])
+    assert (tmp_path / "rep" / "map_per_method.png").stat().st_size > 1000
+    assert "| tree | method |" in (tmp_path / "rep" / "report.md").read_text()

@@ -1,0 +1,50 @@
+"""Tree discovery and routing: synthetic clusters, then the tiny real zoo (nested tree included)."""
+
+import numpy as np
+import pytest
+
+from lamina.errors import InputError
+from lamina.weights.catalogue import Catalogue
+from lamina.weights.layers import read_state
+from lamina.weights.trees import (
+    Fingerprints,
+    Router,
+    adjusted_rand,
+    cluster,
+    discover_trees,
+    fingerprint_files,
+    separation,
+)
+
+
+def test_bisection_finds_separated_clouds_and_keeps_one_cloud_whole():
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((3, 20)) * 10
+    x = np.concatenate([c + rng.standard_normal((40, 20)) for c in centers])  # synthetic: 3 clouds
+    lab = cluster(x)
+    assert adjusted_rand(np.repeat([0, 1, 2], 40), lab) == 1.0
+    one = rng.standard_normal((120, 20))  # synthetic: one cloud
+    assert len(set(cluster(one).tolist())) == 1
+    lab2 = np.repeat([0, 1], 40)
+    assert separation(x[:80], lab2) > 6 and separation(one[:80], (one[:80, 0] > 0).astype(int)) < 6
+
+
+def test_discovery_recovers_the_tiny_zoo_trees(tiny_zoo):
+    models = Catalogue(tiny_zoo).models()
+    fp = fingerprint_files([tiny_zoo / m["path"] for m in models])
+    found = discover_trees(fp)
+    true = [m["tree"] for m in models]
+    assert len(set(fp.keys)) == 2  # two architectures
+    assert adjusted_rand(true, found) == 1.0  # nested tree included
+    router = Router().fit(fp, true)
+    m = models[-1]
+    assert router.route_state(read_state(tiny_zoo / m["path"]))[0] == m["tree"]
+    with pytest.raises(InputError, match="match no tree"):
+        router.route_state({"fc1.weight": np.zeros((3, 3), np.float32)}, source="x.safetensors")
+
+
+def test_router_checks_its_input():
+    with pytest.raises(InputError, match="one per fingerprint"):
+        Router().fit(Fingerprints(keys=["a"], vectors=[np.zeros(3)], kept=[0]), ["t1", "t2"])
+    with pytest.raises(InputError, match="not fitted"):
+        Router().route_state({})

@@ -1,0 +1,78 @@
+"""Zoo configs, the tiny real zoo's catalogue and files, and resuming an interrupted build."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+from lamina.errors import InputError
+from lamina.weights.catalogue import Catalogue
+from lamina.weights.zoo import ZooConfig, build_zoo, model_spec
+
+from .conftest import tiny_config
+
+
+def test_bundled_configs():
+    bench = ZooConfig.load("benchmark")
+    assert len(bench.roots) >= 3 and all(r.n_models >= 1000 for r in bench.roots)
+    assert {r.arch for r in bench.roots} == {"mlp", "cnn"} and any(r.parent for r in bench.roots)
+    assert ZooConfig.load("small").n_models < 200
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(InputError, match="no bundled zoo config"):
+        ZooConfig.load("huge")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[zoo\nname=1")
+    with pytest.raises(InputError, match="bad.toml"):
+        ZooConfig.load(bad)
+    with pytest.raises(InputError, match="parent"):
+        ZooConfig(roots=[{"name": "a", "parent": "b"}, {"name": "b"}])
+    with pytest.raises(InputError, match="architecture"):
+        ZooConfig(roots=[{"name": "a"}, {"name": "b", "arch": "cnn", "hidden": [2, 2, 2], "parent": "a"}])
+    with pytest.raises(InputError, match="categories_per_model"):
+        ZooConfig(roots=[{"name": "a"}], finetune={"categories_per_model": [5, 2]})
+
+
+def test_model_specs_are_deterministic_and_varied():
+    cfg = tiny_config()
+    a = [model_spec(cfg, 0, i, 60) for i in range(30)]
+    assert a == [model_spec(cfg, 0, i, 60) for i in range(30)]
+    assert len({s["hparams"]["lr"] for s in a}) == 30 and len({len(s["categories"]) for s in a}) > 3
+
+
+def test_tiny_zoo_catalogue_and_files(tiny_zoo):
+    cat = Catalogue(tiny_zoo)
+    models = cat.models()
+    assert len(models) == 60 and {m["tree"] for m in models} == {"mlp-digits", "mlp-digits-fashion", "cnn-digits"}
+    roots = cat.roots()
+    assert roots["mlp-digits-fashion"]["parent"] == "mlp-digits"
+    m = models[0]
+    assert set(m["hparams"]) >= {"lr", "epochs", "images_per_category", "weight_decay", "seed"}
+    assert 0.0 <= m["accuracy"] <= 1.0 and np.mean([x["accuracy"] for x in models]) > 1.5 / 8  # above chance
+    with safe_open(str(tiny_zoo / m["path"]), "numpy") as fh:
+        assert json.loads(fh.metadata()["categories"]) == m["categories"]
+        assert fh.get_tensor("head.weight").shape[0] == len(m["categories"])
+    assert len(cat.get_meta("vocabulary")) == 60
+
+
+def test_interrupted_build_resumes_to_the_same_zoo(tmp_path, tiny_zoo):
+    cfg = tiny_config(n_models=3)
+    build_zoo(cfg, tmp_path / "z", workers=1, limit=4, quiet=True)
+    assert Catalogue(tmp_path / "z").count() == 4
+    summary = build_zoo(cfg, tmp_path / "z", workers=1, quiet=True)
+    assert summary["new"] == 5 and summary["models"] == 9
+    full = build_zoo(cfg, tmp_path / "full", workers=1, quiet=True)
+    assert full["models"] == 9
+    a = {m["id"]: m for m in Catalogue(tmp_path / "z").models()}
+    b = {m["id"]: m for m in Catalogue(tmp_path / "full").models()}
+    assert a.keys() == b.keys()
+    for k in a:  # the same models, bit for bit (file hashes differ: safetensors orders its header freely)
+        assert a[k]["categories"] == b[k]["categories"] and a[k]["hparams"] == b[k]["hparams"]
+        ta, tb = load_file(str(tmp_path / "z" / a[k]["path"])), load_file(str(tmp_path / "full" / b[k]["path"]))
+        assert all(np.array_equal(ta[n], tb[n]) for n in ta)
+    other = tiny_config(n_models=4)
+    with pytest.raises(InputError, match="another config"):
+        build_zoo(other, tmp_path / "z", quiet=True)
