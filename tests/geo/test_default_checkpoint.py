@@ -63,6 +63,6 @@ def test_bundled_reconstruction_matches_the_source_fields(enc):
     truth = field.values_at(lon, lat, np.full(4000, 7))
     ok = np.isfinite(truth)
     assert ok.sum() > 1000
-    pred = enc.reconstruct(lon=lon[ok], lat=lat[ok], month=7)[:, [v.name for v in enc.variables].index("air_temperature")]
+    pred = enc.reconstruct(lon=lon[ok], lat=lat[ok], month=7)[:, enc.variable_names.index("air_temperature")]
     r2 = 1 - np.mean((pred - truth[ok]) ** 2) / np.var(truth[ok])
     assert r2 > 0.9
