@@ -41,11 +41,7 @@ FACTORS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 def native_arrays(stack) -> list[np.ndarray]:
     """(L, H, W) raw arrays of every field, in the dtype the reader holds them."""
-    out = []
-    for f in stack.fields:
-        g, r = f.grid, f.reader
-        out.append(np.stack([np.asarray(r.read_raw(k, 0, g.height, 0, g.width)) for k in range(r.n_layers)]))
-    return out
+    return [f.raw_array() for f in stack.fields]
 
 
 def sample_pixels(stack, decoded, n_per_field: int, seed: int):
