@@ -118,8 +118,8 @@ def main() -> None:
     import zstandard
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", action="append", default=None, help="encoder checkpoint dir (repeatable); "
-                    "default: the bundled one")  # fmt: skip
+    ap.add_argument("--checkpoint", action="append", default=None, help="encoder checkpoint dir (repeatable; "
+                    "'bundled' for the bundled one); default: the bundled one")  # fmt: skip
     ap.add_argument("--points", type=int, default=20_000, help="evaluation pixels per field")
     ap.add_argument("--query-points", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
@@ -157,7 +157,7 @@ def main() -> None:
         print(f"grid /{k}: {nbytes / 1e6:.3f} MB, RMSE {np.mean(errs):.3f} z", flush=True)
 
     encoders = []
-    paths = args.checkpoint or [None]
+    paths = [None if p == "bundled" else p for p in (args.checkpoint or [None])]
     for path in paths:
         enc = load(path)
         n_params = sum(p.numel() for p in enc.module.parameters())
