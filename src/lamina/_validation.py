@@ -15,7 +15,7 @@ def as_float_array(name: str, x, *, ndim: int | None = 1, allow_nan: bool = Fals
     Scalars are promoted to shape ``(1,)`` when ``ndim == 1``.
     """
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        arr = np.array(x, dtype=np.float64)  # a writable copy (inputs may be read-only Arrow buffers)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name}: expected numbers, got {type(x).__name__} ({exc})") from None
     if ndim == 1 and arr.ndim == 0:

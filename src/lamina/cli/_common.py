@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -13,26 +12,24 @@ from lamina.errors import LaminaError
 EXIT_BAD_INPUT = 2
 
 
-class CLIError(click.ClickException):
-    """A user-caused failure: printed as ``error: <message>`` on stderr, exit code 2, no traceback."""
-
-    exit_code = EXIT_BAD_INPUT
-
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+def fail(message: str) -> typer.Exit:
+    """Print ``error: <message>`` on stderr and return the exit (code 2) to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=EXIT_BAD_INPUT)
 
 
 class LaminaGroup(TyperGroup):
-    """Top-level group: any :class:`LaminaError` (or unreadable path) raised by a command becomes a CLIError."""
+    """Top-level group: a :class:`LaminaError` (or unreadable path) raised by any command becomes one line on
+    stderr and exit code 2, with no traceback. Other exceptions are bugs and keep their traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LaminaError as exc:
-            raise CLIError(str(exc)) from None
+            raise fail(str(exc)) from None
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             name = getattr(exc, "filename", None)
-            raise CLIError(f"{name}: {exc.strerror}" if name else str(exc)) from None
+            raise fail(f"{name}: {exc.strerror}" if name else str(exc)) from None
 
 
 def new_app(help: str) -> typer.Typer:

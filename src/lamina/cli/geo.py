@@ -2,6 +2,204 @@
 
 from __future__ import annotations
 
-from lamina.cli._common import new_app
+import json
+from pathlib import Path
+
+import typer
+
+from lamina.cli._common import echo_json, new_app
+from lamina.errors import InputError
 
 app = new_app("Climate implicit embeddings: (lon, lat, month) -> embedding anywhere on Earth.")
+
+CHECKPOINT = typer.Option(None, "--checkpoint", "-c", help="Encoder checkpoint directory (default: the bundled one).")
+WRAP = typer.Option(False, "--wrap-lon", help="Wrap longitudes outside [-180, 180] instead of rejecting them.")
+
+
+def _encoder(checkpoint: Path | None):
+    from lamina.geo.encoder import load
+
+    return load(checkpoint)
+
+
+def _points_or_table(input_path, lon, lat, output):
+    if input_path is None:
+        if not lon or not lat:
+            raise InputError("give a points table (CSV / Parquet) or --lon and --lat")
+        if output is not None:
+            raise InputError("--output needs an input table; for single points the result is printed as JSON")
+        return None
+    if lon or lat:
+        raise InputError("give either a points table or --lon/--lat, not both")
+    if output is None:
+        raise InputError("--output/-o is required with an input table (e.g. -o out.parquet)")
+    return Path(input_path)
+
+
+@app.command()
+def embed(
+    input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV or Parquet table of points."),
+    lon: list[float] | None = typer.Option(None, "--lon", help="Longitude(s), degrees east (repeatable)."),
+    lat: list[float] | None = typer.Option(None, "--lat", help="Latitude(s), degrees north (repeatable)."),
+    month: int | None = typer.Option(None, "--month", "-m", help="Month 1..12; omit for months 3,6,9,12 (1024-d)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output table (.parquet or .csv)."),
+    lon_col: str = typer.Option("lon", help="Longitude column of the input table."),
+    lat_col: str = typer.Option("lat", help="Latitude column of the input table."),
+    month_col: str | None = typer.Option(None, help="Month column of the input table (overrides --month)."),
+    chunk_rows: int = typer.Option(65_536, min=1, help="Rows per streamed chunk."),
+    keep_columns: bool = typer.Option(True, help="Copy the input columns into the output."),
+    precision: str = typer.Option("float32", help="float32 or bfloat16."),
+    wrap_lon: bool = WRAP,
+    checkpoint: Path | None = CHECKPOINT,
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Climate embeddings of points: JSON for --lon/--lat, a table for a points file."""
+    table = _points_or_table(input_path, lon, lat, output)
+    enc = _encoder(checkpoint)
+    if table is None:
+        emb = enc.embed(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon, precision=precision)
+        echo_json({"lon": lon, "lat": lat, "month": month if month is not None else [3, 6, 9, 12],
+                   "dim": int(emb.shape[1]), "embedding": [[round(float(v), 6) for v in row] for row in emb]})
+        return
+    from lamina.geo.embed import process_table
+
+    n = process_table(enc, table, output, what="embed", lon_col=lon_col, lat_col=lat_col, month_col=month_col,
+                      month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon, keep_columns=keep_columns,
+                      precision=precision, progress=progress)
+    typer.echo(f"wrote {n} rows to {output}", err=True)
+
+
+@app.command()
+def reconstruct(
+    input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV or Parquet table of points."),
+    lon: list[float] | None = typer.Option(None, "--lon", help="Longitude(s), degrees east (repeatable)."),
+    lat: list[float] | None = typer.Option(None, "--lat", help="Latitude(s), degrees north (repeatable)."),
+    month: int | None = typer.Option(None, "--month", "-m", help="Month 1..12."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output table (.parquet or .csv)."),
+    lon_col: str = typer.Option("lon"),
+    lat_col: str = typer.Option("lat"),
+    month_col: str | None = typer.Option(None),
+    chunk_rows: int = typer.Option(65_536, min=1),
+    keep_columns: bool = typer.Option(True),
+    wrap_lon: bool = WRAP,
+    checkpoint: Path | None = CHECKPOINT,
+    progress: bool = typer.Option(True),
+) -> None:
+    """The pretraining variables as the encoder reconstructs them, in physical units."""
+    table = _points_or_table(input_path, lon, lat, output)
+    enc = _encoder(checkpoint)
+    if table is None:
+        if month is None:
+            raise InputError("month: --month 1..12 is required (the variables are monthly)")
+        rec = enc.reconstruct(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon)
+        echo_json({"lon": lon, "lat": lat, "month": month,
+                   "units": {v.name: v.units for v in enc.variables},
+                   "values": [{v.name: round(float(x), 4) for v, x in zip(enc.variables, row, strict=True)}
+                              for row in rec]})
+        return
+    from lamina.geo.embed import process_table
+
+    n = process_table(enc, table, output, what="reconstruct", lon_col=lon_col, lat_col=lat_col,
+                      month_col=month_col, month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon,
+                      keep_columns=keep_columns, progress=progress)
+    typer.echo(f"wrote {n} rows to {output}", err=True)
+
+
+def _stack(spec: str | None):
+    """``default`` (the offline fields), ``chelsa:DIR`` (CHELSA GeoTIFFs), or None."""
+    if spec is None:
+        return None
+    if spec == "default":
+        from lamina.geo.sources import load_default_stack
+
+        return load_default_stack()
+    if spec.startswith("chelsa:"):
+        from lamina.geo.rasters import RasterStack
+
+        return RasterStack.from_chelsa(spec.split(":", 1)[1])
+    if spec.startswith("offline:"):
+        from lamina.geo.sources import load_stack
+
+        return load_stack(spec.split(":", 1)[1].split(","))
+    raise InputError(f"stack: expected 'default', 'offline:VAR,VAR,...' or 'chelsa:FOLDER', got {spec!r}")
+
+
+@app.command("map")
+def map_(
+    output: Path = typer.Option(..., "--output", "-o", help="Output PNG."),
+    month: int = typer.Option(6, "--month", "-m", min=1, max=12, help="Month 1..12."),
+    variable: str | None = typer.Option(None, "--variable", "-v", help="Variable to reconstruct (default: first)."),
+    resolution: float = typer.Option(1.0, help="Grid spacing in degrees."),
+    stack: str | None = typer.Option(None, help="Source fields for comparison: default | offline:VARS | chelsa:DIR "
+                                                "(default: the offline fields when the encoder was trained on them)."),
+    checkpoint: Path | None = CHECKPOINT,
+) -> None:
+    """World map of the embedding (PCA RGB) and a variable's reconstruction, source and error."""
+    from lamina.geo.plots import map_figure
+
+    enc = _encoder(checkpoint)
+    if stack is None and enc.metadata.get("training", {}).get("stack", "").startswith("offline"):
+        stack = "offline:" + ",".join(enc.variable_names)
+    map_figure(enc, output, month=month, variable=variable, stack=_stack(stack), resolution_deg=resolution)
+    typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def pretrain(
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (state, checkpoints, history)."),
+    stack: str = typer.Option("default", help="default | offline:VAR,VAR,... | chelsa:FOLDER"),
+    layers: int = typer.Option(16, min=1, help="Hidden sine layers."),
+    hidden: int = typer.Option(512, min=1, help="Hidden width."),
+    dim: int = typer.Option(256, min=1, help="Embedding size."),
+    no_hsiren: bool = typer.Option(False, "--no-hsiren", help="Plain sine first layer."),
+    no_residual: bool = typer.Option(False, "--no-residual", help="Plain SIREN (no pre-activation averaging)."),
+    steps: int = typer.Option(20_000, min=1, help="Maximum optimiser steps."),
+    batch_size: int = typer.Option(8192, min=1),
+    lr: float = typer.Option(1e-4),
+    schedule: str = typer.Option("constant", help="constant | cosine"),
+    minutes: float | None = typer.Option(None, help="Wall-clock budget in minutes."),
+    land_only: bool = typer.Option(False, help="Sample land pixels only."),
+    eval_every: int = typer.Option(250, min=1),
+    patience: int = typer.Option(5, min=1),
+    months_per_window: int = typer.Option(12, min=1, max=12, help="Months read per tile (fewer = fewer reads)."),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(True, help="Continue from OUT/state.pt if present."),
+    progress: bool = typer.Option(True),
+) -> None:
+    """Pretrain an encoder on a raster stack (works the same under torchrun for data parallelism)."""
+    from lamina.geo.encoder import EncoderConfig
+    from lamina.geo.pretrain import PretrainConfig
+    from lamina.geo.pretrain import pretrain as run
+
+    st = _stack(stack)
+    ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
+                         residual=not no_residual, hyperbolic_first=not no_hsiren)
+    pcfg = PretrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, max_minutes=minutes,
+                          land_only=land_only, eval_every=eval_every, checkpoint_every=eval_every,
+                          patience=patience, months_per_window=months_per_window, seed=seed)
+    run(st, ecfg, pcfg, out, resume=resume, progress=progress)
+    typer.echo(f"best checkpoint with held-out metrics: {out / 'final'}", err=True)
+
+
+@app.command()
+def info(checkpoint: Path | None = CHECKPOINT) -> None:
+    """Architecture, variables, provenance and held-out metrics of an encoder checkpoint (JSON)."""
+    from lamina._io import read_checkpoint_config
+    from lamina.geo.encoder import KIND, default_checkpoint_path
+
+    doc = read_checkpoint_config(checkpoint or default_checkpoint_path(), kind=KIND)
+    echo_json({k: doc[k] for k in ("kind", "lamina_version", "sha256", "config", "metadata")})
+
+
+@app.command()
+def sources() -> None:
+    """The offline fields lamina can pretrain on, with provenance (JSON)."""
+    from lamina.geo.sources import DEFAULT_VARIABLES, SOURCES
+
+    out = {}
+    for name, loader in SOURCES.items():
+        f = loader()
+        g = f.grid
+        out[name] = {**f.variable.to_dict(), "grid_deg": round(g.dlon, 6), "shape": list(g.shape),
+                     "in_default": name in DEFAULT_VARIABLES}
+    typer.echo(json.dumps(out, indent=2))

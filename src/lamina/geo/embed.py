@@ -1,0 +1,173 @@
+"""Batched embedding and reconstruction of arrays, tables (CSV / Parquet, streamed in chunks) and grids.
+
+Tables larger than memory are read and written chunk by chunk (pyarrow's streaming CSV reader and Parquet row
+batches), so peak memory is set by ``chunk_rows``, not by the file. Outputs are written to a temporary file
+and renamed, so a failure (bad coordinates in row 9,000,000, a full disk, Ctrl-C) leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from lamina._io import atomic_path
+from lamina.errors import InputError
+from lamina.geo.encoder import EMBED_MONTHS, ClimateEncoder
+from lamina.geo.grid import Grid
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _iter_table(path: Path, chunk_rows: int) -> Iterator:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        # ~100 bytes per row of a points table: blocks of about chunk_rows rows
+        opts = pacsv.ReadOptions(block_size=max(1 << 20, min(chunk_rows * 100, 1 << 30)))
+        with pacsv.open_csv(path, read_options=opts) as reader:
+            yield from reader
+    elif suffix in (".parquet", ".pq"):
+        yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+    else:
+        raise InputError(f"input: {path} is not a .csv or .parquet file")
+
+
+def table_rows(path: Path) -> int | None:
+    """Number of rows of a Parquet file from its footer (None for CSV: unknown without reading it)."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
+
+
+def embedding_columns(encoder: ClimateEncoder, month_given: bool) -> list[str]:
+    """Output column names: ``emb_000..`` for one month, ``emb_m03_000..`` for months 3, 6, 9, 12."""
+    d = encoder.embedding_dim
+    if month_given:
+        return [f"emb_{i:03d}" for i in range(d)]
+    return [f"emb_m{m:02d}_{i:03d}" for m in EMBED_MONTHS for i in range(d)]
+
+
+def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os.PathLike, *, what: str = "embed",
+                  lon_col: str = "lon", lat_col: str = "lat", month_col: str | None = None, month: int | None = None,
+                  chunk_rows: int = 65_536, wrap_lon: bool = False, keep_columns: bool = True,
+                  precision: str = "float32", progress: bool = True) -> int:
+    """Embed (or reconstruct) every row of a CSV / Parquet points table into a new table, streaming.
+
+    Args:
+        encoder: the climate encoder.
+        src: input ``.csv`` or ``.parquet`` with longitude / latitude columns (degrees).
+        dst: output ``.parquet`` or ``.csv``, written atomically.
+        what: ``"embed"`` (float32 embedding columns) or ``"reconstruct"`` (one column per variable, physical
+            units; needs a month).
+        lon_col, lat_col: coordinate column names.
+        month_col: column of months 1..12 (overrides ``month``).
+        month: one month for all rows; None with no ``month_col`` = months 3, 6, 9, 12 concatenated (embed only).
+        chunk_rows: rows per chunk (peak memory ~ chunk_rows x output width x 4 bytes x 3).
+        wrap_lon: wrap longitudes outside [-180, 180] instead of rejecting them.
+        keep_columns: copy the input columns into the output.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        InputError: missing columns, invalid coordinates or months (the message gives the row), bad paths.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    src, dst = Path(src), Path(dst)
+    if what not in ("embed", "reconstruct"):
+        raise InputError(f"what: expected 'embed' or 'reconstruct', got {what!r}")
+    if not src.is_file():
+        raise InputError(f"input: {src} does not exist or is not a file")
+    if dst.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(f"output: {dst} must end in .parquet or .csv")
+    if what == "reconstruct" and month_col is None and month is None:
+        raise InputError("month: reconstruct needs --month or --month-col (the variables are monthly)")
+    if dst.resolve() == src.resolve():
+        raise InputError(f"output: {dst} is the input file; choose another path")
+    total = table_rows(src)
+    out_is_csv = dst.suffix.lower() == ".csv"
+    n_done = 0
+    writer = None
+    bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   disable=not progress)
+    with bar, atomic_path(dst) as tmp:
+        task = bar.add_task(what, total=total)
+        try:
+            for chunk in _iter_table(src, chunk_rows):
+                names = chunk.schema.names
+                for col in (lon_col, lat_col) + ((month_col,) if month_col else ()):
+                    if col not in names:
+                        raise InputError(f"column {col!r} not found in {src}; columns are {names} "
+                                         "(choose with --lon-col / --lat-col / --month-col)")
+                lon = chunk.column(lon_col).to_numpy(zero_copy_only=False).astype(np.float64)
+                lat = chunk.column(lat_col).to_numpy(zero_copy_only=False).astype(np.float64)
+                mo = chunk.column(month_col).to_numpy(zero_copy_only=False) if month_col else month
+                try:
+                    out, cols = _compute(encoder, what, lon, lat, mo, wrap_lon, precision)
+                except InputError as exc:
+                    raise InputError(_with_row(str(exc), n_done)) from None
+                arrays = [pa.array(out[:, j]) for j in range(out.shape[1])]
+                table = pa.Table.from_arrays(arrays, names=cols)
+                if keep_columns:
+                    base = pa.Table.from_batches([chunk]) if isinstance(chunk, pa.RecordBatch) else chunk
+                    for j, name in enumerate(base.schema.names):
+                        table = table.add_column(j, name, base.column(j))
+                if writer is None:
+                    writer = (pacsv.CSVWriter(tmp, table.schema) if out_is_csv else
+                              pq.ParquetWriter(tmp, table.schema, compression="zstd"))
+                writer.write_table(table)
+                n_done += chunk.num_rows
+                bar.update(task, completed=n_done)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InputError(f"input: cannot read {src} ({str(exc).splitlines()[0]})") from None
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise InputError(f"input: {src} has no rows")
+    return n_done
+
+
+def _with_row(msg: str, offset: int) -> str:
+    import re
+
+    m = re.search(r"at index (\d+)", msg)
+    if m:
+        return msg.replace(m.group(0), f"at row {offset + int(m.group(1))}")
+    return msg
+
+
+def _compute(encoder, what, lon, lat, month, wrap_lon, precision):
+    if what == "embed":
+        out = encoder.embed(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon, precision=precision)
+        return out, embedding_columns(encoder, month is not None)
+    out = encoder.reconstruct(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon)
+    return out, [f"{v.name}" for v in encoder.variables]
+
+
+def grid_points(resolution_deg: float) -> tuple[Grid, np.ndarray, np.ndarray]:
+    """Pixel centres of a global grid: ``(grid, lon (H*W,), lat (H*W,))`` in row-major order."""
+    if not 0.01 <= resolution_deg <= 30:
+        raise InputError(f"resolution: expected degrees in [0.01, 30], got {resolution_deg}")
+    grid = Grid.global_grid(resolution_deg)
+    lon, lat = np.meshgrid(grid.lons, grid.lats)
+    return grid, lon.ravel(), lat.ravel()
+
+
+def embed_grid(encoder: ClimateEncoder, *, resolution_deg: float = 1.0, month: int | None = 6,
+               precision: str = "float32") -> tuple[Grid, np.ndarray]:
+    """Embeddings on a global grid: ``(grid, (H, W, D) float32)``."""
+    grid, lon, lat = grid_points(resolution_deg)
+    emb = encoder.embed(lon=lon, lat=lat, month=month, precision=precision)
+    return grid, emb.reshape(grid.height, grid.width, -1)

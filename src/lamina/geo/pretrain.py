@@ -1,0 +1,327 @@
+"""Pretraining a ClimateEncoder to reconstruct a raster stack (Climplicit's recipe).
+
+AdamW on the MSE of the z-scored variables (entries without data are masked out), a random month per sample,
+optionally land pixels only, gradient clipping, a spatially held-out validation set (whole blocks), early
+stopping on it, periodic checkpoints written atomically, and resume from the last checkpoint after any
+interruption (also ``kill -9``): batches are a pure function of (seed, step, rank), so a resumed run continues
+exactly as an uninterrupted one would.
+
+Data-parallel: launched by ``torchrun --nproc-per-node N``, the same call trains with torch.distributed (gloo on
+CPU); each rank draws its own share of every batch and rank 0 validates, checkpoints and reports.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamina._io import atomic_path, write_json_atomic
+from lamina.errors import InputError
+from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
+from lamina.geo.rasters import RasterStack
+from lamina.geo.sampling import Batch, PixelSampler, SpatialSplit
+
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class PretrainConfig:
+    """Hyperparameters of pretraining (paper: AdamW lr 1e-4, batch 8192, clip 0.5, patience 5).
+
+    Attributes:
+        max_steps: upper bound on optimiser steps.
+        batch_size: samples per step, over all ranks.
+        lr: AdamW learning rate (peak, with ``schedule="cosine"``).
+        weight_decay: AdamW weight decay.
+        schedule: ``"constant"`` (paper) or ``"cosine"`` (linear warm-up then cosine decay to 0 at max_steps).
+        warmup_steps: warm-up length of the cosine schedule.
+        grad_clip: max gradient norm.
+        eval_every: steps between validations (one "epoch" for early stopping).
+        patience: validations without improvement before stopping.
+        checkpoint_every: steps between resumable checkpoints.
+        max_minutes: wall-clock budget (None = unlimited); training stops cleanly when spent.
+        land_only: draw land pixels only.
+        val_fraction, val_block_deg: the spatial hold-out (fraction of blocks, block size in degrees).
+        n_val: samples in the fixed validation set.
+        n_windows, months_per_window: sampler settings (see :class:`~lamina.geo.sampling.PixelSampler`).
+        stats_stride: read every k-th row and column when computing normalisation statistics.
+        seed: everything random derives from it.
+    """
+
+    max_steps: int = 20_000
+    batch_size: int = 8192
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    schedule: str = "constant"
+    warmup_steps: int = 200
+    grad_clip: float = 0.5
+    eval_every: int = 250
+    patience: int = 5
+    checkpoint_every: int = 250
+    max_minutes: float | None = None
+    land_only: bool = False
+    val_fraction: float = 0.1
+    val_block_deg: float = 10.0
+    n_val: int = 32_768
+    n_windows: int = 64
+    months_per_window: int = 12
+    stats_stride: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.schedule not in ("constant", "cosine"):
+            raise InputError(f"schedule: expected 'constant' or 'cosine', got {self.schedule!r}")
+        for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "n_val", "n_windows"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise InputError(f"lr, grad_clip: expected > 0, got {self.lr}, {self.grad_clip}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise InputError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    best_val: float = math.inf
+    best_step: int = -1
+    bad_evals: int = 0
+    elapsed_s: float = 0.0
+    samples_seen: int = 0
+    history: list = field(default_factory=list)
+    finished: str = ""
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the entries where ``valid`` is true. Shapes: (B, V) each."""
+    diff = torch.where(valid, pred - target, torch.zeros((), dtype=pred.dtype))
+    return diff.square().sum() / valid.sum().clamp_min(1)
+
+
+def _dist():
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+        return dist, dist.get_rank(), dist.get_world_size()
+    return None, 0, 1
+
+
+def _lr_at(cfg: PretrainConfig, step: int) -> float:
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def _tensors(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndarray):
+    x = module.encode_inputs(torch.from_numpy(batch.lon), torch.from_numpy(batch.lat), torch.from_numpy(batch.month))
+    z = (batch.values.astype(np.float64) - mean) / std
+    valid = np.isfinite(z)
+    return x, torch.from_numpy(np.nan_to_num(z).astype(np.float32)), torch.from_numpy(valid)
+
+
+@torch.no_grad()
+def evaluate(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndarray, chunk: int = 8192) -> dict:
+    """Masked MSE (normalised) and per-variable RMSE / R^2 in physical units on a fixed set of samples."""
+    module.eval()
+    preds = []
+    x, _, _ = _tensors(module, batch, mean, std)
+    for s in range(0, x.shape[0], chunk):
+        preds.append(module(x[s : s + chunk])[1].double().numpy())
+    module.train()
+    pred = np.concatenate(preds) * std + mean  # (N, V) physical
+    truth = batch.values.astype(np.float64)
+    valid = np.isfinite(truth)
+    z_err = np.where(valid, (pred - np.nan_to_num(truth)) / std, 0.0)
+    out = {"loss": float((z_err**2).sum() / max(valid.sum(), 1)), "rmse": [], "r2": [], "n": []}
+    for j in range(truth.shape[1]):
+        ok = valid[:, j]
+        if ok.sum() < 2:
+            out["rmse"].append(None), out["r2"].append(None), out["n"].append(int(ok.sum()))
+            continue
+        err = pred[ok, j] - truth[ok, j]
+        var = truth[ok, j].var()
+        out["rmse"].append(float(np.sqrt(np.mean(err**2))))
+        out["r2"].append(float(1.0 - np.mean(err**2) / var) if var > 0 else None)
+        out["n"].append(int(ok.sum()))
+    return out
+
+
+def _save_state(path: Path, module: nn.Module, opt: torch.optim.Optimizer, st: TrainState, extra: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"model": module.state_dict(), "optimizer": opt.state_dict(), "state": asdict(st), **extra}, tmp)
+
+
+def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, config: PretrainConfig | None = None,
+             out_dir: str | Path = "runs/pretrain", *, resume: bool = True, progress: bool = True) -> ClimateEncoder:
+    """Pretrain a climate encoder on ``stack``; return the best encoder (by held-out validation loss).
+
+    Writes into ``out_dir``: ``state.pt`` (resumable training state), ``best/`` (the best checkpoint so far, a
+    lamina checkpoint directory), ``history.json`` (losses, samples/s) and, at the end, ``final/`` (the best
+    weights with held-out metrics in their metadata). With ``resume`` an existing ``state.pt`` is continued.
+    """
+    encoder_config = encoder_config or EncoderConfig(n_variables=len(stack.fields))
+    config = config or PretrainConfig()
+    if encoder_config.n_variables != len(stack.fields):
+        raise InputError(f"n_variables: the encoder regresses {encoder_config.n_variables} variables, "
+                         f"the stack has {len(stack.fields)} ({stack.names})")
+    dist, rank, world = _dist()
+    if config.batch_size % world:
+        raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
+    out_dir = Path(out_dir)
+    state_path = out_dir / STATE_FILE
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(config.seed)
+    module = ClimateModule(encoder_config)
+    opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    st = TrainState()
+    saved = torch.load(state_path, weights_only=False) if resume and state_path.exists() else None
+    if saved is not None:
+        if saved["encoder_config"] != encoder_config.to_dict() or saved["variables"] != stack.names:
+            raise InputError(f"resume: {state_path} belongs to another encoder or stack; use a new output folder "
+                             "or --no-resume")
+        module.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        st = TrainState(**saved["state"])
+        mean, std = np.asarray(saved["mean"]), np.asarray(saved["std"])
+    else:
+        stats = stack.statistics(land_only=config.land_only, stride=config.stats_stride)
+        mean, std = stats.mean, stats.std
+    if dist is not None:
+        for p in module.parameters():  # identical start on every rank
+            dist.broadcast(p.data, src=0)
+    train_mod = nn.parallel.DistributedDataParallel(module) if dist is not None else module
+
+    split = SpatialSplit(config.val_block_deg, config.val_fraction, config.seed)
+    kw = dict(split=split, land_only=config.land_only, n_windows=max(1, config.n_windows // world),
+              months_per_window=config.months_per_window, seed=config.seed)
+    sampler = PixelSampler(stack, batch_size=config.batch_size // world, part="train", rank=rank, **kw)
+    val_set = PixelSampler(stack, batch_size=8192, part="val", **kw).fixed_set(config.n_val) if rank == 0 else None
+    extra = {"encoder_config": encoder_config.to_dict(), "variables": stack.names, "mean": mean.tolist(),
+             "std": std.tolist(), "pretrain_config": config.to_dict()}
+    provenance = {"stack": stack.name, "stack_description": stack.description, "pretrain_config": config.to_dict(),
+                  "world_size": world, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+    def make_encoder(meta: dict) -> ClimateEncoder:
+        return ClimateEncoder(ClimateModule(encoder_config), stack.variables, mean, std, meta)
+
+    def checkpoint_best(metrics: dict) -> None:
+        enc = make_encoder({"training": {**provenance, "step": st.step, "samples_seen": st.samples_seen}})
+        enc.module.load_state_dict(module.state_dict())
+        enc.save(out_dir / "best", extra_metadata={"validation": metrics})
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[bold]pretrain"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not progress or rank != 0)
+    t_start = time.perf_counter() - st.elapsed_s
+    t_window, n_window, loss_ema = time.perf_counter(), 0, None
+    stop_reason = st.finished
+    module.train()
+    with bar:
+        task = bar.add_task("train", total=config.max_steps, completed=st.step, info="")
+        it = sampler.iterate(st.step) if not stop_reason else iter(())
+        for step, batch in it:
+            if step >= config.max_steps:
+                stop_reason = "max_steps"
+                break
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(config, step)
+            x, z, valid = _tensors(module, batch, mean, std)
+            _, pred = train_mod(x)
+            loss = masked_mse(pred, z, valid)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+            opt.step()
+            st.step = step + 1
+            st.samples_seen += config.batch_size
+            n_window += config.batch_size
+            loss_val = loss.item()
+            loss_ema = loss_val if loss_ema is None else 0.95 * loss_ema + 0.05 * loss_val
+            now = time.perf_counter()
+            st.elapsed_s = now - t_start
+            rate = n_window / max(now - t_window, 1e-9)
+            bar.update(task, completed=st.step, info=f"loss {loss_ema:.4f}  best val {st.best_val:.4f}  "
+                                                     f"{rate:,.0f} samples/s")
+            if st.step % config.eval_every == 0 or st.step == config.max_steps:
+                stop_reason = _validate(module, val_set, mean, std, st, config, rate, loss_ema, checkpoint_best,
+                                        rank, dist)
+                t_window, n_window = time.perf_counter(), 0
+            over_time = config.max_minutes is not None and st.elapsed_s > 60 * config.max_minutes
+            if over_time and not stop_reason:
+                stop_reason = "max_minutes"
+            if stop_reason or st.step % config.checkpoint_every == 0:
+                st.finished = stop_reason
+                if rank == 0:
+                    _save_state(state_path, module, opt, st, extra)
+                    write_json_atomic(out_dir / "history.json", st.history)
+            if stop_reason:
+                break
+    if not stop_reason:
+        stop_reason = "max_steps"
+    if dist is not None:
+        dist.barrier()
+    st.finished = stop_reason
+    if rank == 0:
+        if not (out_dir / "best").exists():  # never validated (tiny runs): validate now
+            _validate(module, val_set, mean, std, st, config, 0.0, loss_ema or math.nan, checkpoint_best, rank, None)
+        _save_state(state_path, module, opt, st, extra)
+        write_json_atomic(out_dir / "history.json", st.history)
+    if dist is not None:
+        dist.barrier()
+    best = ClimateEncoder.from_checkpoint(out_dir / "best")
+    if rank == 0:
+        final_metrics = evaluate(best.module, val_set, mean, std)
+        best.save(out_dir / "final", extra_metadata={
+            "training": {**provenance, "stopped": stop_reason, "best_step": st.best_step,
+                         "steps": st.step, "samples_seen": st.samples_seen, "elapsed_s": round(st.elapsed_s, 1)},
+            "heldout_metrics": _named(final_metrics, stack.names, stack.variables),
+        })
+    return best
+
+
+def _validate(module, val_set, mean, std, st: TrainState, config, rate, loss_ema, checkpoint_best, rank, dist):
+    stop = ""
+    if rank == 0:
+        m = evaluate(module, val_set, mean, std)
+        st.history.append({"step": st.step, "train_loss": loss_ema, "val_loss": m["loss"],
+                           "samples_per_s": rate, "elapsed_s": round(st.elapsed_s, 1)})
+        if m["loss"] < st.best_val - 1e-6:
+            st.best_val, st.best_step, st.bad_evals = m["loss"], st.step, 0
+            checkpoint_best(m)
+        else:
+            st.bad_evals += 1
+        if st.bad_evals >= config.patience:
+            stop = "early_stopping"
+    if dist is not None:
+        flag = torch.tensor([1 if stop else 0])
+        dist.broadcast(flag, src=0)
+        stop = "early_stopping" if int(flag) else ""
+    return stop
+
+
+def _named(metrics: dict, names, variables) -> dict:
+    return {
+        "normalised_mse": metrics["loss"],
+        "per_variable": {
+            n: {"units": v.units, "rmse": metrics["rmse"][j], "r2": metrics["r2"][j], "n": metrics["n"][j]}
+            for j, (n, v) in enumerate(zip(names, variables, strict=True))
+        },
+    }

@@ -1,0 +1,122 @@
+"""Pretraining mechanics on a SYNTHETIC CHELSA-named stack (see conftest.tiny_chelsa) with a tiny network."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import lamina.geo
+from lamina.errors import InputError
+from lamina.geo.encoder import EncoderConfig
+from lamina.geo.pretrain import PretrainConfig, masked_mse, pretrain
+from lamina.geo.rasters import RasterStack
+
+TINY = EncoderConfig(n_variables=2, dim_hidden=32, num_layers=3, dim_embedding=8)
+
+
+def _cfg(**kw):
+    base = dict(max_steps=150, batch_size=256, lr=3e-3, eval_every=50, checkpoint_every=50, n_val=512, n_windows=8,
+                val_block_deg=10, val_fraction=0.25, patience=100, months_per_window=3, seed=0)
+    return PretrainConfig(**{**base, **kw})
+
+
+def _weights(path):
+    from lamina._io import load_checkpoint
+
+    return load_checkpoint(path)[0]
+
+
+def test_masked_mse_ignores_missing_entries():
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    target = torch.tensor([[0.0, 0.0], [3.0, 0.0]])
+    valid = torch.tensor([[True, False], [True, True]])
+    assert masked_mse(pred, target, valid).item() == pytest.approx((1 + 0 + 16) / 3)
+
+
+def test_pretrain_learns_writes_metrics_and_is_reproducible(tiny_chelsa, tmp_path):
+    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    enc = pretrain(stack, TINY, _cfg(), tmp_path / "a", progress=False)
+    hist = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert [h["step"] for h in hist] == [50, 100, 150]
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+    doc = json.loads((tmp_path / "a" / "final" / "config.json").read_text())
+    per_var = doc["metadata"]["heldout_metrics"]["per_variable"]
+    assert set(per_var) == {"tas", "pr"} and per_var["tas"]["units"] == "degC"
+    assert per_var["tas"]["r2"] > 0.6  # a smooth synthetic field is learnt quickly, also in held-out blocks
+    assert doc["metadata"]["training"]["stack"] == "chelsa"
+    assert lamina.geo.load(tmp_path / "a" / "final").embed(lon=[0.0], lat=[0.0], month=1).shape == (1, 8)
+    assert enc.variable_names == ["tas", "pr"]
+    # same seed, same result
+    pretrain(stack, TINY, _cfg(), tmp_path / "b", progress=False)
+    for k, v in _weights(tmp_path / "a" / "final").items():
+        torch.testing.assert_close(v, _weights(tmp_path / "b" / "final")[k], rtol=0, atol=0)
+
+
+def test_resume_refuses_another_configuration(tiny_chelsa, tmp_path):
+    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    pretrain(stack, TINY, _cfg(max_steps=10), tmp_path / "r", progress=False)
+    other = EncoderConfig(n_variables=2, dim_hidden=16, num_layers=2, dim_embedding=8)
+    with pytest.raises(InputError, match="another encoder"):
+        pretrain(stack, other, _cfg(max_steps=20), tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match="n_variables"):
+        pretrain(stack.select(["tas"]), TINY, _cfg(), tmp_path / "x", progress=False)
+
+
+def _cli(folder, out, steps, extra=()):
+    return [sys.executable, "-m", "lamina.cli", "geo", "pretrain", "--stack", f"chelsa:{folder}", "--out", str(out),
+            "--layers", "2", "--hidden", "24", "--dim", "8", "--steps", str(steps), "--batch-size", "512",
+            "--lr", "0.003", "--eval-every", "10", "--months-per-window", "2", "--no-progress", *extra]
+
+
+def test_resume_after_kill_9_continues_exactly(tiny_chelsa, tmp_path):
+    steps = 150
+    proc = subprocess.Popen(_cli(tiny_chelsa, tmp_path / "killed", steps), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    state = tmp_path / "killed" / "state.pt"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), proc.stderr.read().decode()[-2000:]
+    killed_at = torch.load(state, weights_only=False)["state"]["step"]
+    assert 0 < killed_at < steps, "the run must be interrupted mid-way for this test to mean anything"
+    assert not list((tmp_path / "killed").glob(".*")) or all(p.name.startswith(".state") or p.name.startswith(
+        ".best") for p in (tmp_path / "killed").glob(".*"))
+    resumed = subprocess.run(_cli(tiny_chelsa, tmp_path / "killed", steps), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    straight = subprocess.run(_cli(tiny_chelsa, tmp_path / "straight", steps), capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    a, b = _weights(tmp_path / "killed" / "final"), _weights(tmp_path / "straight" / "final")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tiny_chelsa, tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    assert torchrun, "torchrun comes with torch"
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "lamina.cli", *_cli(tiny_chelsa, tmp_path / "ddp",
+                                                                                          30)[3:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = json.loads((tmp_path / "ddp" / "final" / "config.json").read_text())
+    assert doc["metadata"]["training"]["world_size"] == 2
+    hist = json.loads((tmp_path / "ddp" / "history.json").read_text())
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+    assert np.isfinite(lamina.geo.load(tmp_path / "ddp" / "final").embed(lon=[1.0], lat=[2.0], month=3)).all()
+
+
+def test_config_validation():
+    with pytest.raises(InputError, match="schedule"):
+        PretrainConfig(schedule="linear")
+    with pytest.raises(InputError, match="val_fraction"):
+        PretrainConfig(val_fraction=0.0)
