@@ -11,6 +11,8 @@ projection and positional encoding stay on the lamina side: feed the residual st
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -51,7 +53,9 @@ def to_transformer_lens(model: SingleLayerTransformer):
         attn_scale=1.0 / c.attn_scale, use_attn_scale=True, positional_embedding_type="standard",
         dtype=model.dtype, default_prepend_bos=False, device="cpu",
     )
-    hooked = hooked_cls(cfg)
+    with warnings.catch_warnings():  # TransformerLens 3.x announces that 4.0 drops HookedTransformer
+        warnings.simplefilter("ignore", DeprecationWarning)
+        hooked = hooked_cls(cfg)
     h, dh, dm = c.n_heads, c.d_head, c.d_model
     src = {k: v.detach().to(model.dtype) for k, v in model.state_dict().items()}
     state = hooked.state_dict()

@@ -24,7 +24,8 @@ def power_law_slope(x: Sequence[float], y: Sequence[float]) -> dict:
     if ok.sum() < 2:
         return {"slope": float("nan"), "prefactor": float("nan"), "r2": float("nan")}
     lx, ly = np.log(x[ok]), np.log(y[ok])
-    slope, c = np.polyfit(lx, ly, 1)
+    design = np.stack([lx, np.ones_like(lx)], axis=1)
+    (slope, c), *_ = np.linalg.lstsq(design, ly, rcond=None)
     resid = ly - (slope * lx + c)
     ss = np.sum((ly - ly.mean()) ** 2)
     return {"slope": float(slope), "prefactor": float(np.exp(c)), "r2": float(1 - resid @ resid / ss) if ss else 1.0}
