@@ -103,15 +103,15 @@ def bound_vs_measured(path, x: Sequence[float], certified: Sequence[float], meas
 
 
 def scatter_params(path, groups: dict[str, tuple[Sequence[float], Sequence[float]]], *, ylabel: str,
-                   title: str = "", dpi: int = 100) -> Path:
-    """Error against parameter count for several groups (e.g. constructed and trained), log-log."""
+                   xlabel: str = "parameters", title: str = "", dpi: int = 100) -> Path:
+    """Error against parameter count (or any size) for several groups, e.g. constructed and trained; log-log."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    for label, (params, err) in groups.items():
-        ax.plot(params, err, "o-", label=label)
+    for j, (label, (params, err)) in enumerate(groups.items()):
+        ax.plot(params, err, "o-" if j % 2 == 0 else "s--", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("parameters")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=10)
@@ -124,8 +124,8 @@ def heatmap(path, values: np.ndarray, *, title: str = "", xlabel: str = "", ylab
             extent=None) -> Path:
     """One heat map (e.g. an error map over a 2-D input box)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    im = ax.imshow(values, origin="lower", extent=extent, aspect="auto", cmap="magma")
+    fig, ax = plt.subplots(figsize=(4.0, 3.3))
+    im = ax.imshow(values, origin="lower", extent=extent, aspect="auto", cmap="magma", interpolation="nearest")
     fig.colorbar(im, ax=ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
