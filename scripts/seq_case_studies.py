@@ -29,7 +29,7 @@ from lamina.seq.model import SeqConfig, SingleLayerTransformer
 from lamina.seq.report import md_table
 from lamina.seq.sweep import construct_vs_train, power_law_slope, sweep
 from lamina.seq.targets import RandomMLP, SineProduct, SmoothCumMax, SoftmaxMixing, Sort
-from lamina.seq.train import TrainConfig, baselines, gather_init, train
+from lamina.seq.train import TrainConfig, baselines, train
 from lamina.seq.verify import sup_error
 
 
@@ -265,7 +265,8 @@ interpolation (dense parameter count of the whole transformer, and the non-zero 
 {md_table(res["constructed"], ["eps", "n_params", "n_nonzero", "certified", "measured_sup"])}
 {md_table(res["trained"], ["d_ff", "n_params", "rel_mse", "measured_sup", "seconds"])}
 Slopes of measured sup error against parameters: constructed
-{res['slopes']['constructed_sup_vs_params']['slope']:.2f}, trained {res['slopes']['trained_sup_vs_params']['slope']:.2f}.
+{res['slopes']['constructed_sup_vs_params']['slope']:.2f}, trained
+{res['slopes']['trained_sup_vs_params']['slope']:.2f}.
 
 ![constructed vs trained](figures/seq/construct_vs_train.png)
 """

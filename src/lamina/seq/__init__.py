@@ -20,41 +20,49 @@ Typical use::
 
 from __future__ import annotations
 
-import importlib
+# Eager imports: the functions construct, train and sweep share their names with their modules, and a lazy
+# attribute would be shadowed by the submodule once it is imported.
+from lamina.seq.construct import Certificate, Construction, construct
+from lamina.seq.icl import InContextRegression, compare_with_gd
+from lamina.seq.model import SeqConfig, SingleLayerTransformer, forward_numpy, load_model, save_model
+from lamina.seq.sweep import construct_vs_train, power_law_slope, sweep
+from lamina.seq.targets import TARGETS, Target, as_target, make_target, make_task
+from lamina.seq.train import TrainConfig, TrainResult, baselines, gather_init, train
+from lamina.seq.verify import adversarial_search, sup_error
 
-_LAZY = {
-    "SeqConfig": "lamina.seq.model",
-    "SingleLayerTransformer": "lamina.seq.model",
-    "forward_numpy": "lamina.seq.model",
-    "save_model": "lamina.seq.model",
-    "load_model": "lamina.seq.model",
-    "construct": "lamina.seq.construct",
-    "Construction": "lamina.seq.construct",
-    "Certificate": "lamina.seq.construct",
-    "Target": "lamina.seq.targets",
-    "TARGETS": "lamina.seq.targets",
-    "make_target": "lamina.seq.targets",
-    "make_task": "lamina.seq.targets",
-    "as_target": "lamina.seq.targets",
-    "TrainConfig": "lamina.seq.train",
-    "TrainResult": "lamina.seq.train",
-    "train": "lamina.seq.train",
-    "baselines": "lamina.seq.train",
-    "gather_init": "lamina.seq.train",
-    "sweep": "lamina.seq.sweep",
-    "construct_vs_train": "lamina.seq.sweep",
-    "power_law_slope": "lamina.seq.sweep",
-    "sup_error": "lamina.seq.verify",
-    "adversarial_search": "lamina.seq.verify",
-    "InContextRegression": "lamina.seq.icl",
-    "compare_with_gd": "lamina.seq.icl",
-    "to_transformer_lens": "lamina.seq.export",
-}
-
-__all__ = sorted(_LAZY)
+__all__ = [
+    "TARGETS",
+    "Certificate",
+    "Construction",
+    "InContextRegression",
+    "SeqConfig",
+    "SingleLayerTransformer",
+    "Target",
+    "TrainConfig",
+    "TrainResult",
+    "adversarial_search",
+    "as_target",
+    "baselines",
+    "compare_with_gd",
+    "construct",
+    "construct_vs_train",
+    "forward_numpy",
+    "gather_init",
+    "load_model",
+    "make_target",
+    "make_task",
+    "power_law_slope",
+    "save_model",
+    "sup_error",
+    "sweep",
+    "to_transformer_lens",
+    "train",
+]
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "to_transformer_lens":  # optional dependency: imported on first use
+        from lamina.seq.export import to_transformer_lens
+
+        return to_transformer_lens
     raise AttributeError(f"module 'lamina.seq' has no attribute {name!r}")
