@@ -38,7 +38,14 @@ PRESETS = {
                "train": dict(batch_size=64, lr=3e-3, num_train=None)},
     "gather-50k": {"model": dict(n_heads=20, d_head=5, d_model=128, d_ff=256), "init": "gather",
                    "train": dict(batch_size=64, lr=3e-3, num_train=50_000)},
-    # the same architecture with the default initialisation (is it the heads or the start?)
+    # one change at a time from "plain": learned positions, a larger batch, a smaller learning rate
+    "plain-learned": {"model": dict(n_heads=4, d_model=64, d_ff=256, positional="learned"), "init": "default",
+                      "train": dict(batch_size=64, lr=3e-3, num_train=None)},
+    "plain-bs256": {"model": dict(n_heads=4, d_model=64, d_ff=256), "init": "default",
+                    "train": dict(batch_size=256, lr=3e-3, num_train=None)},
+    "plain-lr1e-3": {"model": dict(n_heads=4, d_model=64, d_ff=256), "init": "default",
+                     "train": dict(batch_size=64, lr=1e-3, num_train=None)},
+    # the same architecture as "gather" with the default initialisation (is it the heads or the start?)
     "heads20": {"model": dict(n_heads=20, d_head=5, d_model=128, d_ff=256), "init": "default",
                 "train": dict(batch_size=64, lr=3e-3, num_train=None)},
 }
@@ -48,7 +55,7 @@ def run(name: str, time_limit: float, threads: int, seed: int) -> dict:
     preset = PRESETS[name]
     target = RandomMLP(20, 5, seed=0)
     torch.manual_seed(seed)
-    model = SingleLayerTransformer(SeqConfig(n_ctx=20, d_in=5, d_out=1, positional="onehot", **preset["model"]))
+    model = SingleLayerTransformer(SeqConfig(n_ctx=20, d_in=5, d_out=1, **{"positional": "onehot", **preset["model"]}))
     if preset["init"] == "gather":
         gather_init(model, beta=4.0)
     cfg = TrainConfig(steps=10**7, warmup_steps=200, num_test=2_000, eval_every=500, time_limit_s=time_limit,
@@ -80,8 +87,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-o", "--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--name", default="seq_train_hu", help="results file stem")
     args = ap.parse_args()
-    path = args.out / "seq_train_hu.json"
+    path = args.out / f"{args.name}.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     for name in args.preset or ["gather"]:
         res = run(name, args.time_limit, args.threads, args.seed)
@@ -96,7 +104,7 @@ def main() -> None:
           "Produced by `benchmarks/seq_train_hu.py`; relative MSE on 2,000 held-out sequences; baselines fitted on "
           "50,000. `load_avg_start` is the machine's 1-minute load when the run started (2 cores).\n\n"
           + md_table(rows, list(rows[0])))
-    write_text_atomic(args.out / "seq_train_hu.md", md)
+    write_text_atomic(args.out / f"{args.name}.md", md)
 
 
 if __name__ == "__main__":

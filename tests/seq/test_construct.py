@@ -161,5 +161,5 @@ def test_bad_input_is_refused_clearly(kwargs, match):
 def test_refusals_state_the_size_needed():
     with pytest.raises(InputError, match=r"n\*d=100 inputs needs at least .* evaluations.*curse of dimensionality"):
         construct(make_target("softmax-mixing", n=20, d=5), eps=0.05)
-    with pytest.raises(InputError, match=r"needs an FFN of about [\d,]+ hidden units .* more than max_params"):
+    with pytest.raises(InputError, match=r"needs an FFN of about [\d,]+ hidden units .*more than max_params"):
         construct(SmoothCumMax(2, 1, tau=10.0), eps=1e-8, max_params=10_000)

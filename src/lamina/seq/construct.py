@@ -100,12 +100,11 @@ def _layout(n: int, d: int, d_out: int, width: int, beta: float) -> SeqConfig:
                      positional="onehot", attn_scale=beta)
 
 
-def _refuse_size(eps: float, width: int, params: int, max_params: int, why: str) -> InputError:
+def _refuse_size(eps: float, width: int, params: int, max_params: int) -> InputError:
     return InputError(
         f"eps: eps={eps:g} needs an FFN of about {width:,} hidden units ({params:,} parameters, "
-        f"{params * 8 / 2**20:,.0f} MiB in float64){why}, more than max_params={max_params:,}; "
-        "pass a larger eps or raise max_params (the size grows like (1/eps)^(inputs/2) or worse: the curse of "
-        "dimensionality)"
+        f"{params * 8 / 2**20:,.0f} MiB in float64), more than max_params={max_params:,}; pass a larger eps or "
+        "raise max_params (a priori, each ridge term needs about range * sqrt(sup|g''| / (8 eps)) knots)"
     )
 
 
@@ -130,7 +129,7 @@ def _ridge_nets(t: Target, eps_ffn: float, max_params: int, eps: float):
     width = sum(_ridge.knots_needed(spec, t.domain, eps_ffn) for row in specs for spec in row)
     params = dense_param_count(_layout(t.n, t.d, t.d_out, max(width, 1), 1.0))
     if params > max_params:
-        raise _refuse_size(eps, width, params, max_params, "")
+        raise _refuse_size(eps, width, params, max_params)
     nets, bound = [], 0.0
     for row in specs:
         pos_nets = []
