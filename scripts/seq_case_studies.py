@@ -1,6 +1,6 @@
 """Generate docs/seq-case-studies.md and its figures (docs/figures/seq/*.png): the lamina.seq case studies.
 
-    flock /work/heavy.lock python scripts/seq_case_studies.py          # ~15 minutes on 2 cores
+    flock /work/heavy.lock python scripts/seq_case_studies.py          # about 15 minutes on 2 cores
     python scripts/seq_case_studies.py --quick -o /tmp/cs              # a smoke run in about a minute
 
 (a) the certified construction on a 1-D and a 2-D map, bound against measured error as the fit refines, and the
@@ -136,32 +136,50 @@ evaluation; `construct(make_target("softmax-mixing", n=20, d=5), eps=0.05)` refu
 
 def study_heads(fig: Path, q: bool, seconds: float, threads: int) -> tuple[str, dict]:
     target = RandomMLP(20, 5, seed=0)
-    base = SeqConfig(n_ctx=20, d_in=5, d_model=64, n_heads=4, d_ff=256, positional="onehot")
-    cfg = TrainConfig(steps=10**6, batch_size=64, lr=3e-3, warmup_steps=200, num_train=None, num_test=2_000,
-                      eval_every=250, time_limit_s=seconds, threads=threads)
+
+    def cfg(limit):
+        return TrainConfig(steps=10**6, batch_size=64, lr=3e-3, warmup_steps=200, num_train=None, num_test=2_000,
+                           eval_every=250, time_limit_s=limit, threads=threads)
+
+    plain = SeqConfig(n_ctx=20, d_in=5, d_model=64, n_heads=4, d_ff=256, positional="onehot")
     heads = [1, 4] if q else [1, 2, 4, 8, 16]
-    res = sweep(lambda n: target, base, cfg, vary="heads", values=heads, n=20, progress=False, log=log)
+    res = sweep(lambda n: target, plain, cfg(seconds), vary="heads", values=heads, n=20, progress=False, log=log)
+    wide = SeqConfig(n_ctx=20, d_in=5, d_model=128, n_heads=20, d_head=5, d_ff=256, positional="onehot")
+    g_heads = [1, 20] if q else [1, 2, 4, 8, 16, 20]
+    res_g = sweep(lambda n: target, wide, cfg(seconds / 2), vary="heads", values=g_heads, n=20, progress=False,
+                  log=log, keep_d_head=True, init="gather")
     lines = res["baselines"]
-    figures.error_vs(fig / "heads_random_mlp.png", heads, {"test relative MSE": [r["rel_mse"] for r in res["runs"]]},
-                     xlabel="heads", ylabel="relative MSE", hlines={"linear baseline": lines["linear"],
-                                                                    "mean-field baseline": lines["mean_field"]},
-                     slopes={"test relative MSE": res["slopes"]["rel_mse"]["slope"]},
-                     title=f"random MLP (n=20, d=5): {seconds:.0f} s of training per point")
+    figures.scatter_params(fig / "heads_random_mlp.png", {
+        f"default init, d_head = 64 / heads ({seconds:.0f} s)": (heads, [r["rel_mse"] for r in res["runs"]]),
+        f"gather init, d_head = 5 ({seconds / 2:.0f} s)": (g_heads, [r["rel_mse"] for r in res_g["runs"]]),
+        "linear baseline": (heads, [lines["linear"]] * len(heads)),
+    }, xlabel="heads", ylabel="test relative MSE", title="random MLP (n=20, d=5): error vs heads")
+    cols = ["value", "d_model", "d_head", "n_params", "rel_mse", "sup_error", "steps", "seconds"]
     md = f"""## (b) The Hu et al. random-MLP target: error against heads
 
 Target: `RandomMLP(n=20, d=5, hidden=10, seed=0)`, inputs uniform on [0, 1]^(20 x 5), outputs standardised.
-Every model: one-hot positions, d_model 64 (d_head = 64 / heads), d_ff 256, default initialisation, AdamW with
-lr 3e-3, batch 64 of fresh samples, cosine decay over a budget of {seconds:.0f} s of wall time on {threads}
-thread(s); relative MSE on 2,000 held-out sequences. Baselines fitted on 50,000 sequences: linear least squares on
-vec(X) {lines['linear']:.4f}, per-position mean field {lines['mean_field']:.4f}.
+Baselines fitted on 50,000 sequences, relative MSE on 2,000 held-out ones: linear least squares on vec(X)
+**{lines['linear']:.4f}**, per-position mean field **{lines['mean_field']:.4f}**. Every model: one-hot positions,
+d_ff 256, AdamW lr 3e-3, batch 64 of fresh samples, warm-up then cosine decay over a wall-time budget on
+{threads} thread(s).
 
-{md_table(res["runs"], ["value", "n_params", "rel_mse", "sup_error", "steps", "seconds"])}
-Fitted slope of relative MSE against heads: {res['slopes']['rel_mse']['slope']:.3f}
+**Default initialisation**, d_model 64, d_head = 64 / heads, {seconds:.0f} s per model:
+
+{md_table(res["runs"], cols)}
+Fitted slope of relative MSE against heads: **{res['slopes']['rel_mse']['slope']:.3f}**
 (r^2 {res['slopes']['rel_mse']['r2']:.2f}).
+
+**Gather initialisation** (`gather_init`: head h starts attending to position h, everything trainable), d_model
+128, d_head 5 kept, {seconds / 2:.0f} s per model (half the budget). With fewer heads than tokens, only the
+first `heads` tokens start out gathered exactly:
+
+{md_table(res_g["runs"], cols)}
+Fitted slope of relative MSE against heads: **{res_g['slopes']['rel_mse']['slope']:.3f}**
+(r^2 {res_g['slopes']['rel_mse']['r2']:.2f}).
 
 ![error vs heads](figures/seq/heads_random_mlp.png)
 """
-    return md, res
+    return md, {"default_init": res, "gather_init": res_g}
 
 
 def study_icl(fig: Path, q: bool, threads: int) -> tuple[str, dict]:
@@ -278,8 +296,8 @@ def main() -> None:
     ap.add_argument("-o", "--out", type=Path, default=Path("docs"), help="docs directory (figures in figures/seq)")
     ap.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke run")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--heads-seconds", type=float, default=120.0, help="training time per point of study (b)")
-    ap.add_argument("--positions-seconds", type=float, default=45.0, help="training time per model of study (d)")
+    ap.add_argument("--heads-seconds", type=float, default=60.0, help="training time per point of study (b)")
+    ap.add_argument("--positions-seconds", type=float, default=30.0, help="training time per model of study (d)")
     args = ap.parse_args()
     fig = args.out / "figures" / "seq"
     fig.mkdir(parents=True, exist_ok=True)

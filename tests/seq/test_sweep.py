@@ -35,6 +35,17 @@ def test_sweep_trains_one_model_per_value(vary, values):
         sweep(lambda n: MovingAverage(n, 1), base, TINY, vary="depth", values=[1], n=3, progress=False)
 
 
+def test_heads_sweep_can_keep_the_head_width_and_start_from_gathering_heads():
+    base = SeqConfig(n_ctx=4, d_in=1, d_model=8, n_heads=2, d_head=2, d_ff=8)
+    res = sweep(lambda n: MovingAverage(n, 1), base, TINY, vary="heads", values=[1, 4], n=4, progress=False,
+                keep_d_head=True, init="gather")
+    assert [r["d_head"] for r in res["runs"]] == [2, 2] and res["init"] == "gather"
+    split = sweep(lambda n: MovingAverage(n, 1), base, TINY, vary="heads", values=[1, 4], n=4, progress=False)
+    assert [r["d_head"] for r in split["runs"]] == [8, 2]
+    with pytest.raises(InputError, match="init"):
+        sweep(lambda n: MovingAverage(n, 1), base, TINY, vary="heads", values=[1], n=4, init="zeros")
+
+
 def test_construct_vs_train_reports_both_sides():
     res = construct_vs_train(SmoothCumMax(2, 1), eps_values=[0.1, 0.02], widths=[4], train_cfg=TINY, d_model=8,
                              sup_kwargs={"num_random": 200, "num_corners": 20, "starts": 1, "steps": 2},

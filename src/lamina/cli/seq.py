@@ -183,8 +183,10 @@ def sweep_cmd(
     param: list[str] = PARAM,
     heads: int = typer.Option(4),
     d_model: int = typer.Option(64),
+    d_head: int = typer.Option(None, help="Keep this width per head (default: d_model // heads)."),
     d_ff: int = typer.Option(256),
     positional: str = typer.Option("onehot"),
+    init: str = typer.Option("default", help="default, or gather (heads start attending to fixed positions)."),
     steps: int = typer.Option(5_000),
     batch_size: int = typer.Option(256),
     lr: float = typer.Option(3e-3),
@@ -201,10 +203,11 @@ def sweep_cmd(
     extra = _params(param)
     vals = _ints(values, "--values")
     first = make_task(target, n=n, d=d, **extra)
-    mcfg = _model_config(first, heads, d_model, None, d_ff, positional, "softmax", None, False)
+    mcfg = _model_config(first, heads, d_model, d_head, d_ff, positional, "softmax", None, False)
     tcfg = _train_config(steps, batch_size, lr, num_train, num_test, time_limit, threads, seed, max(1, steps // 10))
     res = sweep_report(out, lambda length: make_task(target, n=length, d=first.d if d is None else d, **extra),
-                       mcfg, tcfg, vary=vary, values=vals, n=first.n, log=typer.echo)
+                       mcfg, tcfg, vary=vary, values=vals, n=first.n, log=typer.echo, init=init,
+                       keep_d_head=d_head is not None)
     typer.echo(f"slope of relative MSE vs {vary}: {res['slopes']['rel_mse']['slope']:.3f}; "
                f"report: {out / 'sweep.md'}")
 

@@ -147,12 +147,13 @@ def train_report(out, task, model_cfg: SeqConfig, train_cfg, *, init: str = "def
 
 
 def sweep_report(out, make_target, base: SeqConfig, train_cfg, *, vary: str, values, n: int,
-                 progress: bool = True, log=None) -> dict:
+                 progress: bool = True, log=None, **sweep_kwargs) -> dict:
     """Run :func:`lamina.seq.sweep.sweep` and write ``sweep.{json,md}`` with the error-versus-value figure."""
     from lamina.seq.sweep import sweep
 
     out = Path(out)
-    res = sweep(make_target, base, train_cfg, vary=vary, values=values, n=n, progress=progress, log=log)
+    res = sweep(make_target, base, train_cfg, vary=vary, values=values, n=n, progress=progress, log=log,
+                **sweep_kwargs)
     runs = res["runs"]
     lines = {f"{k} baseline": v for k, v in (res["baselines"] or {}).items()} if vary != "n" else None
     fig = figures.error_vs(out / "figures" / f"error_vs_{vary}.png", res["values"],
@@ -163,7 +164,8 @@ def sweep_report(out, make_target, base: SeqConfig, train_cfg, *, vary: str, val
                                    "test sup error": res["slopes"]["sup_error"]["slope"]},
                            title=f"error vs {vary}")
     res["figures"] = {"error": str(fig.relative_to(out))}
-    md = [f"# Sweep over {vary}\n", f"Base model: `{base.to_dict()}`\n", f"Training: `{train_cfg.to_dict()}`\n",
+    md = [f"# Sweep over {vary}\n", f"Base model: `{base.to_dict()}`, init {res['init']}, d_head kept: "
+          f"{res['keep_d_head']}\n", f"Training: `{train_cfg.to_dict()}`\n",
           md_table(runs, ["value", "n_params", "rel_mse", "sup_error", "steps", "seconds"]),
           "\nFitted power laws (error ~ value^slope):\n",
           md_table([{"error": k, **v} for k, v in res["slopes"].items()], ["error", "slope", "prefactor", "r2"]),

@@ -12,7 +12,7 @@ import torch
 from lamina.errors import InputError
 from lamina.seq.model import SeqConfig, SingleLayerTransformer
 from lamina.seq.targets import Target
-from lamina.seq.train import TrainConfig, baselines, train
+from lamina.seq.train import TrainConfig, baselines, gather_init, train
 
 SWEEPABLE = {"heads": "n_heads", "d_ff": "d_ff", "width": "d_ff", "d_model": "d_model", "n": "n"}
 
@@ -31,11 +31,11 @@ def power_law_slope(x: Sequence[float], y: Sequence[float]) -> dict:
     return {"slope": float(slope), "prefactor": float(np.exp(c)), "r2": float(1 - resid @ resid / ss) if ss else 1.0}
 
 
-def _config_for(base: SeqConfig, field: str, value: int, target: Target) -> SeqConfig:
+def _config_for(base: SeqConfig, field: str, value: int, keep_d_head: bool) -> SeqConfig:
     if field == "n":
         return replace(base, n_ctx=value)
     if field == "n_heads":
-        return replace(base, n_heads=value, d_head=max(1, base.d_model // value))
+        return replace(base, n_heads=value, d_head=base.d_head if keep_d_head else max(1, base.d_model // value))
     if field == "d_model":
         return replace(base, d_model=value, d_head=max(1, value // base.n_heads))
     return replace(base, **{field: value})
@@ -51,6 +51,9 @@ def sweep(
     n: int,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    keep_d_head: bool = False,
+    init: str = "default",
+    beta: float = 4.0,
 ) -> dict:
     """Train one model per value of ``vary`` and fit how the test error falls.
 
@@ -64,12 +67,16 @@ def sweep(
         n: sequence length when ``vary != "n"``.
         progress: progress bars.
         log: called with one line per finished run.
+        keep_d_head: when heads vary, keep ``base.d_head`` (``d_model`` unchanged) instead of ``d_model // heads``.
+        init: ``"default"``, or ``"gather"`` (:func:`lamina.seq.train.gather_init` with ``beta``).
 
     Returns:
         ``{"vary", "values", "runs": [...], "slopes": {"rel_mse": ..., "sup_error": ..., "rel_mse_vs_params": ...},
         "baselines": {...}}``; each run has the value, parameter count, test ``rel_mse``, ``mse``, ``sup_error``,
         seconds and steps. Baselines are for the target at ``n`` (per run when ``vary == "n"``).
     """
+    if init not in ("default", "gather"):
+        raise InputError(f"init: expected default or gather, got {init!r}")
     if vary not in SWEEPABLE:
         raise InputError(f"vary: expected one of {', '.join(SWEEPABLE)}, got {vary!r}")
     values = [int(v) for v in values]
@@ -80,11 +87,13 @@ def sweep(
     base_lines = None
     for v in values:
         target = make_target(v if field == "n" else n)
-        cfg = _config_for(replace(base, n_ctx=target.n, d_in=target.d, d_out=target.d_out), field, v, target)
+        cfg = _config_for(replace(base, n_ctx=target.n, d_in=target.d, d_out=target.d_out), field, v, keep_d_head)
         torch.manual_seed(train_cfg.seed)
         model = SingleLayerTransformer(cfg)
+        if init == "gather":
+            gather_init(model, beta=beta)
         result = train(model, target, train_cfg, progress=progress)
-        run = {"value": v, "n_params": model.n_params, **result.metrics}
+        run = {"value": v, "n_params": model.n_params, "d_model": cfg.d_model, "d_head": cfg.d_head, **result.metrics}
         if field == "n" or base_lines is None:
             n_fit = min(train_cfg.num_train or 50_000, 50_000)
             xtr, ytr = target.sample(n_fit, np.random.default_rng([train_cfg.seed, 1]))
@@ -102,7 +111,7 @@ def sweep(
         "rel_mse_vs_params": power_law_slope([r["n_params"] for r in runs], [r["rel_mse"] for r in runs]),
     }
     return {"vary": vary, "values": vals, "base_config": base.to_dict(), "train_config": train_cfg.to_dict(),
-            "runs": runs, "slopes": slopes, "baselines": base_lines}
+            "init": init, "keep_d_head": keep_d_head, "runs": runs, "slopes": slopes, "baselines": base_lines}
 
 
 def construct_vs_train(
