@@ -67,8 +67,12 @@ def attention_maps(path, pattern: np.ndarray, *, title: str = "", max_heads: int
         lo = min(0.0, float(pattern[:heads].min()))  # linear attention can be negative
         im = ax.imshow(pattern[h], vmin=lo, vmax=max(float(pattern[:heads].max()), lo + 1e-12), cmap="viridis")
         ax.set_title(f"head {h}", fontsize=8)
+        ticks = np.arange(0, pattern.shape[-1], max(1, pattern.shape[-1] // 5))
+        ax.set_xticks(ticks)
+        ax.set_yticks(ticks)
         ax.set_xlabel("key", fontsize=7)
-        ax.set_ylabel("query", fontsize=7)
+        if h % cols == 0:
+            ax.set_ylabel("query", fontsize=7)
         ax.tick_params(labelsize=6)
     fig.colorbar(im, ax=axes, shrink=0.8)
     if title:
