@@ -134,24 +134,25 @@ evaluation; `construct(make_target("softmax-mixing", n=20, d=5), eps=0.05)` refu
                 "refusal": refusal}
 
 
-def study_heads(fig: Path, q: bool, seconds: float, threads: int) -> tuple[str, dict]:
+def study_heads(fig: Path, q: bool, steps: int, threads: int) -> tuple[str, dict]:
     target = RandomMLP(20, 5, seed=0)
 
-    def cfg(limit):
-        return TrainConfig(steps=10**6, batch_size=64, lr=3e-3, warmup_steps=200, num_train=None, num_test=2_000,
-                           eval_every=250, time_limit_s=limit, threads=threads)
+    def cfg(n_steps):
+        # a step budget, not a time budget: the sweep must not depend on what else runs on the machine
+        return TrainConfig(steps=n_steps, batch_size=64, lr=3e-3, warmup_steps=200, num_train=None, num_test=2_000,
+                           eval_every=250, threads=threads)
 
     plain = SeqConfig(n_ctx=20, d_in=5, d_model=64, n_heads=4, d_ff=256, positional="onehot")
     heads = [1, 4] if q else [1, 2, 4, 8, 16]
-    res = sweep(lambda n: target, plain, cfg(seconds), vary="heads", values=heads, n=20, progress=False, log=log)
+    res = sweep(lambda n: target, plain, cfg(steps), vary="heads", values=heads, n=20, progress=False, log=log)
     wide = SeqConfig(n_ctx=20, d_in=5, d_model=128, n_heads=20, d_head=5, d_ff=256, positional="onehot")
     g_heads = [1, 20] if q else [1, 2, 4, 8, 16, 20]
-    res_g = sweep(lambda n: target, wide, cfg(seconds / 2), vary="heads", values=g_heads, n=20, progress=False,
+    res_g = sweep(lambda n: target, wide, cfg(steps // 2), vary="heads", values=g_heads, n=20, progress=False,
                   log=log, keep_d_head=True, init="gather")
     lines = res["baselines"]
     figures.scatter_params(fig / "heads_random_mlp.png", {
-        f"default init, d_head = 64 / heads ({seconds:.0f} s)": (heads, [r["rel_mse"] for r in res["runs"]]),
-        f"gather init, d_head = 5 ({seconds / 2:.0f} s)": (g_heads, [r["rel_mse"] for r in res_g["runs"]]),
+        f"default init, d_head = 64 / heads ({steps} steps)": (heads, [r["rel_mse"] for r in res["runs"]]),
+        f"gather init, d_head = 5 ({steps // 2} steps)": (g_heads, [r["rel_mse"] for r in res_g["runs"]]),
         "linear baseline": (heads, [lines["linear"]] * len(heads)),
     }, xlabel="heads", ylabel="test relative MSE", title="random MLP (n=20, d=5): error vs heads")
     cols = ["value", "d_model", "d_head", "n_params", "rel_mse", "sup_error", "steps", "seconds"]
@@ -163,14 +164,14 @@ Baselines fitted on 50,000 sequences, relative MSE on 2,000 held-out ones: linea
 d_ff 256, AdamW lr 3e-3, batch 64 of fresh samples, warm-up then cosine decay over a wall-time budget on
 {threads} thread(s).
 
-**Default initialisation**, d_model 64, d_head = 64 / heads, {seconds:.0f} s per model:
+**Default initialisation**, d_model 64, d_head = 64 / heads, {steps} Adam steps per model:
 
 {md_table(res["runs"], cols)}
 Fitted slope of relative MSE against heads: **{res['slopes']['rel_mse']['slope']:.3f}**
 (r^2 {res['slopes']['rel_mse']['r2']:.2f}).
 
 **Gather initialisation** (`gather_init`: head h starts attending to position h, everything trainable), d_model
-128, d_head 5 kept, {seconds / 2:.0f} s per model (half the budget). With fewer heads than tokens, only the
+128, d_head 5 kept, {steps // 2} steps per model (half the budget). With fewer heads than tokens, only the
 first `heads` tokens start out gathered exactly:
 
 {md_table(res_g["runs"], cols)}
@@ -222,7 +223,7 @@ attention layer is one preconditioned gradient step, not the least-squares solut
     return md, {"rows": rows}
 
 
-def study_positions(fig: Path, q: bool, seconds: float, threads: int) -> tuple[str, dict]:
+def study_positions(fig: Path, q: bool, steps: int, threads: int) -> tuple[str, dict]:
     target = Sort(8)
     rng = np.random.default_rng(0)
     x, y = target.sample(200_000, rng)
@@ -231,8 +232,8 @@ def study_positions(fig: Path, q: bool, seconds: float, threads: int) -> tuple[s
     for positional in ("none", "onehot", "learned", "sinusoidal"):
         cfg = SeqConfig(n_ctx=8, d_in=1, d_model=32, n_heads=4, d_ff=128, positional=positional)
         torch.manual_seed(0)
-        tcfg = TrainConfig(steps=10**6, batch_size=128, lr=3e-3, warmup_steps=100, num_train=None, num_test=2000,
-                           eval_every=500, time_limit_s=seconds, threads=threads)
+        tcfg = TrainConfig(steps=steps, batch_size=128, lr=3e-3, warmup_steps=100, num_train=None, num_test=2000,
+                           eval_every=500, threads=threads)
         res = train(SingleLayerTransformer(cfg), target, tcfg, progress=False)
         rows.append({"positional": positional, "rel_mse": res.metrics["rel_mse"],
                      "sup_error": res.metrics["sup_error"], "steps": res.metrics["steps"]})
@@ -248,7 +249,7 @@ def study_positions(fig: Path, q: bool, seconds: float, threads: int) -> tuple[s
     md = f"""## (d) What fails without positional encodings
 
 Target: sorting 8 real numbers (uniform on [0, 1]); every model d_model 32, 4 heads, d_ff 128, trained
-{seconds:.0f} s on fresh samples. Without positions the layer is permutation-equivariant (`T(PX) = P T(X)`,
+{steps} Adam steps on fresh samples. Without positions the layer is permutation-equivariant (`T(PX) = P T(X)`,
 checked on the trained model: largest gap {rows[0].get('equivariance_gap', float('nan')):.2g}), but sorting is
 permutation-invariant. The best an equivariant map can do is predict the same function of (x_i, the multiset) at
 every position; the position's rank is then unknown and the MSE-optimal prediction is the mean of the tokens,
@@ -296,18 +297,19 @@ def main() -> None:
     ap.add_argument("-o", "--out", type=Path, default=Path("docs"), help="docs directory (figures in figures/seq)")
     ap.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke run")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--heads-seconds", type=float, default=60.0, help="training time per point of study (b)")
-    ap.add_argument("--positions-seconds", type=float, default=30.0, help="training time per model of study (d)")
+    ap.add_argument("--heads-steps", type=int, default=3000,
+                    help="Adam steps per model of study (b), default init (the gather-init sweep gets half)")
+    ap.add_argument("--positions-steps", type=int, default=1500, help="Adam steps per model of study (d)")
     args = ap.parse_args()
     fig = args.out / "figures" / "seq"
     fig.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
-    hs, ps = (10.0, 5.0) if args.quick else (args.heads_seconds, args.positions_seconds)
+    hs, ps = (200, 200) if args.quick else (args.heads_steps, args.positions_steps)
     t0 = time.perf_counter()
     parts, data, timing = [], {}, {}
     for key, fn in (("construction", lambda: study_construction(fig, args.quick)),
                     ("heads", lambda: study_heads(fig, args.quick, hs, args.threads)),
-                    ("icl", lambda: study_icl(fig, args.quick, args.threads)),
+                    ("icl", lambda: study_icl(fig, args.quick, 1)),  # d_model 16: one thread is faster
                     ("positions", lambda: study_positions(fig, args.quick, ps, args.threads)),
                     ("construct_vs_train", lambda: study_construct_vs_train(fig, args.quick, args.threads))):
         s = time.perf_counter()
