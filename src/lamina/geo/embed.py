@@ -21,6 +21,27 @@ from lamina.geo.grid import Grid
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
+def _fix_mmap_threshold(nbytes: int = 1 << 20) -> bool:
+    """Serve allocations >= ``nbytes`` by mmap, returned to the OS on free (glibc only; elsewhere a no-op).
+
+    glibc raises its mmap threshold each time a large block is freed, after which the chunk-sized buffers of a
+    long stream (torch activations in several threads, Arrow columns) come from per-thread heap arenas that
+    fragment: embedding 10 M rows on 2 threads then peaked at 2.2 GB instead of about 0.8 GB. A fixed threshold
+    keeps peak memory set by ``chunk_rows``. Returns whether the setting was applied.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(-3, nbytes))  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+    except (OSError, AttributeError):
+        return False
+
+
 def _iter_table(path: Path, chunk_rows: int) -> Iterator:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -96,6 +117,7 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
     if dst.resolve() == src.resolve():
         raise InputError(f"output: {dst} is the input file; choose another path")
     total = table_rows(src)
+    _fix_mmap_threshold()
     out_is_csv = dst.suffix.lower() == ".csv"
     n_done = 0
     writer = None

@@ -1,0 +1,165 @@
+"""The certificate must hold: no input found (random, corners, adversarial search) beats the certified bound."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lamina.errors import InputError
+from lamina.seq.construct import construct, leakage
+from lamina.seq.targets import (
+    FunctionTarget,
+    MovingAverage,
+    RandomMLP,
+    SineProduct,
+    SmoothCumMax,
+    SoftmaxMixing,
+    Sort,
+    make_target,
+)
+from lamina.seq.verify import adversarial_search, sup_error
+
+TOL = 1e-9  # float64 rounding of the constructed network
+
+
+def _domain(draw):
+    a = draw(st.floats(-2, 1))
+    return (a, a + draw(st.floats(0.2, 2.5)))
+
+
+@st.composite
+def ridge_targets(draw):
+    domain = _domain(draw)
+    kind = draw(st.sampled_from(["ma", "cummax", "sort", "sine", "mlp"]))
+    if kind == "ma":
+        return MovingAverage(draw(st.integers(1, 4)), draw(st.integers(1, 2)), window=draw(st.integers(1, 3)),
+                             domain=domain)
+    if kind == "cummax":
+        return SmoothCumMax(draw(st.integers(1, 2)), draw(st.integers(1, 2)), tau=draw(st.floats(0.5, 40)),
+                            domain=domain)
+    if kind == "sort":
+        return Sort(draw(st.integers(1, 2)), domain=domain)
+    if kind == "sine":
+        return SineProduct(1, omega=draw(st.floats(0.5, 8)), domain=domain)
+    return RandomMLP(draw(st.integers(1, 4)), draw(st.integers(1, 3)), hidden=draw(st.integers(1, 5)),
+                     d_out=draw(st.integers(1, 2)), seed=draw(st.integers(0, 1000)), domain=domain)
+
+
+def _check(c, target, seed, *, starts=4, steps=20):
+    cert = c.certificate
+    measured = sup_error(c, target, num_random=1500, num_corners=300, starts=starts, steps=steps, seed=seed)
+    assert measured["max"] <= cert.total + TOL, (measured, cert.to_dict())
+    return measured
+
+
+@settings(max_examples=25, deadline=None)
+@given(ridge_targets(), st.floats(-3, -0.3), st.integers(0, 2**16))
+def test_a_priori_certificate_holds_on_random_corner_and_adversarial_inputs(target, log_eps, seed):
+    eps = 10.0**log_eps
+    c = construct(target, eps=eps)
+    assert c.certificate.method.startswith("a priori")
+    assert c.certificate.total <= eps * (1 + 1e-9)
+    _check(c, target, seed)
+
+
+@st.composite
+def general_targets(draw):
+    domain = _domain(draw)
+    kind = draw(st.sampled_from(["sine", "mix", "user"]))
+    if kind == "sine":
+        return SineProduct(2, omega=draw(st.floats(0.5, 3)), domain=domain)
+    if kind == "mix":
+        return SoftmaxMixing(2, 1, scale=draw(st.floats(0, 2)), domain=domain)
+    k = draw(st.floats(0.5, 3))
+    fn = lambda x: np.cos(k * x[..., 0] + 0.5 * x[..., ::-1, 0] ** 2)  # noqa: E731
+    # max-norm Lipschitz: k + 0.5 * 2 * max|x| for each output
+    return FunctionTarget(fn, n=2, d=1, domain=domain, lipschitz=k + max(abs(domain[0]), abs(domain[1])))
+
+
+@settings(max_examples=12, deadline=None)
+@given(general_targets(), st.floats(0.08, 0.4), st.integers(0, 2**16))
+def test_a_posteriori_certificate_holds_on_random_corner_and_adversarial_inputs(target, eps, seed):
+    c = construct(target, eps=eps, method="grid", max_evaluations=4e5, seed=seed % 100)
+    assert c.certificate.total <= eps * (1 + 1e-9)
+    _check(c, target, seed)
+    # the largest error the certificate saw at a cell centre is a true error, so it lies below the bound
+    assert c.certificate.grid["max_error_seen"] <= c.certificate.interpolation_bound
+
+
+def test_leakage_bound_is_tight_and_the_search_finds_it():
+    """Identity on 2 tokens: each output is the gathered token, off by exactly (1 - a) |x_0 - x_1|."""
+    target = MovingAverage(2, 1, window=1, domain=(0.0, 1.0))
+    c = construct(target, eps=0.5, beta=2.0)
+    assert c.certificate.interpolation_bound == 0.0
+    assert c.certificate.leakage_bound == pytest.approx(1 / (math.exp(2.0) + 1))
+    start = np.random.default_rng(0).uniform(0.4, 0.6, size=(3, 2, 1))
+    found, x = adversarial_search(c, target, start, steps=40)
+    assert found == pytest.approx(c.certificate.total, rel=1e-6)  # pushed to the corner (0, 1) or (1, 0)
+    assert sorted(x.ravel().tolist()) == [0.0, 1.0]
+
+
+def test_hu_protocol_target_is_constructed_exactly_up_to_leakage():
+    target = RandomMLP(20, 5, seed=0)
+    c = construct(target, eps=1e-3)
+    cert = c.certificate
+    assert cert.interpolation_bound == 0.0 and cert.total <= 1e-3
+    assert cert.n_heads == 20 and cert.ffn_width <= 200 and cert.n_params < 1_000_000
+    measured = sup_error(c, target, num_random=300, num_corners=100, starts=1, steps=3)
+    assert measured["max"] <= cert.total
+
+
+def test_torch_float64_model_matches_the_numpy_construction():
+    target = SmoothCumMax(2, 2, tau=8.0)
+    c = construct(target, eps=0.01)
+    x = np.random.default_rng(3).uniform(size=(50, 2, 2))
+    np.testing.assert_allclose(c.model.predict(x), c(x), atol=1e-12)
+    att = c.attention(x)  # head j looks at token j
+    assert np.all(att[:, 0, :, 0] > 0.99) and np.all(att[:, 1, :, 1] > 0.99)
+
+
+def test_fixed_size_certificate_tightens_as_the_fit_grows():
+    target = SineProduct(2)
+    small = construct(target, eps=None, size=(4, 8), max_evaluations=2e6)
+    large = construct(target, eps=None, size=(8, 16), max_evaluations=2e6)
+    assert large.certificate.total < small.certificate.total
+    assert large.certificate.ffn_width == 4 * small.certificate.ffn_width
+
+
+def test_leakage_formula():
+    assert leakage(3.0, 1, 1.0) == 0.0
+    assert leakage(0.0, 5, 2.0) == pytest.approx(4 * 2.0 / 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(target=Sort(2), eps=0.0), "eps"),
+        (dict(target=Sort(2), eps=-1.0), "eps"),
+        (dict(target=Sort(2), eps=float("nan")), "eps"),
+        (dict(target=Sort(2), eps=None), "eps"),
+        (dict(target=Sort(2), n=3), "n"),
+        (dict(target=Sort(2), domain=(0.0, 2.0)), "domain"),
+        (dict(target=lambda x: x, n=0, d=1), "n"),
+        (dict(target=lambda x: x, n=2, d=0), "d"),
+        (dict(target=lambda x: x, n=2, d=1, domain=(1.0, 1.0)), "domain"),
+        (dict(target=lambda x: x[:, :1], n=2, d=1), "returned shape"),
+        (dict(target=lambda x: np.where(x > 0.5, np.nan, x), n=2, d=1), "NaN|infinite"),
+        (dict(target=lambda x: np.sin(x), n=2, d=1), "lipschitz: required"),
+        (dict(target=Sort(3), method="ridge"), "not a ridge sum"),
+        (dict(target=Sort(2), beta=-1.0), "beta"),
+        (dict(target=Sort(2), size=(0, 3)), "size"),
+        (dict(target=Sort(2), method="magic"), "method"),
+    ],
+)
+def test_bad_input_is_refused_clearly(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        construct(**kwargs)
+
+
+def test_refusals_state_the_size_needed():
+    with pytest.raises(InputError, match=r"n\*d=100 inputs needs at least .* evaluations.*curse of dimensionality"):
+        construct(make_target("softmax-mixing", n=20, d=5), eps=0.05)
+    with pytest.raises(InputError, match=r"needs an FFN of about [\d,]+ hidden units .*more than max_params"):
+        construct(SmoothCumMax(2, 1, tau=10.0), eps=1e-8, max_params=10_000)

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+
+from lamina.errors import InputError
+from lamina.seq.model import SeqConfig, SingleLayerTransformer
+from lamina.seq.targets import MovingAverage, RandomMLP
+from lamina.seq.train import TrainConfig, baselines, gather_init, lr_at, relative_mse, train
+
+
+def _small(task, **kw):
+    cfg = SeqConfig(n_ctx=task.n, d_in=task.d, d_out=task.d_out, d_model=16, n_heads=4, d_ff=32, **kw)
+    torch.manual_seed(0)
+    return SingleLayerTransformer(cfg)
+
+
+def test_training_learns_a_position_dependent_map():
+    task = MovingAverage(4, 1, window=2)
+    model = _small(task)
+    cfg = TrainConfig(steps=400, batch_size=64, lr=1e-2, warmup_steps=20, num_train=None, num_test=500,
+                      eval_every=200, threads=1)
+    result = train(model, task, cfg, progress=False)
+    first, last = result.history[0]["rel_mse"], result.metrics["rel_mse"]
+    assert last < 0.1 and last < first
+    assert result.metrics["steps"] == 400 and result.metrics["stopped_by"] == "steps"
+    assert result.metrics["n_params"] == model.n_params
+
+
+def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
+    task = MovingAverage(3, 1, window=2)
+    cfg = TrainConfig(steps=60, batch_size=16, num_train=200, num_test=50, eval_every=10, checkpoint_every=20,
+                      threads=1, warmup_steps=5)
+    straight = train(_small(task), task, cfg, progress=False)
+
+    def interrupt(rec):
+        if rec["step"] == 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False, callback=interrupt)
+    resumed = train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False)  # from step 20
+    x = np.random.default_rng(0).uniform(size=(8, 3, 1))
+    np.testing.assert_allclose(resumed.model.predict(x), straight.model.predict(x), rtol=1e-5, atol=1e-6)
+    assert [h["step"] for h in resumed.history] == [h["step"] for h in straight.history]
+
+
+def test_resume_from_the_end_of_a_run_is_a_no_op(tmp_path):
+    task = MovingAverage(3, 1, window=2)
+    cfg = TrainConfig(steps=40, batch_size=16, num_train=200, num_test=50, eval_every=20, threads=1)
+    first = train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False)
+    again = train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False)
+    x = np.random.default_rng(0).uniform(size=(8, 3, 1))
+    np.testing.assert_array_equal(first.model.predict(x), again.model.predict(x))
+    other = SingleLayerTransformer(SeqConfig(n_ctx=3, d_in=1, d_model=8))
+    with pytest.raises(InputError, match="another architecture"):
+        train(other, task, cfg, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_time_limit_stops_the_run():
+    task = MovingAverage(3, 1)
+    cfg = TrainConfig(steps=10**6, batch_size=8, num_train=None, num_test=20, eval_every=10**5,
+                      time_limit_s=0.5, threads=1)
+    result = train(_small(task), task, cfg, progress=False)
+    assert result.metrics["stopped_by"] == "time" and result.metrics["steps"] < 10**6
+
+
+def test_baselines_on_a_linear_target_and_the_mean_field_gap():
+    task = MovingAverage(6, 1, window=3)
+    rng = np.random.default_rng(0)
+    xtr, ytr = task.sample(2000, rng)
+    xte, yte = task.sample(500, rng)
+    lines = baselines(task, xtr, ytr, xte, yte)
+    assert lines["linear"] < 1e-20  # the target is linear in vec(X)
+    assert lines["mean_field"] > 0.1  # (x_i, mean x) cannot express a window of 3 out of 6 tokens
+
+
+def test_relative_mse():
+    y = np.array([[1.0], [3.0]])
+    assert relative_mse(y, y) == 0.0
+    assert relative_mse(np.full_like(y, 2.0), y) == pytest.approx(1.0)
+
+
+def test_gather_init_points_every_head_at_its_position():
+    task = RandomMLP(6, 2, hidden=3)
+    model = _small(task)  # d_model 16 >= n + d + 1
+    model = SingleLayerTransformer(SeqConfig(n_ctx=6, d_in=2, d_model=16, n_heads=6, d_head=2, d_ff=8))
+    gather_init(model, beta=6.0)
+    x = torch.rand(10, 6, 2)
+    with torch.no_grad():
+        _, pattern = model(x, return_attention=True)  # (B, H, L, L)
+    for h in range(6):
+        assert torch.all(pattern[:, h, :, h] > 0.9)
+    with pytest.raises(InputError, match="gather_init"):
+        gather_init(SingleLayerTransformer(SeqConfig(n_ctx=6, d_in=2, d_model=4)))
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(cfg, 0.0, 0) == pytest.approx(0.1)
+    assert lr_at(cfg, 0.0, 10) == pytest.approx(1.0)
+    assert lr_at(cfg, 1.0, 500) == pytest.approx(0.1)
+    assert lr_at(cfg, 0.5, 500) == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [(dict(steps=0), "steps"), (dict(lr=0.0), "lr"), (dict(num_train=0), "num_train"),
+     (dict(time_limit_s=-1.0), "time_limit_s"), (dict(min_lr_ratio=2.0), "min_lr_ratio"), (dict(seed=-1), "seed")],
+)
+def test_train_config_validation(kw, match):
+    with pytest.raises(InputError, match=match):
+        TrainConfig(**kw)
+
+
+def test_model_must_fit_the_task():
+    task = MovingAverage(4, 2)
+    model = SingleLayerTransformer(SeqConfig(n_ctx=4, d_in=1, d_model=8))
+    with pytest.raises(InputError, match="does not fit the task"):
+        train(model, task, TrainConfig(steps=1), progress=False)
