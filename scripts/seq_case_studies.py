@@ -161,7 +161,7 @@ def study_heads(fig: Path, q: bool, steps: int, threads: int) -> tuple[str, dict
 Target: `RandomMLP(n=20, d=5, hidden=10, seed=0)`, inputs uniform on [0, 1]^(20 x 5), outputs standardised.
 Baselines fitted on 50,000 sequences, relative MSE on 2,000 held-out ones: linear least squares on vec(X)
 **{lines['linear']:.4f}**, per-position mean field **{lines['mean_field']:.4f}**. Every model: one-hot positions,
-d_ff 256, AdamW lr 3e-3, batch 64 of fresh samples, warm-up then cosine decay over a wall-time budget on
+d_ff 256, AdamW lr 3e-3, batch 64 of fresh samples, warm-up then cosine decay over the step budget, on
 {threads} thread(s).
 
 **Default initialisation**, d_model 64, d_head = 64 / heads, {steps} Adam steps per model:
