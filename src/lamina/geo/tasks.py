@@ -256,6 +256,14 @@ def load_koppen_main(n: int = 6000, seed: int = 0) -> Task:
     )
 
 
+def _subset(total: int, n: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of ``n`` of ``total`` items (all of them when n is None)."""
+    if n is None:
+        return np.arange(total)
+    n = check_positive_int("n", n, minimum=10)
+    return np.sort(np.random.default_rng(seed).permutation(total)[: min(n, total)])
+
+
 # ------------------------------------------------------------------------------------------ city-temperature
 
 
@@ -275,10 +283,8 @@ def load_city_temperature(n: int | None = None, seed: int = 0) -> Task:
     lon = np.array([float(r["lon"]) for r in rows])
     lat = np.array([float(r["lat"]) for r in rows])
     y = np.array([[float(r[f"{m}_c"]) for m in MONTH_NAMES] for r in rows])
-    if n is not None:
-        n = check_positive_int("n", n, minimum=10)
-        idx = np.sort(np.random.default_rng(seed).permutation(len(rows))[: min(n, len(rows))])
-        lon, lat, y = lon[idx], lat[idx], y[idx]
+    idx = _subset(len(lon), n, seed)
+    lon, lat, y = lon[idx], lat[idx], y[idx]
     return Task(
         name="city-temperature",
         kind="regression",
@@ -323,10 +329,8 @@ def load_sdm_ariolimax(n: int | None = None, seed: int = 0) -> Task:
     y_utm = table.geometry.y.to_numpy()
     lon, lat = Transformer.from_crs("EPSG:32610", "EPSG:4326", always_xy=True).transform(x, y_utm)
     presence = table["presence"].to_numpy().astype(np.int64)
-    if n is not None:
-        n = check_positive_int("n", n, minimum=10)
-        idx = np.sort(np.random.default_rng(seed).permutation(len(lon))[: min(n, len(lon))])
-        lon, lat, presence = lon[idx], lat[idx], presence[idx]
+    idx = _subset(len(lon), n, seed)
+    lon, lat, presence = lon[idx], lat[idx], presence[idx]
     return Task(
         name="sdm-ariolimax",
         kind="binary",
