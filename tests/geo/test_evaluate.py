@@ -86,7 +86,9 @@ def test_parallel_records_equal_a_sequential_run(report):
     again = run_one(task, "sh10", feats, split="block", seed=1, settings=SMALL)
     rec = next(r for r in rep["records"] if (r["task"], r["method"], r["split"], r["seed"]) == (
         "city-temperature", "sh10", "block", 1))  # fmt: skip
-    assert again["score"] == pytest.approx(rec["score"], rel=1e-9)
+    # same data, split and model; only the BLAS thread count differs (workers run one thread), which moves float
+    # sums in the last digits (measured 5e-8 relative); another split or seed moves the score by far more than 1e-6
+    assert again["score"] == pytest.approx(rec["score"], rel=1e-6)
 
 
 def test_bad_names_are_clear_errors():
