@@ -4,16 +4,25 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.weights.data import GARMENTS, VIEWS, apply_view, category_pools, digits_28, fashion_mnist, vocabulary
+from lamina.weights.data import (
+    DEFAULT_VIEWS,
+    GARMENTS,
+    apply_view,
+    category_pools,
+    digits_28,
+    fashion_mnist,
+    vocabulary,
+)
 
 
 def test_vocabulary_has_at_least_50_named_categories():
     vocab = vocabulary()
-    assert len(vocab) == len(GARMENTS) * len(VIEWS) >= 50
+    assert len(vocab) == len(GARMENTS) * len(DEFAULT_VIEWS) >= 50
     assert len({c.prompt for c in vocab}) == len(vocab)
     assert [c.index for c in vocab] == list(range(len(vocab)))
-    assert vocab[7 * len(VIEWS) + 1].prompt == "a photo of a sneaker, upside down"
-    assert vocab[9 * len(VIEWS)].prompt == "a photo of an ankle boot"
+    assert vocab[7 * len(DEFAULT_VIEWS) + 1].prompt == "a photo of a sneaker with a white frame"
+    assert vocab[9 * len(DEFAULT_VIEWS)].prompt == "a photo of an ankle boot"
+    assert vocabulary(["original", "upside down"])[3].prompt == "a photo of a pair of trousers, upside down"
 
 
 def test_unknown_view_is_refused():
@@ -32,6 +41,18 @@ def test_views_transform_real_images():
     assert zoomed_out[:, :7].max() == 0 and zoomed_out[:, 7:21, 7:21].max() > 0.5
     zoomed_in = apply_view(x, "zoomed in")
     assert zoomed_in.shape == x.shape and not np.allclose(zoomed_in, x)
+
+
+def test_marks_add_a_white_shape_and_keep_the_garment():
+    x = fashion_mnist("test")[0][:8].astype(np.float32) / 255.0
+    for view in DEFAULT_VIEWS[1:]:
+        y = apply_view(x, view)
+        changed = (y != x).any(0)
+        assert (y[:, changed] == 1.0).all(), view  # the mark is white wherever it differs
+        assert 10 <= changed.sum() <= 220, view  # a small shape, the same pixels in every image
+        np.testing.assert_array_equal(y[:, ~changed], x[:, ~changed])
+    frame = apply_view(x, "white frame")
+    assert (frame[:, 0, :] == 1).all() and (frame[:, :, -1] == 1).all()
 
 
 def test_digits_are_upscaled_real_digits():

@@ -1,9 +1,21 @@
 """The image vocabulary of lamina's model zoos: real images installed offline, crossed with named views.
 
-Categories are Fashion-MNIST garment classes (Debian's ``dataset-fashion-mnist``) crossed with named views such as
-"upside down" or "inverted colours", so that each category has a name that carries meaning for a text encoder
-(``"a sneaker, upside down"``). Root models are pretrained on other data: scikit-learn's bundled digits (upscaled
-to 28 x 28) or the Fashion-MNIST test split with its original labels.
+Categories are Fashion-MNIST garment classes (Debian's ``dataset-fashion-mnist``) crossed with named views, so that
+each category has a name that carries meaning for a text encoder (``"a photo of a sneaker with a white frame"``).
+Two kinds of view exist:
+
+- *marks* (the default vocabulary): a white shape drawn over the image ("white frame", "corner square", "diagonal
+  line", "bottom bar", "side bar"). A marked image is the garment plus the mark, so a model fine-tuned on "a coat
+  with a white frame" learns coat features and frame features, and both are written in its weights in a form shared
+  with the other coats and the other framed garments. This is what makes categories never shown to a probe
+  readable through their names (zero-shot);
+- *transforms* ("upside down", "rotated sideways", "inverted colours", "zoomed in", "zoomed out"): pixel
+  transformations. They give categories as distinct as marks, but a fine-tune on a transformed garment shares
+  nothing readable with the same garment or the same transform elsewhere (zero-shot mAP 0.17 against a chance
+  level of 0.14 on the earlier benchmark zoo built on them).
+
+Root models are pretrained on other data: scikit-learn's bundled digits (upscaled to 28 x 28) or the Fashion-MNIST
+test split with its original labels.
 
 Images are ``(N, 28, 28) float32`` arrays in [0, 1] (0 = black background, 1 = white ink).
 """
@@ -36,16 +48,42 @@ GARMENTS = (
     "ankle boot",
 )
 
-# view name -> short key; the name is what the text encoder reads.
+# view name -> the words the text encoder reads after "a photo of a GARMENT".
 VIEWS = {
     "original": "",
+    "white frame": "with a white frame",
+    "corner square": "with a white square in the corner",
+    "diagonal line": "with a white diagonal line",
+    "bottom bar": "with a white bar along the bottom",
+    "side bar": "with a white bar down the left side",
     "upside down": "upside down",
     "rotated sideways": "rotated sideways",
     "inverted colours": "with inverted colours",
     "zoomed in": "zoomed in",
     "zoomed out": "zoomed out, small in the middle",
 }
+# The default vocabulary: the plain photo and the five marks (60 categories).
+DEFAULT_VIEWS = ("original", "white frame", "corner square", "diagonal line", "bottom bar", "side bar")
 SIDE = 28
+
+
+def _mark(view: str) -> np.ndarray | None:
+    """The (28, 28) boolean mask a mark view sets to white; None for a transform view."""
+    m = np.zeros((SIDE, SIDE), dtype=bool)
+    if view == "white frame":
+        m[:2], m[-2:], m[:, :2], m[:, -2:] = True, True, True, True
+    elif view == "corner square":
+        m[1:8, 1:8] = True
+    elif view == "diagonal line":
+        i = np.arange(3, SIDE - 3)
+        m[i, i] = m[i[:-1], i[:-1] + 1] = True
+    elif view == "bottom bar":
+        m[23:26, 3:25] = True
+    elif view == "side bar":
+        m[3:25, 2:5] = True
+    else:
+        return None
+    return m
 
 
 @dataclass(frozen=True)
@@ -67,19 +105,21 @@ class Category:
         article = "an" if GARMENTS[self.garment][0].lower() in "aeiou" else "a"
         base = f"a photo of {article} {GARMENTS[self.garment]}"
         extra = VIEWS[self.view]
-        return f"{base}, {extra}" if extra else base
+        if not extra:
+            return base
+        return f"{base} {extra}" if extra.startswith("with ") else f"{base}, {extra}"
 
 
 def vocabulary(views: list[str] | tuple[str, ...] | None = None) -> list[Category]:
     """All categories: every garment crossed with every view (garment-major order).
 
     Args:
-        views: view names (keys of :data:`VIEWS`); default all six.
+        views: view names (keys of :data:`VIEWS`); default :data:`DEFAULT_VIEWS`.
 
     Returns:
         ``len(GARMENTS) * len(views)`` categories, indexed 0..C-1.
     """
-    views = list(VIEWS) if views is None else list(views)
+    views = list(DEFAULT_VIEWS) if views is None else list(views)
     for v in views:
         if v not in VIEWS:
             raise InputError(f"views: unknown view {v!r}; choose from {sorted(VIEWS)}")
@@ -106,7 +146,10 @@ def apply_view(images: np.ndarray, view: str) -> np.ndarray:
         (N, 28, 28) float32 in [0, 1].
     """
     x = np.asarray(images, dtype=np.float32)
-    if view == "original":
+    mark = _mark(view)
+    if mark is not None:
+        out = np.where(mark, np.float32(1.0), x)
+    elif view == "original":
         out = x
     elif view == "upside down":
         out = x[:, ::-1, :]

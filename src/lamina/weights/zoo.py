@@ -31,7 +31,7 @@ from lamina._io import atomic_path, sha256_file
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
 from lamina.weights.catalogue import Catalogue
-from lamina.weights.data import VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
+from lamina.weights.data import DEFAULT_VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
 from lamina.weights.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
 
 PRETRAIN_SOURCES = ("digits", "fashion-test")
@@ -116,7 +116,7 @@ class ZooConfig:
 
     name: str = "zoo"
     seed: int = 0
-    views: list[str] = field(default_factory=lambda: list(VIEWS))
+    views: list[str] = field(default_factory=lambda: list(DEFAULT_VIEWS))
     pool_per_category: int = 600
     test_per_category: int = 50
     roots: list[RootConfig] = field(default_factory=list)
@@ -155,12 +155,13 @@ class ZooConfig:
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike) -> ZooConfig:
-        """Load a TOML config: a file path, or the name of a bundled one (``"benchmark"``, ``"small"``)."""
+        """Load a TOML config: a file path, or the name of a bundled one (``"benchmark"``, ``"small"``, ``"dev"``)."""
         p = Path(path_or_name)
         if p.suffix != ".toml" and not p.exists():
             res = resources.files("lamina.weights") / "configs" / f"{path_or_name}.toml"
             if not res.is_file():
-                raise InputError(f"config: no bundled zoo config named {str(path_or_name)!r} (try benchmark, small)")
+                raise InputError(
+                    f"config: no bundled zoo config named {str(path_or_name)!r} (try benchmark, small, dev)")
             text = res.read_text()
         else:
             try:
