@@ -42,7 +42,7 @@ def test_predict_search_like(tiny_zoo, tiny_probe):
     assert r.exit_code == 0, r.output
     out = _json_tail(r.output)
     assert out["tree"] == "mlp-digits-fashion" and out["layer"] == "fc1" and len(out["categories"]) == 3
-    r = run("search", "a photo of a sneaker, upside down", "--zoo", tiny_zoo, "--top", "5")
+    r = run("search", "a photo of a sneaker with a white frame", "--zoo", tiny_zoo, "--top", "5")
     assert r.exit_code == 0, r.output
     res = _json_tail(r.output)["results"]
     assert len(res) == 5 and res[0]["score"] >= res[-1]["score"] and 0 <= res[-1]["score"] <= 1
@@ -115,3 +115,20 @@ def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
     assert all(row["map_chance"] > 0 for row in rep["rows"])
     assert (tmp_path / "rep" / "map_per_method.png").stat().st_size > 1000
     assert "| tree | method |" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_search_index_scores_like_a_fresh_read(tiny_zoo, tiny_probe):
+    # the probe's float16 search index must score a model as reading its layer from the file does
+    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.layers import read_layer
+    from lamina.weights.text import embed_text
+
+    mix = ProbeXMixture.load(tiny_probe)
+    query = "a photo of a coat with a white frame"
+    scores = mix.text_scores(query)
+    i = mix.index_trees_.index("cnn-digits")
+    model = next(m for m in Catalogue(tiny_zoo).models(tree="cnn-digits") if m["id"] == mix.index_ids_[i])
+    info = mix.experts_["cnn-digits"]
+    x = read_layer(tiny_zoo / model["path"], info["layer"])[None]
+    fresh = info["aligner"].predict_proba(info["expert"].responses(x), embed_text([query]))[0, 0]
+    np.testing.assert_allclose(scores[i], fresh, atol=2e-3)

@@ -15,18 +15,33 @@ def test_minilm_embeds_offline_and_means_something():
         embed_text([" "])
 
 
-def test_aligner_generalises_to_an_unseen_prompt():
-    # synthetic: model representations are the sum of hidden category codes; category texts are noisy linear
-    # images of those codes, so a held-out category's text should still point at its models
+def test_aligner_reads_an_unseen_pair_of_seen_parts():
+    # synthetic: categories are (garment, mark) pairs; a model trained on pair (g, m) has the probe response
+    # h_g u_m^T added (hidden signature of the garment x input pattern of the mark), and a category's text is the
+    # sum of its parts' texts. The pair (3, 3) is never shown, but both of its parts are.
     rng = np.random.default_rng(0)
-    c, r, n = 30, 8, 600
-    codes = rng.standard_normal((c, r))
-    text = codes @ rng.standard_normal((r, 384)) + 0.05 * rng.standard_normal((c, 384))
-    y = (rng.random((n, c)) < 0.3).astype(np.float32)
-    z = y @ codes + 0.1 * rng.standard_normal((n, r))
-    al = TextAligner(joint=8, epochs=300, weight_decay=0.0).fit(z[:400], y[:400, :-1], text[:-1])
-    s = al.decision_function(z[400:], text[-1:])[:, 0]
+    n_g, n_m, d_h, r_u, n = 4, 4, 24, 12, 900
+    h, u = rng.standard_normal((n_g, d_h)), rng.standard_normal((n_m, r_u))
+    tg, tm = rng.standard_normal((n_g, 384)), rng.standard_normal((n_m, 384))
+    pairs = [(g, m) for g in range(n_g) for m in range(n_m)]
+    text = np.stack([tg[g] + tm[m] for g, m in pairs])
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    y = (rng.random((n, len(pairs))) < 0.2).astype(np.float32)
+    R = 0.3 * rng.standard_normal((n, d_h, r_u))
+    for c, (g, m) in enumerate(pairs):
+        R += y[:, c, None, None] * np.outer(h[g], u[m])[None]
+    held = len(pairs) - 1
+    seen = list(range(held))
+    al = TextAligner(k=8, rank=2, epochs=300).fit(R[:600], y[:600, seen], text[seen])
+    s = al.decision_function(R[600:], text[held:])[:, 0]
     from sklearn.metrics import roc_auc_score
 
-    assert roc_auc_score(y[400:, -1], s) > 0.8
-    assert al.model_embedding(z[:3]).shape == (3, 8)
+    assert roc_auc_score(y[600:, held], s) > 0.8
+    F = al.features(R[:3])
+    assert F.shape == (3, 8 * r_u)
+    np.testing.assert_allclose(al.decision_function_features(F, text[:2]), al.decision_function(R[:3], text[:2]),
+                               rtol=1e-5, atol=1e-5)
+    restored = TextAligner.from_state(al.state_tensors("a."), al.state_config(), "a.")
+    np.testing.assert_allclose(restored.decision_function(R[:3], text), al.decision_function(R[:3], text), atol=1e-5)
+    with pytest.raises(InputError, match="hidden units"):
+        al.decision_function(R[:3, :5], text)

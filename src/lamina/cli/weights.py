@@ -16,7 +16,7 @@ app.add_typer(zoo_app, name="zoo")
 @zoo_app.command("build")
 def zoo_build(
     out: Path = typer.Option(..., "-o", "--out", help="Zoo folder (created; an interrupted build resumes here)."),
-    config: str = typer.Option("benchmark", "--config", help="TOML file, or a bundled config: benchmark, small."),
+    config: str = typer.Option("benchmark", "--config", help="TOML file, or a bundled config: benchmark, small, dev."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -27,10 +27,11 @@ def zoo_build(
     echo_json(summary)
 
 
-def _probex_config(r_u: int, r_v: int, r_t: int, epochs: int, seed: int):
+def _probex_config(r_u: int | None, r_v: int | None, r_t: int | None, epochs: int, seed: int):
     from lamina.weights.probex import ProbeXConfig
 
-    return ProbeXConfig(r_u=r_u, r_v=r_v, r_t=r_t, epochs=epochs, seed=seed)
+    dims = {k: v for k, v in (("r_u", r_u), ("r_v", r_v), ("r_t", r_t)) if v is not None}
+    return ProbeXConfig(**dims, epochs=epochs, seed=seed)
 
 
 @app.command("train")
@@ -39,9 +40,9 @@ def train(
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the trained probe (mixture of experts)."),
     layer: list[str] = typer.Option(None, "--layer", help="Candidate layer(s); default: sweep every layer."),
     heldout: str = typer.Option("", "--heldout", help="Comma-separated category indices never shown to a probe."),
-    r_u: int = typer.Option(128, "--r-u", help="Number of probes U."),
-    r_v: int = typer.Option(16, "--r-v", help="Width of the shared projection V."),
-    r_t: int = typer.Option(128, "--r-t", help="Size of the model representation."),
+    r_u: int = typer.Option(None, "--r-u", help="Number of probes U [default: ProbeXConfig's, 64]."),
+    r_v: int = typer.Option(None, "--r-v", help="Width of the shared projection V [default: 64]."),
+    r_t: int = typer.Option(None, "--r-t", help="Size of the model representation [default: 64]."),
     epochs: int = typer.Option(20, "--epochs", help="Training epochs per expert."),
     seed: int = typer.Option(0, "--seed", help="Seed of splits and initialisation."),
     threads: int = typer.Option(1, "--threads", help="torch threads (at most the cores you may use)."),
@@ -92,7 +93,7 @@ def predict(
 
 @app.command("search")
 def search(
-    query: str = typer.Argument(None, help="Text, e.g. 'a sneaker, upside down'."),
+    query: str = typer.Argument(None, help="Text, e.g. 'a photo of a sneaker with a white frame'."),
     zoo: Path = typer.Option(..., "--zoo", help="Zoo folder."),
     like: str = typer.Option(None, "--like", help="A model id of the zoo or a model file: find similar models."),
     probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one trained for the zoo)."),

@@ -8,7 +8,7 @@ Typical use::
     build_zoo(ZooConfig.load("small"), "zoo/", workers=2)          # real images, offline
     mix = ProbeXMixture(TrainConfig()).fit_zoo("zoo/")               # trees from weights, one expert each
     mix.predict_file("zoo/models/mlp-digits/mlp-digits-00001.safetensors")["probabilities"]   # (60,)
-    search_text(mix, "a photo of a sneaker, upside down", top=5)
+    search_text(mix, "a photo of a sneaker with a white frame", top=5)
 
 Modules: ``data`` (image vocabulary), ``models`` (zoo architectures), ``zoo`` and ``catalogue`` (building and
 storing zoos), ``layers`` (reshape rules, reading layers), ``probex`` (the expert), ``trees`` (discovery, routing),

@@ -12,7 +12,7 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
 - ``cross-tree@L``: one ProbeX trained on the union of all trees whose layer L has the same shape (no experts);
 - ``data-aware (layer)`` and ``data-aware (model)``: data-aware probes that use images (the first layer's change
   from the root applied to each category's mean image; the whole model run on each category's images);
-- ``text`` and ``zero-shot``: the text aligner on the expert's representation, on seen / held-out categories.
+- ``text`` and ``zero-shot``: the text readout of the expert's probe responses, on seen / held-out categories.
 
 Trees are also discovered from weights alone and compared with the true trees (adjusted Rand index).
 """
@@ -146,11 +146,12 @@ def _seed_task(args) -> list[dict]:
             if largest == best:
                 add(f"probex@{largest}", layer, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_,
                     est.n_params_)
-            al = TextAligner(seed=seed).fit(est.transform(X[tr]), Y[tr][:, seen], text[seen])
-            zte = est.transform(X[te])
-            add("text", layer, Y[te][:, seen], al.decision_function(zte, text[seen]), al.fit_seconds_, al.n_params_)
-            add("zero-shot", layer, Y[te][:, held], al.decision_function(zte, text[held]), al.fit_seconds_,
+            al = TextAligner(seed=seed).fit(est.responses(X[tr]), Y[tr][:, seen], text[seen])
+            fte = al.features(est.responses(X[te]))
+            add("text", layer, Y[te][:, seen], al.decision_function_features(fte, text[seen]), al.fit_seconds_,
                 al.n_params_)
+            add("zero-shot", layer, Y[te][:, held], al.decision_function_features(fte, text[held]),
+                al.fit_seconds_, al.n_params_)
     elif part == "dense":
         X = d["layers"][largest]
         dense = DenseLinearProbe(epochs=pcfg.epochs, lr=pcfg.lr, weight_decay=pcfg.weight_decay,

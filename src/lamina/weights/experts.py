@@ -5,9 +5,10 @@ Training (:meth:`ProbeXMixture.fit_zoo`):
 1. fingerprint every model and find the trees from weights alone (:mod:`lamina.weights.trees`);
 2. per tree, a layer sweep: one ProbeX per candidate layer on the training models, the best on validation mAP
    is kept;
-3. per tree, a :class:`~lamina.weights.text.TextAligner` between the expert's representation and the MiniLM
-   embeddings of the category prompts (held-out categories are never shown);
-4. an index of every model in the zoo (tree, predicted probabilities, joint text space embedding) for search.
+3. per tree, a :class:`~lamina.weights.text.TextAligner` that reads the expert's probe responses against the
+   MiniLM embeddings of the category prompts (held-out categories are never shown);
+4. an index of every model in the zoo (tree, predicted probabilities, the aligner's compact features; float16) for
+   search.
 
 The mixture predicts for any model whose layers match a discovered tree: the router picks the tree, its expert
 reads the tree's layer.
@@ -144,7 +145,8 @@ class ProbeXMixture:
             if best is None:
                 continue
             score, layer, est, Xtr, tr_ids = best
-            aligner = TextAligner(seed=cfg.seed).fit(est.transform(Xtr), Y[tr_ids][:, self.seen_], text[self.seen_])
+            aligner = TextAligner(seed=cfg.seed).fit(est.responses(Xtr), Y[tr_ids][:, self.seen_],
+                                                     text[self.seen_])
             self.experts_[t] = {"layer": layer, "expert": est, "aligner": aligner, "val_map": score,
                                 "n_train": len(tr_ids)}
         if not self.experts_:
@@ -160,19 +162,19 @@ class ProbeXMixture:
             if not kept:
                 continue
             probs.append(self._probs(t, X))
-            zs.append(info["expert"].transform(X))
+            zs.append(info["aligner"].features(info["expert"].responses(X)))
             ids += [models[sel[k]]["id"] for k in kept]
             tr += [t] * len(kept)
         self.index_ids_, self.index_trees_ = ids, tr
         self.index_probs_ = np.concatenate(probs).astype(np.float32)
-        width = max(z.shape[1] for z in zs)  # experts may differ in r_T: pad to one array
-        self.index_z_ = np.concatenate([np.pad(z, ((0, 0), (0, width - z.shape[1]))) for z in zs]).astype(np.float32)
+        width = max(z.shape[1] for z in zs)  # trees may differ in feature size: pad to one array
+        self.index_z_ = np.concatenate([np.pad(z, ((0, 0), (0, width - z.shape[1]))) for z in zs]).astype(np.float16)
 
     # -------------------------------------------------------------------------------------------- inference
     def _probs(self, tree: str, X: np.ndarray) -> np.ndarray:
         """(N, C) probability of every category: the expert's head for seen ones, the text aligner for the rest."""
         info = self.experts_[tree]
-        out = info["aligner"].predict_proba(info["expert"].transform(X), self.text_)
+        out = info["aligner"].predict_proba(info["expert"].responses(X), self.text_)
         out[:, self.seen_] = info["expert"].predict_proba(X)
         return out
 
@@ -203,11 +205,13 @@ class ProbeXMixture:
             sel = np.flatnonzero(trees == tree)
             if sel.size == 0:
                 continue
-            out[sel] = info["aligner"].predict_proba(self._index_z(tree, sel), t)[:, 0]
+            logit = info["aligner"].decision_function_features(self._index_z(tree, sel), t)[:, 0]
+            out[sel] = 1.0 / (1.0 + np.exp(-logit))
         return out
 
     def _index_z(self, tree: str, sel: np.ndarray) -> np.ndarray:
-        return self.index_z_[sel, : self.experts_[tree]["expert"].config.r_t]
+        al = self.experts_[tree]["aligner"]
+        return self.index_z_[sel, : al.basis_.shape[1] * al.net_.r_u].astype(np.float32)
 
     # -------------------------------------------------------------------------------------------- storage
     def save(self, directory: str | Path, *, zoo: str | Path | None = None) -> Path:

@@ -34,14 +34,16 @@ KIND = "weights.ProbeX"
 class ProbeXConfig:
     """Dimensions and training of one ProbeX expert.
 
-    The defaults were chosen on a 400-model development zoo (not the benchmark zoo): many probes (r_U = 128) and
-    a narrow shared projection (r_V = 16), strong dropout before the encoder, 20 epochs of Adam with batch 32.
+    The defaults were chosen on the development zoo (``--config dev``, never the benchmark zoo): 64 probes, a shared
+    projection of 64 and a representation of 64 (validation mAP 0.859 +- 0.011 over three splits, against 0.840 for
+    128 / 16 / 128 and 0.848 for the dense logistic probe), strong dropout before the encoder, 20 epochs of Adam
+    with batch 32.
     ``init="pca"`` starts the probes at the top principal directions of the training matrices' rows.
     """
 
-    r_u: int = 128
-    r_v: int = 16
-    r_t: int = 128
+    r_u: int = 64
+    r_v: int = 64
+    r_t: int = 64
     epochs: int = 20
     lr: float = 3e-3
     weight_decay: float = 1e-5
@@ -209,6 +211,16 @@ class ProbeX:
     def transform(self, X) -> np.ndarray:
         """The learned model representation z, (N, r_T)."""
         return self._forward(X, "embed")
+
+    @torch.no_grad()
+    def responses(self, X, batch: int = 256) -> np.ndarray:
+        """The probes' responses X U before the shared projection, (N, d_H, r_U) (read by the text aligner)."""
+        X = self._check_x(X)
+        U = self.net_.U.detach()
+        return np.concatenate([
+            (torch.from_numpy(preprocess(X[s : s + batch], self.mean_, self.config.normalize)) @ U).numpy()
+            for s in range(0, len(X), batch)
+        ])
 
     def score(self, X, Y) -> float:
         """Mean average precision of the predictions against Y (N, C)."""
