@@ -1,0 +1,143 @@
+"""Benchmark: how the text side reads held-out categories (zero-shot) from a ProbeX expert.
+
+    lamina weights zoo build --config dev -o dev/ --workers 2
+    flock /work/heavy.lock python benchmarks/weights_text_readout.py dev/ --tree mlp-digits --seeds 0,1,2
+
+On one tree of a zoo, for each seed: a random 75 / 25 split of the models, one ProbeX expert trained on the seen
+categories (the held-out ones are :func:`lamina.weights.evaluate.default_heldout`), then three text sides trained on
+the same seen labels and scored on the test models, on seen categories and zero-shot on held-out ones:
+
+- ``linear z``: the paper's alignment, a linear map of the expert's representation z and one of the text embedding
+  into a shared 128-d space, cosine logits with learned scale and offset, BCE (re-implemented here only for this
+  comparison);
+- ``readout, all hidden units``: :class:`lamina.weights.text.TextAligner` with k = d_H (no compression);
+- ``readout, k = 32``: the package default.
+
+Results go to ``benchmarks/results/weights_text_readout.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from _common import machine, write_results
+from lamina.weights.catalogue import Catalogue
+from lamina.weights.evaluate import default_heldout
+from lamina.weights.layers import read_layer
+from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probex import ProbeX, ProbeXConfig
+from lamina.weights.text import TextAligner, embed_text
+
+
+class LinearZ:
+    """The paper's weight-text alignment on the pooled representation z (for comparison only)."""
+
+    def __init__(self, joint: int = 128, epochs: int = 300, lr: float = 3e-3, weight_decay: float = 1e-4, seed=0):
+        self.joint, self.epochs, self.lr, self.wd, self.seed = joint, epochs, lr, weight_decay, seed
+
+    def fit(self, Z, Y, T):
+        self.mu, self.sd = Z.mean(0), Z.std(0) + 1e-6
+        torch.manual_seed(self.seed)
+        self.A, self.B = nn.Linear(T.shape[1], self.joint), nn.Linear(Z.shape[1], self.joint)
+        self.ls, self.b = nn.Parameter(torch.tensor(np.log(10.0))), nn.Parameter(torch.tensor(-2.0))
+        params = [*self.A.parameters(), *self.B.parameters(), self.ls, self.b]
+        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.wd)
+        z, y, t = torch.from_numpy((Z - self.mu) / self.sd), torch.from_numpy(Y), torch.from_numpy(T)
+        for _ in range(self.epochs):
+            loss = nn.functional.binary_cross_entropy_with_logits(self._logits(z, t), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return self
+
+    def _logits(self, z, t):
+        zn = nn.functional.normalize(self.B(z), dim=-1)
+        tn = nn.functional.normalize(self.A(t), dim=-1)
+        return self.ls.exp() * zn @ tn.T + self.b
+
+    @torch.no_grad()
+    def decision_function(self, Z, T):
+        return self._logits(torch.from_numpy((Z - self.mu) / self.sd), torch.from_numpy(T)).numpy()
+
+
+def _cell(stats: dict, key: str, *, std: bool = True) -> str:
+    if key not in stats:
+        return "n/a"
+    mean, sd = stats[key]
+    return f"{mean:.3f} ± {sd:.3f}" if std else f"{mean:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("zoo", type=Path)
+    ap.add_argument("--tree", default="mlp-digits")
+    ap.add_argument("--layer", default="fc1")
+    ap.add_argument("--seeds", default="0,1,2")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    with Catalogue(args.zoo) as cat:
+        models = [m for m in cat.models() if m["tree"] == args.tree]
+        vocab, zcfg = cat.get_meta("vocabulary"), cat.get_meta("config")
+    if not models:
+        raise SystemExit(f"error: zoo {args.zoo} has no tree {args.tree!r}")
+    held = default_heldout(vocab, len(zcfg["views"]))
+    seen = [c for c in range(len(vocab)) if c not in held]
+    X = np.stack([read_layer(args.zoo / m["path"], args.layer) for m in models]).astype(np.float32)
+    Y = labels_matrix([m["categories"] for m in models], len(vocab)).astype(np.float32)
+    T = embed_text([v["prompt"] for v in vocab])
+    # how often a model that did not learn a held-out category learned both of its parts (garment, view) in seen ones
+    n_views = len(zcfg["views"])
+    confounded = []
+    for h in held:
+        g, v = divmod(h, n_views)
+        has_g = Y[:, [c for c in seen if c // n_views == g]].max(1)
+        has_v = Y[:, [c for c in seen if c % n_views == v]].max(1)
+        confounded.append(float((has_g * has_v)[Y[:, h] == 0].mean()))
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        perm = np.random.default_rng(seed).permutation(len(X))
+        tr, te = perm[: int(0.75 * len(X))], perm[int(0.75 * len(X)) :]
+        est = ProbeX(ProbeXConfig(seed=seed)).fit(X[tr], Y[tr][:, seen])
+        rows.append({"seed": seed, "method": "ProbeX head (seen only)", "fit_seconds": est.fit_seconds_,
+                     "seen_map": multilabel_metrics(Y[te][:, seen], est.decision_function(X[te]))["map"]})
+        Rtr, Rte = est.responses(X[tr]), est.responses(X[te])
+        sides = [("linear z", LinearZ(seed=seed), est.transform(X[tr]), est.transform(X[te])),
+                 ("readout, all hidden units", TextAligner(k=X.shape[1], seed=seed), Rtr, Rte),
+                 ("readout, k = 32", TextAligner(seed=seed), Rtr, Rte)]
+        for name, side, ftr, fte in sides:
+            t0 = time.perf_counter()
+            side.fit(ftr, Y[tr][:, seen], T[seen])
+            fit = time.perf_counter() - t0
+            score = lambda cats: multilabel_metrics(Y[te][:, cats], side.decision_function(fte, T[cats]))["map"]  # noqa: B023, E731
+            rows.append({"seed": seed, "method": name, "fit_seconds": fit, "seen_map": score(seen),
+                         "zero_shot_map": score(held), "zero_shot_chance": float(Y[te][:, held].mean())})
+            print(rows[-1], flush=True)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    lines = [f"Zoo `{args.zoo}`, tree {args.tree}, layer {args.layer}, {len(models)} models (75 / 25 split per seed), "
+             f"seeds {args.seeds}; {len(seen)} seen and {len(held)} held-out categories. mAP mean +- std over seeds.",
+             "", "| text side | seen mAP | zero-shot mAP | zero-shot chance | fit (s) |", "|---|---|---|---|---|"]
+    tail = ["", f"Models that did not learn a held-out category but learned both of its parts in seen categories: "
+                f"{np.mean(confounded):.0%} (mean over the held-out categories)."]
+    summary = {}
+    for m in methods:
+        rs = [r for r in rows if r["method"] == m]
+        summary[m] = {k: [float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs]))]
+                      for k in ("seen_map", "zero_shot_map", "zero_shot_chance", "fit_seconds") if k in rs[0]}
+        lines.append(f"| {m} | {_cell(summary[m], 'seen_map')} | {_cell(summary[m], 'zero_shot_map')} | "
+                     f"{_cell(summary[m], 'zero_shot_chance', std=False)} | {summary[m]['fit_seconds'][0]:.1f} |")
+    lines += tail
+    j, md = write_results("weights_text_readout", {"machine": machine(), "zoo": str(args.zoo), "tree": args.tree,
+                                                    "rows": rows, "summary": summary,
+                                                    "confounded_negatives": confounded}, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {j} and {md}")
+
+
+if __name__ == "__main__":
+    main()
