@@ -45,3 +45,6 @@ def test_aligner_reads_an_unseen_pair_of_seen_parts():
     np.testing.assert_allclose(restored.decision_function(R[:3], text), al.decision_function(R[:3], text), atol=1e-5)
     with pytest.raises(InputError, match="hidden units"):
         al.decision_function(R[:3, :5], text)
+    old_doc = {k: v for k, v in al.state_config().items() if k != "rank"}
+    with pytest.raises(InputError, match="older lamina"):
+        TextAligner.from_state(al.state_tensors("a."), old_doc, "a.")

@@ -179,6 +179,9 @@ class TextAligner:
 
     @classmethod
     def from_state(cls, tensors: dict, doc: dict, prefix: str) -> TextAligner:
+        if "rank" not in doc or f"{prefix}basis" not in tensors:
+            raise InputError("probe: its text side was saved by an older lamina (a linear alignment); retrain it "
+                             "with `lamina weights train ZOO -o PROBE/`")
         a = cls(doc["k"], doc["rank"], doc["epochs"], doc["lr"], doc["weight_decay"], doc["seed"])
         a.basis_ = np.asarray(tensors[f"{prefix}basis"], np.float32)
         a.f_mean_ = np.asarray(tensors[f"{prefix}f_mean"], np.float32)
