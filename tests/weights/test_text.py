@@ -45,6 +45,14 @@ def test_aligner_reads_an_unseen_pair_of_seen_parts():
     np.testing.assert_allclose(restored.decision_function(R[:3], text), al.decision_function(R[:3], text), atol=1e-5)
     with pytest.raises(InputError, match="hidden units"):
         al.decision_function(R[:3, :5], text)
+    with pytest.raises(InputError, match="hidden units, probes"):
+        al.decision_function(R[:3, :, :5], text)
+    with pytest.raises(InputError, match="384"):
+        al.decision_function(R[:3], text[:, :10])
+    with pytest.raises(InputError, match="features: expected"):
+        al.decision_function_features(F[:, :5], text)
+    with pytest.raises(InputError, match="not trained"):
+        TextAligner().features(R[:3])
     old_doc = {k: v for k, v in al.state_config().items() if k != "rank"}
     with pytest.raises(InputError, match="older lamina"):
         TextAligner.from_state(al.state_tensors("a."), old_doc, "a.")

@@ -161,8 +161,9 @@ class ProbeXMixture:
             X, kept, _ = load_layers([paths[i] for i in sel], info["layer"], warn=False)
             if not kept:
                 continue
-            probs.append(self._probs(t, X))
-            zs.append(info["aligner"].features(info["expert"].responses(X)))
+            R = info["expert"].responses(X)
+            probs.append(self._probs(t, X, R))
+            zs.append(info["aligner"].features(R))
             ids += [models[sel[k]]["id"] for k in kept]
             tr += [t] * len(kept)
         self.index_ids_, self.index_trees_ = ids, tr
@@ -171,10 +172,14 @@ class ProbeXMixture:
         self.index_z_ = np.concatenate([np.pad(z, ((0, 0), (0, width - z.shape[1]))) for z in zs]).astype(np.float16)
 
     # -------------------------------------------------------------------------------------------- inference
-    def _probs(self, tree: str, X: np.ndarray) -> np.ndarray:
-        """(N, C) probability of every category: the expert's head for seen ones, the text aligner for the rest."""
+    def _probs(self, tree: str, X: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
+        """(N, C) probability of every category: the expert's head for seen ones, the text readout for the rest.
+
+        ``R``: the expert's probe responses to X, if already computed.
+        """
         info = self.experts_[tree]
-        out = info["aligner"].predict_proba(info["expert"].responses(X), self.text_)
+        R = info["expert"].responses(X) if R is None else R
+        out = info["aligner"].predict_proba(R, self.text_)
         out[:, self.seen_] = info["expert"].predict_proba(X)
         return out
 
@@ -210,8 +215,7 @@ class ProbeXMixture:
         return out
 
     def _index_z(self, tree: str, sel: np.ndarray) -> np.ndarray:
-        al = self.experts_[tree]["aligner"]
-        return self.index_z_[sel, : al.basis_.shape[1] * al.net_.r_u].astype(np.float32)
+        return self.index_z_[sel, : self.experts_[tree]["aligner"].n_features].astype(np.float32)
 
     # -------------------------------------------------------------------------------------------- storage
     def save(self, directory: str | Path, *, zoo: str | Path | None = None) -> Path:

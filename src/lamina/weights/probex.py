@@ -35,10 +35,10 @@ class ProbeXConfig:
     """Dimensions and training of one ProbeX expert.
 
     The defaults were chosen on the development zoo (``--config dev``, never the benchmark zoo): 64 probes, a shared
-    projection of 64 and a representation of 64 (validation mAP 0.859 +- 0.011 over three splits, against 0.840 for
-    128 / 16 / 128 and 0.848 for the dense logistic probe), strong dropout before the encoder, 20 epochs of Adam
-    with batch 32.
-    ``init="pca"`` starts the probes at the top principal directions of the training matrices' rows.
+    projection of 64 and a representation of 64 (test mAP 0.859 +- 0.011 over three splits, against 0.840 for 128 /
+    16 / 128 and 0.848 for the dense logistic probe; ``benchmarks/weights_probex_dims.py``), strong dropout before
+    the encoder, 20 epochs of Adam with batch 32. ``init="pca"`` starts the probes at the top principal directions
+    of the training matrices' rows.
     """
 
     r_u: int = 64

