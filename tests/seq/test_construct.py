@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lamina.errors import InputError
@@ -81,7 +81,13 @@ def general_targets(draw):
 @settings(max_examples=12, deadline=None)
 @given(general_targets(), st.floats(0.08, 0.4), st.integers(0, 2**16))
 def test_a_posteriori_certificate_holds_on_random_corner_and_adversarial_inputs(target, eps, seed):
-    c = construct(target, eps=eps, method="grid", max_evaluations=4e5, seed=seed % 100)
+    try:
+        c = construct(target, eps=eps, method="grid", max_evaluations=4e5, seed=seed % 100)
+    except InputError as exc:
+        # a clear refusal (the certificate's evaluation budget ran out) is allowed for some steep targets; a
+        # construction that refused too often would trip Hypothesis's filter health check
+        assert "max_evaluations" in str(exc), exc
+        assume(False)
     assert c.certificate.total <= eps * (1 + 1e-9)
     _check(c, target, seed)
     # the largest error the certificate saw at a cell centre is a true error, so it lies below the bound
@@ -163,3 +169,7 @@ def test_refusals_state_the_size_needed():
         construct(make_target("softmax-mixing", n=20, d=5), eps=0.05)
     with pytest.raises(InputError, match=r"needs an FFN of about [\d,]+ hidden units .*more than max_params"):
         construct(SmoothCumMax(2, 1, tau=10.0), eps=1e-8, max_params=10_000)
+    # accurate enough already, but the grid certificate's evaluation budget ran out: say so, not "wider"
+    with pytest.raises(InputError, match=r"already reaches a sampled error .* could not prove .*max_evaluations"):
+        construct(SineProduct(2, omega=3.0, domain=(-2.0, 0.5)), eps=0.09375, method="grid", max_evaluations=4e5,
+                  seed=0)

@@ -210,6 +210,15 @@ def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None
         fit_bytes = _fit_rows(dim, width, n_knots) * width * 8 * 2
         params = dense_param_count(_layout(t.n, t.d, t.d_out, t.n * width, 1.0))
         if params > max_params or fit_bytes > memory_budget:
+            close = [r for r in attempts if eps_ffn is not None and r["sample_max_error"] < 0.9 * eps_ffn]
+            if close:  # accurate enough already: what ran out is the certificate's evaluation budget
+                what = f"eps={eps:g}" if eps is not None else f"size={size}"
+                raise InputError(
+                    f"eps: {what}: a width of {close[0]['width_per_position']} per position already reaches a "
+                    f"sampled error of {close[0]['sample_max_error']:.3g}, but the grid certificate could not prove "
+                    f"the bound within max_evaluations={max_evaluations:.3g}, and the next width exceeds the "
+                    "limits; raise max_evaluations or pass a larger eps"
+                )
             need_w, why = width, ""
             if len(history) >= 2 and history[-1][1] < history[-2][1] and eps_ffn is not None:
                 (w0, e0), (w1, e1) = history[-2], history[-1]
