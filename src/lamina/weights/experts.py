@@ -161,9 +161,9 @@ class ProbeXMixture:
             X, kept, _ = load_layers([paths[i] for i in sel], info["layer"], warn=False)
             if not kept:
                 continue
-            R = info["expert"].responses(X)
-            probs.append(self._probs(t, X, R))
-            zs.append(info["aligner"].features(R))
+            F = info["aligner"].features(info["expert"].responses(X))
+            probs.append(self._probs(t, X, F))
+            zs.append(F)
             ids += [models[sel[k]]["id"] for k in kept]
             tr += [t] * len(kept)
         self.index_ids_, self.index_trees_ = ids, tr
@@ -172,14 +172,14 @@ class ProbeXMixture:
         self.index_z_ = np.concatenate([np.pad(z, ((0, 0), (0, width - z.shape[1]))) for z in zs]).astype(np.float16)
 
     # -------------------------------------------------------------------------------------------- inference
-    def _probs(self, tree: str, X: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
+    def _probs(self, tree: str, X: np.ndarray, F: np.ndarray | None = None) -> np.ndarray:
         """(N, C) probability of every category: the expert's head for seen ones, the text readout for the rest.
 
-        ``R``: the expert's probe responses to X, if already computed.
+        ``F``: the text readout's features of X, if already computed.
         """
         info = self.experts_[tree]
-        R = info["expert"].responses(X) if R is None else R
-        out = info["aligner"].predict_proba(R, self.text_)
+        F = info["aligner"].features(info["expert"].responses(X)) if F is None else F
+        out = info["aligner"].predict_proba_features(F, self.text_)
         out[:, self.seen_] = info["expert"].predict_proba(X)
         return out
 
@@ -210,8 +210,7 @@ class ProbeXMixture:
             sel = np.flatnonzero(trees == tree)
             if sel.size == 0:
                 continue
-            logit = info["aligner"].decision_function_features(self._index_z(tree, sel), t)[:, 0]
-            out[sel] = 1.0 / (1.0 + np.exp(-logit))
+            out[sel] = info["aligner"].predict_proba_features(self._index_z(tree, sel), t)[:, 0]
         return out
 
     def _index_z(self, tree: str, sel: np.ndarray) -> np.ndarray:

@@ -160,11 +160,10 @@ class TextAligner:
     def n_features(self) -> int:
         """Width of :meth:`features`: (hidden directions kept, at most k) x r_U."""
         self._check_fitted()
-        return int(self.basis_.shape[1] * self.net_.r_u)
+        return int(self.basis_.shape[1] * self.r_u_)
 
     def _raw_features(self, R: np.ndarray) -> np.ndarray:
-        d_h, k = self.basis_.shape
-        r_u = self.net_.r_u if hasattr(self, "net_") else self.r_u_
+        (d_h, k), r_u = self.basis_.shape, self.r_u_
         if R.shape[1:] != (d_h, r_u):
             raise InputError(f"responses: shape {tuple(R.shape[1:])} (hidden units, probes), this aligner reads "
                              f"{(d_h, r_u)}")
@@ -188,8 +187,13 @@ class TextAligner:
         """Logits (N, C) of models with probe responses R (N, d_H, r_U) against prompts T (C, 384)."""
         return self.decision_function_features(self.features(R), T)
 
+    def predict_proba_features(self, F, T) -> np.ndarray:
+        """Probabilities (N, C) of models given by :meth:`features` against prompts T (C, 384)."""
+        return 1.0 / (1.0 + np.exp(-self.decision_function_features(F, T)))
+
     def predict_proba(self, R, T) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.decision_function(R, T)))
+        """Probabilities (N, C) of models with probe responses R against prompts T (C, 384)."""
+        return self.predict_proba_features(self.features(R), T)
 
     def state_tensors(self, prefix: str) -> dict[str, np.ndarray]:
         out = {f"{prefix}{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
@@ -198,7 +202,7 @@ class TextAligner:
 
     def state_config(self) -> dict:
         return {"k": self.k, "rank": self.rank, "epochs": self.epochs, "lr": self.lr,
-                "weight_decay": self.weight_decay, "seed": self.seed, "r_u": self.net_.r_u}
+                "weight_decay": self.weight_decay, "seed": self.seed, "r_u": self.r_u_}
 
     @classmethod
     def from_state(cls, tensors: dict, doc: dict, prefix: str) -> TextAligner:
@@ -209,7 +213,8 @@ class TextAligner:
         a.basis_ = np.asarray(tensors[f"{prefix}basis"], np.float32)
         a.f_mean_ = np.asarray(tensors[f"{prefix}f_mean"], np.float32)
         a.f_std_ = np.asarray(tensors[f"{prefix}f_std"], np.float32)
-        a.net_ = _ReadoutNet(TEXT_DIM, a.basis_.shape[1], doc["r_u"], doc["rank"])
+        a.r_u_ = int(doc["r_u"])
+        a.net_ = _ReadoutNet(TEXT_DIM, a.basis_.shape[1], a.r_u_, doc["rank"])
         own = ("basis", "f_mean", "f_std")
         sd = {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()
               if k.startswith(prefix) and k[len(prefix):] not in own}
