@@ -11,20 +11,17 @@ Two worker processes, one torch thread each. Results go to ``benchmarks/results/
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from _common import machine, write_results
+from _weights import load_tree, tree_args
 from lamina.weights.baselines import DenseLinearProbe
-from lamina.weights.catalogue import Catalogue
-from lamina.weights.evaluate import EvalConfig, _split, default_heldout
-from lamina.weights.layers import read_layer
-from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.evaluate import EvalConfig, _split
+from lamina.weights.metrics import multilabel_metrics
 from lamina.weights.probex import ProbeX, ProbeXConfig
 
 SETTINGS = {
@@ -55,21 +52,10 @@ def _task(args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("zoo", type=Path)
-    ap.add_argument("--tree", default="mlp-digits")
-    ap.add_argument("--layer", default="fc1")
-    ap.add_argument("--seeds", default="0,1,2")
-    args = ap.parse_args()
-    with Catalogue(args.zoo) as cat:
-        models = [m for m in cat.models() if m["tree"] == args.tree]
-        vocab, zcfg = cat.get_meta("vocabulary"), cat.get_meta("config")
-    if not models:
-        raise SystemExit(f"error: zoo {args.zoo} has no tree {args.tree!r}")
-    held = set(default_heldout(vocab, len(zcfg["views"])))
-    seen = [c for c in range(len(vocab)) if c not in held]
-    _D["X"] = np.stack([read_layer(args.zoo / m["path"], args.layer) for m in models]).astype(np.float32)
-    _D["Y"] = labels_matrix([m["categories"] for m in models], len(vocab))[:, seen].astype(np.float32)
+    args = tree_args(__doc__)
+    tree = load_tree(args.zoo, args.tree, args.layer)
+    seen = tree.seen
+    _D["X"], _D["Y"] = tree.X, tree.Y[:, seen]
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(name, s) for s in seeds for name in [*SETTINGS, DENSE]]
     rows = []
@@ -77,7 +63,7 @@ def main() -> None:
         for r in pool.imap_unordered(_task, jobs):
             print(r, flush=True)
             rows.append(r)
-    lines = [f"Zoo `{args.zoo}`, tree {args.tree}, layer {args.layer}, {len(models)} models split 70 / 10 / 20 per "
+    lines = [f"Zoo `{args.zoo}`, tree {args.tree}, layer {args.layer}, {tree.n_models} models split 70 / 10 / 20 per "
              f"seed (seeds {args.seeds}); {len(seen)} seen categories. Test mAP mean +- std over seeds; fit time on "
              "one thread.", "", "| setting | test mAP | trainable params | fit (s) |", "|---|---|---|---|"]
     summary = {}

@@ -18,19 +18,15 @@ Results go to ``benchmarks/results/weights_text_readout.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from _common import machine, write_results
-from lamina.weights.catalogue import Catalogue
-from lamina.weights.evaluate import default_heldout
-from lamina.weights.layers import read_layer
-from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from _weights import load_tree, tree_args
+from lamina.weights.metrics import multilabel_metrics
 from lamina.weights.probex import ProbeX, ProbeXConfig
 from lamina.weights.text import TextAligner, embed_text
 
@@ -74,25 +70,13 @@ def _cell(stats: dict, key: str, *, std: bool = True) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("zoo", type=Path)
-    ap.add_argument("--tree", default="mlp-digits")
-    ap.add_argument("--layer", default="fc1")
-    ap.add_argument("--seeds", default="0,1,2")
-    args = ap.parse_args()
+    args = tree_args(__doc__)
     torch.set_num_threads(2)
-    with Catalogue(args.zoo) as cat:
-        models = [m for m in cat.models() if m["tree"] == args.tree]
-        vocab, zcfg = cat.get_meta("vocabulary"), cat.get_meta("config")
-    if not models:
-        raise SystemExit(f"error: zoo {args.zoo} has no tree {args.tree!r}")
-    held = default_heldout(vocab, len(zcfg["views"]))
-    seen = [c for c in range(len(vocab)) if c not in held]
-    X = np.stack([read_layer(args.zoo / m["path"], args.layer) for m in models]).astype(np.float32)
-    Y = labels_matrix([m["categories"] for m in models], len(vocab)).astype(np.float32)
+    tree = load_tree(args.zoo, args.tree, args.layer)
+    X, Y, seen, held, vocab = tree.X, tree.Y, tree.seen, tree.held, tree.vocab
     T = embed_text([v["prompt"] for v in vocab])
     # how often a model that did not learn a held-out category learned both of its parts (garment, view) in seen ones
-    n_views = len(zcfg["views"])
+    n_views = tree.n_views
     confounded = []
     for h in held:
         g, v = divmod(h, n_views)
@@ -119,8 +103,9 @@ def main() -> None:
                          "zero_shot_map": score(held), "zero_shot_chance": float(Y[te][:, held].mean())})
             print(rows[-1], flush=True)
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    lines = [f"Zoo `{args.zoo}`, tree {args.tree}, layer {args.layer}, {len(models)} models (75 / 25 split per seed), "
-             f"seeds {args.seeds}; {len(seen)} seen and {len(held)} held-out categories. mAP mean +- std over seeds.",
+    lines = [f"Zoo `{args.zoo}`, tree {args.tree}, layer {args.layer}, {tree.n_models} models "
+             f"(75 / 25 split per seed), seeds {args.seeds}; {len(seen)} seen and {len(held)} held-out categories. "
+             "mAP mean +- std over seeds.",
              "", "| text side | seen mAP | zero-shot mAP | zero-shot chance | fit (s) |", "|---|---|---|---|---|"]
     tail = ["", f"Models that did not learn a held-out category but learned both of its parts in seen categories: "
                 f"{np.mean(confounded):.0%} (mean over the held-out categories)."]
