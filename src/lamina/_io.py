@@ -13,11 +13,15 @@ Writers never leave a half-written file or directory behind: they write to a tem
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,20 +36,76 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
+TMP_MARK = "~lamina-"  # temporaries are named .{target}.~lamina-{pid}-{token}{suffix}
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else (or cannot be checked): leave its files alone
+    return True
+
+
+def clean_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove temporaries of earlier, interrupted atomic writes of ``path`` (files or folders).
+
+    A temporary is stale when the process that created it is gone (``kill -9``, power loss); temporaries of
+    live processes (another writer of the same target) are kept. Names written by lamina before 0.2
+    (``.{name}.XXXXXXXX{suffix}``, ``.{name}.old-{pid}``) are recognised too. Returns what was removed.
+    """
+    path = Path(path)
+    parent, name = path.parent, path.name
+    if not parent.is_dir():
+        return []
+    ours = re.compile(re.escape(f".{name}.{TMP_MARK}") + r"(\d+)-")
+    legacy = re.compile(re.escape(f".{name}.") + r"(?:[a-z0-9_]{8}" + re.escape(path.suffix) + r"|old-(\d+))$")
+    removed = []
+    for entry in parent.iterdir():
+        if not entry.name.startswith(f".{name}."):
+            continue
+        m = ours.match(entry.name)
+        if m is None:
+            m = legacy.match(entry.name)
+            if m is None:
+                continue
+        pid = m.group(1)
+        if pid is not None and _pid_alive(int(pid)):
+            continue
+        if pid is None and time.time() - entry.stat().st_mtime < 3600:
+            continue  # legacy random name without a pid: only remove once clearly abandoned
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+def _temporary_name(path: Path, suffix: str = "") -> Path:
+    return path.with_name(f".{path.name}.{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary file keeps the suffix of ``path`` (writers such as pyarrow or matplotlib infer the format
-    from it). On error the temporary file is removed and ``path`` is left as it was.
+    from it) and gets the permissions of a new file under the process umask. Temporaries that interrupted
+    earlier runs left behind for the same target are removed first. On error the temporary file is removed and
+    ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix, dir=path.parent
-    )
+    clean_stale_temporaries(path)
+    tmp_path = _temporary_name(path, suffix if suffix is not None else path.suffix)
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode filtered by the umask
     os.close(fd)
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -78,8 +138,22 @@ def _json_default(obj: Any):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats replaced by None (JSON has no NaN; ``null`` is what readers accept)."""
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def dumps_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    """Strict JSON text (NaN and infinities written as ``null``), indented, ending in a newline."""
+    return json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n"
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
@@ -100,6 +174,27 @@ def _to_numpy(t) -> np.ndarray:
     return np.ascontiguousarray(t)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (errno.ENOSYS, errno.EINVAL, errno.EPERM):  # kernel or file system without the flag
+            return False
+        raise OSError(err, os.strerror(err), str(b))
+    return True
+
+
 def save_checkpoint(
     directory: str | os.PathLike,
     tensors: Mapping[str, Any],
@@ -108,7 +203,12 @@ def save_checkpoint(
     config: Mapping[str, Any],
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint directory atomically (replacing an existing one only once the new one is complete).
+    """Write a checkpoint directory atomically, replacing an existing one as a whole.
+
+    The new checkpoint is written complete into a temporary sibling folder, then swapped with the old one in one
+    atomic step (``renameat2(RENAME_EXCHANGE)`` on Linux; elsewhere two renames, which readers bridge by
+    retrying). A reader therefore sees either the old or the new checkpoint, never a mix of their files. The file
+    bytes depend only on the tensors, config and metadata (tensors are written in name order).
 
     Args:
         directory: target directory.
@@ -123,9 +223,11 @@ def save_checkpoint(
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    clean_stale_temporaries(directory)
+    tmp = _temporary_name(directory)
+    os.mkdir(tmp, 0o777)  # permissions from the umask
     try:
-        arrays = {k: _to_numpy(v) for k, v in tensors.items()}
+        arrays = {k: _to_numpy(tensors[k]) for k in sorted(tensors)}
         save_file(arrays, str(tmp / WEIGHTS_FILE))
         doc = {
             "format": FORMAT,
@@ -137,8 +239,10 @@ def save_checkpoint(
             "metadata": dict(metadata or {}),
         }
         (tmp / CONFIG_FILE).write_text(dumps_json(doc))
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        if directory.is_dir() and not directory.is_symlink() and _exchange(tmp, directory):
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old checkpoint
+        elif directory.exists():
+            old = _temporary_name(directory, ".old")
             os.replace(directory, old)
             os.replace(tmp, directory)
             shutil.rmtree(old, ignore_errors=True)
@@ -150,30 +254,94 @@ def save_checkpoint(
     return directory
 
 
-def read_checkpoint_config(directory: str | os.PathLike, *, kind: str | None = None) -> dict:
-    """Read and check ``config.json`` of a checkpoint directory (no tensors are loaded)."""
-    directory = Path(directory)
-    if directory.is_file() and directory.name in (WEIGHTS_FILE, CONFIG_FILE):
-        directory = directory.parent
-    cfg_path = directory / CONFIG_FILE
-    if not directory.is_dir():
-        raise CheckpointError(f"checkpoint: {directory} is not a directory (expected {CONFIG_FILE} + {WEIGHTS_FILE})")
-    if not cfg_path.is_file():
-        raise CheckpointError(f"checkpoint: {cfg_path} is missing; is {directory} a lamina checkpoint?")
+def _parse_config(text: bytes, where: Path, kind: str | None) -> dict:
     try:
-        doc = json.loads(cfg_path.read_text())
+        doc = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"checkpoint: {cfg_path} is not valid JSON ({exc})") from None
+        raise CheckpointError(f"checkpoint: {where} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint: {cfg_path} is not a lamina checkpoint (no format={FORMAT!r})")
+        raise CheckpointError(f"checkpoint: {where} is not a lamina checkpoint (no format={FORMAT!r})")
     if doc.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint: {cfg_path} has format_version {doc.get('format_version')!r}; "
+            f"checkpoint: {where} has format_version {doc.get('format_version')!r}; "
             f"this lamina reads version {FORMAT_VERSION}"
         )
     if kind is not None and doc.get("kind") != kind:
-        raise CheckpointError(f"checkpoint: {directory} holds a {doc.get('kind')!r}, expected a {kind!r}")
+        raise CheckpointError(f"checkpoint: {where.parent} holds a {doc.get('kind')!r}, expected a {kind!r}")
     return doc
+
+
+def _checkpoint_dir(directory: str | os.PathLike) -> Path:
+    if not isinstance(directory, str | os.PathLike):
+        raise CheckpointError(f"checkpoint: expected a path to a checkpoint folder, got {type(directory).__name__} "
+                              f"{directory!r}")
+    directory = Path(directory)
+    if directory.is_file() and directory.name in (WEIGHTS_FILE, CONFIG_FILE):
+        directory = directory.parent
+    return directory
+
+
+def _read_consistent(directory: Path, names: tuple[str, ...], attempts: int = 6) -> list[bytes | None]:
+    """Read files of one checkpoint folder as one consistent snapshot (None for a file that is missing).
+
+    The folder is opened once and its files are read relative to that handle, so a concurrent
+    :func:`save_checkpoint` (which swaps whole folders) cannot mix an old config with new weights; if the folder
+    was replaced and removed mid-read, the read starts again.
+    """
+    for attempt in range(attempts):
+        try:
+            dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except FileNotFoundError:
+            if attempt + 1 < attempts and _being_replaced(directory):
+                time.sleep(0.01 * 2**attempt)
+                continue
+            raise CheckpointError(f"checkpoint: {directory} is not a directory (expected {CONFIG_FILE} + "
+                                  f"{WEIGHTS_FILE})") from None
+        except NotADirectoryError:
+            raise CheckpointError(f"checkpoint: {directory} is not a directory (expected {CONFIG_FILE} + "
+                                  f"{WEIGHTS_FILE})") from None
+        try:
+            out: list[bytes | None] = []
+            for name in names:
+                try:
+                    with open(name, "rb", opener=lambda p, flags, d=dfd: os.open(p, flags, dir_fd=d)) as fh:
+                        out.append(fh.read())
+                except FileNotFoundError:
+                    out.append(None)
+                except IsADirectoryError:
+                    raise CheckpointError(f"checkpoint: {directory / name} is a folder, not a file") from None
+            if None in out and attempt + 1 < attempts and not os.path.samestat(os.fstat(dfd), _stat_or_none(directory)):
+                continue  # the folder was swapped (and the old one removed) while we read: read the new one
+            return out
+        finally:
+            os.close(dfd)
+    raise CheckpointError(f"checkpoint: {directory} kept changing while it was read; try again")
+
+
+def _required(data: bytes | None, directory: Path, name: str) -> bytes:
+    if data is None:
+        hint = f"; is {directory} a lamina checkpoint?" if name == CONFIG_FILE else ""
+        raise CheckpointError(f"checkpoint: {directory / name} is missing{hint}")
+    return data
+
+
+def _stat_or_none(path: Path):
+    try:
+        return os.stat(path)
+    except OSError:
+        return os.stat_result((0,) * 10)
+
+
+def _being_replaced(directory: Path) -> bool:
+    parent = directory.parent
+    return parent.is_dir() and any(p.name.startswith(f".{directory.name}.{TMP_MARK}") for p in parent.iterdir())
+
+
+def read_checkpoint_config(directory: str | os.PathLike, *, kind: str | None = None) -> dict:
+    """Read and check ``config.json`` of a checkpoint directory (no tensors are loaded)."""
+    directory = _checkpoint_dir(directory)
+    (text,) = _read_consistent(directory, (CONFIG_FILE,))
+    return _parse_config(_required(text, directory, CONFIG_FILE), directory / CONFIG_FILE, kind)
 
 
 def load_checkpoint(directory: str | os.PathLike, *, kind: str | None = None, verify: bool = True):
@@ -183,22 +351,25 @@ def load_checkpoint(directory: str | os.PathLike, *, kind: str | None = None, ve
         ``(tensors, doc)``: name -> torch tensor, and the parsed ``config.json``.
 
     Raises:
-        CheckpointError: missing files, another kind or format version, a sha256 mismatch, unreadable tensors.
+        CheckpointError: missing files, another kind or format version, a sha256 mismatch, unreadable tensors,
+            tensors holding NaN or infinite values.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_bytes
 
-    directory = Path(directory)
-    if directory.is_file() and directory.name in (WEIGHTS_FILE, CONFIG_FILE):
-        directory = directory.parent
-    doc = read_checkpoint_config(directory, kind=kind)
+    directory = _checkpoint_dir(directory)
+    text, data = _read_consistent(directory, (CONFIG_FILE, WEIGHTS_FILE))
+    doc = _parse_config(_required(text, directory, CONFIG_FILE), directory / CONFIG_FILE, kind)
     weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"checkpoint: {weights} is missing")
-    if verify and sha256_file(weights) != doc.get("sha256"):
+    data = _required(data, directory, WEIGHTS_FILE)
+    if verify and hashlib.sha256(data).hexdigest() != doc.get("sha256"):
         raise CheckpointError(f"checkpoint: {weights} does not match the sha256 in {CONFIG_FILE} (corrupt or replaced)")
     try:
-        tensors = load_file(str(weights))
+        tensors = load_bytes(data)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint: cannot read {weights} ({exc})") from None
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(t.isfinite().all()):
+            raise CheckpointError(f"checkpoint: {weights} holds NaN or infinite values in tensor {name!r}; "
+                                  "refusing to use it")
     return tensors, doc

@@ -14,8 +14,15 @@ def as_float_array(name: str, x, *, ndim: int | None = 1, allow_nan: bool = Fals
 
     Scalars are promoted to shape ``(1,)`` when ``ndim == 1``.
     """
+    if x is None:
+        raise InputError(f"{name}: expected numbers, got None")
     try:
-        arr = np.array(x, dtype=np.float64)  # a writable copy (inputs may be read-only Arrow buffers)
+        raw = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: expected numbers, got {type(x).__name__} ({exc})") from None
+    _check_number_kind(name, raw)
+    try:
+        arr = np.array(raw, dtype=np.float64)  # a writable copy (inputs may be read-only Arrow buffers)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name}: expected numbers, got {type(x).__name__} ({exc})") from None
     if ndim == 1 and arr.ndim == 0:
@@ -28,6 +35,29 @@ def as_float_array(name: str, x, *, ndim: int | None = 1, allow_nan: bool = Fals
     return arr
 
 
+_KIND_NAMES = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes", "M": "dates",
+               "m": "time spans", "V": "raw records"}
+
+
+def _check_number_kind(name: str, raw: np.ndarray) -> None:
+    """Refuse values that NumPy would silently turn into floats: booleans, complex numbers, strings, None."""
+    kind = raw.dtype.kind
+    if kind in _KIND_NAMES:
+        raise InputError(f"{name}: expected real numbers, got {_KIND_NAMES[kind]} (dtype {raw.dtype})")
+    if kind == "O":
+        for i, v in enumerate(raw.ravel()):
+            if v is None:
+                raise InputError(f"{name}: missing value (None) at index {i}; expected real numbers")
+            if isinstance(v, bool | np.bool_ | complex | np.complexfloating | str | bytes):
+                raise InputError(f"{name}: expected real numbers, got {type(v).__name__} {v!r} at index {i}")
+
+
+def _show(v) -> str:
+    """A number with all the digits needed to tell it from a bound (180.0000001 is not 180)."""
+    v = float(v)
+    return repr(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
 def check_range(name: str, arr: np.ndarray, low: float, high: float, *, hint: str = "") -> np.ndarray:
     """Raise unless every value of ``arr`` lies in ``[low, high]``."""
     if arr.size:
@@ -35,7 +65,8 @@ def check_range(name: str, arr: np.ndarray, low: float, high: float, *, hint: st
         if bad.any():
             i = int(np.flatnonzero(bad.ravel())[0])
             extra = f"; {hint}" if hint else ""
-            raise InputError(f"{name}: must lie in [{low:g}, {high:g}], got {arr.ravel()[i]:g} at index {i}{extra}")
+            got = _show(arr.ravel()[i])
+            raise InputError(f"{name}: must lie in [{low:g}, {high:g}], got {got} at index {i}{extra}")
     return arr
 
 
@@ -72,7 +103,7 @@ def check_month(month, n: int | None = None) -> np.ndarray:
     check_range("month", arr, 1, 12)
     if np.any(arr != np.round(arr)):
         i = int(np.flatnonzero(arr != np.round(arr))[0])
-        raise InputError(f"month: must be an integer in 1..12, got {arr[i]:g} at index {i}")
+        raise InputError(f"month: must be an integer in 1..12, got {_show(arr[i])} at index {i}")
     out = arr.astype(np.int64)
     if n is not None:
         if out.size == 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 
 import typer
@@ -30,6 +32,17 @@ class LaminaGroup(TyperGroup):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             name = getattr(exc, "filename", None)
             raise fail(f"{name}: {exc.strerror}" if name else str(exc)) from None
+        except OSError as exc:
+            if exc.errno not in _IO_ERRNOS:
+                raise
+            name = getattr(exc, "filename", None)
+            what = os.strerror(exc.errno)
+            raise fail(f"{name}: {what}; nothing was written" if name else f"{what}; nothing was written") from None
+
+
+# Conditions of the machine rather than bugs: reported in one line (writers are atomic, so nothing half-written
+# is left behind).
+_IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.EMFILE, errno.ENFILE}
 
 
 def new_app(help: str) -> typer.Typer:
@@ -42,3 +55,25 @@ def echo_json(obj) -> None:
     from lamina._io import dumps_json
 
     sys.stdout.write(dumps_json(obj))
+
+
+def fix_mmap_threshold(nbytes: int = 1 << 20) -> bool:
+    """Serve allocations >= ``nbytes`` by mmap, returned to the OS on free (glibc only; elsewhere a no-op).
+
+    A process setting, so only the CLI makes it (before streaming large tables). glibc raises its mmap threshold
+    each time a large block is freed, after which the chunk-sized buffers of a long stream (torch activations in
+    several threads, Arrow columns) come from per-thread heap arenas that fragment: embedding 10 M rows on 2
+    threads then peaked at 2.2 GB instead of about 0.8 GB. A fixed threshold keeps peak memory set by the chunk
+    size. Returns whether the setting was applied.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(-3, nbytes))  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+    except (OSError, AttributeError):
+        return False

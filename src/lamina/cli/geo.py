@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import echo_json, new_app
+from lamina.cli._common import echo_json, fix_mmap_threshold, new_app
 from lamina.errors import InputError
 
 app = new_app("Climate implicit embeddings: (lon, lat, month) -> embedding anywhere on Earth.")
@@ -63,6 +63,8 @@ def embed(
         return
     from lamina.geo.embed import process_table
 
+    fix_mmap_threshold()
+
     n = process_table(enc, table, output, what="embed", lon_col=lon_col, lat_col=lat_col, month_col=month_col,
                       month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon, keep_columns=keep_columns,
                       precision=precision, progress=progress)
@@ -98,6 +100,8 @@ def reconstruct(
                               for row in rec]})
         return
     from lamina.geo.embed import process_table
+
+    fix_mmap_threshold()
 
     n = process_table(enc, table, output, what="reconstruct", lon_col=lon_col, lat_col=lat_col,
                       month_col=month_col, month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon,
@@ -171,12 +175,12 @@ def pretrain(
     from lamina.geo.pretrain import PretrainConfig
     from lamina.geo.pretrain import pretrain as run
 
+    pcfg = PretrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, max_minutes=minutes,
+                          land_only=land_only, eval_every=eval_every, checkpoint_every=eval_every,
+                          patience=patience, months_per_window=months_per_window, seed=seed)  # checked first
     st = _stack(stack)
     ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
                          residual=not no_residual, hyperbolic_first=not no_hsiren)
-    pcfg = PretrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, max_minutes=minutes,
-                          land_only=land_only, eval_every=eval_every, checkpoint_every=eval_every,
-                          patience=patience, months_per_window=months_per_window, seed=seed)
     run(st, ecfg, pcfg, out, resume=resume, progress=progress)
     typer.echo(f"best checkpoint with held-out metrics: {out / 'final'}", err=True)
 
@@ -184,10 +188,10 @@ def pretrain(
 @app.command()
 def info(checkpoint: Path | None = CHECKPOINT) -> None:
     """Architecture, variables, provenance and held-out metrics of an encoder checkpoint (JSON)."""
-    from lamina._io import read_checkpoint_config
+    from lamina._io import load_checkpoint
     from lamina.geo.encoder import KIND, default_checkpoint_path
 
-    doc = read_checkpoint_config(checkpoint or default_checkpoint_path(), kind=KIND)
+    _, doc = load_checkpoint(checkpoint or default_checkpoint_path(), kind=KIND)  # checks digest and values
     echo_json({k: doc[k] for k in ("kind", "lamina_version", "sha256", "config", "metadata")})
 
 

@@ -21,49 +21,70 @@ from lamina.geo.grid import Grid
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def _fix_mmap_threshold(nbytes: int = 1 << 20) -> bool:
-    """Serve allocations >= ``nbytes`` by mmap, returned to the OS on free (glibc only; elsewhere a no-op).
-
-    glibc raises its mmap threshold each time a large block is freed, after which the chunk-sized buffers of a
-    long stream (torch activations in several threads, Arrow columns) come from per-thread heap arenas that
-    fragment: embedding 10 M rows on 2 threads then peaked at 2.2 GB instead of about 0.8 GB. A fixed threshold
-    keeps peak memory set by ``chunk_rows``. Returns whether the setting was applied.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(-3, nbytes))  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
-    except (OSError, AttributeError):
-        return False
-
-
 def _iter_table(path: Path, chunk_rows: int) -> Iterator:
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        # ~100 bytes per row of a points table: blocks of about chunk_rows rows
-        opts = pacsv.ReadOptions(block_size=max(1 << 20, min(chunk_rows * 100, 1 << 30)))
-        with pacsv.open_csv(path, read_options=opts) as reader:
-            yield from reader
-    elif suffix in (".parquet", ".pq"):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
-    else:
+    if suffix not in TABLE_SUFFIXES:
         raise InputError(f"input: {path} is not a .csv or .parquet file")
+    try:
+        if suffix == ".csv":
+            # ~100 bytes per row of a points table: blocks of about chunk_rows rows
+            opts = pacsv.ReadOptions(block_size=max(1 << 20, min(chunk_rows * 100, 1 << 30)))
+            with pacsv.open_csv(path, read_options=opts) as reader:
+                yield from reader
+        else:
+            yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the machine's condition (a read error), not the file's content
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: BaseException) -> InputError:
+    kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    size = path.stat().st_size if path.exists() else 0
+    what = "is empty (0 bytes)" if size == 0 else f"is not a readable {kind} file ({detail})"
+    return InputError(f"input: {path} {what}")
+
+
+def _numeric_column(chunk, name: str, src: Path, offset: int) -> np.ndarray:
+    """A coordinate or month column as float64, refusing text, booleans and other non-numbers by row."""
+    import pyarrow as pa
+
+    col = chunk.column(name)
+    t = col.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return col.to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_null(t):
+        raise InputError(f"column {name!r} of {src} is empty (all values missing) at rows {offset}..")
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        out = np.empty(len(col), dtype=np.float64)
+        for i, v in enumerate(col.to_pylist()):  # numbers stored as text (e.g. a CSV column with quotes)
+            try:
+                out[i] = np.nan if v is None else float(v)
+            except ValueError:
+                raise InputError(f"column {name!r} of {src} holds a non-numeric value {v!r} at row {offset + i}; "
+                                 "expected numbers") from None
+        return out
+    raise InputError(f"column {name!r} of {src} has type {t}; expected numbers")
 
 
 def table_rows(path: Path) -> int | None:
     """Number of rows of a Parquet file from its footer (None for CSV: unknown without reading it)."""
     if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            raise _unreadable(path, exc) from None
     return None
 
 
@@ -117,7 +138,6 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
     if dst.resolve() == src.resolve():
         raise InputError(f"output: {dst} is the input file; choose another path")
     total = table_rows(src)
-    _fix_mmap_threshold()
     out_is_csv = dst.suffix.lower() == ".csv"
     n_done = 0
     writer = None
@@ -132,9 +152,9 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
                     if col not in names:
                         raise InputError(f"column {col!r} not found in {src}; columns are {names} "
                                          "(choose with --lon-col / --lat-col / --month-col)")
-                lon = chunk.column(lon_col).to_numpy(zero_copy_only=False).astype(np.float64)
-                lat = chunk.column(lat_col).to_numpy(zero_copy_only=False).astype(np.float64)
-                mo = chunk.column(month_col).to_numpy(zero_copy_only=False) if month_col else month
+                lon = _numeric_column(chunk, lon_col, src, n_done)
+                lat = _numeric_column(chunk, lat_col, src, n_done)
+                mo = _numeric_column(chunk, month_col, src, n_done) if month_col else month
                 try:
                     out, cols = _compute(encoder, what, lon, lat, mo, wrap_lon, precision)
                 except InputError as exc:
@@ -151,8 +171,6 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
                 writer.write_table(table)
                 n_done += chunk.num_rows
                 bar.update(task, completed=n_done)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise InputError(f"input: cannot read {src} ({str(exc).splitlines()[0]})") from None
         finally:
             if writer is not None:
                 writer.close()

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
-from lamina._validation import check_lon_lat, check_month
+from lamina._process import torch_seed
+from lamina._validation import check_lon_lat, check_month, check_positive_int
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.grid import Variable
 from lamina.nn import SIREN, SphericalHarmonics, cyclic_month
@@ -182,6 +183,7 @@ class ClimateEncoder:
         Returns:
             ``(N, 256)`` float32 for a month; ``(N, 1024)`` float32 with ``month=None``.
         """
+        check_positive_int("chunk", chunk)
         dtype = {"float32": None, "bfloat16": torch.bfloat16}.get(precision, "bad")
         if dtype == "bad":
             raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
@@ -215,9 +217,9 @@ class ClimateEncoder:
 
     def untrained(self, seed: int = 0) -> ClimateEncoder:
         """An encoder of the same architecture and variables with fresh random SIREN initialisation."""
-        torch.manual_seed(seed)
-        return ClimateEncoder(ClimateModule(replace(self.config)), self.variables, self.mean, self.std,
-                              {"untrained": True, "seed": seed})
+        with torch_seed(seed):
+            module = ClimateModule(replace(self.config))
+        return ClimateEncoder(module, self.variables, self.mean, self.std, {"untrained": True, "seed": seed})
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, *, extra_metadata: dict | None = None) -> Path:
@@ -242,6 +244,13 @@ class ClimateEncoder:
             mean, std = meta["normalisation"]["mean"], meta["normalisation"]["std"]
         except (KeyError, TypeError) as exc:
             raise CheckpointError(f"checkpoint: {path} lacks variables or normalisation ({exc})") from None
+        try:
+            stats = np.asarray([mean, std], dtype=np.float64)
+        except (TypeError, ValueError):
+            stats = np.full(1, np.nan)
+        if stats.ndim != 2 or stats.shape[1] != len(variables) or not np.isfinite(stats).all() or (stats[1] <= 0).any():
+            raise CheckpointError(f"checkpoint: {path} has invalid normalisation statistics (need finite means and "
+                                  f"positive standard deviations for {len(variables)} variables)")
         module = ClimateModule(config)
         try:
             module.load_state_dict(tensors, strict=True)
@@ -276,4 +285,4 @@ def load(path: str | Path | None = None) -> ClimateEncoder:
     Raises:
         CheckpointError: missing, corrupt, foreign or mismatched checkpoint files.
     """
-    return ClimateEncoder.from_checkpoint(default_checkpoint_path() if path is None else Path(path))
+    return ClimateEncoder.from_checkpoint(default_checkpoint_path() if path is None else path)

@@ -22,13 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from lamina._io import atomic_path, write_json_atomic
-from lamina.errors import InputError
+from lamina._io import atomic_path, clean_stale_temporaries, write_json_atomic
+from lamina._process import torch_seed
+from lamina.errors import CheckpointError, InputError
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
 from lamina.geo.rasters import RasterStack
 from lamina.geo.sampling import Batch, PixelSampler, SpatialSplit
 
 STATE_FILE = "state.pt"
+STOP_REASONS = ("max_steps", "early_stopping", "max_minutes")
 
 
 @dataclass
@@ -78,11 +80,25 @@ class PretrainConfig:
     def __post_init__(self):
         if self.schedule not in ("constant", "cosine"):
             raise InputError(f"schedule: expected 'constant' or 'cosine', got {self.schedule!r}")
-        for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "n_val", "n_windows"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.grad_clip <= 0:
-            raise InputError(f"lr, grad_clip: expected > 0, got {self.lr}, {self.grad_clip}")
+        for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "n_val", "n_windows",
+                     "months_per_window", "stats_stride", "warmup_steps", "patience", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise InputError(f"{name}: expected an integer, got {value!r}")
+            low = 0 if name in ("warmup_steps", "seed") else 1
+            if value < low:
+                raise InputError(f"{name}: expected >= {low}, got {value}")
+        for name in ("lr", "grad_clip", "weight_decay", "val_block_deg", "max_minutes"):
+            value = getattr(self, name)
+            if value is None and name == "max_minutes":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+                raise InputError(f"{name}: expected a number, got {value!r}")
+            if not math.isfinite(value) or value < 0 or (value == 0 and name != "weight_decay"):
+                bound = ">= 0" if name == "weight_decay" else "> 0"
+                raise InputError(f"{name}: expected a finite number {bound}, got {value!r}")
+        if not isinstance(self.land_only, bool):
+            raise InputError(f"land_only: expected True or False, got {self.land_only!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
 
@@ -166,6 +182,31 @@ def _save_state(path: Path, module: nn.Module, opt: torch.optim.Optimizer, st: T
         torch.save({"model": module.state_dict(), "optimizer": opt.state_dict(), "state": asdict(st), **extra}, tmp)
 
 
+def _load_state(path: Path) -> dict:
+    """Read a resumable training state, refusing anything that is not a complete one (tensors and plain data)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a truncated, random or foreign file
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"resume: {path} is not a readable training state ({reason}); delete it to start "
+                              "over, or use another output folder") from None
+    needed = {"model", "optimizer", "state", "encoder_config", "variables", "mean", "std"}
+    if not isinstance(saved, dict) or not needed <= set(saved):
+        raise CheckpointError(f"resume: {path} is not a lamina pretraining state (missing "
+                              f"{sorted(needed - set(saved) if isinstance(saved, dict) else needed)})")
+    return saved
+
+
+def _agree(stop: str, dist) -> str:
+    """Rank 0's stop decision, the same on every rank at the same step (a no-op without torch.distributed)."""
+    if dist is None:
+        return stop
+    codes = ("", *STOP_REASONS)
+    flag = torch.tensor([codes.index(stop)])
+    dist.broadcast(flag, src=0)
+    return codes[int(flag)]
+
+
 def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, config: PretrainConfig | None = None,
              out_dir: str | Path = "runs/pretrain", *, resume: bool = True, progress: bool = True) -> ClimateEncoder:
     """Pretrain a climate encoder on ``stack``; return the best encoder (by held-out validation loss).
@@ -186,12 +227,14 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
     state_path = out_dir / STATE_FILE
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for name in (STATE_FILE, "history.json", "best", "final"):  # left by an interrupted run
+            clean_stale_temporaries(out_dir / name)
 
-    torch.manual_seed(config.seed)
-    module = ClimateModule(encoder_config)
+    with torch_seed(config.seed):  # initialisation from the seed, the caller's random stream untouched
+        module = ClimateModule(encoder_config)
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     st = TrainState()
-    saved = torch.load(state_path, weights_only=False) if resume and state_path.exists() else None
+    saved = _load_state(state_path) if resume and state_path.exists() else None
     if saved is not None:
         if saved["encoder_config"] != encoder_config.to_dict() or saved["variables"] != stack.names:
             raise InputError(f"resume: {state_path} belongs to another encoder or stack; use a new output folder "
@@ -262,11 +305,12 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
                                                      f"{rate:,.0f} samples/s")
             if st.step % config.eval_every == 0 or st.step == config.max_steps:
                 stop_reason = _validate(module, val_set, mean, std, st, config, rate, loss_ema, checkpoint_best,
-                                        rank, dist)
+                                        rank)
                 t_window, n_window = time.perf_counter(), 0
             over_time = config.max_minutes is not None and st.elapsed_s > 60 * config.max_minutes
             if over_time and not stop_reason:
                 stop_reason = "max_minutes"
+            stop_reason = _agree(stop_reason, dist)  # rank 0's clock and validation decide for every rank
             if stop_reason or st.step % config.checkpoint_every == 0:
                 st.finished = stop_reason
                 if rank == 0:
@@ -281,7 +325,7 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
     st.finished = stop_reason
     if rank == 0:
         if not (out_dir / "best").exists():  # never validated (tiny runs): validate now
-            _validate(module, val_set, mean, std, st, config, 0.0, loss_ema or math.nan, checkpoint_best, rank, None)
+            _validate(module, val_set, mean, std, st, config, 0.0, loss_ema or math.nan, checkpoint_best, rank)
         _save_state(state_path, module, opt, st, extra)
         write_json_atomic(out_dir / "history.json", st.history)
     if dist is not None:
@@ -297,7 +341,7 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
     return best
 
 
-def _validate(module, val_set, mean, std, st: TrainState, config, rate, loss_ema, checkpoint_best, rank, dist):
+def _validate(module, val_set, mean, std, st: TrainState, config, rate, loss_ema, checkpoint_best, rank):
     stop = ""
     if rank == 0:
         m = evaluate(module, val_set, mean, std)
@@ -310,10 +354,6 @@ def _validate(module, val_set, mean, std, st: TrainState, config, rate, loss_ema
             st.bad_evals += 1
         if st.bad_evals >= config.patience:
             stop = "early_stopping"
-    if dist is not None:
-        flag = torch.tensor([1 if stop else 0])
-        dist.broadcast(flag, src=0)
-        stop = "early_stopping" if int(flag) else ""
     return stop
 
 
