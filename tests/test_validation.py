@@ -38,3 +38,23 @@ def test_positive_int():
     for bad in (0, -1, 2.0, True, "3"):
         with pytest.raises(InputError, match="n: expected an integer"):
             check_positive_int("n", bad)
+
+
+@pytest.mark.parametrize(
+    ("lon", "message"),
+    [
+        (None, "lon: expected numbers, got None"),
+        ([1.0, None], "lon: missing value (None) at index 1"),
+        (True, "got booleans"),
+        ([1 + 2j], "got complex numbers"),
+        (["12.5"], "got strings"),
+        (np.array([1, 0], dtype=bool), "got booleans"),
+        ([180.0000001], "got 180.0000001 at index 0"),
+        ([-180.5], "got -180.5 at index 0"),
+    ],
+)
+def test_lon_refusals_say_what_was_wrong(lon, message):
+    n = 1 if lon is None or np.ndim(lon) == 0 else len(lon)
+    with pytest.raises(InputError) as info:
+        check_lon_lat(lon, [0.0] * n)
+    assert message in str(info.value)
