@@ -82,3 +82,18 @@ def test_info(ckpt):
     r = runner.invoke(app, ["geo", "info", "-c", ckpt])
     assert r.exit_code == 0
     assert json.loads(r.stdout)["config"]["dim_embedding"] == 8
+
+
+def test_sources_lists_every_offline_field_with_provenance():
+    from lamina.geo.sources import DEFAULT_VARIABLES, SOURCES
+
+    r = runner.invoke(app, ["geo", "sources"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert set(doc) == set(SOURCES)
+    assert {k for k, v in doc.items() if v["in_default"]} == set(DEFAULT_VARIABLES)
+    for name, entry in doc.items():
+        assert entry["name"] == name and entry["units"] and entry["source"] and entry["licence"]
+        assert 0 < entry["grid_deg"] <= 5 and len(entry["shape"]) == 2
+        assert isinstance(entry["monthly"], bool)
+    assert doc["elevation"]["units"] == "m" and not doc["elevation"]["monthly"]

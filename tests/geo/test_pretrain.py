@@ -120,3 +120,60 @@ def test_config_validation():
         PretrainConfig(schedule="linear")
     with pytest.raises(InputError, match="val_fraction"):
         PretrainConfig(val_fraction=0.0)
+
+
+def _stopped(out):
+    return json.loads((out / "final" / "config.json").read_text())["metadata"]["training"]
+
+
+def test_early_stopping_ends_the_run_after_patience_validations_without_progress(tiny_chelsa, tmp_path):
+    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    # a learning rate so small that validation cannot improve by the 1e-6 the stopping rule asks for
+    pretrain(stack, TINY, _cfg(lr=1e-12, eval_every=5, checkpoint_every=5, patience=2), tmp_path / "es",
+             progress=False)
+    info = _stopped(tmp_path / "es")
+    assert info["stopped"] == "early_stopping"
+    assert info["steps"] == 15 and info["best_step"] == 5  # first validation best, then two without progress
+    assert len(json.loads((tmp_path / "es" / "history.json").read_text())) == 3
+
+
+def test_max_minutes_stops_cleanly_and_keeps_the_best(tiny_chelsa, tmp_path):
+    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    enc = pretrain(stack, TINY, _cfg(max_minutes=1e-9), tmp_path / "mm", progress=False)
+    info = _stopped(tmp_path / "mm")
+    assert info["stopped"] == "max_minutes" and info["steps"] == 1
+    assert np.isfinite(enc.embed(lon=[0.0], lat=[0.0], month=1)).all()
+    # a resumed run of a finished one does not train further
+    pretrain(stack, TINY, _cfg(max_minutes=1e-9), tmp_path / "mm", progress=False)
+    assert _stopped(tmp_path / "mm")["steps"] == 1
+
+
+def _agree_worker(rank, port, results):
+    import torch.distributed as dist
+
+    from lamina.geo.pretrain import _agree
+
+    # each rank's own view differs (only rank 1's clock ran out; only rank 0 saw the validation stall):
+    # every rank must take rank 0's decision at the same step
+    local = {0: ["", "early_stopping", "max_minutes"], 1: ["max_minutes", "", "max_minutes"]}[rank]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        results[rank] = [_agree(view, dist) for view in local]
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_stop_decisions_are_the_same_on_every_rank():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_agree_worker, args=(port, results), nprocs=2, join=True)
+        got = dict(results)
+    assert got[0] == got[1] == ["", "early_stopping", "max_minutes"]
