@@ -84,6 +84,7 @@ def test_info(ckpt):
     assert json.loads(r.stdout)["config"]["dim_embedding"] == 8
 
 
+@pytest.mark.slow  # reads every source file
 def test_sources_lists_every_offline_field_with_provenance():
     from lamina.geo.sources import DEFAULT_VARIABLES, SOURCES
 
