@@ -169,3 +169,33 @@ def test_a_state_file_of_another_program_is_refused(tiny_chelsa, tmp_path):
     out.mkdir()
     torch.save({"weights": torch.zeros(3)}, out / "state.pt")
     _fails_cleanly(runner.invoke(app, _cli(tiny_chelsa, out, 4)[3:]), "not a lamina pretraining state")
+
+
+@pytest.mark.slow
+def test_kill_9_during_embed_then_rerun_leaves_exactly_the_output(ckpt, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "pts.parquet"
+    n = 200_000
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"lon": rng.uniform(-180, 180, n), "lat": rng.uniform(-90, 90, n)}).to_parquet(src)
+    out = tmp_path / "emb.parquet"
+    cmd = [sys.executable, "-m", "lamina.cli", "geo", "embed", str(src), "-o", str(out), "--month", "6",
+           "--chunk-rows", "1000", "-c", str(ckpt), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if any(p.name.startswith(".emb.parquet.") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run must be interrupted mid-write for this test to mean anything"
+    assert not out.exists() and len(list(tmp_path.glob(".emb.parquet.*"))) == 1
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _only(tmp_path, "pts.parquet", "emb.parquet")
+    assert pd.read_parquet(out).shape == (n, 2 + 8)
