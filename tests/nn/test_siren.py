@@ -31,27 +31,29 @@ def test_hsiren_activation():
     torch.testing.assert_close(act(z), torch.sin(30.0 * torch.sinh(2 * z)))
 
 
-def test_residual_preactivation_averaging():
-    torch.manual_seed(0)
-    net = SIREN(dim_in=3, dim_hidden=8, dim_out=5, num_layers=3, residual=True, hyperbolic_first=False)
-    x = torch.randn(4, 3)
-    l0, l1, l2 = net.layers
-    z0 = l0.linear(x)
-    h = torch.sin(30 * z0)
-    z1 = (l1.linear(h) + z0) / 2
-    h = torch.sin(z1)
-    z2 = (l2.linear(h) + z1) / 2
-    expected = net.last(torch.sin(z2))
-    torch.testing.assert_close(net(x), expected)
-    plain = SIREN(dim_in=3, dim_hidden=8, dim_out=5, num_layers=3, residual=False)
-    plain.load_state_dict(net.state_dict())
-    assert not torch.allclose(plain(x), net(x))
+def test_residual_averaging_carries_the_input_through_dead_layers():
+    """ReSIREN's pre-activation averaging is a skip path: with every hidden layer after the first zeroed, the
+    residual network still depends on its input (halved pre-activations reach the head), a plain SIREN does not."""
+    x = torch.rand(64, 3) * 2 - 1
+    outputs = {}
+    for residual in (True, False):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            net = SIREN(dim_in=3, dim_hidden=16, dim_out=5, num_layers=4, residual=residual, hyperbolic_first=False)
+        with torch.no_grad():
+            for layer in net.layers[1:]:
+                layer.linear.weight.zero_()
+                layer.linear.bias.zero_()
+            outputs[residual] = net(x)
+    assert outputs[True].std(dim=0).min() > 1e-3
+    torch.testing.assert_close(outputs[False], outputs[False][:1].expand_as(outputs[False]))
 
 
 @pytest.mark.parametrize("residual", [True, False])
 def test_inference_path_matches_forward(residual):
-    torch.manual_seed(1)
-    net = SIREN(dim_in=4, dim_hidden=64, dim_out=16, num_layers=5, residual=residual)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        net = SIREN(dim_in=4, dim_hidden=64, dim_out=16, num_layers=5, residual=residual)
     x = torch.rand(1000, 4) * 2 - 1
     with torch.no_grad():
         ref = net(x)
