@@ -21,7 +21,7 @@ from torch import nn
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._validation import check_lon_lat, check_month
 from lamina.errors import CheckpointError, InputError
-from lamina.geo.grid import Variable
+from lamina.geo.data.grid import Variable
 from lamina.nn import SIREN, SphericalHarmonics, cyclic_month
 
 KIND = "geo.ClimateEncoder"

@@ -24,9 +24,9 @@ from torch import nn
 
 from lamina._io import atomic_path, write_json_atomic
 from lamina.errors import InputError
+from lamina.geo.data.rasters import RasterStack
+from lamina.geo.data.sampling import Batch, PixelSampler, SpatialSplit
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
-from lamina.geo.rasters import RasterStack
-from lamina.geo.sampling import Batch, PixelSampler, SpatialSplit
 
 STATE_FILE = "state.pt"
 
