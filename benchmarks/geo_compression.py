@@ -1,6 +1,6 @@
 """Storage and query cost of climate encoders versus standard raster storage of the same fields (issue 3, item 5).
 
-For the source fields of the bundled default (lamina.geo.sources.load_default_stack), measured in one run:
+For the source fields of the bundled default (lamina.geo.data.sources.load_default_stack), measured in one run:
 
 1. Rate-distortion. Error of each storage scheme at the same evaluation pixels (a seeded random sample of pixels
    with data, per field, every month), in z-units (the error divided by the field's standard deviation), averaged
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from lamina._io import atomic_path, write_json_atomic, write_text_atomic
+from lamina.geo.data.grid import Grid
+from lamina.geo.data.rasters import Field
+from lamina.geo.data.readers import ArrayReader
+from lamina.geo.data.sources import load_default_stack
 from lamina.geo.encoder import load
-from lamina.geo.grid import Grid
-from lamina.geo.rasters import Field
-from lamina.geo.readers import ArrayReader
-from lamina.geo.sources import load_default_stack
 
 FACTORS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
@@ -192,7 +192,7 @@ def main() -> None:
             lambda enc=enc: enc.reconstruct(lon=qlon, lat=qlat, month=qmonth), n, args.repeats
         )
     try:
-        from lamina.geo.geoclip import GeoCLIPEncoder, geoclip_available
+        from lamina.geo.eval.geoclip import GeoCLIPEncoder, geoclip_available
 
         if geoclip_available():
             gc = GeoCLIPEncoder()

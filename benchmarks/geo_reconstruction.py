@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, write_results
+from lamina.geo.data.sampling import PixelSampler, SpatialSplit
+from lamina.geo.data.sources import load_stack
 from lamina.geo.encoder import default_checkpoint_path, load
 from lamina.geo.pretrain import evaluate
-from lamina.geo.sampling import PixelSampler, SpatialSplit
-from lamina.geo.sources import load_stack
 
 
 def main() -> None:
@@ -41,11 +41,11 @@ def main() -> None:
     sets = {part: PixelSampler(stack, batch_size=8192, part=part, **kw).fixed_set(args.n) for part in ("val", "train")}
     metrics = {part: evaluate(enc.module, b, enc.mean, enc.std) for part, b in sets.items()}
     land = {}
-    from lamina.geo.landmask import is_land
+    from lamina.geo.data.landmask import is_land
 
     vb = sets["val"]
     on_land = is_land(vb.lon, vb.lat)
-    from lamina.geo.sampling import Batch
+    from lamina.geo.data.sampling import Batch
 
     land = evaluate(enc.module, Batch(vb.lon[on_land], vb.lat[on_land], vb.month[on_land], vb.values[on_land]),
                     enc.mean, enc.std)

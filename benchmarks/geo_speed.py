@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import best_time, machine, matmul_gflops, write_results
+from lamina.geo.data.grid import Variable
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
-from lamina.geo.grid import Variable
 
 
 def forward_flops(cfg: EncoderConfig) -> int:

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from lamina._io import write_json_atomic, write_text_atomic
+from lamina.geo.data.sources import load_default_stack
 from lamina.geo.encoder import ClimateModule, EncoderConfig
 from lamina.geo.pretrain import PretrainConfig, pretrain
-from lamina.geo.sources import load_default_stack
 
 SIZES = {
     # name: (num_layers, dim_hidden, dim_embedding, lr, schedule)

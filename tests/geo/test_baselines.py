@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.geo.baselines import (
+from lamina.geo.eval.baselines import (
     CoordinateMLP,
     EncoderFeatures,
     FeatureProvider,
@@ -65,7 +65,7 @@ def test_source_values_impute_and_flag_missing():
 
 
 def test_source_values_on_the_real_default_stack():
-    from lamina.geo.sources import load_default_stack
+    from lamina.geo.data.sources import load_default_stack
 
     stack = load_default_stack()
     f = SourceValuesFeatures(stack).features(lon=LON[:2], lat=LAT[:2])

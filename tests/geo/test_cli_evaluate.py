@@ -25,8 +25,8 @@ def _encoder_with_dim(dim: int):
     """An UNTRAINED small encoder with a ``dim``-d embedding (random weights)."""
     import torch
 
+    from lamina.geo.data.grid import Variable
     from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
-    from lamina.geo.grid import Variable
 
     torch.manual_seed(1)
     config = EncoderConfig(n_variables=1, dim_hidden=16, num_layers=2, dim_embedding=dim)

@@ -86,7 +86,7 @@ def test_info(ckpt):
 
 @pytest.mark.slow  # reads every source file
 def test_sources_lists_every_offline_field_with_provenance():
-    from lamina.geo.sources import DEFAULT_VARIABLES, SOURCES
+    from lamina.geo.data.sources import DEFAULT_VARIABLES, SOURCES
 
     r = runner.invoke(app, ["geo", "sources"])
     assert r.exit_code == 0, r.output

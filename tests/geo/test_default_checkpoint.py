@@ -54,7 +54,7 @@ def test_bundled_reconstruction_is_physically_plausible(enc):
 
 def test_bundled_reconstruction_matches_the_source_fields(enc):
     """R^2 against the real source values at random sea points, for COADS air temperature (July)."""
-    from lamina.geo.sources import coads
+    from lamina.geo.data.sources import coads
 
     field = coads("AIRT")
     rng = np.random.default_rng(0)

@@ -6,8 +6,8 @@ import torch
 
 import lamina.geo
 from lamina.errors import CheckpointError, InputError
+from lamina.geo.data.grid import Variable
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
-from lamina.geo.grid import Variable
 
 
 def tiny_encoder(seed=0, **cfg) -> ClimateEncoder:

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from lamina.errors import InputError
-from lamina.geo._report import check_targets, markdown_table
-from lamina.geo.baselines import LonLatFeatures, SphericalHarmonicsFeatures
-from lamina.geo.evaluate import EvalSettings, Method, build_methods, evaluate, load_tasks, run_one
+from lamina.geo.eval.baselines import LonLatFeatures, SphericalHarmonicsFeatures
+from lamina.geo.eval.evaluate import EvalSettings, Method, build_methods, evaluate, load_tasks, run_one
+from lamina.geo.eval.report import check_targets, markdown_table
 
 from .test_encoder import tiny_encoder
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lamina.errors import InputError
-from lamina.geo import geoclip as gc
+from lamina.geo.eval import geoclip as gc
 
 pytestmark = pytest.mark.skipif(not gc.geoclip_available(), reason="optional geoclip wheel not installed")
 

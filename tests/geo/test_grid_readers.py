@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.geo.grid import Grid
-from lamina.geo.readers import ArrayReader, NetCDFReader, TiffReader
+from lamina.geo.data.grid import Grid
+from lamina.geo.data.readers import ArrayReader, NetCDFReader, TiffReader
 
 from .conftest import write_geotiff
 

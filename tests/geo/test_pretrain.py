@@ -14,9 +14,9 @@ import torch
 
 import lamina.geo
 from lamina.errors import InputError
+from lamina.geo.data.rasters import RasterStack
 from lamina.geo.encoder import EncoderConfig
 from lamina.geo.pretrain import PretrainConfig, masked_mse, pretrain
-from lamina.geo.rasters import RasterStack
 
 TINY = EncoderConfig(n_variables=2, dim_hidden=32, num_layers=3, dim_embedding=8)
 

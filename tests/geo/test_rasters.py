@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.geo.grid import Grid, Variable
-from lamina.geo.rasters import Field, RasterStack
-from lamina.geo.readers import ArrayReader
+from lamina.geo.data.grid import Grid, Variable
+from lamina.geo.data.rasters import Field, RasterStack
+from lamina.geo.data.readers import ArrayReader
 
 from .conftest import synthetic_field
 

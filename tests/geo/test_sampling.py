@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from lamina.geo.landmask import is_land
-from lamina.geo.rasters import RasterStack
-from lamina.geo.sampling import PixelSampler, SpatialSplit
-from lamina.geo.sources import load_stack
+from lamina.geo.data.landmask import is_land
+from lamina.geo.data.rasters import RasterStack
+from lamina.geo.data.sampling import PixelSampler, SpatialSplit
+from lamina.geo.data.sources import load_stack
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lamina.geo import sources
-from lamina.geo.landmask import is_land
+from lamina.geo.data import sources
+from lamina.geo.data.landmask import is_land
 
 
 def test_linke_turbidity_matches_pvlib_lookup():

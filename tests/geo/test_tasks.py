@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.geo.tasks import (
+from lamina.geo.eval.tasks import (
     KOPPEN_CLASSES,
     block_ids,
     koppen_lookup,

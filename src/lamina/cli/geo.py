@@ -114,15 +114,15 @@ def _stack(spec: str | None):
     if spec is None:
         return None
     if spec == "default":
-        from lamina.geo.sources import load_default_stack
+        from lamina.geo.data.sources import load_default_stack
 
         return load_default_stack()
     if spec.startswith("chelsa:"):
-        from lamina.geo.rasters import RasterStack
+        from lamina.geo.data.rasters import RasterStack
 
         return RasterStack.from_chelsa(spec.split(":", 1)[1])
     if spec.startswith("offline:"):
-        from lamina.geo.sources import load_stack
+        from lamina.geo.data.sources import load_stack
 
         return load_stack(spec.split(":", 1)[1].split(","))
     raise InputError(f"stack: expected 'default', 'offline:VAR,VAR,...' or 'chelsa:FOLDER', got {spec!r}")
@@ -198,7 +198,7 @@ def info(checkpoint: Path | None = CHECKPOINT) -> None:
 @app.command()
 def sources() -> None:
     """The offline fields lamina can pretrain on, with provenance (JSON)."""
-    from lamina.geo.sources import DEFAULT_VARIABLES, SOURCES
+    from lamina.geo.data.sources import DEFAULT_VARIABLES, SOURCES
 
     out = {}
     for name, loader in SOURCES.items():

@@ -1,8 +1,8 @@
 """``lamina geo evaluate``, ``lamina geo probe-fit`` and ``lamina geo probe-predict``: single-layer probes.
 
-Registered onto the ``lamina geo`` sub-app. Thin: parses options, calls :mod:`lamina.geo.evaluate` and
-:mod:`lamina.geo.probing`, prints a summary. Bad input raises :class:`lamina.errors.InputError`, which the top-level
-group prints as one ``error: ...`` line with exit code 2.
+Registered onto the ``lamina geo`` sub-app. Thin: parses options, calls :mod:`lamina.geo.eval.evaluate` and
+:mod:`lamina.geo.eval.probing`, prints a summary. Bad input raises :class:`lamina.errors.InputError`, which the
+top-level group prints as one ``error: ...`` line with exit code 2.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def evaluate_cmd(
     jobs: int = typer.Option(2, "--jobs", help="Worker processes for the fits."),
 ) -> None:
     """Probe the encoder and the baselines on real ecological tasks; write a report with a table and figures."""
-    from lamina.geo.evaluate import DEFAULT_METHODS, SPLITS, EvalSettings, evaluate
-    from lamina.geo.tasks import task_names
+    from lamina.geo.eval.evaluate import DEFAULT_METHODS, SPLITS, EvalSettings, evaluate
+    from lamina.geo.eval.tasks import task_names
 
     settings = EvalSettings.quick() if quick else EvalSettings.full()
     if seeds is not None:
@@ -82,8 +82,8 @@ def probe_fit_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and the inner cross-validation."),
 ) -> None:
     """Fit a single-layer probe on all points of a task and save it."""
-    from lamina.geo.probing import fit_task_probe, save_task_probe
-    from lamina.geo.tasks import task_names
+    from lamina.geo.eval.probing import fit_task_probe, save_task_probe
+    from lamina.geo.eval.tasks import task_names
 
     if task not in task_names():
         raise InputError(f"task: unknown task {task!r}; expected one of {', '.join(task_names())}")
@@ -106,7 +106,7 @@ def probe_predict_cmd(
 ) -> None:
     """Apply a saved probe at the points of a table; write the predictions atomically."""
     from lamina._io import atomic_path
-    from lamina.geo.probing import load_task_probe, predict_points, read_points
+    from lamina.geo.eval.probing import load_task_probe, predict_points, read_points
 
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"--output: expected a .csv or .parquet file, got {output.name!r}")

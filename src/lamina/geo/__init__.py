@@ -18,7 +18,7 @@ _LAZY = {
     "ClimateEncoder": "lamina.geo.encoder",
     "EncoderConfig": "lamina.geo.encoder",
     "load": "lamina.geo.encoder",
-    "RasterStack": "lamina.geo.rasters",
+    "RasterStack": "lamina.geo.data.rasters",
 }
 
 __all__ = sorted(_LAZY)

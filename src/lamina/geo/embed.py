@@ -15,8 +15,8 @@ import numpy as np
 
 from lamina._io import atomic_path
 from lamina.errors import InputError
+from lamina.geo.data.grid import Grid
 from lamina.geo.encoder import EMBED_MONTHS, ClimateEncoder
-from lamina.geo.grid import Grid
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 

@@ -22,7 +22,7 @@ from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
 from lamina._validation import check_lon_lat, check_month, check_positive_int
 from lamina.errors import CheckpointError, InputError
-from lamina.geo.grid import Variable
+from lamina.geo.data.grid import Variable
 from lamina.nn import SIREN, SphericalHarmonics, cyclic_month
 
 KIND = "geo.ClimateEncoder"

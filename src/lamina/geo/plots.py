@@ -9,9 +9,9 @@ import numpy as np
 
 from lamina._io import atomic_path
 from lamina.errors import InputError
+from lamina.geo.data.rasters import RasterStack
 from lamina.geo.embed import grid_points
 from lamina.geo.encoder import ClimateEncoder
-from lamina.geo.rasters import RasterStack
 
 
 def pca_rgb(emb: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ def pca_rgb(emb: np.ndarray) -> np.ndarray:
 def _land(grid):
     """Land fraction on the map grid for coastlines (None if the GLOBE mask is unavailable)."""
     try:
-        from lamina.geo.landmask import land_fraction
+        from lamina.geo.data.landmask import land_fraction
 
         return land_fraction(grid)
     except (ImportError, OSError):

@@ -25,9 +25,9 @@ from torch import nn
 from lamina._io import atomic_path, clean_stale_temporaries, write_json_atomic
 from lamina._process import torch_seed
 from lamina.errors import CheckpointError, InputError
+from lamina.geo.data.rasters import RasterStack
+from lamina.geo.data.sampling import Batch, PixelSampler, SpatialSplit
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
-from lamina.geo.rasters import RasterStack
-from lamina.geo.sampling import Batch, PixelSampler, SpatialSplit
 
 STATE_FILE = "state.pt"
 STOP_REASONS = ("max_steps", "early_stopping", "max_minutes")
@@ -52,7 +52,7 @@ class PretrainConfig:
         land_only: draw land pixels only.
         val_fraction, val_block_deg: the spatial hold-out (fraction of blocks, block size in degrees).
         n_val: samples in the fixed validation set.
-        n_windows, months_per_window: sampler settings (see :class:`~lamina.geo.sampling.PixelSampler`).
+        n_windows, months_per_window: sampler settings (see :class:`~lamina.geo.data.sampling.PixelSampler`).
         stats_stride: read every k-th row and column when computing normalisation statistics.
         seed: everything random derives from it.
     """

@@ -2,7 +2,7 @@
 
 Every reader exposes the same small interface, so a stack can mix formats and stay out of memory:
 
-- ``grid``: the :class:`~lamina.geo.grid.Grid` of its pixels;
+- ``grid``: the :class:`~lamina.geo.data.grid.Grid` of its pixels;
 - ``n_layers``: 12 for a monthly climatology, 1 for a static field;
 - ``read(layer, r0, r1, c0, c1)``: a window, decoded to physical units, float32, NaN where there is no data;
 - ``read_points(layer, rows, cols)``: single pixels (the default groups them into blocks and reads windows).
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina.errors import InputError
-from lamina.geo.grid import Grid
+from lamina.geo.data.grid import Grid
 
 
 class Reader:

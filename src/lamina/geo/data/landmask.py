@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina._io import atomic_path
-from lamina.geo.grid import Grid
+from lamina.geo.data.grid import Grid
 
 GLOBE_GRID = Grid(-180.0, 90.0, 1.0 / 120.0, 1.0 / 120.0, 21600, 43200)
 

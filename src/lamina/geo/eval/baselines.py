@@ -1,12 +1,12 @@
 """Feature providers for the probe evaluation, and the from-scratch coordinate MLP.
 
 A *feature provider* is anything with a ``name`` and ``features(lon=, lat=, month=None) -> (N, D) float32``; the
-evaluation probes every provider the same way (:mod:`lamina.geo.evaluate`). Providers here:
+evaluation probes every provider the same way (:mod:`lamina.geo.eval.evaluate`). Providers here:
 
 - :class:`LonLatFeatures`: raw longitude and latitude in degrees (``"lonlat"``).
 - :class:`SphericalHarmonicsFeatures`: real spherical harmonics up to a degree (``"sh10"``, ``"sh40"``).
 - :class:`EncoderFeatures`: any encoder with ``embed(lon=, lat=, month=)`` -- the pretrained climate encoder,
-  the same architecture untrained (``enc.untrained(seed)``), GeoCLIP (:mod:`lamina.geo.geoclip`).
+  the same architecture untrained (``enc.untrained(seed)``), GeoCLIP (:mod:`lamina.geo.eval.geoclip`).
 - :class:`SourceValuesFeatures`: the source climate fields at the point (the paper's "CHELSA values").
 
 :class:`CoordinateMLP` is the paper's "from scratch" baseline: a small residual MLP trained on the task's

@@ -1,7 +1,7 @@
 """Fit a single-layer probe for a task on an encoder's features, save it, and apply it to new points.
 
 The saved probe (a lamina checkpoint, :func:`lamina.probe.save_probe`) records which representation it reads
-(``encoder``: a method name of :mod:`lamina.geo.evaluate`, and the checkpoint path for encoder methods), the
+(``encoder``: a method name of :mod:`lamina.geo.eval.evaluate`, and the checkpoint path for encoder methods), the
 task, and the feature size. Applying it computes the same features at the new points and refuses features of
 another size (for example a checkpoint with another embedding size) with a clear error.
 
@@ -22,8 +22,8 @@ import numpy as np
 
 from lamina._validation import check_lon_lat
 from lamina.errors import InputError
-from lamina.geo.evaluate import DEFAULT_METHODS, build_methods
-from lamina.geo.tasks import load_task
+from lamina.geo.eval.evaluate import DEFAULT_METHODS, build_methods
+from lamina.geo.eval.tasks import load_task
 from lamina.probe import LinearProbeClassifier, LinearProbeRegressor, load_probe, save_probe
 
 
@@ -62,7 +62,7 @@ def fit_task_probe(
     """Fit a probe on all points of a task.
 
     Args:
-        task: task name (see :func:`lamina.geo.tasks.task_names`).
+        task: task name (see :func:`lamina.geo.eval.tasks.task_names`).
         encoder: method name whose features the probe reads (default: the climate encoder).
         checkpoint: encoder checkpoint directory (None: bundled default).
         n: task sample size (None: the task default).

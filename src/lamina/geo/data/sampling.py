@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lamina.geo.grid import Grid
-from lamina.geo.rasters import RasterStack
-from lamina.geo.readers import ArrayReader
+from lamina.geo.data.grid import Grid
+from lamina.geo.data.rasters import RasterStack
+from lamina.geo.data.readers import ArrayReader
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class PixelSampler:
         lat = np.clip(lat, -90.0, 90.0)
         ok = ~self.split.is_validation(lon, lat) if self.part == "train" else self.split.is_validation(lon, lat)
         if self.land_only:
-            from lamina.geo.landmask import is_land
+            from lamina.geo.data.landmask import is_land
 
             ok &= is_land(lon, lat)
         return ok.reshape(rows.shape)

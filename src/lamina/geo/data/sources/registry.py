@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from lamina.errors import InputError
-from lamina.geo.grid import Grid, Variable
-from lamina.geo.rasters import Field, RasterStack
-from lamina.geo.readers import ArrayReader
+from lamina.geo.data.grid import Grid, Variable
+from lamina.geo.data.rasters import Field, RasterStack
+from lamina.geo.data.readers import ArrayReader
 
 FERRET_DATA = Path("/usr/share/ferret-vis/data")
 GRID_5MIN = Grid(-180.0, 90.0, 1.0 / 12.0, 1.0 / 12.0, 2160, 4320)
@@ -186,7 +186,7 @@ def navy_winds(component: str) -> Field:
 @functools.lru_cache(maxsize=1)
 def globe_land_fraction() -> Field:
     """Fraction of land in each 5-arc-minute pixel, from the GLOBE 30-arc-second mask (global-land-mask)."""
-    from lamina.geo.landmask import land_fraction
+    from lamina.geo.data.landmask import land_fraction
 
     var = Variable("land_fraction", "1", "fraction of land in the 5 arc-minute pixel",
                    "GLOBE 1 km land mask (NOAA NGDC), global-land-mask package", "global-land-mask: MIT; "

@@ -4,7 +4,7 @@ A :class:`RasterStack` is a list of :class:`Field` s, one per variable, each wit
 (GeoTIFF, NetCDF, HDF5, NumPy / memory-mapped arrays), so that fields of different resolutions can be combined
 without regridding. It answers point queries (:meth:`RasterStack.values_at`), computes per-variable
 normalisation statistics in one streaming pass (:meth:`RasterStack.statistics`), and feeds the pretraining
-sampler (:mod:`lamina.geo.sampling`), which reads windows and never the whole stack.
+sampler (:mod:`lamina.geo.data.sampling`), which reads windows and never the whole stack.
 
 CHELSA climatologies: :meth:`RasterStack.from_chelsa` takes a folder of CHELSA v2.1 GeoTIFFs named as CHELSA
 distributes them (``CHELSA_tas_01_1981-2010_V.2.1.tif`` ...).
@@ -22,8 +22,8 @@ import numpy as np
 
 from lamina._validation import check_lon_lat, check_month
 from lamina.errors import InputError
-from lamina.geo.grid import Grid, Variable
-from lamina.geo.readers import Reader, TiffReader
+from lamina.geo.data.grid import Grid, Variable
+from lamina.geo.data.readers import Reader, TiffReader
 
 
 @dataclass
@@ -195,7 +195,7 @@ class RasterStack:
         column only (for stacks of many GB). With ``land_only`` pixels whose centre is not land are skipped.
         Sums are accumulated in float64 per block and merged with Chan's parallel formula.
         """
-        from lamina.geo.landmask import is_land
+        from lamina.geo.data.landmask import is_land
 
         n_var = len(self.fields)
         mean = np.zeros(n_var)
@@ -259,7 +259,7 @@ class RasterStack:
         ``CHELSA_<var>_<period>_V.2.1.tif`` (static, e.g. bioclim). Scale and offset come from the file's GDAL
         metadata when present, else from :data:`CHELSA_DECODING`.
         """
-        from lamina.geo.sources import CHELSA_DECODING, CHELSA_LICENCE
+        from lamina.geo.data.sources import CHELSA_DECODING, CHELSA_LICENCE
 
         folder = Path(folder)
         if not folder.is_dir():

@@ -1,7 +1,7 @@
 """Probe evaluation: tasks x methods x splits x seeds, with progress, results.json, a Markdown table and figures.
 
 A *method* is either a feature provider read out by a single-layer probe (:mod:`lamina.probe`) or the
-from-scratch coordinate MLP (:class:`lamina.geo.baselines.CoordinateMLP`). Features are computed once per task and
+from-scratch coordinate MLP (:class:`lamina.geo.eval.baselines.CoordinateMLP`). Features are computed once per task and
 provider; every (split, seed) then fits a fresh probe on the training side (regularisation by inner
 cross-validation on the training side only: random folds for the random split, whole spatial cells for the block
 split) and scores the test side. A seed sets the outer split, the cell-grid offset, the inner folds and the MLP's
@@ -9,7 +9,7 @@ initialisation; the task's point sample is fixed (``sample_seed``).
 
 Typical use::
 
-    from lamina.geo.evaluate import EvalSettings, evaluate
+    from lamina.geo.eval.evaluate import EvalSettings, evaluate
     report = evaluate(["koppen"], ["climplicit", "lonlat", "mlp"], settings=EvalSettings.full(), out_dir="report")
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina.errors import InputError
-from lamina.geo.baselines import (
+from lamina.geo.eval.baselines import (
     CoordinateMLP,
     EncoderFeatures,
     FeatureProvider,
@@ -32,7 +32,7 @@ from lamina.geo.baselines import (
     SourceValuesFeatures,
     SphericalHarmonicsFeatures,
 )
-from lamina.geo.tasks import Task, load_task, task_names, task_splits
+from lamina.geo.eval.tasks import Task, load_task, task_names, task_splits
 from lamina.probe import LinearProbeClassifier, LinearProbeRegressor, classification_metrics, regression_metrics
 
 METHOD_DESCRIPTIONS = {
@@ -65,7 +65,7 @@ class EvalSettings:
     Attributes:
         seeds: seeds of the outer splits, inner folds and MLP initialisation.
         splits: ``"random"`` and / or ``"block"``.
-        n_points: points per task (None: the task default; see :mod:`lamina.geo.tasks`).
+        n_points: points per task (None: the task default; see :mod:`lamina.geo.eval.tasks`).
         sample_seed: seed of the tasks' point samples.
         probe_cs: inverse L2 strengths of the classification probe; probe_cv: its inner folds.
         mlp_epochs: maximum epochs of the from-scratch MLP (early stopping decides).
@@ -128,7 +128,7 @@ def build_methods(
             model = enc if name == "climplicit" else enc.untrained(seed=seed)
             methods.append(Method(name, EncoderFeatures(model, name), desc))
         elif name == "source-values":
-            from lamina.geo.sources import load_default_stack
+            from lamina.geo.data.sources import load_default_stack
 
             methods.append(Method(name, SourceValuesFeatures(load_default_stack()), desc))
         elif name == "lonlat":
@@ -138,7 +138,7 @@ def build_methods(
         elif name == "mlp":
             methods.append(Method(name, None, desc))
         elif name == "geoclip":
-            from lamina.geo.geoclip import GeoCLIPEncoder, geoclip_available
+            from lamina.geo.eval.geoclip import GeoCLIPEncoder, geoclip_available
 
             if not geoclip_available():
                 skipped[name] = "geoclip wheel not installed (pip install --no-deps geoclip==1.3.0)"
@@ -306,7 +306,7 @@ def evaluate(
     """Load tasks and methods, run the evaluation, and (with ``out_dir``) write the report.
 
     Args:
-        task_list: task names (see :func:`lamina.geo.tasks.task_names`).
+        task_list: task names (see :func:`lamina.geo.eval.tasks.task_names`).
         method_list: method names (see :data:`DEFAULT_METHODS`); ignored when ``methods`` is given.
         settings: :class:`EvalSettings` (default: the full run).
         checkpoint: encoder checkpoint directory (None: the bundled default).
@@ -317,7 +317,7 @@ def evaluate(
     Returns:
         The report dict written to results.json.
     """
-    from lamina.geo._report import build_report, write_report
+    from lamina.geo.eval.report import build_report, write_report
 
     settings = settings or EvalSettings.full()
     t0 = time.perf_counter()
