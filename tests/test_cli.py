@@ -25,3 +25,36 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "lamina.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert __version__ in out.stdout
+
+
+def test_a_missing_extra_is_named_with_its_install_command(monkeypatch):
+    """In an install without the weights extra, a command that needs it says what to install (one line, exit 2)."""
+    import builtins
+
+    import typer
+
+    from lamina.cli._common import LaminaGroup
+
+    real_import = builtins.__import__
+
+    def without_text_encoder(name, *args, **kwargs):
+        if name.split(".")[0] == "sentence_transformers":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    demo = typer.Typer(cls=LaminaGroup)
+
+    @demo.command()
+    def search() -> None:
+        from sentence_transformers import SentenceTransformer  # noqa: F401
+
+    @demo.command()
+    def other() -> None:
+        import not_a_lamina_dependency  # noqa: F401
+
+    monkeypatch.setattr(builtins, "__import__", without_text_encoder)
+    r = runner.invoke(demo, ["search"])
+    assert r.exit_code == 2 and "\n" not in r.stderr.strip()
+    assert "needs the 'weights' extra" in r.stderr and "pip install 'lamina[weights]'" in r.stderr
+    r = runner.invoke(demo, ["other"])  # a module no extra provides is a bug: its traceback is kept
+    assert isinstance(r.exception, ModuleNotFoundError)

@@ -118,7 +118,7 @@ def test_checkpoint_with_another_embedding_size_exits_2(ckpts, fitted, tmp_path)
         ({"lon": [8.55, 10.0], "lat": [47.37, 95.0]}, "lat: must lie in [-90, 90], got 95 at index 1"),
         ({"lon": [200.0], "lat": [0.0]}, "--wrap-lon"),
         ({"lon": [float("nan")], "lat": [0.0]}, "lon: contains NaN"),
-        ({"lon": ["east"], "lat": [0.0]}, "lon: expected numbers"),
+        ({"lon": ["east"], "lat": [0.0]}, "lon: expected real numbers, got str 'east'"),
         ({"longitude": [1.0], "lat": [0.0]}, "has no column 'lon'"),
     ],
 )
