@@ -29,9 +29,11 @@ import torch
 
 from lamina.errors import InputError
 from lamina.seq import ridge as _ridge
+from lamina.seq._checks import check_count, check_real
 from lamina.seq.certify import certify_adaptive, grid_points_needed
 from lamina.seq.model import SeqConfig, SingleLayerTransformer, forward_numpy
 from lamina.seq.targets import Target, as_target
+from lamina.seq.verify import check_against_samples, check_lipschitz
 
 
 @dataclass
@@ -318,7 +320,9 @@ def construct(
             ``d`` and, for a certificate, ``lipschitz`` are required).
         n, d: sequence length and token features (checked against a Target's own).
         domain: ``(a, b)``, ``a < b``: every token feature lies in ``[a, b]`` (default: the target's, or (0, 1)).
-        lipschitz: max-norm Lipschitz constant of every output component (overrides the target's).
+        lipschitz: max-norm Lipschitz constant of every output component, a finite number > 0 (overrides the
+            target's). Refused when below a difference quotient measured on the target
+            (:func:`~lamina.seq.verify.lipschitz_lower_bound`); a ``LipschitzWarning`` when below the target's own.
         eps: wanted sup-norm error, ``> 0``; may be ``None`` when ``size`` is given.
         size: ``(directions, knots)`` per position for the a-posteriori route: fit that size and certify it as
             tightly as ``max_evaluations`` allows, instead of growing it until ``eps`` is met.
@@ -334,29 +338,35 @@ def construct(
         :class:`Construction`; ``construction.certificate.total <= eps`` unless ``beta`` was forced too small.
 
     Raises:
-        InputError: bad arguments, a target returning a wrong shape or NaN, or an ``eps`` that needs more than the
+        InputError: bad arguments (NaN, infinite, negative, bool or complex numbers), a target returning a wrong
+            shape or NaN, a Lipschitz constant that sampled inputs refute, or an ``eps`` that needs more than the
             budgets (the message gives the size it would need).
     """
+    lipschitz = check_real("lipschitz", lipschitz, low=0.0, low_open=True, allow_none=True)
     t = as_target(target, n=n, d=d, domain=domain, lipschitz=lipschitz)
     if eps is None and size is None:
         raise InputError("eps: expected a number > 0 (or pass size=(directions, knots))")
-    if eps is not None:
-        try:
-            eps = float(eps)
-        except (TypeError, ValueError):
-            raise InputError(f"eps: expected a number > 0, got {eps!r}") from None
-        if not (math.isfinite(eps) and eps > 0):
-            raise InputError(f"eps: expected a finite number > 0, got {eps!r}")
+    eps = check_real("eps", eps, low=0.0, low_open=True, allow_none=True)
     if size is not None:
-        if len(tuple(size)) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size):
+        try:
+            pair = tuple(size)
+        except TypeError:
+            pair = ()
+        if len(pair) != 2 or any(isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) or v < 1
+                                 for v in pair):
             raise InputError(f"size: expected (directions, knots), two integers >= 1, got {size!r}")
-        size = (int(size[0]), int(size[1]))
+        size = (int(pair[0]), int(pair[1]))
     if method not in ("auto", "ridge", "grid"):
         raise InputError(f"method: expected auto, ridge or grid, got {method!r}")
-    if beta is not None and not (math.isfinite(float(beta)) and float(beta) > 0):
-        raise InputError(f"beta: expected a finite number > 0, got {beta!r}")
-    lip_f = float(lipschitz) if lipschitz is not None else t.lipschitz
+    beta = check_real("beta", beta, low=0.0, low_open=True, allow_none=True)
+    max_params = check_count("max_params", max_params)
+    memory_budget = check_count("memory_budget", memory_budget)
+    max_evaluations = check_real("max_evaluations", max_evaluations, low=1.0)
+    seed = check_count("seed", seed, minimum=0)
+    lip_f = lipschitz if lipschitz is not None else t.lipschitz
     t(np.random.default_rng(seed).uniform(*t.domain, size=(4, t.n, t.d)))  # shape and NaN check up front
+    if lip_f is not None:
+        check_lipschitz(t, lip_f, user=lipschitz is not None, seed=seed)
     has_ridge = t.ridge() is not None
     if method == "ridge" and not has_ridge:
         raise InputError(f"method: target {t.name!r} with n={t.n} is not a ridge sum; use method='grid' or 'auto'")
@@ -394,4 +404,6 @@ def construct(
         grid=grid,
         attempts=attempts,
     )
-    return Construction(model=model, certificate=cert, target=t)
+    construction = Construction(model=model, certificate=cert, target=t)
+    check_against_samples(construction, lip_f, seed=seed)
+    return construction

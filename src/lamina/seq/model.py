@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from lamina.errors import InputError
+from lamina.seq._checks import check_real
 
 POSITIONAL = ("onehot", "learned", "sinusoidal", "none")
 ATTENTION = ("softmax", "linear")
@@ -84,9 +85,7 @@ class SeqConfig:
             raise InputError(f"attention: expected one of {', '.join(ATTENTION)}, got {self.attention!r}")
         if self.attn_scale is None:
             self.attn_scale = 1.0 / math.sqrt(self.d_head)
-        self.attn_scale = float(self.attn_scale)
-        if not math.isfinite(self.attn_scale):
-            raise InputError(f"attn_scale: expected a finite number, got {self.attn_scale!r}")
+        self.attn_scale = check_real("attn_scale", self.attn_scale)
         self.layer_norm = bool(self.layer_norm)
 
     @property

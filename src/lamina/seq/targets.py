@@ -17,6 +17,7 @@ import numpy as np
 
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
+from lamina.seq._checks import check_real
 from lamina.seq.base import (  # noqa: F401  (re-exported: the public names of targets)
     FunctionTarget,
     RidgeSum,
@@ -87,9 +88,7 @@ class SoftmaxMixing(Target):
 
     def __init__(self, n: int = 4, d: int = 1, *, scale: float = 2.0, domain=(0.0, 1.0)):
         super().__init__(n, d, d, domain)
-        if not (math.isfinite(scale) and scale >= 0):
-            raise InputError(f"scale: expected a finite number >= 0, got {scale!r}")
-        self.scale = float(scale)
+        self.scale = check_real("scale", scale, low=0.0)
 
     def _params(self):
         return {"scale": self.scale}
@@ -119,9 +118,7 @@ class SmoothCumMax(Target):
 
     def __init__(self, n: int = 4, d: int = 1, *, tau: float = 10.0, domain=(0.0, 1.0)):
         super().__init__(n, d, d, domain)
-        if not (math.isfinite(tau) and tau > 0):
-            raise InputError(f"tau: expected a finite number > 0, got {tau!r}")
-        self.tau = float(tau)
+        self.tau = check_real("tau", tau, low=0.0, low_open=True)
 
     def _params(self):
         return {"tau": self.tau}
@@ -211,9 +208,7 @@ class SineProduct(Target):
         super().__init__(n, d, 1, domain)
         if self.d != 1:
             raise InputError(f"d: sine-product is defined for scalar tokens, expected d = 1, got {d}")
-        if not (math.isfinite(omega) and omega > 0):
-            raise InputError(f"omega: expected a finite number > 0, got {omega!r}")
-        self.omega = float(omega)
+        self.omega = check_real("omega", omega, low=0.0, low_open=True)
 
     def _params(self):
         return {"omega": self.omega}

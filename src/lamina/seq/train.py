@@ -21,6 +21,7 @@ import torch
 
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
+from lamina.seq._checks import check_real
 from lamina.seq.model import SingleLayerTransformer
 
 
@@ -67,18 +68,11 @@ class TrainConfig:
         self.seed = check_positive_int("seed", self.seed, minimum=0)
         if self.num_train is not None:
             self.num_train = check_positive_int("num_train", self.num_train)
-        for name, low in (("lr", 0.0), ("min_lr_ratio", 0.0), ("weight_decay", 0.0), ("grad_clip", 0.0)):
-            value = float(getattr(self, name))
-            if not math.isfinite(value) or value < low or (name == "lr" and value == 0):
-                raise InputError(f"{name}: expected a finite number {'>' if name == 'lr' else '>='} {low:g}, "
-                                 f"got {getattr(self, name)!r}")
-            setattr(self, name, value)
-        if self.min_lr_ratio > 1:
-            raise InputError(f"min_lr_ratio: expected a number in [0, 1], got {self.min_lr_ratio}")
-        if self.time_limit_s is not None:
-            if not (math.isfinite(float(self.time_limit_s)) and float(self.time_limit_s) > 0):
-                raise InputError(f"time_limit_s: expected a number > 0 or None, got {self.time_limit_s!r}")
-            self.time_limit_s = float(self.time_limit_s)
+        self.lr = check_real("lr", self.lr, low=0.0, low_open=True)
+        self.min_lr_ratio = check_real("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
+        self.weight_decay = check_real("weight_decay", self.weight_decay, low=0.0)
+        self.grad_clip = check_real("grad_clip", self.grad_clip, low=0.0)
+        self.time_limit_s = check_real("time_limit_s", self.time_limit_s, low=0.0, low_open=True, allow_none=True)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -305,6 +299,7 @@ def gather_init(model: SingleLayerTransformer, *, beta: float = 4.0) -> SingleLa
         ``model``, modified in place.
     """
     c = model.config
+    beta = check_real("beta", beta, low=0.0, low_open=True)
     if c.positional not in ("onehot", "learned") or c.d_model < c.n_ctx + c.d_in + 1:
         raise InputError(f"gather_init: needs positional onehot or learned and d_model >= n_ctx + d_in + 1 = "
                          f"{c.n_ctx + c.d_in + 1}, got {c.positional!r} and d_model {c.d_model}")
