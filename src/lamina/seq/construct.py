@@ -96,10 +96,10 @@ def dense_param_count(cfg: SeqConfig) -> int:
     return count + (6 * dm if cfg.layer_norm else 0)
 
 
-def _layout(n: int, d: int, d_out: int, width: int, beta: float) -> SeqConfig:
+def _layout(n: int, d: int, d_out: int, width: int, beta: float, domain=None) -> SeqConfig:
     d_model = d + n + n * d + d_out
     return SeqConfig(n_ctx=n, d_in=d, d_out=d_out, d_model=d_model, n_heads=n, d_head=d, d_ff=width,
-                     positional="onehot", attn_scale=beta)
+                     positional="onehot", attn_scale=beta, domain=domain)
 
 
 def _refuse_size(eps: float, width: int, params: int, max_params: int) -> InputError:
@@ -267,7 +267,7 @@ def _assemble(t: Target, nets: list[list[_ridge.RidgeNet]], beta: float) -> Sing
     """Write the gather heads and the gated ridge units into a float64 :class:`SingleLayerTransformer`."""
     n, d, d_out = t.n, t.d, t.d_out
     width = sum(net.width for row in nets for net in row)
-    cfg = _layout(n, d, d_out, max(width, 1), beta)
+    cfg = _layout(n, d, d_out, max(width, 1), beta, t.domain)  # the certificate holds on this box only
     model = SingleLayerTransformer(cfg).double()
     pos0, gat0, out0 = d, d + n, d + n + n * d  # residual-stream slots: token, position, gathered, output
     with torch.no_grad():

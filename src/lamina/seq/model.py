@@ -18,6 +18,7 @@ sequence-to-sequence map (a sorted copy of the input, say); :class:`SeqConfig` s
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -26,10 +27,28 @@ from torch import nn
 
 from lamina.errors import InputError
 from lamina.seq._checks import check_real
+from lamina.seq.base import check_domain
 
 POSITIONAL = ("onehot", "learned", "sinusoidal", "none")
 ATTENTION = ("softmax", "linear")
 KIND = "seq.SingleLayerTransformer"
+
+
+class OutOfDomainWarning(UserWarning):
+    """A model was called on inputs outside the box it was constructed or trained for."""
+
+
+def check_input_values(lo: float, hi: float, domain: tuple[float, float] | None) -> None:
+    """Refuse NaN or infinite inputs (``lo``/``hi``: their min and max, NaN if any is NaN); warn outside ``domain``."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InputError(f"x: contains NaN or infinite values (min {lo}, max {hi}); expected finite numbers")
+    if domain is not None and (lo < domain[0] or hi > domain[1]):
+        warnings.warn(
+            f"x: values in [{lo:.6g}, {hi:.6g}] lie outside the domain [{domain[0]:g}, {domain[1]:g}] the model was "
+            "constructed or trained for; no certificate or test error covers them",
+            OutOfDomainWarning,
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -51,6 +70,9 @@ class SeqConfig:
         attn_scale: multiplies ``Q K^T`` before the softmax (default ``1 / sqrt(d_head)``); a large scale makes
             attention hard.
         layer_norm: pre-norm layer norms (off by default; the construction needs them off).
+        domain: ``(a, b)``: the box every input feature was constructed or trained for (set by
+            :func:`~lamina.seq.construct.construct` and :func:`~lamina.seq.train.train`; ``None``: unknown). Inputs
+            outside it get an :class:`OutOfDomainWarning`: no certificate or test error covers them.
     """
 
     n_ctx: int
@@ -64,6 +86,7 @@ class SeqConfig:
     attention: str = "softmax"
     attn_scale: float | None = None
     layer_norm: bool = False
+    domain: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_ctx", "d_in", "d_out", "d_model", "n_heads"):
@@ -87,6 +110,8 @@ class SeqConfig:
             self.attn_scale = 1.0 / math.sqrt(self.d_head)
         self.attn_scale = check_real("attn_scale", self.attn_scale)
         self.layer_norm = bool(self.layer_norm)
+        if self.domain is not None:
+            self.domain = check_domain(self.domain)
 
     @property
     def equivariant(self) -> bool:
@@ -193,6 +218,9 @@ class SingleLayerTransformer(nn.Module):
         c = self.config
         if x.ndim != 3 or x.shape[-1] != c.d_in or x.shape[1] > c.n_ctx:
             raise InputError(f"x: expected shape (B, L <= {c.n_ctx}, {c.d_in}), got {tuple(x.shape)}")
+        if x.numel():
+            lo, hi = torch.aminmax(x.detach())  # one pass: NaN propagates to both
+            check_input_values(float(lo), float(hi), c.domain)
         h = self.embed(x)  # (B, L, d_model)
         attn_out, pattern = self.attention(self.ln_attn(h) if c.layer_norm else h)
         h = h + attn_out
@@ -246,6 +274,8 @@ def forward_numpy(
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 3 or x.shape[-1] != c.d_in or x.shape[1] > c.n_ctx:
         raise InputError(f"x: expected shape (B, L <= {c.n_ctx}, {c.d_in}), got {x.shape}")
+    if x.size:
+        check_input_values(float(x.min()), float(x.max()), c.domain)
     b, length, _ = x.shape
 
     def lin(name: str, z: np.ndarray) -> np.ndarray:

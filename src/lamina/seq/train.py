@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +199,9 @@ def train(
     if c.n_ctx < task.n or c.d_in != task.d or c.d_out != task.d_out:
         raise InputError(f"model: config (n_ctx={c.n_ctx}, d_in={c.d_in}, d_out={c.d_out}) does not fit the task "
                          f"(n={task.n}, d={task.d}, d_out={task.d_out})")
+    domain = getattr(task, "domain", None)
+    if domain is not None and c.domain != tuple(domain):  # record the box the model is trained for
+        model.config = c = replace(c, domain=tuple(domain))
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     x_test, y_test = task.sample(cfg.num_test, np.random.default_rng([cfg.seed, 2]))
