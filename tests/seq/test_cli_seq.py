@@ -143,3 +143,17 @@ def test_train_stops_at_the_time_limit(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "train.json").read_text())["metrics"]
     assert metrics["stopped_by"] == "time" and 0 < metrics["steps"] < 1_000_000
+
+
+def test_train_resuming_from_a_corrupt_checkpoint_exits_2_with_one_line(tmp_path):
+    out = tmp_path / "t"
+    args = ["seq", "train", "moving-average", "--n", "3", "--d", "1", "--d-model", "8", "--heads", "2", "--d-ff",
+            "8", "--batch-size", "8", "--num-train", "50", "--num-test", "20", "--steps", "4", "--eval-every", "2",
+            "--threads", "1", "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    weights = out / "checkpoint" / "state" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: checkpoint: "), result.output

@@ -4,8 +4,9 @@
 sequences) and a 2,000-sequence test set, or fresh samples at every step (``num_train=None``; the target is known,
 so data are free). The learning rate warms up linearly and decays by a cosine; with a ``time_limit_s`` the decay
 follows the elapsed fraction of the time budget, so a run that must stop early still ends at a small rate.
-Checkpoints (model + optimiser) are written every ``checkpoint_every`` steps when a directory is given, and a
-run started again with the same directory resumes from the last one.
+Checkpoints (model + optimiser as one atomic checkpoint, :mod:`lamina.seq.checkpoint`) are written every
+``checkpoint_every`` steps when a directory is given, and a run started again with the same directory resumes from
+the last one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
 from lamina.seq._checks import check_real
+from lamina.seq.checkpoint import has_state, load_state, save_state
 from lamina.seq.model import SingleLayerTransformer
 
 
@@ -159,16 +161,6 @@ def lr_at(cfg: TrainConfig, progress: float, step: int) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _save_state(directory: Path, model, opt, step: int, history: list, elapsed: float, task_info: dict) -> None:
-    from lamina._io import atomic_path
-    from lamina.seq.model import save_model
-
-    save_model(model, directory / "model", metadata={"step": step, "history": history, "elapsed_s": elapsed,
-                                                      "task": task_info})
-    with atomic_path(directory / "optimizer.pt") as tmp:
-        torch.save({"step": step, "optimizer": opt.state_dict()}, tmp)
-
-
 def train(
     model: SingleLayerTransformer,
     task,
@@ -185,8 +177,8 @@ def train(
         task: an object with ``n``, ``d``, ``d_out``, ``sample(num, rng) -> (X, Y)`` and optional ``positions``
             (a :class:`~lamina.seq.targets.Target` or :class:`~lamina.seq.icl.InContextRegression`).
         cfg: hyperparameters.
-        checkpoint_dir: write ``model/`` and ``optimizer.pt`` there every ``cfg.checkpoint_every`` steps and
-            resume from them if present.
+        checkpoint_dir: write model and optimiser state there as one atomic checkpoint (``state/``) every
+            ``cfg.checkpoint_every`` steps, and resume from it if present (a corrupt one raises CheckpointError).
         progress: show a progress bar.
         callback: called with each evaluation record.
 
@@ -214,16 +206,8 @@ def train(
     history: list[dict] = []
     start_step, elapsed0 = 0, 0.0
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None and (ckpt / "optimizer.pt").is_file() and (ckpt / "model").is_dir():
-        from lamina.seq.model import load_model
-
-        loaded, meta = load_model(ckpt / "model")
-        if loaded.config != c:
-            raise InputError(f"checkpoint_dir: {ckpt} holds a model of another architecture; use a new directory")
-        model.load_state_dict(loaded.state_dict())
-        state = torch.load(ckpt / "optimizer.pt", weights_only=False)
-        opt.load_state_dict(state["optimizer"])
-        start_step, history, elapsed0 = int(state["step"]), list(meta.get("history", [])), meta.get("elapsed_s", 0.0)
+    if ckpt is not None and has_state(ckpt):
+        start_step, history, elapsed0 = load_state(ckpt, model, opt)
     task_info = task.describe() if hasattr(task, "describe") else {}
 
     def evaluate(step: int, elapsed: float, train_loss: float) -> dict:
@@ -276,13 +260,14 @@ def train(
                 rec = evaluate(step, time.perf_counter() - t0, ema)
                 bar.update(bar_id, msg=f"test rel. MSE {rec['rel_mse']:.4g}")
             if ckpt is not None and step % cfg.checkpoint_every == 0:
-                _save_state(ckpt, model, opt, step, history, time.perf_counter() - t0, task_info)
+                save_state(ckpt, model, opt, step=step, history=history, elapsed=time.perf_counter() - t0,
+                           task_info=task_info)
             bar.update(bar_id, completed=step)
     elapsed = time.perf_counter() - t0
     if not history or history[-1]["step"] != step:
         evaluate(step, elapsed, ema)
     if ckpt is not None:
-        _save_state(ckpt, model, opt, step, history, elapsed, task_info)
+        save_state(ckpt, model, opt, step=step, history=history, elapsed=elapsed, task_info=task_info)
     final = dict(history[-1])
     metrics = {k: final[k] for k in ("rel_mse", "mse", "sup_error")}
     metrics.update(steps=step, seconds=round(elapsed, 1), n_params=model.n_params, stopped_by=stopped_by)
