@@ -1,4 +1,3 @@
-import os
 import shutil
 from pathlib import Path
 
@@ -167,9 +166,16 @@ def _truncate(p):
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
 
 
+def _random_bytes(p):
+    p.write_bytes(np.random.default_rng(0).bytes(4096))
+
+
+def _empty(p):
+    p.write_bytes(b"")
+
+
 @pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
-@pytest.mark.parametrize("damage", [_truncate, lambda p: p.write_bytes(os.urandom(4096)), lambda p: p.write_bytes(b"")],
-                         ids=["truncated", "random-bytes", "empty"])
+@pytest.mark.parametrize("damage", [_truncate, _random_bytes, _empty])
 def test_resuming_from_a_damaged_checkpoint_is_a_clear_error(tmp_path, name, damage):
     task = MovingAverage(3, 1, window=2)
     train(_small(task), task, CKPT_CFG, checkpoint_dir=tmp_path, progress=False)
@@ -196,7 +202,7 @@ def test_a_checkpoint_of_the_earlier_layout_resumes_and_a_damaged_one_is_refused
     result = train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False)  # step 7 of 7: nothing to do
     x = np.random.default_rng(0).uniform(size=(4, 3, 1))
     np.testing.assert_array_equal(result.model.predict(x), saved.predict(x))
-    for bad in (b"", os.urandom(2048)):
+    for bad in (b"", *(np.random.default_rng(seed).bytes(2048) for seed in range(5)), b"\x80\x02}q\x00."):
         shutil.rmtree(tmp_path / "state", ignore_errors=True)
         (tmp_path / "optimizer.pt").write_bytes(bad)
         with pytest.raises(CheckpointError, match="cannot resume"):

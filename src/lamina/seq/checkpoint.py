@@ -18,8 +18,6 @@ checkpoint of another architecture), never a traceback from a reader.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,9 +106,12 @@ def _load_legacy(directory: Path, model, opt: torch.optim.Optimizer) -> tuple[in
     _same_architecture(loaded.config, model, directory)
     try:
         saved = torch.load(directory / "optimizer.pt", weights_only=True, map_location="cpu")
+    except Exception as exc:  # damaged bytes fail anywhere in the unpickler (IndexError, EOFError, ...)
+        raise CheckpointError(f"checkpoint: cannot resume from {directory / 'optimizer.pt'} "
+                              f"({type(exc).__name__}: {exc})") from None
+    try:
         model.load_state_dict({k: v.to(model.dtype) for k, v in loaded.state_dict().items()}, strict=True)
         opt.load_state_dict(saved["optimizer"])
         return int(saved["step"]), list(meta.get("history", [])), float(meta.get("elapsed_s", 0.0))
-    except (RuntimeError, EOFError, OSError, KeyError, ValueError, TypeError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
         raise CheckpointError(f"checkpoint: cannot resume from {directory / 'optimizer.pt'} ({exc})") from None

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from lamina._process import torch_seed
 from lamina.errors import InputError
 from lamina.seq import ridge as _ridge
 from lamina.seq._checks import check_count, check_real
@@ -268,7 +269,8 @@ def _assemble(t: Target, nets: list[list[_ridge.RidgeNet]], beta: float) -> Sing
     n, d, d_out = t.n, t.d, t.d_out
     width = sum(net.width for row in nets for net in row)
     cfg = _layout(n, d, d_out, max(width, 1), beta, t.domain)  # the certificate holds on this box only
-    model = SingleLayerTransformer(cfg).double()
+    with torch_seed(None):  # every weight is overwritten: leave the caller's random stream alone
+        model = SingleLayerTransformer(cfg).double()
     pos0, gat0, out0 = d, d + n, d + n + n * d  # residual-stream slots: token, position, gathered, output
     with torch.no_grad():
         for p in model.parameters():

@@ -321,10 +321,12 @@ def save_model(model: SingleLayerTransformer, directory, *, metadata: dict | Non
 def load_model(directory) -> tuple[SingleLayerTransformer, dict]:
     """Read a checkpoint written by :func:`save_model`; returns ``(model, metadata)`` (strict loading)."""
     from lamina._io import load_checkpoint
+    from lamina._process import torch_seed
     from lamina.errors import CheckpointError
 
     tensors, doc = load_checkpoint(directory, kind=KIND)
-    model = SingleLayerTransformer(SeqConfig.from_dict(doc["config"]))
+    with torch_seed(None):  # every weight is loaded: leave the caller's random stream alone
+        model = SingleLayerTransformer(SeqConfig.from_dict(doc["config"]))
     if any(t.dtype == torch.float64 for t in tensors.values()):
         model = model.double()
     try:

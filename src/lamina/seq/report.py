@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from lamina._io import write_json_atomic, write_text_atomic
+from lamina._process import torch_seed
 from lamina.errors import InputError
 from lamina.seq import figures
 from lamina.seq._checks import check_count
@@ -109,8 +110,8 @@ def train_report(out, task, model_cfg: SeqConfig, train_cfg, *, init: str = "def
     from lamina.seq.train import baselines, gather_init, train
 
     out = Path(out)
-    torch.manual_seed(train_cfg.seed)
-    model = SingleLayerTransformer(model_cfg)
+    with torch_seed(train_cfg.seed):  # scoped: the caller's RNG is restored
+        model = SingleLayerTransformer(model_cfg)
     if init == "gather":
         gather_init(model, beta=beta)
     result = train(model, task, train_cfg, checkpoint_dir=out / "checkpoint", progress=progress)

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
-import torch
 
+from lamina._process import torch_seed
 from lamina.errors import InputError
 from lamina.seq.model import SeqConfig, SingleLayerTransformer
 from lamina.seq.targets import Target
@@ -88,8 +88,8 @@ def sweep(
     for v in values:
         target = make_target(v if field == "n" else n)
         cfg = _config_for(replace(base, n_ctx=target.n, d_in=target.d, d_out=target.d_out), field, v, keep_d_head)
-        torch.manual_seed(train_cfg.seed)
-        model = SingleLayerTransformer(cfg)
+        with torch_seed(train_cfg.seed):  # scoped: the caller's RNG is restored
+            model = SingleLayerTransformer(cfg)
         if init == "gather":
             gather_init(model, beta=beta)
         result = train(model, target, train_cfg, progress=progress)
@@ -144,8 +144,9 @@ def construct_vs_train(
     for w in widths:
         cfg = SeqConfig(n_ctx=target.n, d_in=target.d, d_out=target.d_out, d_model=d_model, n_heads=target.n,
                         d_ff=w, positional="onehot")
-        torch.manual_seed(train_cfg.seed)
-        result = train(SingleLayerTransformer(cfg), target, train_cfg, progress=progress)
+        with torch_seed(train_cfg.seed):  # scoped: the caller's RNG is restored
+            model = SingleLayerTransformer(cfg)
+        result = train(model, target, train_cfg, progress=progress)
         model = result.model.double()
         measured = sup_error(model.predict, target, **kw)
         trained.append({"d_ff": w, "n_params": model.n_params, "rel_mse": result.metrics["rel_mse"],

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lamina._process import torch_seed, torch_threads
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
 from lamina.seq._checks import check_real
@@ -194,8 +195,11 @@ def train(
     domain = getattr(task, "domain", None)
     if domain is not None and c.domain != tuple(domain):  # record the box the model is trained for
         model.config = c = replace(c, domain=tuple(domain))
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    with torch_threads(cfg.threads), torch_seed(cfg.seed):  # scoped: the caller's threads and RNG are restored
+        return _train(model, task, cfg, checkpoint_dir, progress, callback)
+
+
+def _train(model, task, cfg: TrainConfig, checkpoint_dir, progress: bool, callback) -> TrainResult:
     x_test, y_test = task.sample(cfg.num_test, np.random.default_rng([cfg.seed, 2]))
     if cfg.num_train is not None:
         x_train, y_train = task.sample(cfg.num_train, np.random.default_rng([cfg.seed, 1]))
