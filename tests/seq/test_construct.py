@@ -140,9 +140,19 @@ def test_fixed_size_certificate_tightens_as_the_fit_grows():
     assert large.certificate.ffn_width == 4 * small.certificate.ffn_width
 
 
-def test_leakage_formula():
-    assert leakage(3.0, 1, 1.0) == 0.0
-    assert leakage(0.0, 5, 2.0) == pytest.approx(4 * 2.0 / 5)
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_the_leakage_bound_is_attained_where_one_token_stands_apart(n):
+    """Identity on n tokens: each gathered token mixes in the others, so the worst input puts one token at the top
+    of the box and the rest at the bottom; the error there is the whole certified bound (0 for one token)."""
+    target = MovingAverage(n, 1, window=1, domain=(-1.0, 2.0))
+    c = construct(target, eps=1.0, beta=1.5)
+    x = np.full((1, n, 1), -1.0)
+    x[0, n // 2, 0] = 2.0
+    worst = float(np.abs(c(x) - target(x)).max())
+    assert worst == pytest.approx(c.certificate.total, rel=1e-9, abs=1e-15)
+    assert c.certificate.leakage_bound == pytest.approx(leakage(1.5, n, target.width))
+    random_x = np.random.default_rng(n).uniform(-1.0, 2.0, size=(500, n, 1))
+    assert np.abs(c(random_x) - target(random_x)).max() <= worst + 1e-12
 
 
 @pytest.mark.parametrize(

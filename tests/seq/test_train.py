@@ -8,7 +8,7 @@ import torch
 from lamina._io import load_checkpoint
 from lamina.errors import CheckpointError, InputError
 from lamina.seq.model import SeqConfig, SingleLayerTransformer, save_model
-from lamina.seq.targets import MovingAverage, RandomMLP
+from lamina.seq.targets import MovingAverage
 from lamina.seq.train import TrainConfig, baselines, gather_init, lr_at, relative_mse, train
 
 
@@ -85,9 +85,7 @@ def test_relative_mse():
 
 
 def test_gather_init_points_every_head_at_its_position():
-    task = RandomMLP(6, 2, hidden=3)
-    model = _small(task)  # d_model 16 >= n + d + 1
-    model = SingleLayerTransformer(SeqConfig(n_ctx=6, d_in=2, d_model=16, n_heads=6, d_head=2, d_ff=8))
+    model = SingleLayerTransformer(SeqConfig(n_ctx=6, d_in=2, d_model=16, n_heads=6, d_head=2, d_ff=8))  # 16 >= 6+2+1
     gather_init(model, beta=6.0)
     x = torch.rand(10, 6, 2)
     with torch.no_grad():
@@ -98,12 +96,17 @@ def test_gather_init_points_every_head_at_its_position():
         gather_init(SingleLayerTransformer(SeqConfig(n_ctx=6, d_in=2, d_model=4)))
 
 
-def test_learning_rate_schedule():
-    cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
-    assert lr_at(cfg, 0.0, 0) == pytest.approx(0.1)
-    assert lr_at(cfg, 0.0, 10) == pytest.approx(1.0)
-    assert lr_at(cfg, 1.0, 500) == pytest.approx(0.1)
-    assert lr_at(cfg, 0.5, 500) == pytest.approx(0.55)
+@pytest.mark.parametrize("warmup, floor", [(10, 0.1), (0, 0.0), (50, 0.5)])
+def test_learning_rate_warms_up_then_decays_to_its_floor(warmup, floor):
+    cfg = TrainConfig(lr=3e-3, warmup_steps=warmup, min_lr_ratio=floor, steps=200)
+    rates = np.array([lr_at(cfg, step / cfg.steps, step) for step in range(cfg.steps + 1)])
+    peak = max(warmup - 1, 0)
+    assert np.all(rates[:-1] > 0) and np.all(rates <= cfg.lr * (1 + 1e-12))  # the last one is 0 when floor == 0
+    assert np.all(rates[peak:] >= cfg.lr * floor - 1e-15)
+    assert np.all(np.diff(rates[: peak + 1]) > 0)  # rises through the warm-up ...
+    assert rates[peak] == pytest.approx(cfg.lr)  # ... to the peak
+    assert np.all(np.diff(rates[peak:]) <= 1e-15)  # then never rises again
+    assert rates[-1] == pytest.approx(cfg.lr * floor, abs=1e-15)  # and ends at lr * min_lr_ratio
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from torch import nn
 
 from lamina.errors import InputError
@@ -293,12 +294,7 @@ def forward_numpy(
     k = lin("W_k", z).reshape(split).transpose(0, 2, 1, 3)
     v = lin("W_v", z).reshape(split).transpose(0, 2, 1, 3)
     scores = c.attn_scale * (q @ k.transpose(0, 1, 3, 2))  # (B, H, L, L)
-    if c.attention == "softmax":
-        scores = scores - scores.max(axis=-1, keepdims=True)
-        pattern = np.exp(scores)
-        pattern /= pattern.sum(axis=-1, keepdims=True)
-    else:
-        pattern = scores / length
+    pattern = softmax(scores, axis=-1) if c.attention == "softmax" else scores / length
     mixed = (pattern @ v).transpose(0, 2, 1, 3).reshape(b, length, c.n_heads * c.d_head)
     h = h + lin("W_o", mixed)
     if c.d_ff > 0:

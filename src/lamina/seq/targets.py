@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import softmax
 
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
@@ -99,11 +100,7 @@ class SoftmaxMixing(Target):
         return 1.0 + s * d * r * w + s * d * w * w / 4.0
 
     def _map(self, x):
-        z = self.scale * np.einsum("bic,bjc->bij", x, x)
-        z -= z.max(axis=-1, keepdims=True)
-        a = np.exp(z)
-        a /= a.sum(axis=-1, keepdims=True)
-        return a @ x
+        return softmax(self.scale * np.einsum("bic,bjc->bij", x, x), axis=-1) @ x  # (B, n, n) @ (B, n, d)
 
 
 class SmoothCumMax(Target):
@@ -128,17 +125,7 @@ class SmoothCumMax(Target):
         return 1.0
 
     def _map(self, x):
-        z = self.tau * x
-        m = np.maximum.accumulate(z, axis=1)
-        # running log-sum-exp, stable: sum_j<=i exp(z_j - m_i)
-        out = np.empty_like(x)
-        acc = np.zeros_like(x[:, 0])
-        prev_m = m[:, 0]
-        for i in range(self.n):
-            acc = acc * np.exp(prev_m - m[:, i]) + np.exp(z[:, i] - m[:, i])
-            prev_m = m[:, i]
-            out[:, i] = (m[:, i] + np.log(acc)) / self.tau
-        return out
+        return np.logaddexp.accumulate(self.tau * x, axis=1) / self.tau  # running log-sum-exp over tokens, stable
 
     def ridge(self):
         if self.n > 2:
@@ -146,8 +133,7 @@ class SmoothCumMax(Target):
         tau = self.tau
 
         def g(s):
-            a = np.abs(tau * s / 2.0)
-            return (a + np.log1p(np.exp(-2.0 * a))) / tau  # log(2 cosh(tau s / 2)) / tau, stable
+            return np.logaddexp(tau * s / 2.0, -tau * s / 2.0) / tau  # log(2 cosh(tau s / 2)) / tau, stable
 
         rows = [[RidgeSum(0.0, [RidgeTerm(_onehot_theta(self.n, self.d, {(0, c): 1.0}), _identity)])
                  for c in range(self.d)]]
