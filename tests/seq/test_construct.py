@@ -279,3 +279,14 @@ def test_construct_report_writes_nothing_when_a_measured_error_beats_the_certifi
     with pytest.raises(InputError, match=r"lipschitz: the certificate .* is below the error .* measured"):
         construct_report(tmp_path / "r", target, eps=None, size=(2, 2), method="grid", verify_random=500)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("lip", [-1.0, float("nan"), float("inf")])
+def test_the_cell_certificate_refuses_a_lipschitz_constant_that_would_make_it_lie(lip):
+    from lamina.seq.certify import certify_adaptive
+    from lamina.seq.ridge import fit_points, fit_ridge
+
+    net = fit_ridge(lambda p: np.sin(p), 1, (0.0, 1.0), n_dirs=1, n_knots=4,
+                    points=fit_points(1, 4, 4, (0.0, 1.0), np.random.default_rng(0)))
+    with pytest.raises(InputError, match="lipschitz_target"):
+        certify_adaptive(lambda p: np.sin(p), net, 1, (0.0, 1.0), lipschitz_target=lip, target=0.1)

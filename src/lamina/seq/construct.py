@@ -31,7 +31,7 @@ from lamina._process import torch_seed
 from lamina.errors import InputError
 from lamina.seq import ridge as _ridge
 from lamina.seq._checks import check_count, check_real
-from lamina.seq.certify import certify_adaptive, grid_points_needed
+from lamina.seq.certify import certify_tightest, grid_points_needed
 from lamina.seq.model import SeqConfig, SingleLayerTransformer, forward_numpy
 from lamina.seq.targets import Target, as_target
 from lamina.seq.verify import check_against_samples, check_lipschitz
@@ -160,34 +160,6 @@ def _fit_rows(dim: int, width: int, n_knots: int) -> int:
     return {1: 8 * n_knots + 1, 2: (2 * n_knots + 1) ** 2}.get(dim, 6 * width)
 
 
-def _tightest(fn, net, dim, domain, lip_f: float, lower: float, cap: float | None, max_evaluations: float):
-    """Certify the smallest of a ladder of multiples of the measured error (never above ``cap``) that passes."""
-    budget = max_evaluations / 4.0
-    if cap is not None:
-        first = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=cap,
-                                 max_evaluations=max_evaluations)
-        if not first.ok:
-            return first
-        ladder = [m * lower for m in (2.0, 1.5, 1.25) if m * lower < first.bound]
-    else:
-        first = None
-        for m in (3.0, 5.0, 10.0, 30.0, 100.0):
-            first = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=m * lower,
-                                     max_evaluations=budget)
-            if first.ok:
-                break
-        if not first.ok:
-            return first
-        ladder = [m * lower for m in (2.0, 1.5, 1.25) if m * lower < first.bound]
-    best = first
-    for target in ladder:
-        cert = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=target, max_evaluations=budget)
-        if not cert.ok:
-            break
-        best = cert
-    return best
-
-
 def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None, max_params: int,
                memory_budget: int, max_evaluations: float, rng: np.random.Generator, size=None):
     """A posteriori route: least-squares ridge networks, grown until the certificate meets ``eps_ffn``
@@ -247,7 +219,7 @@ def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None
         attempts.append(rec)
         if eps_ffn is not None and sample_err >= 0.9 * eps_ffn:
             continue
-        cert = _tightest(fn, net, dim, t.domain, lip_f, max(sample_err, 1e-12), eps_ffn, max_evaluations)
+        cert = certify_tightest(fn, net, dim, t.domain, lip_f, max(sample_err, 1e-12), eps_ffn, max_evaluations)
         rec.update(cert.to_dict())
         if cert.ok:
             nets = []
