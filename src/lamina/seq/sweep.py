@@ -10,6 +10,7 @@ import numpy as np
 
 from lamina._process import torch_seed
 from lamina.errors import InputError
+from lamina.seq._checks import check_count, check_real
 from lamina.seq.model import SeqConfig, SingleLayerTransformer
 from lamina.seq.targets import Target
 from lamina.seq.train import TrainConfig, baselines, gather_init, train
@@ -79,9 +80,10 @@ def sweep(
         raise InputError(f"init: expected default or gather, got {init!r}")
     if vary not in SWEEPABLE:
         raise InputError(f"vary: expected one of {', '.join(SWEEPABLE)}, got {vary!r}")
-    values = [int(v) for v in values]
-    if not values or any(v < 1 for v in values):
-        raise InputError(f"values: expected integers >= 1, got {values}")
+    values = [check_count("values", v) for v in values]
+    if not values:
+        raise InputError("values: expected one or more integers >= 1, got none")
+    n = check_count("n", n)
     field = SWEEPABLE[vary]
     runs = []
     base_lines = None
@@ -135,6 +137,8 @@ def construct_vs_train(
 
     kw = {"num_random": 5_000, "num_corners": 500, "starts": 4, "steps": 20, **(sup_kwargs or {})}
     constructed = []
+    eps_values = [check_real("eps_values", e, low=0.0, low_open=True) for e in eps_values]
+    widths = [check_count("widths", w) for w in widths]
     for eps in eps_values:
         c = construct(target, eps=eps)
         measured = sup_error(c, target, **kw)
