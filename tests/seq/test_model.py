@@ -157,6 +157,12 @@ def test_training_records_the_domain_and_checkpoints_keep_it(tmp_path):
     assert loaded.config.domain == (0.5, 3.0)
     with pytest.warns(OutOfDomainWarning, match=r"\[0.5, 3\]"):
         loaded.predict(np.zeros((1, 3, 1)))
+    tenth = SingleLayerTransformer(SeqConfig(n_ctx=3, d_in=1, d_model=8, domain=(0.0, 0.1)))  # float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0.1 rounds up in float32, but is the box's own edge
+        tenth.predict(np.full((1, 3, 1), 0.1))
+    with pytest.warns(OutOfDomainWarning):
+        tenth.predict(np.full((1, 3, 1), 0.1001))
     icl = InContextRegression(n_context=3, d=1)  # Gaussian inputs: no box, nothing recorded
     model = SingleLayerTransformer(SeqConfig(n_ctx=4, d_in=2, d_model=8))
     assert train(model, icl, cfg, progress=False).model.config.domain is None

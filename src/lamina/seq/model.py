@@ -39,11 +39,15 @@ class OutOfDomainWarning(UserWarning):
     """A model was called on inputs outside the box it was constructed or trained for."""
 
 
-def check_input_values(lo: float, hi: float, domain: tuple[float, float] | None) -> None:
-    """Refuse NaN or infinite inputs (``lo``/``hi``: their min and max, NaN if any is NaN); warn outside ``domain``."""
+def check_input_values(lo: float, hi: float, domain: tuple[float, float] | None, *, resolution: float = 0.0) -> None:
+    """Refuse NaN or infinite inputs (``lo``/``hi``: their min and max, NaN if any is NaN); warn outside ``domain``.
+
+    ``resolution`` is the machine epsilon of the inputs' dtype: a box edge rounded to float32 is not outside it.
+    """
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise InputError(f"x: contains NaN or infinite values (min {lo}, max {hi}); expected finite numbers")
-    if domain is not None and (lo < domain[0] or hi > domain[1]):
+    slack = 2.0 * resolution * max(1.0, abs(domain[0]), abs(domain[1])) if domain is not None else 0.0
+    if domain is not None and (lo < domain[0] - slack or hi > domain[1] + slack):
         warnings.warn(
             f"x: values in [{lo:.6g}, {hi:.6g}] lie outside the domain [{domain[0]:g}, {domain[1]:g}] the model was "
             "constructed or trained for; no certificate or test error covers them",
@@ -221,7 +225,8 @@ class SingleLayerTransformer(nn.Module):
             raise InputError(f"x: expected shape (B, L <= {c.n_ctx}, {c.d_in}), got {tuple(x.shape)}")
         if x.numel():
             lo, hi = torch.aminmax(x.detach())  # one pass: NaN propagates to both
-            check_input_values(float(lo), float(hi), c.domain)
+            eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 0.0
+            check_input_values(float(lo), float(hi), c.domain, resolution=eps)
         h = self.embed(x)  # (B, L, d_model)
         attn_out, pattern = self.attention(self.ln_attn(h) if c.layer_norm else h)
         h = h + attn_out
@@ -276,7 +281,7 @@ def forward_numpy(
     if x.ndim != 3 or x.shape[-1] != c.d_in or x.shape[1] > c.n_ctx:
         raise InputError(f"x: expected shape (B, L <= {c.n_ctx}, {c.d_in}), got {x.shape}")
     if x.size:
-        check_input_values(float(x.min()), float(x.max()), c.domain)
+        check_input_values(float(x.min()), float(x.max()), c.domain, resolution=float(np.finfo(np.float64).eps))
     b, length, _ = x.shape
 
     def lin(name: str, z: np.ndarray) -> np.ndarray:
