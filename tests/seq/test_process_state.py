@@ -96,6 +96,7 @@ print(repr(before) == repr(dict.__getitem__(matplotlib.rcParams, "backend")), "m
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch: 6 s alone, about 17 s on the loaded 2-core machine
 def test_figures_select_no_backend_and_import_no_pyplot_in_a_fresh_process(tmp_path):
     """In a fresh interpreter (pyplot may already be imported by other tests in this one)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
