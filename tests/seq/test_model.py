@@ -1,10 +1,19 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from lamina.errors import CheckpointError, InputError
 from lamina.seq.construct import dense_param_count
-from lamina.seq.model import SeqConfig, SingleLayerTransformer, forward_numpy, load_model, save_model
+from lamina.seq.model import (
+    OutOfDomainWarning,
+    SeqConfig,
+    SingleLayerTransformer,
+    forward_numpy,
+    load_model,
+    save_model,
+)
 
 VARIANTS = [
     dict(positional="onehot"),
@@ -87,3 +96,79 @@ def test_checkpoint_round_trip_keeps_dtype_and_outputs(tmp_path, dtype):
     (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="sha256"):
         load_model(tmp_path / "m")
+
+
+def _gather_model():
+    from lamina.seq.construct import construct
+    from lamina.seq.targets import MovingAverage
+
+    return construct(MovingAverage(3, 2, window=2, domain=(-1.0, 2.0)), eps=0.05)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_is_refused_on_every_call(bad):
+    c = _gather_model()
+    x = np.zeros((2, 3, 2))
+    x[1, 2, 0] = bad
+    calls = {
+        "predict": lambda: c.model.predict(x),
+        "__call__": lambda: c.model(torch.as_tensor(x)),
+        "forward": lambda: c.model.forward(torch.as_tensor(x)),
+        "forward_numpy": lambda: forward_numpy(c.model.numpy_params(), c.model.config, x),
+        "construction": lambda: c(x),
+    }
+    for name, call in calls.items():
+        with pytest.raises(InputError, match="x: contains NaN or infinite values"):
+            call()
+            pytest.fail(f"{name} accepted a non-finite input")
+    untrained = SingleLayerTransformer(SeqConfig(n_ctx=3, d_in=2, d_model=8))  # no domain recorded: still refused
+    with pytest.raises(InputError, match="NaN or infinite"):
+        untrained.predict(x)
+
+
+def test_inputs_outside_the_constructed_domain_warn_and_inside_do_not():
+    c = _gather_model()
+    assert c.model.config.domain == (-1.0, 2.0)
+    inside = np.random.default_rng(0).uniform(-1.0, 2.0, size=(4, 3, 2))
+    inside[0, 0, 0], inside[0, 1, 1] = -1.0, 2.0  # the closed box
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c.model.predict(inside)
+        c(inside)
+    outside = inside.copy()
+    outside[2, 1, 0] = 2.5
+    for call in (lambda: c.model.predict(outside), lambda: c(outside),
+                 lambda: c.model(torch.as_tensor(outside))):
+        with pytest.warns(OutOfDomainWarning, match=r"outside the domain \[-1, 2\]"):
+            call()
+
+
+def test_training_records_the_domain_and_checkpoints_keep_it(tmp_path):
+    from lamina.seq.icl import InContextRegression
+    from lamina.seq.targets import MovingAverage
+    from lamina.seq.train import TrainConfig, train
+
+    cfg = TrainConfig(steps=2, batch_size=4, num_train=None, num_test=10, eval_every=2, threads=1, warmup_steps=0)
+    task = MovingAverage(3, 1, domain=(0.5, 3.0))
+    result = train(SingleLayerTransformer(SeqConfig(n_ctx=3, d_in=1, d_model=8)), task, cfg, progress=False)
+    assert result.model.config.domain == (0.5, 3.0)
+    save_model(result.model, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    assert loaded.config.domain == (0.5, 3.0)
+    with pytest.warns(OutOfDomainWarning, match=r"\[0.5, 3\]"):
+        loaded.predict(np.zeros((1, 3, 1)))
+    tenth = SingleLayerTransformer(SeqConfig(n_ctx=3, d_in=1, d_model=8, domain=(0.0, 0.1)))  # float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0.1 rounds up in float32, but is the box's own edge
+        tenth.predict(np.full((1, 3, 1), 0.1))
+    with pytest.warns(OutOfDomainWarning):
+        tenth.predict(np.full((1, 3, 1), 0.1001))
+    icl = InContextRegression(n_context=3, d=1)  # Gaussian inputs: no box, nothing recorded
+    model = SingleLayerTransformer(SeqConfig(n_ctx=4, d_in=2, d_model=8))
+    assert train(model, icl, cfg, progress=False).model.config.domain is None
+
+
+@pytest.mark.parametrize("domain", [(1.0, 0.0), (0.0, float("inf")), (True, 2.0), "ab"])
+def test_config_rejects_a_bad_domain(domain):
+    with pytest.raises(InputError, match="domain"):
+        SeqConfig(n_ctx=3, d_in=1, domain=domain)

@@ -54,3 +54,19 @@ def test_construct_vs_train_reports_both_sides():
     assert len(c) == 2 and c[1]["n_params"] >= c[0]["n_params"]
     assert all(r["measured_sup"] <= r["certified"] + 1e-9 for r in c)
     assert len(res["trained"]) == 1 and res["trained"][0]["measured_sup"] > 0
+
+
+@pytest.mark.parametrize("values", [[], [1, 0], [2.5], [True], [float("nan")], ["4"]])
+def test_sweep_refuses_values_that_are_not_counts(values):
+    base = SeqConfig(n_ctx=3, d_in=1, d_model=8, n_heads=2, d_ff=8)
+    with pytest.raises(InputError, match="values"):
+        sweep(lambda n: MovingAverage(n, 1), base, TINY, vary="d_ff", values=values, n=3, progress=False)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(eps_values=[0.1, float("nan")]), "eps_values"),
+                                       (dict(eps_values=[-0.1]), "eps_values"),
+                                       (dict(widths=[4, 0]), "widths"), (dict(widths=[1.5]), "widths")])
+def test_construct_vs_train_refuses_bad_sizes(kw, match):
+    args = {"eps_values": [0.1], "widths": [4], **kw}
+    with pytest.raises(InputError, match=match):
+        construct_vs_train(SmoothCumMax(2, 1), train_cfg=TINY, d_model=8, progress=False, **args)

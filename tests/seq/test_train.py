@@ -1,10 +1,14 @@
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from lamina.errors import InputError
-from lamina.seq.model import SeqConfig, SingleLayerTransformer
-from lamina.seq.targets import MovingAverage, RandomMLP
+from lamina._io import load_checkpoint
+from lamina.errors import CheckpointError, InputError
+from lamina.seq.model import SeqConfig, SingleLayerTransformer, save_model
+from lamina.seq.targets import MovingAverage
 from lamina.seq.train import TrainConfig, baselines, gather_init, lr_at, relative_mse, train
 
 
@@ -81,9 +85,7 @@ def test_relative_mse():
 
 
 def test_gather_init_points_every_head_at_its_position():
-    task = RandomMLP(6, 2, hidden=3)
-    model = _small(task)  # d_model 16 >= n + d + 1
-    model = SingleLayerTransformer(SeqConfig(n_ctx=6, d_in=2, d_model=16, n_heads=6, d_head=2, d_ff=8))
+    model = SingleLayerTransformer(SeqConfig(n_ctx=6, d_in=2, d_model=16, n_heads=6, d_head=2, d_ff=8))  # 16 >= 6+2+1
     gather_init(model, beta=6.0)
     x = torch.rand(10, 6, 2)
     with torch.no_grad():
@@ -94,12 +96,17 @@ def test_gather_init_points_every_head_at_its_position():
         gather_init(SingleLayerTransformer(SeqConfig(n_ctx=6, d_in=2, d_model=4)))
 
 
-def test_learning_rate_schedule():
-    cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
-    assert lr_at(cfg, 0.0, 0) == pytest.approx(0.1)
-    assert lr_at(cfg, 0.0, 10) == pytest.approx(1.0)
-    assert lr_at(cfg, 1.0, 500) == pytest.approx(0.1)
-    assert lr_at(cfg, 0.5, 500) == pytest.approx(0.55)
+@pytest.mark.parametrize("warmup, floor", [(10, 0.1), (0, 0.0), (50, 0.5)])
+def test_learning_rate_warms_up_then_decays_to_its_floor(warmup, floor):
+    cfg = TrainConfig(lr=3e-3, warmup_steps=warmup, min_lr_ratio=floor, steps=200)
+    rates = np.array([lr_at(cfg, step / cfg.steps, step) for step in range(cfg.steps + 1)])
+    peak = max(warmup - 1, 0)
+    assert np.all(rates[:-1] > 0) and np.all(rates <= cfg.lr * (1 + 1e-12))  # the last one is 0 when floor == 0
+    assert np.all(rates[peak:] >= cfg.lr * floor - 1e-15)
+    assert np.all(np.diff(rates[: peak + 1]) > 0)  # rises through the warm-up ...
+    assert rates[peak] == pytest.approx(cfg.lr)  # ... to the peak
+    assert np.all(np.diff(rates[peak:]) <= 1e-15)  # then never rises again
+    assert rates[-1] == pytest.approx(cfg.lr * floor, abs=1e-15)  # and ends at lr * min_lr_ratio
 
 
 @pytest.mark.parametrize(
@@ -117,3 +124,111 @@ def test_model_must_fit_the_task():
     model = SingleLayerTransformer(SeqConfig(n_ctx=4, d_in=1, d_model=8))
     with pytest.raises(InputError, match="does not fit the task"):
         train(model, task, TrainConfig(steps=1), progress=False)
+
+
+CKPT_CFG = TrainConfig(steps=30, batch_size=8, num_train=100, num_test=20, eval_every=10, checkpoint_every=10,
+                       threads=1, warmup_steps=2)
+
+
+def test_model_and_optimiser_are_one_checkpoint(tmp_path):
+    task = MovingAverage(3, 1, window=2)
+    train(_small(task), task, CKPT_CFG, checkpoint_dir=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]  # no separate model/ and optimizer.pt
+    tensors, doc = load_checkpoint(tmp_path / "state", kind="seq.TrainState")
+    assert doc["metadata"]["step"] == 30
+    assert any(k.startswith("model.") for k in tensors) and any(k.endswith(".exp_avg_sq") for k in tensors)
+
+
+def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    import safetensors.numpy
+
+    task = MovingAverage(3, 1, window=2)
+    real, calls = safetensors.numpy.save_file, []
+
+    def dies_on_second_save(arrays, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            Path(path).write_bytes(b"\0" * 100)  # a partial file, then the process is gone
+            raise KeyboardInterrupt
+        return real(arrays, path, *args, **kwargs)
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", dies_on_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(_small(task), task, CKPT_CFG, checkpoint_dir=tmp_path, progress=False)
+    monkeypatch.setattr(safetensors.numpy, "save_file", real)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]  # the temporary sibling is gone
+    _, doc = load_checkpoint(tmp_path / "state", kind="seq.TrainState")
+    assert doc["metadata"]["step"] == 10
+    resumed = train(_small(task), task, CKPT_CFG, checkpoint_dir=tmp_path, progress=False)
+    straight = train(_small(task), task, CKPT_CFG, progress=False)
+    x = np.random.default_rng(0).uniform(size=(8, 3, 1))
+    np.testing.assert_allclose(resumed.model.predict(x), straight.model.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def _truncate(p):
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+def _random_bytes(p):
+    p.write_bytes(np.random.default_rng(0).bytes(4096))
+
+
+def _empty(p):
+    p.write_bytes(b"")
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+@pytest.mark.parametrize("damage", [_truncate, _random_bytes, _empty])
+def test_resuming_from_a_damaged_checkpoint_is_a_clear_error(tmp_path, name, damage):
+    task = MovingAverage(3, 1, window=2)
+    train(_small(task), task, CKPT_CFG, checkpoint_dir=tmp_path, progress=False)
+    damage(tmp_path / "state" / name)
+    with pytest.raises(CheckpointError, match=r"^checkpoint: "):
+        train(_small(task), task, CKPT_CFG, checkpoint_dir=tmp_path, progress=False)
+
+
+def _legacy_checkpoint(directory, task):
+    """The layout of earlier versions: model/ and optimizer.pt written one after the other."""
+    model = _small(task)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.rand(4, task.n, task.d)).sum().backward()
+    opt.step()
+    save_model(model, directory / "model", metadata={"step": 7, "history": [], "elapsed_s": 1.0})
+    torch.save({"step": 7, "optimizer": opt.state_dict()}, directory / "optimizer.pt")
+    return model
+
+
+def test_a_checkpoint_of_the_earlier_layout_resumes_and_a_damaged_one_is_refused(tmp_path):
+    task = MovingAverage(3, 1, window=2)
+    cfg = TrainConfig(steps=7, batch_size=8, num_train=100, num_test=20, eval_every=10, threads=1)
+    saved = _legacy_checkpoint(tmp_path, task)
+    result = train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False)  # step 7 of 7: nothing to do
+    x = np.random.default_rng(0).uniform(size=(4, 3, 1))
+    np.testing.assert_array_equal(result.model.predict(x), saved.predict(x))
+    for bad in (b"", *(np.random.default_rng(seed).bytes(2048) for seed in range(5)), b"\x80\x02}q\x00."):
+        shutil.rmtree(tmp_path / "state", ignore_errors=True)
+        (tmp_path / "optimizer.pt").write_bytes(bad)
+        with pytest.raises(CheckpointError, match="cannot resume"):
+            train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_an_earlier_checkpoint_with_pickled_code_is_not_executed(tmp_path):
+    task = MovingAverage(3, 1, window=2)
+    _legacy_checkpoint(tmp_path, task)
+    torch.save({"step": 7, "optimizer": _Evil()}, tmp_path / "optimizer.pt")  # weights_only=True refuses objects
+    with pytest.raises(CheckpointError, match="cannot resume"):
+        train(_small(task), task, TrainConfig(steps=8, threads=1, num_train=50, num_test=10), checkpoint_dir=tmp_path,
+              progress=False)
+    assert not _Evil.ran
+
+
+class _Evil:
+    ran = False
+
+    def __reduce__(self):
+        return (_Evil._run, ())
+
+    @staticmethod
+    def _run():
+        _Evil.ran = True
+        return {}

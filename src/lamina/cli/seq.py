@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -53,8 +54,8 @@ def _floats(text: str, name: str) -> list[float]:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise InputError(f"{name}: expected comma-separated numbers, got {text!r}") from None
-    if not values or min(values) <= 0:
-        raise InputError(f"{name}: expected comma-separated numbers > 0, got {text!r}")
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise InputError(f"{name}: expected comma-separated finite numbers > 0, got {text!r}")
     return values
 
 
@@ -228,10 +229,13 @@ def compare_cmd(
     seed: int = typer.Option(0),
 ) -> None:
     """Parameters needed for a given sup error: certified construction against trained models."""
+    from lamina.errors import InputError
     from lamina.seq.report import compare_report
-    from lamina.seq.targets import make_task
+    from lamina.seq.targets import Target, make_task
 
     task = make_task(target, n=n, d=d, **_params(param))
+    if not isinstance(task, Target):
+        raise InputError(f"target: {target} is a sampled task, not a map on a box; it cannot be constructed")
     tcfg = _train_config(steps, 256, lr, 0, 2_000, None, threads, seed, max(1, steps // 10))
     res = compare_report(out, task, eps_values=_floats(eps, "--eps"), widths=_ints(widths, "--widths"),
                          train_cfg=tcfg, d_model=d_model)

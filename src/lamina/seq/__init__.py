@@ -24,17 +24,26 @@ from __future__ import annotations
 # attribute would be shadowed by the submodule once it is imported.
 from lamina.seq.construct import Certificate, Construction, construct
 from lamina.seq.icl import InContextRegression, compare_with_gd
-from lamina.seq.model import SeqConfig, SingleLayerTransformer, forward_numpy, load_model, save_model
+from lamina.seq.model import (
+    OutOfDomainWarning,
+    SeqConfig,
+    SingleLayerTransformer,
+    forward_numpy,
+    load_model,
+    save_model,
+)
 from lamina.seq.sweep import construct_vs_train, power_law_slope, sweep
 from lamina.seq.targets import TARGETS, Target, as_target, make_target, make_task
 from lamina.seq.train import TrainConfig, TrainResult, baselines, gather_init, train
-from lamina.seq.verify import adversarial_search, sup_error
+from lamina.seq.verify import LipschitzWarning, adversarial_search, lipschitz_lower_bound, sup_error
 
 __all__ = [
     "TARGETS",
     "Certificate",
     "Construction",
     "InContextRegression",
+    "LipschitzWarning",
+    "OutOfDomainWarning",
     "SeqConfig",
     "SingleLayerTransformer",
     "Target",
@@ -48,6 +57,7 @@ __all__ = [
     "construct_vs_train",
     "forward_numpy",
     "gather_init",
+    "lipschitz_lower_bound",
     "load_model",
     "make_target",
     "make_task",

@@ -9,7 +9,6 @@ for them the construction certifies its error a priori. The library of targets i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
+from lamina.seq._checks import check_real
 
 
 @dataclass
@@ -47,10 +47,11 @@ class RidgeSum:
 def check_domain(domain) -> tuple[float, float]:
     """Return ``domain`` as a pair of finite floats ``(a, b)`` with ``a < b``."""
     try:
-        a, b = (float(v) for v in domain)
+        a, b = domain
     except (TypeError, ValueError):
         raise InputError(f"domain: expected a pair (a, b) of numbers with a < b, got {domain!r}") from None
-    if not (math.isfinite(a) and math.isfinite(b)) or a >= b:
+    a, b = check_real("domain[0]", a), check_real("domain[1]", b)
+    if a >= b:
         raise InputError(f"domain: expected finite a < b, got ({a:g}, {b:g})")
     return a, b
 
@@ -135,7 +136,8 @@ class FunctionTarget(Target):
         fn: ``(B, n, d) -> (B, n, d_out)`` (or ``(B, n)`` for one output feature), NumPy.
         n, d: sequence length and token features.
         domain: ``(a, b)`` with ``a < b``.
-        lipschitz: max-norm Lipschitz constant of every output component, if known (needed to certify).
+        lipschitz: max-norm Lipschitz constant of every output component, a finite number > 0, if known (needed
+            to certify).
     """
 
     name = "function"
@@ -151,9 +153,7 @@ class FunctionTarget(Target):
         elif not (probe.ndim == 2 and probe.shape == (2, self.n)):
             raise InputError(f"target: returned shape {probe.shape} for input (2, {self.n}, {self.d}); "
                              f"expected (2, {self.n}, d_out) or (2, {self.n})")
-        if lipschitz is not None and (not math.isfinite(float(lipschitz)) or float(lipschitz) < 0):
-            raise InputError(f"lipschitz: expected a finite number >= 0, got {lipschitz!r}")
-        self._lipschitz = None if lipschitz is None else float(lipschitz)
+        self._lipschitz = check_real("lipschitz", lipschitz, low=0.0, low_open=True, allow_none=True)
         self.name = getattr(fn, "__name__", "function")
 
     @property

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lamina.seq._checks import check_real
 from lamina.seq.ridge import RidgeNet
 
 
@@ -73,6 +74,8 @@ def certify_adaptive(fn, net: RidgeNet, dim: int, domain, *, lipschitz_target: f
         start_per_axis: cubes per axis at the start (default: about 4096 cubes in all).
         chunk: centres evaluated at a time.
     """
+    lipschitz_target = check_real("lipschitz_target", lipschitz_target, low=0.0)  # a negative one would lie
+    target = check_real("target", target, low=0.0, low_open=True)
     a, b = domain
     lip = lipschitz_target + net.lipschitz()  # (K,)
     per_axis = start_per_axis or max(1, round(4096 ** (1.0 / dim)))
@@ -104,3 +107,33 @@ def certify_adaptive(fn, net: RidgeNet, dim: int, domain, *, lipschitz_target: f
             centres = (centres[:, None, :] + half * offsets[None]).reshape(-1, dim)
             half /= 2.0
     return CellCertificate(True, bound, lower, evaluations, 2 * half)
+
+
+def certify_tightest(fn, net: RidgeNet, dim: int, domain, lip_f: float, lower: float, cap: float | None,
+                     max_evaluations: float) -> CellCertificate:
+    """Certify the smallest of a ladder of multiples of the measured error ``lower`` (never above ``cap``) that
+    passes :func:`certify_adaptive`; the first failing certificate when none does."""
+    budget = max_evaluations / 4.0
+    if cap is not None:
+        first = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=cap,
+                                 max_evaluations=max_evaluations)
+        if not first.ok:
+            return first
+        ladder = [m * lower for m in (2.0, 1.5, 1.25) if m * lower < first.bound]
+    else:
+        first = None
+        for m in (3.0, 5.0, 10.0, 30.0, 100.0):
+            first = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=m * lower,
+                                     max_evaluations=budget)
+            if first.ok:
+                break
+        if not first.ok:
+            return first
+        ladder = [m * lower for m in (2.0, 1.5, 1.25) if m * lower < first.bound]
+    best = first
+    for target in ladder:
+        cert = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=target, max_evaluations=budget)
+        if not cert.ok:
+            break
+        best = cert
+    return best

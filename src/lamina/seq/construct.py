@@ -27,11 +27,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from lamina._process import torch_seed
 from lamina.errors import InputError
 from lamina.seq import ridge as _ridge
-from lamina.seq.certify import certify_adaptive, grid_points_needed
+from lamina.seq._checks import check_count, check_real
+from lamina.seq.certify import certify_tightest, grid_points_needed
 from lamina.seq.model import SeqConfig, SingleLayerTransformer, forward_numpy
 from lamina.seq.targets import Target, as_target
+from lamina.seq.verify import check_against_samples, check_lipschitz
 
 
 @dataclass
@@ -94,10 +97,10 @@ def dense_param_count(cfg: SeqConfig) -> int:
     return count + (6 * dm if cfg.layer_norm else 0)
 
 
-def _layout(n: int, d: int, d_out: int, width: int, beta: float) -> SeqConfig:
+def _layout(n: int, d: int, d_out: int, width: int, beta: float, domain=None) -> SeqConfig:
     d_model = d + n + n * d + d_out
     return SeqConfig(n_ctx=n, d_in=d, d_out=d_out, d_model=d_model, n_heads=n, d_head=d, d_ff=width,
-                     positional="onehot", attn_scale=beta)
+                     positional="onehot", attn_scale=beta, domain=domain)
 
 
 def _refuse_size(eps: float, width: int, params: int, max_params: int) -> InputError:
@@ -155,34 +158,6 @@ def _schedule(dim: int):
 
 def _fit_rows(dim: int, width: int, n_knots: int) -> int:
     return {1: 8 * n_knots + 1, 2: (2 * n_knots + 1) ** 2}.get(dim, 6 * width)
-
-
-def _tightest(fn, net, dim, domain, lip_f: float, lower: float, cap: float | None, max_evaluations: float):
-    """Certify the smallest of a ladder of multiples of the measured error (never above ``cap``) that passes."""
-    budget = max_evaluations / 4.0
-    if cap is not None:
-        first = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=cap,
-                                 max_evaluations=max_evaluations)
-        if not first.ok:
-            return first
-        ladder = [m * lower for m in (2.0, 1.5, 1.25) if m * lower < first.bound]
-    else:
-        first = None
-        for m in (3.0, 5.0, 10.0, 30.0, 100.0):
-            first = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=m * lower,
-                                     max_evaluations=budget)
-            if first.ok:
-                break
-        if not first.ok:
-            return first
-        ladder = [m * lower for m in (2.0, 1.5, 1.25) if m * lower < first.bound]
-    best = first
-    for target in ladder:
-        cert = certify_adaptive(fn, net, dim, domain, lipschitz_target=lip_f, target=target, max_evaluations=budget)
-        if not cert.ok:
-            break
-        best = cert
-    return best
 
 
 def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None, max_params: int,
@@ -244,7 +219,7 @@ def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None
         attempts.append(rec)
         if eps_ffn is not None and sample_err >= 0.9 * eps_ffn:
             continue
-        cert = _tightest(fn, net, dim, t.domain, lip_f, max(sample_err, 1e-12), eps_ffn, max_evaluations)
+        cert = certify_tightest(fn, net, dim, t.domain, lip_f, max(sample_err, 1e-12), eps_ffn, max_evaluations)
         rec.update(cert.to_dict())
         if cert.ok:
             nets = []
@@ -265,8 +240,9 @@ def _assemble(t: Target, nets: list[list[_ridge.RidgeNet]], beta: float) -> Sing
     """Write the gather heads and the gated ridge units into a float64 :class:`SingleLayerTransformer`."""
     n, d, d_out = t.n, t.d, t.d_out
     width = sum(net.width for row in nets for net in row)
-    cfg = _layout(n, d, d_out, max(width, 1), beta)
-    model = SingleLayerTransformer(cfg).double()
+    cfg = _layout(n, d, d_out, max(width, 1), beta, t.domain)  # the certificate holds on this box only
+    with torch_seed(None):  # every weight is overwritten: leave the caller's random stream alone
+        model = SingleLayerTransformer(cfg).double()
     pos0, gat0, out0 = d, d + n, d + n + n * d  # residual-stream slots: token, position, gathered, output
     with torch.no_grad():
         for p in model.parameters():
@@ -318,7 +294,9 @@ def construct(
             ``d`` and, for a certificate, ``lipschitz`` are required).
         n, d: sequence length and token features (checked against a Target's own).
         domain: ``(a, b)``, ``a < b``: every token feature lies in ``[a, b]`` (default: the target's, or (0, 1)).
-        lipschitz: max-norm Lipschitz constant of every output component (overrides the target's).
+        lipschitz: max-norm Lipschitz constant of every output component, a finite number > 0 (overrides the
+            target's). Refused when below a difference quotient measured on the target
+            (:func:`~lamina.seq.verify.lipschitz_lower_bound`); a ``LipschitzWarning`` when below the target's own.
         eps: wanted sup-norm error, ``> 0``; may be ``None`` when ``size`` is given.
         size: ``(directions, knots)`` per position for the a-posteriori route: fit that size and certify it as
             tightly as ``max_evaluations`` allows, instead of growing it until ``eps`` is met.
@@ -334,29 +312,35 @@ def construct(
         :class:`Construction`; ``construction.certificate.total <= eps`` unless ``beta`` was forced too small.
 
     Raises:
-        InputError: bad arguments, a target returning a wrong shape or NaN, or an ``eps`` that needs more than the
+        InputError: bad arguments (NaN, infinite, negative, bool or complex numbers), a target returning a wrong
+            shape or NaN, a Lipschitz constant that sampled inputs refute, or an ``eps`` that needs more than the
             budgets (the message gives the size it would need).
     """
+    lipschitz = check_real("lipschitz", lipschitz, low=0.0, low_open=True, allow_none=True)
     t = as_target(target, n=n, d=d, domain=domain, lipschitz=lipschitz)
     if eps is None and size is None:
         raise InputError("eps: expected a number > 0 (or pass size=(directions, knots))")
-    if eps is not None:
-        try:
-            eps = float(eps)
-        except (TypeError, ValueError):
-            raise InputError(f"eps: expected a number > 0, got {eps!r}") from None
-        if not (math.isfinite(eps) and eps > 0):
-            raise InputError(f"eps: expected a finite number > 0, got {eps!r}")
+    eps = check_real("eps", eps, low=0.0, low_open=True, allow_none=True)
     if size is not None:
-        if len(tuple(size)) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size):
+        try:
+            pair = tuple(size)
+        except TypeError:
+            pair = ()
+        if len(pair) != 2 or any(isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) or v < 1
+                                 for v in pair):
             raise InputError(f"size: expected (directions, knots), two integers >= 1, got {size!r}")
-        size = (int(size[0]), int(size[1]))
+        size = (int(pair[0]), int(pair[1]))
     if method not in ("auto", "ridge", "grid"):
         raise InputError(f"method: expected auto, ridge or grid, got {method!r}")
-    if beta is not None and not (math.isfinite(float(beta)) and float(beta) > 0):
-        raise InputError(f"beta: expected a finite number > 0, got {beta!r}")
-    lip_f = float(lipschitz) if lipschitz is not None else t.lipschitz
+    beta = check_real("beta", beta, low=0.0, low_open=True, allow_none=True)
+    max_params = check_count("max_params", max_params)
+    memory_budget = check_count("memory_budget", memory_budget)
+    max_evaluations = check_real("max_evaluations", max_evaluations, low=1.0)
+    seed = check_count("seed", seed, minimum=0)
+    lip_f = lipschitz if lipschitz is not None else t.lipschitz
     t(np.random.default_rng(seed).uniform(*t.domain, size=(4, t.n, t.d)))  # shape and NaN check up front
+    if lip_f is not None:
+        check_lipschitz(t, lip_f, user=lipschitz is not None, seed=seed)
     has_ridge = t.ridge() is not None
     if method == "ridge" and not has_ridge:
         raise InputError(f"method: target {t.name!r} with n={t.n} is not a ridge sum; use method='grid' or 'auto'")
@@ -394,4 +378,6 @@ def construct(
         grid=grid,
         attempts=attempts,
     )
-    return Construction(model=model, certificate=cert, target=t)
+    construction = Construction(model=model, certificate=cert, target=t)
+    check_against_samples(construction, lip_f, seed=seed)
+    return construction

@@ -1,4 +1,8 @@
-"""Figures of lamina.seq (matplotlib, Agg backend, PNG written atomically)."""
+"""Figures of lamina.seq (matplotlib, PNG written atomically).
+
+Each figure is a :class:`matplotlib.figure.Figure` of its own (:func:`lamina._process.new_figure`): pyplot is never
+imported and no backend is selected, so drawing leaves the process's matplotlib state as it found it.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from lamina._io import atomic_path
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from lamina._process import new_figure
 
 
 def _save(fig, path, dpi: int) -> Path:
-    plt = _plt()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
 
 
@@ -31,8 +25,8 @@ def error_vs(path, x: Sequence[float], series: dict[str, Sequence[float]], *, xl
              title: str = "", hlines: dict[str, float] | None = None, slopes: dict[str, float] | None = None,
              dpi: int = 100) -> Path:
     """Log-log plot of one or more error series against ``x`` (slopes in the legend, baselines as dashed lines)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    fig = new_figure(figsize=(5.2, 3.8))
+    ax = fig.subplots()
     for label, ys in series.items():
         ys = np.asarray(ys, dtype=np.float64)
         slope = (slopes or {}).get(label)
@@ -53,12 +47,12 @@ def error_vs(path, x: Sequence[float], series: dict[str, Sequence[float]], *, xl
 
 def attention_maps(path, pattern: np.ndarray, *, title: str = "", max_heads: int = 8, dpi: int = 100) -> Path:
     """Heat maps of attention weights ``(n_heads, L, L)`` (query rows, key columns), one panel per head."""
-    plt = _plt()
     pattern = np.asarray(pattern)
     heads = min(len(pattern), max_heads)
     cols = min(heads, 4)
     rows = (heads + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.3 * rows + 0.4), squeeze=False)
+    fig = new_figure(figsize=(2.3 * cols, 2.3 * rows + 0.4))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for h in range(rows * cols):
         ax = axes[h // cols][h % cols]
         if h >= heads:
@@ -84,8 +78,8 @@ def attention_maps(path, pattern: np.ndarray, *, title: str = "", max_heads: int
 def learning_curve(path, history: list[dict], *, baselines: dict[str, float] | None = None, title: str = "",
                    dpi: int = 100) -> Path:
     """Test relative MSE against training time, with the baselines as dashed lines."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    fig = new_figure(figsize=(5.2, 3.6))
+    ax = fig.subplots()
     ax.plot([h["seconds"] for h in history], [h["rel_mse"] for h in history], "-", label="test relative MSE")
     for j, (label, value) in enumerate((baselines or {}).items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{j + 1}", label=f"{label} ({value:.3g})")
@@ -109,8 +103,8 @@ def bound_vs_measured(path, x: Sequence[float], certified: Sequence[float], meas
 def scatter_params(path, groups: dict[str, tuple[Sequence[float], Sequence[float]]], *, ylabel: str,
                    xlabel: str = "parameters", title: str = "", dpi: int = 100) -> Path:
     """Error against parameter count (or any size) for several groups, e.g. constructed and trained; log-log."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    fig = new_figure(figsize=(5.2, 3.8))
+    ax = fig.subplots()
     for j, (label, (params, err)) in enumerate(groups.items()):
         ax.plot(params, err, "o-" if j % 2 == 0 else "s--", label=label)
     ax.set_xscale("log")
@@ -127,8 +121,8 @@ def scatter_params(path, groups: dict[str, tuple[Sequence[float], Sequence[float
 def heatmap(path, values: np.ndarray, *, title: str = "", xlabel: str = "", ylabel: str = "", dpi: int = 100,
             extent=None) -> Path:
     """One heat map (e.g. an error map over a 2-D input box)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.0, 3.3))
+    fig = new_figure(figsize=(4.0, 3.3))
+    ax = fig.subplots()
     im = ax.imshow(values, origin="lower", extent=extent, aspect="auto", cmap="magma", interpolation="nearest")
     fig.colorbar(im, ax=ax)
     ax.set_xlabel(xlabel)

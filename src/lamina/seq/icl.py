@@ -14,12 +14,10 @@ form ``x_q^T Gamma h`` (``h = sum_i y_i x_i / N``) and comparing ``Gamma`` with 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lamina._validation import check_positive_int
-from lamina.errors import InputError
+from lamina.seq._checks import check_real
 
 
 class InContextRegression:
@@ -37,9 +35,7 @@ class InContextRegression:
     def __init__(self, n_context: int = 20, d: int = 5, *, noise: float = 0.0):
         self.n_context = check_positive_int("n_context", n_context)
         self.dx = check_positive_int("d", d)
-        if not (math.isfinite(noise) and noise >= 0):
-            raise InputError(f"noise: expected a finite number >= 0, got {noise!r}")
-        self.noise = float(noise)
+        self.noise = check_real("noise", noise, low=0.0)
         self.n, self.d, self.d_out = self.n_context + 1, self.dx + 1, 1
 
     def describe(self) -> dict:

@@ -18,17 +18,42 @@ sequence-to-sequence map (a sorted copy of the input, say); :class:`SeqConfig` s
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from torch import nn
 
 from lamina.errors import InputError
+from lamina.seq._checks import check_real
+from lamina.seq.base import check_domain
 
 POSITIONAL = ("onehot", "learned", "sinusoidal", "none")
 ATTENTION = ("softmax", "linear")
 KIND = "seq.SingleLayerTransformer"
+
+
+class OutOfDomainWarning(UserWarning):
+    """A model was called on inputs outside the box it was constructed or trained for."""
+
+
+def check_input_values(lo: float, hi: float, domain: tuple[float, float] | None, *, resolution: float = 0.0) -> None:
+    """Refuse NaN or infinite inputs (``lo``/``hi``: their min and max, NaN if any is NaN); warn outside ``domain``.
+
+    ``resolution`` is the machine epsilon of the inputs' dtype: a box edge rounded to float32 is not outside it.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InputError(f"x: contains NaN or infinite values (min {lo}, max {hi}); expected finite numbers")
+    slack = 2.0 * resolution * max(1.0, abs(domain[0]), abs(domain[1])) if domain is not None else 0.0
+    if domain is not None and (lo < domain[0] - slack or hi > domain[1] + slack):
+        warnings.warn(
+            f"x: values in [{lo:.6g}, {hi:.6g}] lie outside the domain [{domain[0]:g}, {domain[1]:g}] the model was "
+            "constructed or trained for; no certificate or test error covers them",
+            OutOfDomainWarning,
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -50,6 +75,9 @@ class SeqConfig:
         attn_scale: multiplies ``Q K^T`` before the softmax (default ``1 / sqrt(d_head)``); a large scale makes
             attention hard.
         layer_norm: pre-norm layer norms (off by default; the construction needs them off).
+        domain: ``(a, b)``: the box every input feature was constructed or trained for (set by
+            :func:`~lamina.seq.construct.construct` and :func:`~lamina.seq.train.train`; ``None``: unknown). Inputs
+            outside it get an :class:`OutOfDomainWarning`: no certificate or test error covers them.
     """
 
     n_ctx: int
@@ -63,6 +91,7 @@ class SeqConfig:
     attention: str = "softmax"
     attn_scale: float | None = None
     layer_norm: bool = False
+    domain: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_ctx", "d_in", "d_out", "d_model", "n_heads"):
@@ -84,10 +113,10 @@ class SeqConfig:
             raise InputError(f"attention: expected one of {', '.join(ATTENTION)}, got {self.attention!r}")
         if self.attn_scale is None:
             self.attn_scale = 1.0 / math.sqrt(self.d_head)
-        self.attn_scale = float(self.attn_scale)
-        if not math.isfinite(self.attn_scale):
-            raise InputError(f"attn_scale: expected a finite number, got {self.attn_scale!r}")
+        self.attn_scale = check_real("attn_scale", self.attn_scale)
         self.layer_norm = bool(self.layer_norm)
+        if self.domain is not None:
+            self.domain = check_domain(self.domain)
 
     @property
     def equivariant(self) -> bool:
@@ -194,6 +223,10 @@ class SingleLayerTransformer(nn.Module):
         c = self.config
         if x.ndim != 3 or x.shape[-1] != c.d_in or x.shape[1] > c.n_ctx:
             raise InputError(f"x: expected shape (B, L <= {c.n_ctx}, {c.d_in}), got {tuple(x.shape)}")
+        if x.numel():
+            lo, hi = torch.aminmax(x.detach())  # one pass: NaN propagates to both
+            eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 0.0
+            check_input_values(float(lo), float(hi), c.domain, resolution=eps)
         h = self.embed(x)  # (B, L, d_model)
         attn_out, pattern = self.attention(self.ln_attn(h) if c.layer_norm else h)
         h = h + attn_out
@@ -247,6 +280,8 @@ def forward_numpy(
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 3 or x.shape[-1] != c.d_in or x.shape[1] > c.n_ctx:
         raise InputError(f"x: expected shape (B, L <= {c.n_ctx}, {c.d_in}), got {x.shape}")
+    if x.size:
+        check_input_values(float(x.min()), float(x.max()), c.domain, resolution=float(np.finfo(np.float64).eps))
     b, length, _ = x.shape
 
     def lin(name: str, z: np.ndarray) -> np.ndarray:
@@ -264,12 +299,7 @@ def forward_numpy(
     k = lin("W_k", z).reshape(split).transpose(0, 2, 1, 3)
     v = lin("W_v", z).reshape(split).transpose(0, 2, 1, 3)
     scores = c.attn_scale * (q @ k.transpose(0, 1, 3, 2))  # (B, H, L, L)
-    if c.attention == "softmax":
-        scores = scores - scores.max(axis=-1, keepdims=True)
-        pattern = np.exp(scores)
-        pattern /= pattern.sum(axis=-1, keepdims=True)
-    else:
-        pattern = scores / length
+    pattern = softmax(scores, axis=-1) if c.attention == "softmax" else scores / length
     mixed = (pattern @ v).transpose(0, 2, 1, 3).reshape(b, length, c.n_heads * c.d_head)
     h = h + lin("W_o", mixed)
     if c.d_ff > 0:
@@ -292,10 +322,12 @@ def save_model(model: SingleLayerTransformer, directory, *, metadata: dict | Non
 def load_model(directory) -> tuple[SingleLayerTransformer, dict]:
     """Read a checkpoint written by :func:`save_model`; returns ``(model, metadata)`` (strict loading)."""
     from lamina._io import load_checkpoint
+    from lamina._process import torch_seed
     from lamina.errors import CheckpointError
 
     tensors, doc = load_checkpoint(directory, kind=KIND)
-    model = SingleLayerTransformer(SeqConfig.from_dict(doc["config"]))
+    with torch_seed(None):  # every weight is loaded: leave the caller's random stream alone
+        model = SingleLayerTransformer(SeqConfig.from_dict(doc["config"]))
     if any(t.dtype == torch.float64 for t in tensors.values()):
         model = model.double()
     try:

@@ -13,7 +13,10 @@ import numpy as np
 import torch
 
 from lamina._io import write_json_atomic, write_text_atomic
+from lamina._process import torch_seed
+from lamina.errors import InputError
 from lamina.seq import figures
+from lamina.seq._checks import check_count
 from lamina.seq.model import SeqConfig, SingleLayerTransformer, save_model
 from lamina.seq.targets import Target
 
@@ -50,6 +53,9 @@ def construct_report(out, target: Target, *, eps: float | None, size=None, beta=
     from lamina.seq.construct import construct
     from lamina.seq.verify import sup_error
 
+    verify_random = check_count("verify_random", verify_random)
+    adversarial_starts = check_count("adversarial_starts", adversarial_starts, minimum=0)
+    seed = check_count("seed", seed, minimum=0)
     out = Path(out)
     t0 = time.perf_counter()
     c = construct(target, eps=eps, size=size, beta=beta, method=method, lipschitz=lipschitz,
@@ -61,6 +67,12 @@ def construct_report(out, target: Target, *, eps: float | None, size=None, beta=
                          steps=30 if dim <= 10 else 10, seed=seed + 1)
     cert = c.certificate.to_dict()
     holds = measured["max"] <= c.certificate.total * (1 + 1e-9) + 1e-12
+    if not holds:  # nothing is written: a report never carries a certificate that a measured input refutes
+        raise InputError(
+            f"lipschitz: the certificate {c.certificate.total:.4g} is below the error {measured['max']:.4g} measured "
+            f"at an input of target {c.target.name!r}: the Lipschitz constant {c.certificate.lipschitz_target} is "
+            "too small; pass an upper bound of the max-norm Lipschitz constant"
+        )
     save_model(c.model, out / "model", metadata={"target": c.target.describe(), "certificate": cert})
     x = np.random.default_rng(seed).uniform(*c.target.domain, size=(64, c.target.n, c.target.d))
     figs = {"attention": figures.attention_maps(out / "figures" / "attention.png", c.attention(x).mean(axis=0),
@@ -98,8 +110,8 @@ def train_report(out, task, model_cfg: SeqConfig, train_cfg, *, init: str = "def
     from lamina.seq.train import baselines, gather_init, train
 
     out = Path(out)
-    torch.manual_seed(train_cfg.seed)
-    model = SingleLayerTransformer(model_cfg)
+    with torch_seed(train_cfg.seed):  # scoped: the caller's RNG is restored
+        model = SingleLayerTransformer(model_cfg)
     if init == "gather":
         gather_init(model, beta=beta)
     result = train(model, task, train_cfg, checkpoint_dir=out / "checkpoint", progress=progress)

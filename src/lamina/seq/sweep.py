@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
-import torch
 
+from lamina._process import torch_seed
 from lamina.errors import InputError
+from lamina.seq._checks import check_count, check_real
 from lamina.seq.model import SeqConfig, SingleLayerTransformer
 from lamina.seq.targets import Target
 from lamina.seq.train import TrainConfig, baselines, gather_init, train
@@ -79,17 +80,18 @@ def sweep(
         raise InputError(f"init: expected default or gather, got {init!r}")
     if vary not in SWEEPABLE:
         raise InputError(f"vary: expected one of {', '.join(SWEEPABLE)}, got {vary!r}")
-    values = [int(v) for v in values]
-    if not values or any(v < 1 for v in values):
-        raise InputError(f"values: expected integers >= 1, got {values}")
+    values = [check_count("values", v) for v in values]
+    if not values:
+        raise InputError("values: expected one or more integers >= 1, got none")
+    n = check_count("n", n)
     field = SWEEPABLE[vary]
     runs = []
     base_lines = None
     for v in values:
         target = make_target(v if field == "n" else n)
         cfg = _config_for(replace(base, n_ctx=target.n, d_in=target.d, d_out=target.d_out), field, v, keep_d_head)
-        torch.manual_seed(train_cfg.seed)
-        model = SingleLayerTransformer(cfg)
+        with torch_seed(train_cfg.seed):  # scoped: the caller's RNG is restored
+            model = SingleLayerTransformer(cfg)
         if init == "gather":
             gather_init(model, beta=beta)
         result = train(model, target, train_cfg, progress=progress)
@@ -135,6 +137,8 @@ def construct_vs_train(
 
     kw = {"num_random": 5_000, "num_corners": 500, "starts": 4, "steps": 20, **(sup_kwargs or {})}
     constructed = []
+    eps_values = [check_real("eps_values", e, low=0.0, low_open=True) for e in eps_values]
+    widths = [check_count("widths", w) for w in widths]
     for eps in eps_values:
         c = construct(target, eps=eps)
         measured = sup_error(c, target, **kw)
@@ -144,8 +148,9 @@ def construct_vs_train(
     for w in widths:
         cfg = SeqConfig(n_ctx=target.n, d_in=target.d, d_out=target.d_out, d_model=d_model, n_heads=target.n,
                         d_ff=w, positional="onehot")
-        torch.manual_seed(train_cfg.seed)
-        result = train(SingleLayerTransformer(cfg), target, train_cfg, progress=progress)
+        with torch_seed(train_cfg.seed):  # scoped: the caller's RNG is restored
+            model = SingleLayerTransformer(cfg)
+        result = train(model, target, train_cfg, progress=progress)
         model = result.model.double()
         measured = sup_error(model.predict, target, **kw)
         trained.append({"d_ff": w, "n_params": model.n_params, "rel_mse": result.metrics["rel_mse"],

@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import softmax
 
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
+from lamina.seq._checks import check_real
 from lamina.seq.base import (  # noqa: F401  (re-exported: the public names of targets)
     FunctionTarget,
     RidgeSum,
@@ -87,9 +89,7 @@ class SoftmaxMixing(Target):
 
     def __init__(self, n: int = 4, d: int = 1, *, scale: float = 2.0, domain=(0.0, 1.0)):
         super().__init__(n, d, d, domain)
-        if not (math.isfinite(scale) and scale >= 0):
-            raise InputError(f"scale: expected a finite number >= 0, got {scale!r}")
-        self.scale = float(scale)
+        self.scale = check_real("scale", scale, low=0.0)
 
     def _params(self):
         return {"scale": self.scale}
@@ -100,11 +100,7 @@ class SoftmaxMixing(Target):
         return 1.0 + s * d * r * w + s * d * w * w / 4.0
 
     def _map(self, x):
-        z = self.scale * np.einsum("bic,bjc->bij", x, x)
-        z -= z.max(axis=-1, keepdims=True)
-        a = np.exp(z)
-        a /= a.sum(axis=-1, keepdims=True)
-        return a @ x
+        return softmax(self.scale * np.einsum("bic,bjc->bij", x, x), axis=-1) @ x  # (B, n, n) @ (B, n, d)
 
 
 class SmoothCumMax(Target):
@@ -119,9 +115,7 @@ class SmoothCumMax(Target):
 
     def __init__(self, n: int = 4, d: int = 1, *, tau: float = 10.0, domain=(0.0, 1.0)):
         super().__init__(n, d, d, domain)
-        if not (math.isfinite(tau) and tau > 0):
-            raise InputError(f"tau: expected a finite number > 0, got {tau!r}")
-        self.tau = float(tau)
+        self.tau = check_real("tau", tau, low=0.0, low_open=True)
 
     def _params(self):
         return {"tau": self.tau}
@@ -131,17 +125,7 @@ class SmoothCumMax(Target):
         return 1.0
 
     def _map(self, x):
-        z = self.tau * x
-        m = np.maximum.accumulate(z, axis=1)
-        # running log-sum-exp, stable: sum_j<=i exp(z_j - m_i)
-        out = np.empty_like(x)
-        acc = np.zeros_like(x[:, 0])
-        prev_m = m[:, 0]
-        for i in range(self.n):
-            acc = acc * np.exp(prev_m - m[:, i]) + np.exp(z[:, i] - m[:, i])
-            prev_m = m[:, i]
-            out[:, i] = (m[:, i] + np.log(acc)) / self.tau
-        return out
+        return np.logaddexp.accumulate(self.tau * x, axis=1) / self.tau  # running log-sum-exp over tokens, stable
 
     def ridge(self):
         if self.n > 2:
@@ -149,8 +133,7 @@ class SmoothCumMax(Target):
         tau = self.tau
 
         def g(s):
-            a = np.abs(tau * s / 2.0)
-            return (a + np.log1p(np.exp(-2.0 * a))) / tau  # log(2 cosh(tau s / 2)) / tau, stable
+            return np.logaddexp(tau * s / 2.0, -tau * s / 2.0) / tau  # log(2 cosh(tau s / 2)) / tau, stable
 
         rows = [[RidgeSum(0.0, [RidgeTerm(_onehot_theta(self.n, self.d, {(0, c): 1.0}), _identity)])
                  for c in range(self.d)]]
@@ -211,9 +194,7 @@ class SineProduct(Target):
         super().__init__(n, d, 1, domain)
         if self.d != 1:
             raise InputError(f"d: sine-product is defined for scalar tokens, expected d = 1, got {d}")
-        if not (math.isfinite(omega) and omega > 0):
-            raise InputError(f"omega: expected a finite number > 0, got {omega!r}")
-        self.omega = float(omega)
+        self.omega = check_real("omega", omega, low=0.0, low_open=True)
 
     def _params(self):
         return {"omega": self.omega}

@@ -4,8 +4,9 @@
 sequences) and a 2,000-sequence test set, or fresh samples at every step (``num_train=None``; the target is known,
 so data are free). The learning rate warms up linearly and decays by a cosine; with a ``time_limit_s`` the decay
 follows the elapsed fraction of the time budget, so a run that must stop early still ends at a small rate.
-Checkpoints (model + optimiser) are written every ``checkpoint_every`` steps when a directory is given, and a
-run started again with the same directory resumes from the last one.
+Checkpoints (model + optimiser as one atomic checkpoint, :mod:`lamina.seq.checkpoint`) are written every
+``checkpoint_every`` steps when a directory is given, and a run started again with the same directory resumes from
+the last one.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lamina._process import torch_seed, torch_threads
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
+from lamina.seq._checks import check_real
+from lamina.seq.checkpoint import has_state, load_state, save_state
 from lamina.seq.model import SingleLayerTransformer
 
 
@@ -67,18 +71,11 @@ class TrainConfig:
         self.seed = check_positive_int("seed", self.seed, minimum=0)
         if self.num_train is not None:
             self.num_train = check_positive_int("num_train", self.num_train)
-        for name, low in (("lr", 0.0), ("min_lr_ratio", 0.0), ("weight_decay", 0.0), ("grad_clip", 0.0)):
-            value = float(getattr(self, name))
-            if not math.isfinite(value) or value < low or (name == "lr" and value == 0):
-                raise InputError(f"{name}: expected a finite number {'>' if name == 'lr' else '>='} {low:g}, "
-                                 f"got {getattr(self, name)!r}")
-            setattr(self, name, value)
-        if self.min_lr_ratio > 1:
-            raise InputError(f"min_lr_ratio: expected a number in [0, 1], got {self.min_lr_ratio}")
-        if self.time_limit_s is not None:
-            if not (math.isfinite(float(self.time_limit_s)) and float(self.time_limit_s) > 0):
-                raise InputError(f"time_limit_s: expected a number > 0 or None, got {self.time_limit_s!r}")
-            self.time_limit_s = float(self.time_limit_s)
+        self.lr = check_real("lr", self.lr, low=0.0, low_open=True)
+        self.min_lr_ratio = check_real("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
+        self.weight_decay = check_real("weight_decay", self.weight_decay, low=0.0)
+        self.grad_clip = check_real("grad_clip", self.grad_clip, low=0.0)
+        self.time_limit_s = check_real("time_limit_s", self.time_limit_s, low=0.0, low_open=True, allow_none=True)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,16 +162,6 @@ def lr_at(cfg: TrainConfig, progress: float, step: int) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _save_state(directory: Path, model, opt, step: int, history: list, elapsed: float, task_info: dict) -> None:
-    from lamina._io import atomic_path
-    from lamina.seq.model import save_model
-
-    save_model(model, directory / "model", metadata={"step": step, "history": history, "elapsed_s": elapsed,
-                                                      "task": task_info})
-    with atomic_path(directory / "optimizer.pt") as tmp:
-        torch.save({"step": step, "optimizer": opt.state_dict()}, tmp)
-
-
 def train(
     model: SingleLayerTransformer,
     task,
@@ -191,8 +178,8 @@ def train(
         task: an object with ``n``, ``d``, ``d_out``, ``sample(num, rng) -> (X, Y)`` and optional ``positions``
             (a :class:`~lamina.seq.targets.Target` or :class:`~lamina.seq.icl.InContextRegression`).
         cfg: hyperparameters.
-        checkpoint_dir: write ``model/`` and ``optimizer.pt`` there every ``cfg.checkpoint_every`` steps and
-            resume from them if present.
+        checkpoint_dir: write model and optimiser state there as one atomic checkpoint (``state/``) every
+            ``cfg.checkpoint_every`` steps, and resume from it if present (a corrupt one raises CheckpointError).
         progress: show a progress bar.
         callback: called with each evaluation record.
 
@@ -205,8 +192,14 @@ def train(
     if c.n_ctx < task.n or c.d_in != task.d or c.d_out != task.d_out:
         raise InputError(f"model: config (n_ctx={c.n_ctx}, d_in={c.d_in}, d_out={c.d_out}) does not fit the task "
                          f"(n={task.n}, d={task.d}, d_out={task.d_out})")
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    domain = getattr(task, "domain", None)
+    if domain is not None and c.domain != tuple(domain):  # record the box the model is trained for
+        model.config = c = replace(c, domain=tuple(domain))
+    with torch_threads(cfg.threads), torch_seed(cfg.seed):  # scoped: the caller's threads and RNG are restored
+        return _train(model, task, cfg, checkpoint_dir, progress, callback)
+
+
+def _train(model, task, cfg: TrainConfig, checkpoint_dir, progress: bool, callback) -> TrainResult:
     x_test, y_test = task.sample(cfg.num_test, np.random.default_rng([cfg.seed, 2]))
     if cfg.num_train is not None:
         x_train, y_train = task.sample(cfg.num_train, np.random.default_rng([cfg.seed, 1]))
@@ -217,16 +210,8 @@ def train(
     history: list[dict] = []
     start_step, elapsed0 = 0, 0.0
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None and (ckpt / "optimizer.pt").is_file() and (ckpt / "model").is_dir():
-        from lamina.seq.model import load_model
-
-        loaded, meta = load_model(ckpt / "model")
-        if loaded.config != c:
-            raise InputError(f"checkpoint_dir: {ckpt} holds a model of another architecture; use a new directory")
-        model.load_state_dict(loaded.state_dict())
-        state = torch.load(ckpt / "optimizer.pt", weights_only=False)
-        opt.load_state_dict(state["optimizer"])
-        start_step, history, elapsed0 = int(state["step"]), list(meta.get("history", [])), meta.get("elapsed_s", 0.0)
+    if ckpt is not None and has_state(ckpt):
+        start_step, history, elapsed0 = load_state(ckpt, model, opt)
     task_info = task.describe() if hasattr(task, "describe") else {}
 
     def evaluate(step: int, elapsed: float, train_loss: float) -> dict:
@@ -279,13 +264,14 @@ def train(
                 rec = evaluate(step, time.perf_counter() - t0, ema)
                 bar.update(bar_id, msg=f"test rel. MSE {rec['rel_mse']:.4g}")
             if ckpt is not None and step % cfg.checkpoint_every == 0:
-                _save_state(ckpt, model, opt, step, history, time.perf_counter() - t0, task_info)
+                save_state(ckpt, model, opt, step=step, history=history, elapsed=time.perf_counter() - t0,
+                           task_info=task_info)
             bar.update(bar_id, completed=step)
     elapsed = time.perf_counter() - t0
     if not history or history[-1]["step"] != step:
         evaluate(step, elapsed, ema)
     if ckpt is not None:
-        _save_state(ckpt, model, opt, step, history, elapsed, task_info)
+        save_state(ckpt, model, opt, step=step, history=history, elapsed=elapsed, task_info=task_info)
     final = dict(history[-1])
     metrics = {k: final[k] for k in ("rel_mse", "mse", "sup_error")}
     metrics.update(steps=step, seconds=round(elapsed, 1), n_params=model.n_params, stopped_by=stopped_by)
@@ -305,6 +291,7 @@ def gather_init(model: SingleLayerTransformer, *, beta: float = 4.0) -> SingleLa
         ``model``, modified in place.
     """
     c = model.config
+    beta = check_real("beta", beta, low=0.0, low_open=True)
     if c.positional not in ("onehot", "learned") or c.d_model < c.n_ctx + c.d_in + 1:
         raise InputError(f"gather_init: needs positional onehot or learned and d_model >= n_ctx + d_in + 1 = "
                          f"{c.n_ctx + c.d_in + 1}, got {c.positional!r} and d_model {c.d_model}")

@@ -8,12 +8,19 @@ certificate that is wrong: a certified bound must stay above everything it finds
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
 from lamina._validation import check_positive_int
+from lamina.errors import InputError
+from lamina.seq._checks import check_real
 from lamina.seq.targets import Target
+
+
+class LipschitzWarning(UserWarning):
+    """A Lipschitz constant passed by the user is below the target's own (proven) bound."""
 
 
 def corner_inputs(target: Target, num: int, rng: np.random.Generator) -> np.ndarray:
@@ -51,6 +58,9 @@ def adversarial_search(
     Returns:
         ``(error, x)``: the largest ``|f_ic(x) - N_ic(x)|`` found and ``x: (n, d)``.
     """
+    check_positive_int("steps", steps, minimum=0)
+    step_size = check_real("step_size", step_size, low=0.0, low_open=True, allow_none=True)
+    fd = check_real("fd", fd, low=0.0, low_open=True)
     a, b = target.domain
     x = np.clip(np.asarray(starts, dtype=np.float64), a, b)
     num, n, d = x.shape
@@ -101,6 +111,9 @@ def sup_error(
         ``{"random", "corners", "adversarial", "max"}`` errors and ``"argmax"``: the worst input ``(n, d)``.
     """
     check_positive_int("num_random", num_random)
+    for name, value in (("num_corners", num_corners), ("starts", starts), ("steps", steps), ("seed", seed)):
+        check_positive_int(name, value, minimum=0)
+    check_positive_int("batch", batch)
     rng = np.random.default_rng(seed)
     x_rand = rng.uniform(*target.domain, size=(num_random, target.n, target.d))
     x_corner = corner_inputs(target, num_corners, rng) if num_corners else x_rand[:0]
@@ -122,3 +135,86 @@ def sup_error(
     out["max"] = max(out["random"], out["corners"], adv)
     out["argmax"] = x_adv if adv >= max(out["random"], out["corners"]) else pts[int(np.argmax(errs))]
     return out
+
+
+def lipschitz_lower_bound(target: Target, *, num: int = 256, seed: int = 0, rel_step: float = 1e-4) -> float:
+    """A measured lower bound on the max-norm Lipschitz constant of ``target`` (over all output components).
+
+    Every value is a true difference quotient ``|f_ic(x) - f_ic(x')| / max|x - x'|`` of two points of the box, so
+    the result is ``<=`` the true constant (up to rounding): random pairs, finite-difference steps along each axis
+    from random points and box corners,
+    and, per point and output component, a step along the sign of the finite-difference gradient (where the
+    max-norm slope ``||grad f_ic||_1`` is reached). A Lipschitz constant below it is wrong, and a certificate
+    computed with it could come out below the true error.
+
+    Args:
+        target: the map.
+        num: sample points (the cost is about ``num * (n d + n d_out + 2)`` evaluations).
+        seed: seeds the points.
+        rel_step: the finite-difference step as a fraction of the box width.
+    """
+    num = check_positive_int("num", num)
+    a, b = target.domain
+    n, d = target.n, target.d
+    dim = n * d
+    h = rel_step * (b - a)
+    rng = np.random.default_rng(seed)
+
+    def fn(flat: np.ndarray) -> np.ndarray:
+        return target(flat.reshape(len(flat), n, d)).reshape(len(flat), -1)  # (P, K)
+
+    def quotient(x: np.ndarray, xp: np.ndarray, fx: np.ndarray, fxp: np.ndarray) -> float:
+        dist = np.abs(xp - x).max(axis=1)
+        ok = dist > 0
+        if not ok.any():
+            return 0.0
+        return float((np.abs(fxp - fx)[ok].max(axis=1) / dist[ok]).max())
+
+    x = rng.uniform(a, b - h, size=(num, dim))  # room for a step up along every axis
+    x[: num // 4] = np.where(rng.random((num // 4, dim)) < 0.5, a, b - h)  # slopes are often steepest at corners
+    fx = fn(x)
+    xp = rng.uniform(a, b, size=(num, dim))
+    best = quotient(x, xp, fx, fn(xp))
+    probes = (x[:, None, :] + h * np.eye(dim)[None]).reshape(-1, dim)  # (num * dim, dim)
+    grad = (fn(probes).reshape(num, dim, -1) - fx[:, None, :]) / h  # (num, dim, K)
+    best = max(best, float(np.abs(grad).max()))
+    for k in range(grad.shape[2]):
+        step = np.clip(x + h * np.sign(grad[:, :, k]), a, b)
+        best = max(best, quotient(x, step, fx[:, k : k + 1], fn(step)[:, k : k + 1]))
+    return best
+
+
+def check_lipschitz(t: Target, lip_f: float, *, user: bool, seed: int) -> None:
+    """Refuse a Lipschitz constant below one measured on sample pairs (a certificate built on it could lie);
+    warn when a user's constant undercuts the target's own proven one."""
+    measured = lipschitz_lower_bound(t, seed=seed)
+    if lip_f < measured * (1.0 - 1e-6):
+        raise InputError(
+            f"lipschitz: {lip_f:g} is below {measured:.6g}, a difference quotient |f(x) - f(x')| / max|x - x'| "
+            f"measured on target {t.name!r} over its box {t.domain}; a certificate computed with it would be wrong. "
+            "Pass an upper bound of the max-norm Lipschitz constant of every output component"
+        )
+    own = t.lipschitz
+    if user and own is not None and lip_f < own:
+        warnings.warn(
+            f"lipschitz: {lip_f:g} is below the target's own bound {own:g} ({t.name!r}); the certificate is only "
+            "as good as the constant you pass",
+            LipschitzWarning,
+            stacklevel=4,
+        )
+
+
+def check_against_samples(c, lip_f: float | None, *, seed: int = 0, num: int = 512) -> None:
+    """Refuse a certificate that a sample of random inputs and box corners already proves wrong."""
+    t = c.target
+    rng = np.random.default_rng([seed, 17])
+    x = rng.uniform(*t.domain, size=(num, t.n, t.d))
+    x[: num // 4] = np.where(rng.random((num // 4, t.n, t.d)) < 0.5, t.domain[0], t.domain[1])  # corners
+    seen = float(np.abs(c(x) - t(x)).max())
+    total = c.certificate.total
+    if seen > total * (1.0 + 1e-9) + 1e-12:
+        what = f"the Lipschitz constant {lip_f:g} is too small" if lip_f is not None else "it is wrong"
+        raise InputError(
+            f"lipschitz: the certificate {total:.4g} is below an error {seen:.4g} measured at a sample input of "
+            f"target {t.name!r}: {what}; pass an upper bound of the max-norm Lipschitz constant"
+        )
