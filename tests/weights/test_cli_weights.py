@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
@@ -84,7 +85,6 @@ def test_wrong_layer_shape_is_refused(tiny_probe):
 
     mix = ProbeXMixture.load(tiny_probe)
     est = mix.experts_["mlp-digits"]["expert"]
-    import pytest
 
     from lamina.errors import InputError
 
@@ -92,18 +92,32 @@ def test_wrong_layer_shape_is_refused(tiny_probe):
         est._check_x(np.zeros((1, 3, 784), np.float32), layer="fc1")
 
 
+@pytest.mark.slow
 def test_broken_model_in_zoo_is_reported_and_skipped(tiny_zoo, tmp_path):
+    # a file whose catalogue digest is right but whose weights are NaN (trained that way): read, then skipped
+    # (a file that no longer matches its digest is dropped before any read: test_integrity.py)
+    import hashlib
+
+    from lamina.weights.layers import read_state
+
     zoo = tmp_path / "zoo"
     shutil.copytree(tiny_zoo, zoo)
-    victim = Catalogue(zoo).models(tree="mlp-digits")[0]
-    (zoo / victim["path"]).write_bytes(b"not a safetensors file")
+    cat = Catalogue(zoo)
+    victim = cat.models(tree="mlp-digits")[0]
+    state = read_state(zoo / victim["path"])
+    state["fc2.weight"][0, 0] = np.nan
+    save_file(state, str(zoo / victim["path"]))
+    cat.add_models([{**victim, "sha256": hashlib.sha256((zoo / victim["path"]).read_bytes()).hexdigest()}])
+    cat.close()
     r = run("train", zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "1", "--r-u", "4", "--r-v", "4",
             "--r-t", "8")
     assert r.exit_code == 0, r.output
     out = _json_tail(r.output[r.output.index('{\n  "probe"'):])
-    assert any(victim["id"] in s for s in out["skipped"])
+    assert [s for s in out["skipped"] if victim["id"] in s] and "NaN" in out["skipped"][0]
+    assert out["dropped"] == {"count": 0, "files": []}
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
     r = run("evaluate", tiny_zoo, "-o", tmp_path / "rep", "--seeds", "0", "--epochs", "3", "--workers", "2")
     assert r.exit_code == 0, r.output
@@ -132,3 +146,56 @@ def test_search_index_scores_like_a_fresh_read(tiny_zoo, tiny_probe):
     x = np.stack([read_layer(paths[mix.index_ids_[i]], info["layer"]) for i in sel])
     fresh = info["aligner"].predict_proba(info["expert"].responses(x), embed_text([query]))[:, 0]
     np.testing.assert_allclose(scores[sel], fresh, atol=2e-3)
+
+
+def test_top_has_one_rule_for_predict_and_search(tiny_zoo, tiny_probe):
+
+    from lamina.errors import InputError
+    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.search import search_like, search_text
+
+    model = tiny_zoo / Catalogue(tiny_zoo).models(tree="cnn-digits")[0]["path"]
+    for top in ("-5", "0"):
+        for args in (("predict", tiny_probe, model, "--top", top),
+                     ("search", "a coat", "--zoo", tiny_zoo, "--top", top),
+                     ("search", "--like", "cnn-digits-00001", "--zoo", tiny_zoo, "--top", top)):
+            r = run(*args)
+            assert r.exit_code == 2 and r.output.strip() == f"error: top: expected an integer >= 1, got {top}", args
+    mix = ProbeXMixture.load(tiny_probe)
+    for call in (lambda t: mix.top_categories(model, top=t), lambda t: search_text(mix, "a coat", top=t),
+                 lambda t: search_like(mix, "cnn-digits-00001", top=t)):
+        for bad in (0, -5, 2.5, True):
+            with pytest.raises(InputError, match="top: expected an integer >= 1"):
+                call(bad)
+    out = mix.top_categories(model, top=4)
+    probs = [c["probability"] for c in out["categories"]]
+    assert len(probs) == 4 and probs == sorted(probs, reverse=True)
+    full = mix.predict_file(model)["probabilities"]
+    assert probs[0] == round(float(full.max()), 4)
+    assert len(mix.top_categories(model, top=10_000)["categories"]) == len(mix.categories_)
+
+
+def test_nan_or_inf_layer_is_named_before_any_arithmetic(tiny_zoo, tiny_probe, tmp_path):
+    import warnings
+
+    from lamina.errors import InputError
+    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.layers import read_state
+
+    src = tiny_zoo / Catalogue(tiny_zoo).models(tree="mlp-digits")[0]["path"]
+    mix = ProbeXMixture.load(tiny_probe)
+    for bad, name in ((np.nan, "nan.safetensors"), (np.inf, "inf.safetensors")):
+        state = read_state(src)
+        state["fc1.weight"][3, 5] = bad
+        path = tmp_path / name
+        save_file(state, str(path))
+        r = run("predict", tiny_probe, path)
+        assert r.exit_code == 2 and r.output.strip().startswith("error: "), r.output
+        assert len(r.output.strip().splitlines()) == 1 and name in r.output and "fc1.weight" in r.output
+        assert "RuntimeWarning" not in r.output
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a RuntimeWarning would fail here instead of the clear error
+            with pytest.raises(InputError, match=f"{name}.*NaN or infinite"):
+                mix.predict_file(path)
+            with pytest.raises(InputError, match=f"{name}: holds NaN or infinite"):
+                mix.router_.route_state(state, source=str(path))

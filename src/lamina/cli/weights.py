@@ -47,7 +47,10 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of splits and initialisation."),
     threads: int = typer.Option(1, "--threads", help="torch threads (at most the cores you may use)."),
 ) -> None:
-    """Discover the zoo's trees, train one ProbeX expert per tree (layer sweep) and the text alignment."""
+    """Discover the zoo's trees, train one ProbeX expert per tree (layer sweep) and the text alignment.
+
+    Model files whose bytes no longer match their catalogue sha256 are dropped (a warning names them; "dropped"
+    in the output counts them)."""
     import torch
 
     from lamina.errors import InputError
@@ -66,28 +69,21 @@ def train(
     register_probe(zoo, out)
     echo_json({"probe": str(out), "trees": {t: {"layer": e["layer"], "val_map": round(e["val_map"], 4),
                                                 "n_train": e["n_train"]} for t, e in mix.experts_.items()},
-               "skipped": mix.skipped_})
+               "skipped": mix.skipped_, "dropped": {"count": len(mix.dropped_), "files": mix.dropped_}})
 
 
 @app.command("predict")
 def predict(
     probe: Path = typer.Argument(..., help="Probe folder (from `lamina weights train`)."),
     model: list[Path] = typer.Argument(..., help="Model file(s) (.safetensors)."),
-    top: int = typer.Option(10, "--top", help="Categories to list per model."),
+    top: int = typer.Option(10, "--top", help="Categories to list per model (>= 1)."),
 ) -> None:
     """Which categories was each model trained on? Routes each file to its tree's expert."""
-    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.experts import ProbeXMixture, check_top
 
+    check_top(top)  # before loading anything
     mix = ProbeXMixture.load(probe)
-    out = []
-    seen = set(mix.seen_)
-    for path in model:
-        r = mix.predict_file(path)
-        p = r["probabilities"]
-        order = p.argsort()[::-1][:top]
-        out.append({"model": str(path), "tree": r["tree"], "layer": r["layer"],
-                    "categories": [{"name": mix.categories_[c], "probability": round(float(p[c]), 4),
-                                    "source": "expert" if c in seen else "text (zero-shot)"} for c in order]})
+    out = [mix.top_categories(path, top=top) for path in model]
     echo_json(out if len(out) > 1 else out[0])
 
 
@@ -97,15 +93,16 @@ def search(
     zoo: Path = typer.Option(..., "--zoo", help="Zoo folder."),
     like: str = typer.Option(None, "--like", help="A model id of the zoo or a model file: find similar models."),
     probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one trained for the zoo)."),
-    top: int = typer.Option(10, "--top", help="Number of models to return."),
+    top: int = typer.Option(10, "--top", help="Number of models to return (>= 1)."),
 ) -> None:
     """Rank the zoo's models by a text query, or by likeness to a model (--like)."""
     from lamina.errors import InputError
-    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.experts import ProbeXMixture, check_top
     from lamina.weights.search import probe_of, search_like, search_text
 
     if (query is None) == (like is None):
         raise InputError("search: give either a text query or --like MODEL (not both)")
+    check_top(top)
     mix = ProbeXMixture.load(probe or probe_of(zoo))
     res = search_text(mix, query, top=top) if query is not None else search_like(mix, like, top=top)
     echo_json({"query": query, "like": like, "results": res})

@@ -19,18 +19,26 @@ import time
 
 import numpy as np
 import torch
+from scipy.special import expit
+from sklearn.base import BaseEstimator
 from torch import nn
 
+from lamina._process import torch_seed
 from lamina.errors import InputError
-from lamina.weights.probex import preprocess
+from lamina.weights._train import train_bce
+from lamina.weights.probex import count_params, preprocess
 
 
-class DenseLinearProbe:
+class DenseLinearProbe(BaseEstimator):
     """Multi-label logistic regression on the flattened (d_H, d_W) layer."""
 
     def __init__(self, epochs: int = 40, lr: float = 1e-3, weight_decay: float = 1e-5, batch_size: int = 32,
                  seed: int = 0):
-        self.epochs, self.lr, self.weight_decay, self.batch_size, self.seed = epochs, lr, weight_decay, batch_size, seed
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.seed = seed
 
     def fit(self, X, Y) -> DenseLinearProbe:
         X = np.asarray(X, np.float32)
@@ -39,20 +47,12 @@ class DenseLinearProbe:
         self.mean_ = X.mean(0)
         xt = torch.from_numpy(preprocess(X, self.mean_, True).reshape(len(X), -1))
         yt = torch.from_numpy(Y)
-        torch.manual_seed(self.seed)
-        self.net_ = nn.Linear(xt.shape[1], Y.shape[1])
-        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        gen = torch.Generator().manual_seed(self.seed)
-        for _ in range(self.epochs):
-            order = torch.randperm(len(xt), generator=gen)
-            for s in range(0, len(xt), self.batch_size):
-                idx = order[s : s + self.batch_size]
-                loss = nn.functional.binary_cross_entropy_with_logits(self.net_(xt[idx]), yt[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        with torch_seed(self.seed):
+            self.net_ = nn.Linear(xt.shape[1], Y.shape[1])
+            train_bce(self.net_, xt, yt, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+                      batch_size=self.batch_size, seed=self.seed)
         self.fit_seconds_ = time.perf_counter() - t0
-        self.n_params_ = int(sum(p.numel() for p in self.net_.parameters()))
+        self.n_params_ = count_params(self.net_)
         return self
 
     @torch.no_grad()
@@ -61,10 +61,10 @@ class DenseLinearProbe:
         return self.net_(torch.from_numpy(preprocess(X, self.mean_, True).reshape(len(X), -1))).numpy()
 
     def predict_proba(self, X) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return expit(self.decision_function(X))
 
 
-class RidgeProbe:
+class RidgeProbe(BaseEstimator):
     """Ridge regression of the 0/1 labels on the flattened layer (closed form); the penalty is picked among
     ``alphas`` by efficient leave-one-out cross-validation on the training models (scikit-learn's RidgeCV)."""
 
@@ -104,11 +104,12 @@ def weight_statistics(state: dict) -> np.ndarray:
     return np.asarray(feats, dtype=np.float32)
 
 
-class StatNN:
+class StatNN(BaseEstimator):
     """Gradient boosting on weight statistics, one binary classifier per category."""
 
     def __init__(self, max_iter: int = 60, seed: int = 0):
-        self.max_iter, self.seed = max_iter, seed
+        self.max_iter = max_iter
+        self.seed = seed
 
     def fit(self, F, Y) -> StatNN:
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -169,7 +170,7 @@ def behaviour(model: nn.Module, images: np.ndarray) -> np.ndarray:
     return np.stack([mode, p.max(2).values.mean(1).numpy()], axis=1).astype(np.float32)
 
 
-class UpperBound:
+class UpperBound(BaseEstimator):
     """Data-aware probe: per category, a logistic regression on that category's own features F[:, c, :]."""
 
     def fit(self, F, Y) -> UpperBound:

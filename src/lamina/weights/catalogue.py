@@ -7,12 +7,14 @@ Paths are stored relative to the zoo folder, so a zoo can be moved.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from lamina.errors import InputError
+from lamina._io import sha256_file
+from lamina.errors import CheckpointError, InputError
 
 CATALOGUE = "catalogue.sqlite"
 
@@ -29,6 +31,7 @@ CREATE TABLE IF NOT EXISTS models (
 );
 CREATE INDEX IF NOT EXISTS models_tree ON models(tree);
 """
+_TABLES = {"meta", "roots", "models"}
 
 
 class Catalogue:
@@ -37,12 +40,40 @@ class Catalogue:
     def __init__(self, zoo: str | Path, *, create: bool = False):
         self.zoo = Path(zoo)
         path = self.zoo / CATALOGUE
-        if not create and not path.is_file():
+        exists = path.is_file()
+        if not create and not exists:
             raise InputError(f"zoo: {self.zoo} has no {CATALOGUE}; build one with `lamina weights zoo build`")
+        if exists and path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: empty file, not a zoo catalogue (remove it and rebuild the zoo)")
         self.zoo.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.con = sqlite3.connect(str(path), timeout=60)
-        self.con.executescript(_SCHEMA)
+        try:
+            with self._guard():
+                if exists:  # an existing file must be an intact catalogue: never add tables to a stranger
+                    check = self.con.execute("PRAGMA quick_check").fetchone()
+                    if check is None or check[0] != "ok":
+                        raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
+                    tables = {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                    if not _TABLES <= tables:
+                        raise CheckpointError(f"{path}: not a zoo catalogue (tables {sorted(tables)}, expected "
+                                              f"{sorted(_TABLES)})")
+                else:
+                    self.con.executescript(_SCHEMA)
+        except BaseException:
+            self.con.close()
+            raise
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn SQLite's errors on a damaged file into one CheckpointError naming the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise CheckpointError(f"{self.path}: not a readable zoo catalogue ({exc}); rebuild the zoo or restore "
+                                  "the file") from None
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{self.path}: a catalogue entry is not valid JSON ({exc})") from None
 
     def close(self) -> None:
         self.con.close()
@@ -55,16 +86,17 @@ class Catalogue:
 
     # meta
     def set_meta(self, key: str, value) -> None:
-        with self.con:
+        with self._guard(), self.con:
             self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default=None):
-        row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        with self._guard():
+            row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return default if row is None else json.loads(row[0])
 
     # roots
     def add_root(self, row: dict) -> None:
-        with self.con:
+        with self._guard(), self.con:
             self.con.execute(
                 "INSERT OR REPLACE INTO roots VALUES (:name, :arch, :parent, :pretrain, :accuracy, :path, :sha256,"
                 " :seconds)",
@@ -72,16 +104,17 @@ class Catalogue:
             )
 
     def roots(self) -> dict[str, dict]:
-        cur = self.con.execute("SELECT name, arch, parent, pretrain, accuracy, path, sha256, seconds FROM roots")
         out = {}
-        for name, arch, parent, pretrain, acc, path, sha, sec in cur:
-            out[name] = dict(name=name, arch=json.loads(arch), parent=parent, pretrain=pretrain, accuracy=acc,
-                             path=path, sha256=sha, seconds=sec)
+        with self._guard():
+            cur = self.con.execute("SELECT name, arch, parent, pretrain, accuracy, path, sha256, seconds FROM roots")
+            for name, arch, parent, pretrain, acc, path, sha, sec in cur:
+                out[name] = dict(name=name, arch=json.loads(arch), parent=parent, pretrain=pretrain, accuracy=acc,
+                                 path=path, sha256=sha, seconds=sec)
         return out
 
     # models
     def add_models(self, rows: Iterable[dict]) -> None:
-        with self.con:
+        with self._guard(), self.con:
             self.con.executemany(
                 "INSERT OR REPLACE INTO models VALUES (:id, :tree, :parent, :arch, :categories, :hparams, :accuracy,"
                 " :path, :sha256, :seconds)",
@@ -93,7 +126,8 @@ class Catalogue:
             )
 
     def model_ids(self) -> set[str]:
-        return {r[0] for r in self.con.execute("SELECT id FROM models")}
+        with self._guard():
+            return {r[0] for r in self.con.execute("SELECT id FROM models")}
 
     def models(self, tree: str | None = None) -> list[dict]:
         """All models (optionally of one tree), sorted by id, with parsed JSON fields."""
@@ -103,10 +137,51 @@ class Catalogue:
             q += " WHERE tree = ?"
             args = (tree,)
         rows = []
-        for mid, tr, parent, arch, cats, hp, acc, path, sha, sec in self.con.execute(q + " ORDER BY id", args):
-            rows.append(dict(id=mid, tree=tr, parent=parent, arch=json.loads(arch), categories=json.loads(cats),
-                             hparams=json.loads(hp), accuracy=acc, path=path, sha256=sha, seconds=sec))
+        with self._guard():
+            for mid, tr, parent, arch, cats, hp, acc, path, sha, sec in self.con.execute(q + " ORDER BY id", args):
+                rows.append(dict(id=mid, tree=tr, parent=parent, arch=json.loads(arch), categories=json.loads(cats),
+                                 hparams=json.loads(hp), accuracy=acc, path=path, sha256=sha, seconds=sec))
         return rows
 
+    def remove_models(self, ids: Iterable[str]) -> None:
+        """Drop models from the catalogue (their files are left to the caller)."""
+        with self._guard(), self.con:
+            self.con.executemany("DELETE FROM models WHERE id = ?", [(i,) for i in ids])
+
+    def remove_root(self, name: str) -> None:
+        with self._guard(), self.con:
+            self.con.execute("DELETE FROM roots WHERE name = ?", (name,))
+
     def count(self) -> int:
-        return int(self.con.execute("SELECT COUNT(*) FROM models").fetchone()[0])
+        with self._guard():
+            return int(self.con.execute("SELECT COUNT(*) FROM models").fetchone()[0])
+
+
+def file_problem(zoo: str | Path, row: dict) -> str | None:
+    """Why the file of a catalogue row (model or root) cannot be trusted, or None if its bytes match its sha256."""
+    path = Path(zoo) / row["path"]
+    if not path.is_file():
+        return f"{path}: missing"
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        return f"{path}: unreadable ({exc.strerror})"
+    if digest != row["sha256"]:
+        return f"{path}: sha256 {digest[:12]}... does not match the catalogue's {str(row['sha256'])[:12]}..."
+    return None
+
+
+def verify_files(zoo: str | Path, rows: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """Split catalogue rows into those whose file matches its sha256 and the others (with the reason).
+
+    Returns:
+        ``(good, bad)``: good rows in their order; ``bad`` as ``(row, message)`` pairs.
+    """
+    good, bad = [], []
+    for row in rows:
+        problem = file_problem(zoo, row)
+        if problem is None:
+            good.append(row)
+        else:
+            bad.append((row, problem))
+    return good, bad

@@ -19,6 +19,8 @@ Trees are also discovered from weights alone and compared with the true trees (a
 
 from __future__ import annotations
 
+import functools
+import logging
 import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lamina._process import single_threaded, torch_threads
 from lamina.errors import InputError
 from lamina.weights.baselines import (
     DenseLinearProbe,
@@ -42,6 +45,8 @@ from lamina.weights.experts import candidate_layers
 from lamina.weights.layers import layer_from_state, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.probex import ProbeX, ProbeXConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -94,18 +99,21 @@ def _scores(y, s) -> dict:
     return multilabel_metrics(y, s)
 
 
-def _one_thread() -> None:
-    """Workers run one thread each (torch, BLAS, OpenMP): two workers on two cores never oversubscribe them."""
-    import torch
-    from threadpoolctl import threadpool_limits
+def _one_thread(task):
+    """Run a worker task with torch, BLAS and OpenMP at one thread each (two workers on two cores never
+    oversubscribe them), restoring the worker's settings afterwards."""
 
-    torch.set_num_threads(1)
-    threadpool_limits(1)
+    @functools.wraps(task)
+    def run(args):
+        with single_threaded():
+            return task(args)
+
+    return run
 
 
+@_one_thread
 def _sweep_task(args) -> dict:
     tree, layer = args
-    _one_thread()
     d, cfg = _D["trees"][tree], _D["cfg"]
     seen = _D["seen"]
     tr, va, _ = _split(len(d["ids"]), cfg.seeds[0], cfg)
@@ -119,10 +127,10 @@ def _sweep_task(args) -> dict:
             "fit_seconds": est.fit_seconds_}
 
 
+@_one_thread
 def _seed_task(args) -> list[dict]:
     """One part ("probex", "dense" or "cheap") of the methods for one tree and seed."""
     part, tree, seed, best, largest = args
-    _one_thread()
     d, cfg = _D["trees"][tree], _D["cfg"]
     seen, held, text = _D["seen"], _D["heldout"], _D["text"]
     tr, _, te = _split(len(d["ids"]), seed, cfg)
@@ -172,9 +180,9 @@ def _seed_task(args) -> list[dict]:
     return rows
 
 
+@_one_thread
 def _cross_task(args) -> list[dict]:
     trees, layer, seed = args
-    _one_thread()
     cfg, seen = _D["cfg"], _D["seen"]
     splits = {t: _split(len(_D["trees"][t]["ids"]), seed, cfg) for t in trees}
     Xtr = np.concatenate([_D["trees"][t]["layers"][layer][splits[t][0]] for t in trees])
@@ -194,10 +202,10 @@ def _cross_task(args) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------ loading
+@_one_thread
 def _load_chunk(args) -> dict:
     """Worker: :func:`_load_tree` on a chunk of models (the images come from the forked parent)."""
     zoo, models, root_path, arch = args
-    _one_thread()
     return _load_tree(zoo, models, root_path, arch, _D["images"], lambda m: None)
 
 
@@ -251,16 +259,21 @@ def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, image
             "first_layer": first, "skipped": skipped}
 
 
-def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=print) -> dict:
-    """Run the whole evaluation and return the report as a dict (see :mod:`lamina.weights.report` to write it)."""
+def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=None) -> dict:
+    """Run the whole evaluation and return the report as a dict (see :mod:`lamina.weights.report` to write it).
+
+    ``log``: called with one line per step (default: ``logging`` at INFO level).
+    """
+    with torch_threads(1):  # the main process reads and fingerprints; the workers train, one thread each
+        return _evaluate(Path(zoo), cfg or EvalConfig(), log or logger.info)
+
+
+def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
     from lamina.weights.data import category_pools, vocabulary
     from lamina.weights.text import embed_text
     from lamina.weights.trees import adjusted_rand, discover_trees, fingerprint_files
 
-    cfg = cfg or EvalConfig()
-    zoo = Path(zoo)
     t_start = time.perf_counter()
-    torch.set_num_threads(1)  # the main process reads and fingerprints; the workers train, one thread each
     with Catalogue(zoo) as cat:
         models, roots, vocab = cat.models(), cat.roots(), cat.get_meta("vocabulary", [])
         zcfg = cat.get_meta("config", {})

@@ -16,14 +16,17 @@ reads the tree's layer.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from lamina._io import load_checkpoint, save_checkpoint
+from lamina._validation import check_positive_int
 from lamina.errors import InputError
-from lamina.weights.catalogue import Catalogue
+from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.layers import layer_from_state, load_layers, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.probex import ProbeX, ProbeXConfig
@@ -31,6 +34,12 @@ from lamina.weights.text import TextAligner, embed_text
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
 
 KIND = "weights.ProbeXMixture"
+logger = logging.getLogger(__name__)
+
+
+def check_top(top) -> int:
+    """The one rule for every ``top`` (predict and search): an integer >= 1."""
+    return check_positive_int("top", top)
 
 
 @dataclass
@@ -83,21 +92,43 @@ def name_trees(found: np.ndarray, true_names: list[str]) -> list[str]:
     return [names[int(k)] for k in found]
 
 
-class ProbeXMixture:
-    """One ProbeX expert per discovered tree, a router, text aligners and a search index."""
+class ProbeXMixture(BaseEstimator):
+    """One ProbeX expert per discovered tree, a router, text aligners and a search index.
+
+    Args:
+        config: how :meth:`fit_zoo` trains (``None``: the defaults of :class:`TrainConfig`).
+    """
 
     def __init__(self, config: TrainConfig | None = None):
-        self.config = config or TrainConfig()
+        self.config = config
 
     # -------------------------------------------------------------------------------------------- training
-    def fit_zoo(self, zoo: str | Path, *, log=print) -> ProbeXMixture:
-        cfg = self.config
+    def fit_zoo(self, zoo: str | Path, *, log=None) -> ProbeXMixture:
+        """Train on every model of a zoo folder (see the module docstring).
+
+        Every model file is first checked against its catalogue sha256; a missing or altered file is dropped (a
+        logged warning names it; ``dropped_`` lists them) and never read.
+
+        Args:
+            zoo: zoo folder (``lamina weights zoo build``).
+            log: called with one line per step (default: ``logging`` at INFO level).
+        """
+        cfg = self.config if self.config is not None else TrainConfig()
+        self.config_ = cfg
+        log = log or logger.info
         zoo = Path(zoo)
         with Catalogue(zoo) as cat:
             models = cat.models()
             vocab = cat.get_meta("vocabulary", [])
         if not models:
             raise InputError(f"zoo: {zoo} holds no models; build it with `lamina weights zoo build`")
+        models, bad = verify_files(zoo, models)
+        self.dropped_ = [message for _, message in bad]
+        if bad:
+            logger.warning("train: dropped %d model(s) whose file does not match its catalogue sha256: %s", len(bad),
+                           "; ".join(self.dropped_))
+        if not models:
+            raise InputError(f"zoo: {zoo}: no model file matches its catalogue sha256; rebuild the zoo")
         self.categories_ = [v["name"] for v in vocab]
         self.prompts_ = [v["prompt"] for v in vocab]
         C = len(vocab)
@@ -196,10 +227,33 @@ class ProbeXMixture:
             ``{"tree", "layer", "probabilities": (C,) array}``.
         """
         state = read_state(path)
+        for name, tensor in state.items():  # before any arithmetic: no RuntimeWarning, the file named
+            if not np.all(np.isfinite(tensor)):
+                raise InputError(f"{path}: tensor {name!r} holds NaN or infinite values")
         tree = self.route(state, str(path))
         layer = self.experts_[tree]["layer"]
         x = layer_from_state(state, layer, source=str(path))
         return {"tree": tree, "layer": layer, "probabilities": self._probs(tree, x[None])[0]}
+
+    def top_categories(self, path: str | Path, *, top: int = 10) -> dict:
+        """The ``top`` most likely training categories of a model file, best first.
+
+        Args:
+            path: a model file (.safetensors).
+            top: how many categories to list, an integer >= 1 (at most all of them are listed).
+
+        Returns:
+            ``{"model", "tree", "layer", "categories": [{"name", "probability", "source"}]}``; ``source`` is
+            ``"expert"`` for a category the probes were trained on, ``"text (zero-shot)"`` otherwise.
+        """
+        top = check_top(top)
+        r = self.predict_file(path)
+        p = r["probabilities"]
+        seen = set(self.seen_)
+        order = np.argsort(-p, kind="stable")[:top]
+        return {"model": str(path), "tree": r["tree"], "layer": r["layer"],
+                "categories": [{"name": self.categories_[c], "probability": round(float(p[c]), 4),
+                                "source": "expert" if c in seen else "text (zero-shot)"} for c in order]}
 
     def text_scores(self, query: str) -> np.ndarray:
         """Probability per indexed model that it learned what ``query`` describes, (N_index,)."""
@@ -228,10 +282,11 @@ class ProbeXMixture:
         rt, rdoc = self.router_.to_state()
         tensors.update(rt)
         tensors["index.z"] = self.index_z_
-        cfg = {"train": self.config.to_dict(), "trees": trees_doc, "router": rdoc, "categories": self.categories_,
+        cfg = {"train": self.config_.to_dict(), "trees": trees_doc, "router": rdoc, "categories": self.categories_,
                "prompts": self.prompts_, "seen": self.seen_, "index_ids": self.index_ids_,
                "index_trees": self.index_trees_}
-        meta = {"zoo": str(Path(zoo).resolve()) if zoo else None, "skipped": self.skipped_}
+        meta = {"zoo": str(Path(zoo).resolve()) if zoo else None, "skipped": self.skipped_,
+                "dropped": getattr(self, "dropped_", [])}
         return save_checkpoint(directory, tensors, kind=KIND, config=cfg, metadata=meta)
 
     @classmethod
@@ -240,6 +295,7 @@ class ProbeXMixture:
         t = {k: v.numpy() for k, v in tensors.items()}
         cfg = doc["config"]
         m = cls(TrainConfig(**cfg["train"]))
+        m.config_ = m.config
         m.categories_, m.prompts_, m.seen_ = cfg["categories"], cfg["prompts"], cfg["seen"]
         m.text_ = t["text"]
         m.router_ = Router.from_state(t, cfg["router"])
@@ -253,5 +309,6 @@ class ProbeXMixture:
         m.index_ids_, m.index_trees_ = cfg["index_ids"], cfg["index_trees"]
         m.index_probs_, m.index_z_ = t["index.probs"], t["index.z"]
         m.skipped_ = doc.get("metadata", {}).get("skipped", [])
+        m.dropped_ = doc.get("metadata", {}).get("dropped", [])
         return m
 

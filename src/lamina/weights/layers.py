@@ -13,13 +13,15 @@ A layer is named by its tensor key without the ``.weight`` suffix or with it (``
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from lamina.errors import CheckpointError, InputError
+
+logger = logging.getLogger(__name__)
 
 
 def reshape_weight(w: np.ndarray, kind: str | None = None) -> np.ndarray:
@@ -121,7 +123,7 @@ def load_layers(paths: list[Path], layer: str, *, warn: bool = True) -> tuple[np
     Args:
         paths: model files.
         layer: layer name.
-        warn: print one line per skipped file on stderr.
+        warn: log one warning per skipped file.
 
     Returns:
         ``(X, kept, skipped)``: X (N_kept, d_H, d_W) float32; indices into ``paths`` that were read; one message
@@ -141,7 +143,7 @@ def load_layers(paths: list[Path], layer: str, *, warn: bool = True) -> tuple[np
         except (CheckpointError, InputError) as exc:
             skipped.append(str(exc))
             if warn:
-                print(f"warning: skipped {exc}", file=sys.stderr)
+                logger.warning("skipped %s", exc)
             continue
         mats.append(m)
         kept.append(i)

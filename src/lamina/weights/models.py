@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lamina._process import torch_seed
 from lamina.errors import InputError
 
 ARCHS = ("mlp", "cnn")
@@ -87,8 +88,8 @@ class CNN(nn.Module):
 
 def build_model(arch: ArchConfig, n_classes: int, *, seed: int) -> nn.Module:
     """A freshly initialised model (deterministic in ``seed``)."""
-    torch.manual_seed(seed)
-    return (MLP if arch.arch == "mlp" else CNN)(arch.hidden, n_classes)
+    with torch_seed(seed):  # the layers draw their initial weights from torch's global generator
+        return (MLP if arch.arch == "mlp" else CNN)(arch.hidden, n_classes)
 
 
 def state_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:

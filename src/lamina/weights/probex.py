@@ -21,11 +21,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from scipy.special import expit
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
+from lamina._process import torch_seed
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
+from lamina.weights._train import train_bce
 
 KIND = "weights.ProbeX"
 
@@ -122,53 +126,46 @@ def pca_probes(x: np.ndarray, r_u: int, *, seed: int = 0, max_models: int = 128)
     return (u * 3.0 * np.sqrt(x.shape[2] / r_u)).astype(np.float32)
 
 
-class ProbeX:
-    """One ProbeX expert as a scikit-learn style multi-label estimator.
+class ProbeX(BaseEstimator):
+    """One ProbeX expert as a scikit-learn multi-label estimator (``clone``, ``get_params`` and Pipelines work).
 
     Args:
-        config: dimensions and training settings.
+        config: dimensions and training settings (``None``: the defaults of :class:`ProbeXConfig`).
 
     Attributes (after ``fit``):
-        net_: the trained :class:`ProbeXNet`; mean_: (d_H, d_W) training mean (or None);
-        shape_: (d_H, d_W); n_classes_; fit_seconds_; n_params_ (trainable parameters).
+        net_: the trained :class:`ProbeXNet`; config_: the settings it was trained with; mean_: (d_H, d_W)
+        training mean (or None); shape_: (d_H, d_W); n_classes_; fit_seconds_; n_params_ (trainable parameters).
     """
 
     def __init__(self, config: ProbeXConfig | None = None):
-        self.config = config or ProbeXConfig()
+        self.config = config
 
     # ---------------------------------------------------------------- fitting
     def fit(self, X, Y) -> ProbeX:
         """Train on weight matrices X (N, d_H, d_W) with 0/1 labels Y (N, C)."""
-        cfg = self.config
+        cfg = self.config if self.config is not None else ProbeXConfig()
+        if not isinstance(cfg, ProbeXConfig):
+            raise InputError(f"config: expected a ProbeXConfig or None, got {type(cfg).__name__}")
         X = self._check_x(X, fitted=False)
         Y = np.asarray(Y, dtype=np.float32)
         if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
             raise InputError(f"Y: expected shape ({X.shape[0]}, C), got {Y.shape}")
         t0 = time.perf_counter()
+        self.config_ = cfg
         self.shape_ = tuple(X.shape[1:])
         self.n_classes_ = Y.shape[1]
         self.mean_ = X.mean(0) if cfg.center else None
         xt = torch.from_numpy(preprocess(X, self.mean_, cfg.normalize))
         yt = torch.from_numpy(Y)
-        torch.manual_seed(cfg.seed)
-        self.net_ = ProbeXNet(*self.shape_, self.n_classes_, cfg)
-        if cfg.init == "pca":
-            with torch.no_grad():
-                self.net_.U.copy_(torch.from_numpy(pca_probes(xt.numpy(), cfg.r_u, seed=cfg.seed)))
-        opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        self.net_.train()
-        for _ in range(cfg.epochs):
-            order = torch.randperm(len(xt), generator=gen)
-            for s in range(0, len(xt), cfg.batch_size):
-                idx = order[s : s + cfg.batch_size]
-                loss = nn.functional.binary_cross_entropy_with_logits(self.net_(xt[idx]), yt[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        self.net_.eval()
+        with torch_seed(cfg.seed):  # initial weights and dropout masks: reproducible, the caller's stream untouched
+            self.net_ = ProbeXNet(*self.shape_, self.n_classes_, cfg)
+            if cfg.init == "pca":
+                with torch.no_grad():
+                    self.net_.U.copy_(torch.from_numpy(pca_probes(xt.numpy(), cfg.r_u, seed=cfg.seed)))
+            train_bce(self.net_, xt, yt, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                      batch_size=cfg.batch_size, seed=cfg.seed)
         self.fit_seconds_ = time.perf_counter() - t0
-        self.n_params_ = int(sum(p.numel() for p in self.net_.parameters() if p.requires_grad))
+        self.n_params_ = count_params(self.net_)
         return self
 
     # ---------------------------------------------------------------- inference
@@ -192,7 +189,7 @@ class ProbeX:
         X = self._check_x(X)
         out = []
         for s in range(0, len(X), batch):
-            xt = torch.from_numpy(preprocess(X[s : s + batch], self.mean_, self.config.normalize))
+            xt = torch.from_numpy(preprocess(X[s : s + batch], self.mean_, self.config_.normalize))
             out.append(getattr(self.net_, fn)(xt).numpy())
         return np.concatenate(out)
 
@@ -202,7 +199,7 @@ class ProbeX:
 
     def predict_proba(self, X) -> np.ndarray:
         """Probability that each category was in each model's training data, (N, C)."""
-        return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return expit(self.decision_function(X))
 
     def predict(self, X) -> np.ndarray:
         """0/1 predictions (N, C) at threshold 0.5."""
@@ -218,7 +215,7 @@ class ProbeX:
         X = self._check_x(X)
         U = self.net_.U.detach()
         return np.concatenate([
-            (torch.from_numpy(preprocess(X[s : s + batch], self.mean_, self.config.normalize)) @ U).numpy()
+            (torch.from_numpy(preprocess(X[s : s + batch], self.mean_, self.config_.normalize)) @ U).numpy()
             for s in range(0, len(X), batch)
         ])
 
@@ -236,12 +233,13 @@ class ProbeX:
         return out
 
     def state_config(self) -> dict:
-        return {"config": self.config.to_dict(), "shape": list(self.shape_), "n_classes": self.n_classes_,
+        return {"config": self.config_.to_dict(), "shape": list(self.shape_), "n_classes": self.n_classes_,
                 "fit_seconds": self.fit_seconds_, "n_params": self.n_params_}
 
     @classmethod
     def from_state(cls, tensors: dict, doc: dict, prefix: str = "") -> ProbeX:
         est = cls(ProbeXConfig.from_dict(doc["config"]))
+        est.config_ = est.config
         est.shape_ = tuple(doc["shape"])
         est.n_classes_ = int(doc["n_classes"])
         est.fit_seconds_ = doc.get("fit_seconds", float("nan"))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina._io import atomic_path, write_json_atomic, write_text_atomic
+from lamina._process import new_figure
 
 METRICS = ("map", "map_chance", "auc", "accuracy", "accuracy_chance", "fit_seconds", "n_params")
 
@@ -84,16 +85,13 @@ def markdown(report: dict) -> str:
 
 
 def figures(report: dict, out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Draw ``map_per_method.png`` and ``representation_map.png`` into ``out`` (no pyplot, no backend change)."""
     written = []
     agg = aggregate(report["rows"])
     trees = sorted({t for t, _ in agg})
     methods = sorted({m for _, m in agg}, key=_method_order)
-    fig, axes = plt.subplots(1, len(trees), figsize=(4.2 * len(trees), 4.2), squeeze=False)
+    fig = new_figure(figsize=(4.2 * len(trees), 4.2))
+    axes = fig.subplots(1, len(trees), squeeze=False)
     for ax, t in zip(axes[0], trees, strict=True):
         ms = [m for m in methods if (t, m) in agg]
         vals = [agg[(t, m)]["map"][0] for m in ms]
@@ -110,13 +108,13 @@ def figures(report: dict, out: Path) -> list[Path]:
     p = out / "map_per_method.png"
     with atomic_path(p) as tmp:
         fig.savefig(tmp, dpi=120)
-    plt.close(fig)
     written.append(p)
 
     # 2-D maps: fingerprints (all models) and the cross-tree ProbeX representation (test models)
     m = report.get("_map")
     zs = [r for r in report["rows"] if r["method"] == "_map"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    fig = new_figure(figsize=(11, 4.8))
+    axes = fig.subplots(1, 2)
     if m is not None and len(m["fingerprints"]):
         from sklearn.decomposition import PCA
 
@@ -146,7 +144,6 @@ def figures(report: dict, out: Path) -> list[Path]:
     p = out / "representation_map.png"
     with atomic_path(p) as tmp:
         fig.savefig(tmp, dpi=120)
-    plt.close(fig)
     written.append(p)
     return written
 

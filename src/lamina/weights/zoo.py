@@ -16,6 +16,7 @@ Typical use::
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -27,14 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lamina._io import atomic_path, sha256_file
+from lamina._process import single_threaded, torch_threads
 from lamina._validation import check_positive_int
 from lamina.errors import InputError
-from lamina.weights.catalogue import Catalogue
+from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.data import DEFAULT_VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
+from lamina.weights.modelfile import load_model_state as _load_state
+from lamina.weights.modelfile import save_model_file
 from lamina.weights.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
 
 PRETRAIN_SOURCES = ("digits", "fashion-test")
+logger = logging.getLogger(__name__)
 
 
 def _pair(name: str, v, cast=float) -> list:
@@ -206,37 +210,29 @@ def model_spec(cfg: ZooConfig, tree_index: int, i: int, n_categories: int) -> di
     }
 
 
-# ---------------------------------------------------------------------------------------------------------- storage
-def save_model_file(path: Path, state: dict[str, np.ndarray], metadata: dict[str, str]) -> str:
-    """Write a model's tensors as safetensors atomically; return the file's sha256."""
-    from safetensors.numpy import save_file
-
-    with atomic_path(path) as tmp:
-        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}, str(tmp), metadata)
-    return sha256_file(path)
-
-
-def _load_state(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    return load_file(str(path))
-
-
 # ---------------------------------------------------------------------------------------------------------- workers
 _W: dict = {}
 
 
-def _worker_init(pools: np.ndarray, tests: np.ndarray, zoo: str, roots: dict, threads: int) -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
-    threadpool_limits(threads)
+def _worker_init(pools: np.ndarray, tests: np.ndarray, zoo: str, roots: dict) -> None:
     _W.update(pools=pools, tests=tests, zoo=Path(zoo), roots=roots, cache={})
 
 
 def _finetune_one(spec: dict) -> dict:
-    """Fine-tune one model in a worker and save it; returns its catalogue row."""
+    """Fine-tune one model in a worker (one thread) and save it; returns its catalogue row, or ``{"error": ...}``
+    when its file could not be written (the parent stops the build and keeps the catalogue consistent)."""
+    with single_threaded():
+        try:
+            return _finetune(spec)
+        except OSError as exc:
+            return {"error": _os_message(exc), "id": spec["id"]}
+
+
+def _os_message(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror}" if exc.filename else (exc.strerror or str(exc))
+
+
+def _finetune(spec: dict) -> dict:
     import torch
 
     t0 = time.perf_counter()
@@ -299,9 +295,33 @@ def _build_root(cfg: ZooConfig, r: RootConfig, zoo: Path, cat: Catalogue, consol
                   + (f" from {r.parent}" if r.parent else "") + f", held-out accuracy {acc:.3f}")
 
 
+def _verify_catalogue(cat: Catalogue, zoo: Path) -> list[str]:
+    """On resume, re-check every catalogued file against its sha256; drop the rows that fail (they are rebuilt)."""
+    _, bad_roots = verify_files(zoo, list(cat.roots().values()))
+    _, bad_models = verify_files(zoo, cat.models())
+    for row, _ in bad_roots:
+        cat.remove_root(row["name"])
+    cat.remove_models([row["id"] for row, _ in bad_models])
+    messages = [m for _, m in bad_roots + bad_models]
+    if messages:
+        logger.warning("zoo: %d catalogued file(s) failed their sha256 check and are rebuilt: %s", len(messages),
+                       "; ".join(messages))
+    return messages
+
+
+def _write_failed(message: str, cat: Catalogue) -> InputError:
+    return InputError(f"out: cannot write {message}; the catalogue lists the {cat.count()} models whose files were "
+                      "written completely; free space and run the same command to resume")
+
+
 def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit: int | None = None,
               quiet: bool = False) -> dict:
     """Build (or resume building) a zoo.
+
+    A resumed build first re-checks every catalogued file against its sha256: a missing, truncated or altered
+    file is dropped from the catalogue (a logged warning names it) and built again. A model is catalogued only
+    once its file is completely written; if writing fails (a full disk), the build stops with an
+    :class:`~lamina.errors.InputError` and the same command resumes it.
 
     Args:
         cfg: the zoo's config; a resumed build must use the same config as the first run.
@@ -311,7 +331,8 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         quiet: no progress bar.
 
     Returns:
-        Summary: ``{"models", "new", "seconds", "trees"}``.
+        Summary: ``{"models", "new", "rebuilt", "seconds", "trees"}``; ``rebuilt``: catalogued files that failed
+        their check and were built again.
     """
     from rich.console import Console
     from rich.progress import (
@@ -331,16 +352,18 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         old = cat.get_meta("config")
         if old is not None and old != cfg.to_dict():
             raise InputError(f"zoo: {zoo} was built with another config; use a new folder or the same config")
+        failed = _verify_catalogue(cat, zoo) if old is not None else []
         vocab = vocabulary(cfg.views)
         cat.set_meta("config", cfg.to_dict())
         cat.set_meta("vocabulary", [{"index": c.index, "name": c.name, "prompt": c.prompt} for c in vocab])
-        import torch
-
-        torch.set_num_threads(1)  # roots are small; more threads only spin on a shared machine
         have_roots = cat.roots()
-        for r in cfg.roots:
-            if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).is_file():
-                _build_root(cfg, r, zoo, cat, console)
+        try:
+            with torch_threads(1):  # roots are small; more threads only spin on a shared machine
+                for r in cfg.roots:
+                    if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).is_file():
+                        _build_root(cfg, r, zoo, cat, console)
+        except OSError as exc:
+            raise _write_failed(_os_message(exc), cat) from None
         roots = cat.roots()
         done = cat.model_ids()
         specs = [
@@ -358,18 +381,25 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
             ctx = mp.get_context("fork")
             columns = (TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TimeRemainingColumn())
+            error = None
             with Progress(*columns, console=console) as bar, ctx.Pool(
-                workers, initializer=_worker_init, initargs=(pools, tests, str(zoo), roots, 1)
+                workers, initializer=_worker_init, initargs=(pools, tests, str(zoo), roots)
             ) as pool:
                 task = bar.add_task("models", total=len(specs), completed=len(specs) - len(todo))
                 batch: list[dict] = []
                 for row in pool.imap_unordered(_finetune_one, todo, chunksize=4):
+                    if "error" in row:  # stop: catalogue what is complete, leave the rest to a resumed build
+                        error = row["error"]
+                        break
                     batch.append(row)
                     bar.advance(task)
                     if len(batch) >= 50:
                         cat.add_models(batch)
                         batch = []
                 cat.add_models(batch)
+            if error is not None:
+                raise _write_failed(error, cat)
         seconds = time.perf_counter() - t0
         cat.set_meta("build_seconds", float(cat.get_meta("build_seconds", 0.0)) + seconds)
-        return {"models": cat.count(), "new": len(todo), "seconds": seconds, "trees": [r.name for r in cfg.roots]}
+        return {"models": cat.count(), "new": len(todo), "rebuilt": len(failed), "seconds": seconds,
+                "trees": [r.name for r in cfg.roots]}
