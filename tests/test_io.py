@@ -124,6 +124,7 @@ def test_checkpoint_path_of_the_wrong_type_is_refused(bad):
 def test_reading_a_checkpoint_while_it_is_rewritten_never_sees_a_mix(tmp_path):
     """A reader racing a writer that replaces the folder over and over always gets a complete checkpoint."""
     import threading
+    import time
 
     d = tmp_path / "best"
     save_checkpoint(d, {"w": torch.zeros(2000)}, kind="t", config={"v": 0})
@@ -135,6 +136,7 @@ def test_reading_a_checkpoint_while_it_is_rewritten_never_sees_a_mix(tmp_path):
         while not stop.is_set():
             v += 1
             save_checkpoint(d, {"w": torch.full((2000,), float(v))}, kind="t", config={"v": v})
+            time.sleep(0.001)  # rewrite often, but let a reader on a busy machine finish now and then
 
     th = threading.Thread(target=writer)
     th.start()

@@ -58,3 +58,14 @@ def test_lon_refusals_say_what_was_wrong(lon, message):
     with pytest.raises(InputError) as info:
         check_lon_lat(lon, [0.0] * n)
     assert message in str(info.value)
+
+
+def test_huge_and_out_of_range_numbers_are_refused_cleanly():
+    from lamina._validation import check_seed
+
+    with pytest.raises(InputError, match="lon: expected numbers"):
+        check_lon_lat([10**400], [0.0])
+    for bad in (-1, 2**32, 2**64, 1.5, True, None):
+        with pytest.raises(InputError, match=r"seed: expected an integer in \[0, 4294967295\]"):
+            check_seed("seed", bad)
+    assert check_seed("seed", np.int64(7)) == 7

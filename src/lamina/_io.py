@@ -87,6 +87,20 @@ def clean_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file or folder (its entries) to disk; a no-op where the OS cannot open folders (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _temporary_name(path: Path, suffix: str = "") -> Path:
     return path.with_name(f".{path.name}.{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}")
 
@@ -239,15 +253,24 @@ def save_checkpoint(
             "metadata": dict(metadata or {}),
         }
         (tmp / CONFIG_FILE).write_text(dumps_json(doc))
+        for path in (tmp / WEIGHTS_FILE, tmp / CONFIG_FILE, tmp):  # on disk before the folder is published
+            _fsync(path)
         if directory.is_dir() and not directory.is_symlink() and _exchange(tmp, directory):
+            _fsync(directory.parent)
             shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old checkpoint
         elif directory.exists():
             old = _temporary_name(directory, ".old")
             os.replace(directory, old)
-            os.replace(tmp, directory)
+            try:
+                os.replace(tmp, directory)
+            except BaseException:
+                os.replace(old, directory)  # put the old checkpoint back rather than leave it under a temp name
+                raise
+            _fsync(directory.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, directory)
+            _fsync(directory.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -281,19 +304,23 @@ def _checkpoint_dir(directory: str | os.PathLike) -> Path:
     return directory
 
 
-def _read_consistent(directory: Path, names: tuple[str, ...], attempts: int = 6) -> list[bytes | None]:
+def _read_consistent(directory: Path, names: tuple[str, ...], patience_s: float = 5.0) -> list[bytes | None]:
     """Read files of one checkpoint folder as one consistent snapshot (None for a file that is missing).
 
     The folder is opened once and its files are read relative to that handle, so a concurrent
     :func:`save_checkpoint` (which swaps whole folders) cannot mix an old config with new weights; if the folder
     was replaced and removed mid-read, the read starts again.
     """
-    for attempt in range(attempts):
+    deadline = time.monotonic() + patience_s
+    attempt = 0
+    while True:
+        attempt += 1
+        more = time.monotonic() < deadline  # retries are bounded by time: a loaded machine may need several
         try:
             dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except FileNotFoundError:
-            if attempt + 1 < attempts and _being_replaced(directory):
-                time.sleep(0.01 * 2**attempt)
+            if more and _being_replaced(directory):
+                time.sleep(min(0.2, 0.005 * attempt))
                 continue
             raise CheckpointError(f"checkpoint: {directory} is not a directory (expected {CONFIG_FILE} + "
                                   f"{WEIGHTS_FILE})") from None
@@ -310,12 +337,14 @@ def _read_consistent(directory: Path, names: tuple[str, ...], attempts: int = 6)
                     out.append(None)
                 except IsADirectoryError:
                     raise CheckpointError(f"checkpoint: {directory / name} is a folder, not a file") from None
-            if None in out and attempt + 1 < attempts and not os.path.samestat(os.fstat(dfd), _stat_or_none(directory)):
-                continue  # the folder was swapped (and the old one removed) while we read: read the new one
+            swapped = not os.path.samestat(os.fstat(dfd), _stat_or_none(directory))
+            if None in out and swapped:
+                if more:
+                    continue  # the folder was swapped (and the old one removed) while we read: read the new one
+                raise CheckpointError(f"checkpoint: {directory} kept changing while it was read; try again")
             return out
         finally:
             os.close(dfd)
-    raise CheckpointError(f"checkpoint: {directory} kept changing while it was read; try again")
 
 
 def _required(data: bytes | None, directory: Path, name: str) -> bytes:

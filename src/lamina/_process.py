@@ -51,7 +51,7 @@ def torch_seed(seed: int | None) -> Iterator[None]:
 
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
-            torch.manual_seed(int(seed))
+            torch.default_generator.manual_seed(int(seed))  # the CPU generator only (the one fork_rng restores)
         yield
 
 

@@ -23,7 +23,7 @@ def as_float_array(name: str, x, *, ndim: int | None = 1, allow_nan: bool = Fals
     _check_number_kind(name, raw)
     try:
         arr = np.array(raw, dtype=np.float64)  # a writable copy (inputs may be read-only Arrow buffers)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"{name}: expected numbers, got {type(x).__name__} ({exc})") from None
     if ndim == 1 and arr.ndim == 0:
         arr = arr.reshape(1)
@@ -128,4 +128,17 @@ def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
         raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     if value < minimum:
         raise InputError(f"{name}: expected an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(name: str, value) -> int:
+    """Return ``value`` as an int, raising unless it is an integer seed in [0, 2**32 - 1] (NumPy's and torch's
+    common range)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InputError(f"{name}: expected an integer in [0, {SEED_MAX}], got {value!r}")
+    if not 0 <= value <= SEED_MAX:
+        raise InputError(f"{name}: expected an integer in [0, {SEED_MAX}], got {value}")
     return int(value)

@@ -29,9 +29,12 @@ class LaminaGroup(TyperGroup):
             return super().invoke(ctx)
         except LaminaError as exc:
             raise fail(str(exc)) from None
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             name = getattr(exc, "filename", None)
             raise fail(f"{name}: {exc.strerror}" if name else str(exc)) from None
+        except MemoryError:
+            raise fail("out of memory; try a smaller problem (fewer points per chunk, a coarser grid, a smaller "
+                       "model)") from None
         except ModuleNotFoundError as exc:
             extra = _EXTRA_OF.get((exc.name or "").split(".")[0])
             if extra is None:

@@ -251,7 +251,8 @@ class ClimateEncoder:
         if stats.ndim != 2 or stats.shape[1] != len(variables) or not np.isfinite(stats).all() or (stats[1] <= 0).any():
             raise CheckpointError(f"checkpoint: {path} has invalid normalisation statistics (need finite means and "
                                   f"positive standard deviations for {len(variables)} variables)")
-        module = ClimateModule(config)
+        with torch_seed(None):  # the random initialisation is overwritten: leave the caller's random stream alone
+            module = ClimateModule(config)
         try:
             module.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:
