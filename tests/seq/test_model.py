@@ -114,6 +114,7 @@ def test_non_finite_input_is_refused_on_every_call(bad):
         "predict": lambda: c.model.predict(x),
         "__call__": lambda: c.model(torch.as_tensor(x)),
         "forward": lambda: c.model.forward(torch.as_tensor(x)),
+        "__call__ on NumPy": lambda: c.model(x),
         "forward_numpy": lambda: forward_numpy(c.model.numpy_params(), c.model.config, x),
         "construction": lambda: c(x),
     }
@@ -172,3 +173,13 @@ def test_training_records_the_domain_and_checkpoints_keep_it(tmp_path):
 def test_config_rejects_a_bad_domain(domain):
     with pytest.raises(InputError, match="domain"):
         SeqConfig(n_ctx=3, d_in=1, domain=domain)
+
+
+def test_the_module_also_takes_numpy_and_lists():
+    c = _gather_model()
+    x = np.random.default_rng(0).uniform(-1.0, 2.0, size=(2, 3, 2))
+    with torch.no_grad():
+        np.testing.assert_allclose(c.model(x).numpy(), c(x), atol=1e-12)
+        np.testing.assert_allclose(c.model(x.tolist()).numpy(), c(x), atol=1e-12)
+    with pytest.raises(InputError, match="x: expected numbers"):
+        c.model([["a", "b"]])

@@ -221,6 +221,11 @@ class SingleLayerTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, *, return_attention: bool = False):
         c = self.config
+        if not isinstance(x, torch.Tensor):  # NumPy arrays and nested lists are accepted too
+            try:
+                x = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=self.dtype)
+            except (TypeError, ValueError):
+                raise InputError(f"x: expected numbers of shape (B, L, {c.d_in}), got {type(x).__name__}") from None
         if x.ndim != 3 or x.shape[-1] != c.d_in or x.shape[1] > c.n_ctx:
             raise InputError(f"x: expected shape (B, L <= {c.n_ctx}, {c.d_in}), got {tuple(x.shape)}")
         if x.numel():

@@ -142,14 +142,13 @@ def lipschitz_lower_bound(target: Target, *, num: int = 256, seed: int = 0, rel_
 
     Every value is a true difference quotient ``|f_ic(x) - f_ic(x')| / max|x - x'|`` of two points of the box, so
     the result is ``<=`` the true constant (up to rounding): random pairs, finite-difference steps along each axis
-    from random points and box corners,
-    and, per point and output component, a step along the sign of the finite-difference gradient (where the
-    max-norm slope ``||grad f_ic||_1`` is reached). A Lipschitz constant below it is wrong, and a certificate
-    computed with it could come out below the true error.
+    from random points and box corners, and, per point, a step along the sign of the finite-difference gradient of
+    its steepest output component (where the max-norm slope ``||grad f_ic||_1`` is reached). A Lipschitz constant
+    below it is wrong, and a certificate computed with it could come out below the true error.
 
     Args:
         target: the map.
-        num: sample points (the cost is about ``num * (n d + n d_out + 2)`` evaluations).
+        num: sample points (the cost is about ``num * (n d + 3)`` evaluations).
         seed: seeds the points.
         rel_step: the finite-difference step as a fraction of the box width.
     """
@@ -175,12 +174,21 @@ def lipschitz_lower_bound(target: Target, *, num: int = 256, seed: int = 0, rel_
     fx = fn(x)
     xp = rng.uniform(a, b, size=(num, dim))
     best = quotient(x, xp, fx, fn(xp))
-    probes = (x[:, None, :] + h * np.eye(dim)[None]).reshape(-1, dim)  # (num * dim, dim)
-    grad = (fn(probes).reshape(num, dim, -1) - fx[:, None, :]) / h  # (num, dim, K)
-    best = max(best, float(np.abs(grad).max()))
-    for k in range(grad.shape[2]):
-        step = np.clip(x + h * np.sign(grad[:, :, k]), a, b)
-        best = max(best, quotient(x, step, fx[:, k : k + 1], fn(step)[:, k : k + 1]))
+    # finite differences cost dim evaluations of dim coordinates per point: at most ~16M coordinates in all, in
+    # chunks of ~4M (every point for n d <= 250; a random subset, corners included in proportion, beyond)
+    grad_points = rng.permutation(num)[: max(8, min(num, (1 << 24) // (dim * dim)))]
+    eye = h * np.eye(dim)
+    rows = max(1, (1 << 22) // (dim * dim))
+    for s in range(0, len(grad_points), rows):
+        xs, fs = x[grad_points[s : s + rows]], fx[grad_points[s : s + rows]]
+        probes = (xs[:, None, :] + eye[None]).reshape(-1, dim)  # (P * dim, dim)
+        grad = (fn(probes).reshape(len(xs), dim, -1) - fs[:, None, :]) / h  # (P, dim, K)
+        best = max(best, float(np.abs(grad).max()))
+        k = np.argmax(np.abs(grad).sum(axis=1), axis=1)  # (P,) the steepest component at each point
+        pick = np.arange(len(xs))
+        g = grad[pick, :, k]  # (P, dim)
+        step = np.clip(xs + h * np.sign(g), a, b)
+        best = max(best, quotient(xs, step, fs[pick, k][:, None], fn(step)[pick, k][:, None]))
     return best
 
 
