@@ -26,9 +26,23 @@ from torch import nn
 
 from _common import machine, write_results
 from _weights import load_tree, tree_args
+from lamina._process import torch_seed
+from lamina.weights._train import train_bce
 from lamina.weights.metrics import multilabel_metrics
 from lamina.weights.probex import ProbeX, ProbeXConfig
 from lamina.weights.text import TextAligner, embed_text
+
+
+class _LinearZNet(nn.Module):
+    def __init__(self, text_dim: int, z_dim: int, joint: int):
+        super().__init__()
+        self.A, self.B = nn.Linear(text_dim, joint), nn.Linear(z_dim, joint)
+        self.ls, self.b = nn.Parameter(torch.tensor(np.log(10.0))), nn.Parameter(torch.tensor(-2.0))
+
+    def forward(self, z, t):
+        zn = nn.functional.normalize(self.B(z), dim=-1)
+        tn = nn.functional.normalize(self.A(t), dim=-1)
+        return self.ls.exp() * zn @ tn.T + self.b
 
 
 class LinearZ:
@@ -39,27 +53,16 @@ class LinearZ:
 
     def fit(self, Z, Y, T):
         self.mu, self.sd = Z.mean(0), Z.std(0) + 1e-6
-        torch.manual_seed(self.seed)
-        self.A, self.B = nn.Linear(T.shape[1], self.joint), nn.Linear(Z.shape[1], self.joint)
-        self.ls, self.b = nn.Parameter(torch.tensor(np.log(10.0))), nn.Parameter(torch.tensor(-2.0))
-        params = [*self.A.parameters(), *self.B.parameters(), self.ls, self.b]
-        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.wd)
+        with torch_seed(self.seed):
+            self.net = _LinearZNet(T.shape[1], Z.shape[1], self.joint)
         z, y, t = torch.from_numpy((Z - self.mu) / self.sd), torch.from_numpy(Y), torch.from_numpy(T)
-        for _ in range(self.epochs):
-            loss = nn.functional.binary_cross_entropy_with_logits(self._logits(z, t), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_bce(self.net, z, y, epochs=self.epochs, lr=self.lr, weight_decay=self.wd, batch_size=None,
+                  seed=self.seed, forward=lambda zb: self.net(zb, t))  # the library's one BCE loop, full batch
         return self
-
-    def _logits(self, z, t):
-        zn = nn.functional.normalize(self.B(z), dim=-1)
-        tn = nn.functional.normalize(self.A(t), dim=-1)
-        return self.ls.exp() * zn @ tn.T + self.b
 
     @torch.no_grad()
     def decision_function(self, Z, T):
-        return self._logits(torch.from_numpy((Z - self.mu) / self.sd), torch.from_numpy(T)).numpy()
+        return self.net(torch.from_numpy((Z - self.mu) / self.sd), torch.from_numpy(T)).numpy()
 
 
 def _cell(stats: dict, key: str, *, std: bool = True) -> str:

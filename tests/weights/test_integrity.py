@@ -110,6 +110,7 @@ def test_train_drops_files_that_no_longer_match_their_checksum(tiny_zoo, tmp_pat
     assert out["dropped"]["count"] == 3
     assert sorted(Path(m.split(":")[0]).name for m in out["dropped"]["files"]) == sorted(Path(p).name for p in damaged)
     assert out["skipped"] == []  # dropped before any read
+    assert "warning: train: dropped 3 model(s)" in r.output  # the CLI shows the library's logged warning
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     assert all(Path(p).name in warning for p in damaged)
     from lamina.weights.experts import ProbeXMixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import typer
@@ -11,6 +13,29 @@ from lamina.cli._common import echo_json, new_app
 app = new_app("Learning on model weights (ProbeX): what a model was trained on, from one layer.")
 zoo_app = new_app("Model zoos: trees of fine-tuned image classifiers, built offline from real images.")
 app.add_typer(zoo_app, name="zoo")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+@app.callback()
+def _weights() -> None:
+    """Learning on model weights (ProbeX): what a model was trained on, from one layer."""
+    log = logging.getLogger("lamina.weights")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):  # the library's warnings as `warning: ...`
+        handler = _StderrHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        log.addHandler(handler)
 
 
 @zoo_app.command("build")
