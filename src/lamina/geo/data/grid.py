@@ -137,3 +137,7 @@ class Grid:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("lon_left", "lat_top", "dlon", "dlat", "height", "width")}
+
+
+GRID_5MIN = Grid(-180.0, 90.0, 1.0 / 12.0, 1.0 / 12.0, 2160, 4320)
+"""The global 5-arc-minute grid (rows from 90 N southwards, columns from 180 W) of pvlib's and GLOBE's fields."""
