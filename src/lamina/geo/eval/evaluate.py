@@ -32,7 +32,8 @@ from lamina.geo.eval.baselines import (
     SourceValuesFeatures,
     SphericalHarmonicsFeatures,
 )
-from lamina.geo.eval.tasks import Task, load_task, task_names, task_splits
+from lamina.geo.eval.splits import task_splits
+from lamina.geo.eval.tasks import Task, load_task, task_names
 from lamina.probe import LinearProbeClassifier, LinearProbeRegressor, classification_metrics, regression_metrics
 
 METHOD_DESCRIPTIONS = {
