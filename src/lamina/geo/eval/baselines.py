@@ -1,12 +1,10 @@
-"""Feature providers for the probe evaluation, and the from-scratch coordinate MLP.
+"""Baselines of the probe evaluation: representations without climate pretraining, and the from-scratch MLP.
 
-A *feature provider* is anything with a ``name`` and ``features(lon=, lat=, month=None) -> (N, D) float32``; the
-evaluation probes every provider the same way (:mod:`lamina.geo.eval.evaluate`). Providers here:
+Feature providers (``features(lon=, lat=, month=None) -> (N, D) float32``, see
+:class:`lamina.geo.eval.features.FeatureProvider`; named in the registry of :mod:`lamina.geo.eval.features`):
 
 - :class:`LonLatFeatures`: raw longitude and latitude in degrees (``"lonlat"``).
 - :class:`SphericalHarmonicsFeatures`: real spherical harmonics up to a degree (``"sh10"``, ``"sh40"``).
-- :class:`EncoderFeatures`: any encoder with ``embed(lon=, lat=, month=)`` -- the pretrained climate encoder,
-  the same architecture untrained (``enc.untrained(seed)``), GeoCLIP (:mod:`lamina.geo.eval.geoclip`).
 - :class:`SourceValuesFeatures`: the source climate fields at the point (the paper's "CHELSA values").
 
 :class:`CoordinateMLP` is the paper's "from scratch" baseline: a small residual MLP trained on the task's
@@ -18,23 +16,13 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from lamina._validation import check_lon_lat, check_positive_int
 
 PROBE_MONTHS = (3, 6, 9, 12)  # months concatenated when no month is given (Climplicit's 1024-d embedding)
-
-
-@runtime_checkable
-class FeatureProvider(Protocol):
-    """What the evaluation needs from a representation."""
-
-    name: str
-
-    def features(self, *, lon, lat, month=None) -> np.ndarray:  # pragma: no cover - protocol
-        """(N,) degrees -> (N, D) float32 features."""
 
 
 @dataclass
@@ -64,29 +52,6 @@ class SphericalHarmonicsFeatures:
 
         lon, lat = check_lon_lat(lon, lat)
         return spherical_harmonics(lon, lat, self.degree).astype(np.float32)
-
-
-@dataclass
-class EncoderFeatures:
-    """Embeddings of an encoder with ``embed(lon=, lat=, month=)`` (month None: months 3, 6, 9, 12 concatenated).
-
-    Args:
-        encoder: e.g. ``lamina.geo.load()``, ``enc.untrained(seed=0)``, or a GeoCLIP encoder.
-        name: label in reports.
-        batch: points embedded per call (bounds memory).
-    """
-
-    encoder: Any
-    name: str
-    batch: int = 65536
-
-    def features(self, *, lon, lat, month=None) -> np.ndarray:
-        lon, lat = check_lon_lat(lon, lat)
-        parts = [
-            np.asarray(self.encoder.embed(lon=lon[s : s + self.batch], lat=lat[s : s + self.batch], month=month))
-            for s in range(0, len(lon), self.batch)
-        ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 @dataclass
