@@ -13,13 +13,13 @@ coordinates alone, end to end, per task and seed.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lamina._process import torch_seed, torch_threads
 from lamina._validation import check_lon_lat, check_positive_int
 
 PROBE_MONTHS = (3, 6, 9, 12)  # months concatenated when no month is given (Climplicit's 1024-d embedding)
@@ -116,20 +116,6 @@ def _build_mlp(dim_in: int, dim_out: int, width: int, blocks: int, dropout: floa
                          nn.Linear(width, dim_out))  # fmt: skip
 
 
-@contextlib.contextmanager
-def one_torch_thread():
-    """Run torch on one thread inside the block: a 100k-parameter MLP gains nothing from more threads, and on a
-    machine whose cores are busy, two-thread synchronisation made training ~20x slower in our measurements."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class CoordinateMLP:
     """A small residual MLP trained from scratch on coordinates (the paper's "from scratch, location" baseline).
 
@@ -170,14 +156,16 @@ class CoordinateMLP:
 
     def fit(self, *, lon, lat, y) -> CoordinateMLP:
         """Train on points ``lon, lat`` (N,) degrees with targets ``y``: (N,) class indices or (N, T) floats."""
-        with one_torch_thread():
+        # one torch thread: a 100k-parameter MLP gains nothing from more, and on a machine whose cores are busy,
+        # two-thread synchronisation made training ~20x slower in our measurements. The seed is scoped too: the
+        # caller's torch random stream is left as it was.
+        with torch_threads(1), torch_seed(self.random_state):
             return self._fit(lon, lat, y)
 
     def _fit(self, lon, lat, y) -> CoordinateMLP:
         import torch
         from torch import nn
 
-        torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
         raw = wrapped_coordinates(lon, lat)
         # standardised on the training points, so a regional task (California spans ~10 degrees) is not squeezed
@@ -233,7 +221,7 @@ class CoordinateMLP:
     def _forward(self, lon, lat) -> np.ndarray:
         import torch
 
-        with torch.no_grad(), one_torch_thread():
+        with torch.no_grad(), torch_threads(1):
             x = (wrapped_coordinates(lon, lat) - self.x_mean_) / self.x_std_
             return self.model_(torch.from_numpy(x.astype(np.float32))).numpy().astype(np.float64)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina._process import single_threaded
 from lamina.errors import InputError
 from lamina.geo.eval.baselines import CoordinateMLP
 from lamina.geo.eval.features import DEFAULT_METHODS, Method, build_methods
@@ -207,16 +208,8 @@ def run_evaluation(
 
 def _run_single_threaded(*args, **kwargs) -> dict:
     """:func:`run_one` with BLAS, OpenMP and torch limited to one thread (the parallelism is across fits)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            return run_one(*args, **kwargs)
-    finally:
-        torch.set_num_threads(previous)
+    with single_threaded():
+        return run_one(*args, **kwargs)
 
 
 def evaluate(
