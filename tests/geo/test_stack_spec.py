@@ -1,10 +1,18 @@
 """The stack specification of ``--stack`` is parsed by the library; the CLI registers its commands explicitly."""
 
+from types import SimpleNamespace
+
 import pytest
 from typer.testing import CliRunner
 
 from lamina.errors import InputError
-from lamina.geo.data.sources import DEFAULT_VARIABLES, SOURCES, parse_stack_spec, sources_table
+from lamina.geo.data.sources import (
+    DEFAULT_VARIABLES,
+    SOURCES,
+    parse_stack_spec,
+    sources_table,
+    training_stack_spec,
+)
 
 runner = CliRunner()
 
@@ -50,3 +58,11 @@ def test_cli_commands_are_registered_explicitly_in_order():
                      "probe-predict"]  # fmt: skip
     r = runner.invoke(app, ["geo", "pretrain", "--out", "unused", "--stack", "bogus"])
     assert r.exit_code == 2 and "stack: expected 'default'" in r.stderr
+
+
+def test_training_stack_spec_names_the_offline_fields_only():
+    offline = SimpleNamespace(metadata={"training": {"stack": "offline-default"}}, variable_names=["sst", "elevation"])
+    assert training_stack_spec(offline) == "offline:sst,elevation"
+    chelsa = SimpleNamespace(metadata={"training": {"stack": "chelsa"}}, variable_names=["tas"])
+    assert training_stack_spec(chelsa) is None
+    assert training_stack_spec(SimpleNamespace(metadata={}, variable_names=["t"])) is None

@@ -122,11 +122,12 @@ def map_(
     checkpoint: Path | None = CHECKPOINT,
 ) -> None:
     """World map of the embedding (PCA RGB) and a variable's reconstruction, source and error."""
+    from lamina.geo.data.sources import training_stack_spec
     from lamina.geo.plots import map_figure
 
     enc = _encoder(checkpoint)
-    if stack is None and enc.metadata.get("training", {}).get("stack", "").startswith("offline"):
-        stack = "offline:" + ",".join(enc.variable_names)
+    if stack is None:
+        stack = training_stack_spec(enc)
     map_figure(enc, output, month=month, variable=variable, stack=_stack(stack), resolution_deg=resolution)
     typer.echo(f"wrote {output}", err=True)
 

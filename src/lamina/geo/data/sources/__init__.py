@@ -22,6 +22,7 @@ from lamina.geo.data.sources.registry import (
     load_stack,
     parse_stack_spec,
     sources_table,
+    training_stack_spec,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "parse_stack_spec",
     "pvlib_altitude",
     "sources_table",
+    "training_stack_spec",
 ]

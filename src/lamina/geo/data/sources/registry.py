@@ -90,6 +90,21 @@ def parse_stack_spec(spec: str | None) -> RasterStack | None:
     raise InputError(f"stack: expected 'default', 'offline:VAR,VAR,...' or 'chelsa:FOLDER', got {spec!r}")
 
 
+def training_stack_spec(encoder) -> str | None:
+    """The stack specification of the offline fields an encoder was pretrained on, to compare it with them.
+
+    Args:
+        encoder: a :class:`~lamina.geo.encoder.ClimateEncoder` (its ``metadata["training"]["stack"]`` and
+            ``variable_names`` are read).
+
+    Returns:
+        ``"offline:VAR,VAR,..."`` (its variables, in its order) when it was pretrained on offline fields; None
+        when it was pretrained on other files (CHELSA, user GeoTIFFs), which lamina cannot find again by itself.
+    """
+    stack = encoder.metadata.get("training", {}).get("stack", "")
+    return "offline:" + ",".join(encoder.variable_names) if stack.startswith("offline") else None
+
+
 def sources_table() -> dict[str, dict]:
     """Every offline variable with its provenance, grid spacing (degrees), shape and default membership.
 
