@@ -6,14 +6,13 @@ import pytest
 from lamina.errors import InputError
 from lamina.geo.eval.baselines import (
     CoordinateMLP,
-    EncoderFeatures,
-    FeatureProvider,
     LonLatFeatures,
     SourceValuesFeatures,
     SphericalHarmonicsFeatures,
     impute_with_indicators,
     wrapped_coordinates,
 )
+from lamina.geo.eval.features import EncoderFeatures, FeatureProvider
 
 from .test_encoder import tiny_encoder
 

@@ -6,7 +6,8 @@ import pytest
 
 from lamina.errors import InputError
 from lamina.geo.eval.baselines import LonLatFeatures, SphericalHarmonicsFeatures
-from lamina.geo.eval.evaluate import EvalSettings, Method, build_methods, evaluate, load_tasks, run_one
+from lamina.geo.eval.evaluate import EvalSettings, evaluate, load_tasks, run_one
+from lamina.geo.eval.features import Method, build_methods
 from lamina.geo.eval.report import check_targets, markdown_table
 
 from .test_encoder import tiny_encoder

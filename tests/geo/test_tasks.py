@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
+from lamina.geo.eval.splits import block_ids, task_splits
 from lamina.geo.eval.tasks import (
     KOPPEN_CLASSES,
-    block_ids,
     koppen_lookup,
     koppen_main_lookup,
     load_task,
     sample_sphere,
     task_names,
-    task_splits,
 )
 
 # Well-known places and their Koppen-Geiger class (any standard map agrees on these).

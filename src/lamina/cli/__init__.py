@@ -9,7 +9,6 @@ from __future__ import annotations
 import typer
 
 from lamina import __version__
-from lamina.cli import geo_evaluate as _geo_evaluate  # noqa: F401  (registers lamina geo evaluate / probe-*)
 from lamina.cli._common import LaminaGroup
 from lamina.cli.geo import app as geo_app
 from lamina.cli.seq import app as seq_app

@@ -1,4 +1,8 @@
-"""``lamina geo``: climate implicit embeddings (Climplicit)."""
+"""``lamina geo``: climate implicit embeddings (Climplicit).
+
+Commands are plain functions, registered on the sub-app explicitly at the end of this module (:data:`COMMANDS`),
+including the evaluation commands of :mod:`lamina.cli.geo_evaluate`.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ from pathlib import Path
 
 import typer
 
+from lamina.cli import geo_evaluate
 from lamina.cli._common import echo_json, fix_mmap_threshold, new_app
+from lamina.cli._geo_options import CHECKPOINT, WRAP
 from lamina.errors import InputError
 
 app = new_app("Climate implicit embeddings: (lon, lat, month) -> embedding anywhere on Earth.")
-
-CHECKPOINT = typer.Option(None, "--checkpoint", "-c", help="Encoder checkpoint directory (default: the bundled one).")
-WRAP = typer.Option(False, "--wrap-lon", help="Wrap longitudes outside [-180, 180] instead of rejecting them.")
 
 
 def _encoder(checkpoint: Path | None):
@@ -36,7 +39,6 @@ def _points_or_table(input_path, lon, lat, output):
     return Path(input_path)
 
 
-@app.command()
 def embed(
     input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV or Parquet table of points."),
     lon: list[float] | None = typer.Option(None, "--lon", help="Longitude(s), degrees east (repeatable)."),
@@ -71,7 +73,6 @@ def embed(
     typer.echo(f"wrote {n} rows to {output}", err=True)
 
 
-@app.command()
 def reconstruct(
     input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV or Parquet table of points."),
     lon: list[float] | None = typer.Option(None, "--lon", help="Longitude(s), degrees east (repeatable)."),
@@ -110,25 +111,11 @@ def reconstruct(
 
 
 def _stack(spec: str | None):
-    """``default`` (the offline fields), ``chelsa:DIR`` (CHELSA GeoTIFFs), or None."""
-    if spec is None:
-        return None
-    if spec == "default":
-        from lamina.geo.data.sources import load_default_stack
+    from lamina.geo.data.sources import parse_stack_spec
 
-        return load_default_stack()
-    if spec.startswith("chelsa:"):
-        from lamina.geo.data.rasters import RasterStack
-
-        return RasterStack.from_chelsa(spec.split(":", 1)[1])
-    if spec.startswith("offline:"):
-        from lamina.geo.data.sources import load_stack
-
-        return load_stack(spec.split(":", 1)[1].split(","))
-    raise InputError(f"stack: expected 'default', 'offline:VAR,VAR,...' or 'chelsa:FOLDER', got {spec!r}")
+    return parse_stack_spec(spec)
 
 
-@app.command("map")
 def map_(
     output: Path = typer.Option(..., "--output", "-o", help="Output PNG."),
     month: int = typer.Option(6, "--month", "-m", min=1, max=12, help="Month 1..12."),
@@ -139,16 +126,16 @@ def map_(
     checkpoint: Path | None = CHECKPOINT,
 ) -> None:
     """World map of the embedding (PCA RGB) and a variable's reconstruction, source and error."""
+    from lamina.geo.data.sources import training_stack_spec
     from lamina.geo.plots import map_figure
 
     enc = _encoder(checkpoint)
-    if stack is None and enc.metadata.get("training", {}).get("stack", "").startswith("offline"):
-        stack = "offline:" + ",".join(enc.variable_names)
+    if stack is None:
+        stack = training_stack_spec(enc)
     map_figure(enc, output, month=month, variable=variable, stack=_stack(stack), resolution_deg=resolution)
     typer.echo(f"wrote {output}", err=True)
 
 
-@app.command()
 def pretrain(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (state, checkpoints, history)."),
     stack: str = typer.Option("default", help="default | offline:VAR,VAR,... | chelsa:FOLDER"),
@@ -185,7 +172,6 @@ def pretrain(
     typer.echo(f"best checkpoint with held-out metrics: {out / 'final'}", err=True)
 
 
-@app.command()
 def info(checkpoint: Path | None = CHECKPOINT) -> None:
     """Architecture, variables, provenance and held-out metrics of an encoder checkpoint (JSON)."""
     from lamina._io import load_checkpoint
@@ -195,15 +181,25 @@ def info(checkpoint: Path | None = CHECKPOINT) -> None:
     echo_json({k: doc[k] for k in ("kind", "lamina_version", "sha256", "config", "metadata")})
 
 
-@app.command()
 def sources() -> None:
     """The offline fields lamina can pretrain on, with provenance (JSON)."""
-    from lamina.geo.data.sources import DEFAULT_VARIABLES, SOURCES
+    from lamina.geo.data.sources import sources_table
 
-    out = {}
-    for name, loader in SOURCES.items():
-        f = loader()
-        g = f.grid
-        out[name] = {**f.variable.to_dict(), "grid_deg": round(g.dlon, 6), "shape": list(g.shape),
-                     "in_default": name in DEFAULT_VARIABLES}
-    typer.echo(json.dumps(out, indent=2))
+    typer.echo(json.dumps(sources_table(), indent=2))
+
+
+COMMANDS = [
+    ("embed", embed),
+    ("reconstruct", reconstruct),
+    ("map", map_),
+    ("pretrain", pretrain),
+    ("info", info),
+    ("sources", sources),
+    ("evaluate", geo_evaluate.evaluate_cmd),
+    ("probe-fit", geo_evaluate.probe_fit_cmd),
+    ("probe-predict", geo_evaluate.probe_predict_cmd),
+]
+"""The ``lamina geo`` commands in the order ``--help`` lists them."""
+
+for _name, _func in COMMANDS:
+    app.command(_name)(_func)

@@ -1,8 +1,8 @@
 """``lamina geo evaluate``, ``lamina geo probe-fit`` and ``lamina geo probe-predict``: single-layer probes.
 
-Registered onto the ``lamina geo`` sub-app. Thin: parses options, calls :mod:`lamina.geo.eval.evaluate` and
-:mod:`lamina.geo.eval.probing`, prints a summary. Bad input raises :class:`lamina.errors.InputError`, which the
-top-level group prints as one ``error: ...`` line with exit code 2.
+Plain functions, registered on the ``lamina geo`` sub-app by :mod:`lamina.cli.geo`. Thin: parses options, calls
+:mod:`lamina.geo.eval.evaluate` and :mod:`lamina.geo.eval.probing`, prints a summary. Bad input raises
+:class:`lamina.errors.InputError`, which the top-level group prints as one ``error: ...`` line with exit code 2.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli.geo import CHECKPOINT, WRAP, app
+from lamina.cli._geo_options import CHECKPOINT, WRAP
 from lamina.errors import InputError
 
 
@@ -25,7 +25,6 @@ def _split_list(value: str | None, option: str) -> list[str] | None:
     return items
 
 
-@app.command("evaluate")
 def evaluate_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Report folder: results.json, results.md, <task>.png."),
     tasks: str = typer.Option(None, "--tasks", help="Comma-separated tasks (default: all four)."),
@@ -72,7 +71,6 @@ def evaluate_cmd(
                f"{time.perf_counter() - t0:.0f} s", err=True)  # fmt: skip
 
 
-@app.command("probe-fit")
 def probe_fit_cmd(
     task: str = typer.Argument(..., help="Task to fit on (koppen, koppen-main, city-temperature, sdm-ariolimax)."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory of the saved probe."),
@@ -94,7 +92,6 @@ def probe_fit_cmd(
     typer.echo(f"wrote {output}: {tp.kind} probe for {task} on {tp.probe.n_features_in_} {encoder} features", err=True)
 
 
-@app.command("probe-predict")
 def probe_predict_cmd(
     probe: Path = typer.Argument(..., help="Directory written by lamina geo probe-fit."),
     points: Path = typer.Argument(..., help="CSV or Parquet file with lon / lat columns (degrees)."),

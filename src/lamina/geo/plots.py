@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina._io import atomic_path
+from lamina._process import new_figure
 from lamina.errors import InputError
 from lamina.geo.data.rasters import RasterStack
 from lamina.geo.embed import grid_points
@@ -50,11 +51,6 @@ def map_figure(encoder: ClimateEncoder, path: str | os.PathLike, *, month: int =
         stack: the source fields (None: only the embedding and reconstruction panels).
         resolution_deg: grid spacing of the map.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = encoder.variable_names
     variable = variable or names[0]
     if variable not in names:
@@ -74,7 +70,8 @@ def map_figure(encoder: ClimateEncoder, path: str | os.PathLike, *, month: int =
         source = stack.select([variable]).values_at(lon=lon, lat=lat, month=month)[:, 0].reshape(shape)
     extent = (-180, 180, -90, 90)
     n_panels = 2 if source is None else 4
-    fig, axes = plt.subplots((n_panels + 1) // 2, 2, figsize=(13, 3.4 * ((n_panels + 1) // 2)), squeeze=False)
+    fig = new_figure(figsize=(13, 3.4 * ((n_panels + 1) // 2)))  # not registered with pyplot: no backend is chosen
+    axes = fig.subplots((n_panels + 1) // 2, 2, squeeze=False)
     axes = axes.ravel()
     axes[0].imshow(pca_rgb(emb.reshape(*shape, -1)), extent=extent, interpolation="nearest")
     axes[0].set_title(f"embedding, month {month}: first 3 principal components as RGB")
@@ -111,5 +108,4 @@ def map_figure(encoder: ClimateEncoder, path: str | os.PathLike, *, month: int =
         raise InputError(f"output: {path} must end in .png")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
     return path

@@ -137,3 +137,40 @@ class Grid:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("lon_left", "lat_top", "dlon", "dlat", "height", "width")}
+
+
+GRID_5MIN = Grid(-180.0, 90.0, 1.0 / 12.0, 1.0 / 12.0, 2160, 4320)
+"""The global 5-arc-minute grid (rows from 90 N southwards, columns from 180 W) of pvlib's and GLOBE's fields."""
+
+BLOCK_ID_STRIDE = 100_000
+"""``block_ids`` = row * BLOCK_ID_STRIDE + column of the cell (columns stay below it for any block size >= 0.004)."""
+
+
+def block_ids(*, lon, lat, block_deg: float, offset: tuple[float, float] = (0.0, 0.0),
+              wrap_lon: bool = False) -> np.ndarray:
+    """Id of the ``block_deg`` x ``block_deg`` degree cell holding each point, on a grid shifted by ``offset``.
+
+    The one definition of spatial blocks: the evaluation's spatial block split
+    (:class:`lamina.geo.eval.splits.SpatialBlockSplit`) and pretraining's held-out blocks
+    (:class:`lamina.geo.data.sampling.SpatialSplit`) both use it. Cell ``(row, col)`` covers latitudes
+    ``[row * block_deg - 90 - offset[1], (row + 1) * block_deg - 90 - offset[1])`` and the same for longitudes from
+    -180 (row = ``(lat + 90 + offset[1]) // block_deg``, col = ``(lon + 180 + offset[0]) // block_deg``).
+
+    Args:
+        lon: (N,) degrees east in [-180, 180]. lat: (N,) degrees north in [-90, 90].
+        block_deg: cell size in degrees (> 0).
+        offset: (lon, lat) shift of the cell grid in degrees (>= 0), e.g. drawn from a seed.
+        wrap_lon: take ``lon + 180 + offset[0]`` modulo 360, so that 180 E falls in the cell of 180 W and columns
+            stay in ``[0, 360 / block_deg)``.
+
+    Returns:
+        (N,) int64 cell ids (equal ids = same cell): ``row * BLOCK_ID_STRIDE + col``.
+    """
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    x = lon + 180.0 + offset[0]
+    if wrap_lon:
+        x = x % 360.0
+    col = (x // block_deg).astype(np.int64)
+    row = ((lat + 90.0 + offset[1]) // block_deg).astype(np.int64)
+    return row * BLOCK_ID_STRIDE + col

@@ -6,17 +6,15 @@ without regridding. It answers point queries (:meth:`RasterStack.values_at`), co
 normalisation statistics in one streaming pass (:meth:`RasterStack.statistics`), and feeds the pretraining
 sampler (:mod:`lamina.geo.data.sampling`), which reads windows and never the whole stack.
 
-CHELSA climatologies: :meth:`RasterStack.from_chelsa` takes a folder of CHELSA v2.1 GeoTIFFs named as CHELSA
-distributes them (``CHELSA_tas_01_1981-2010_V.2.1.tif`` ...).
+CHELSA climatologies: :func:`lamina.geo.data.sources.chelsa.chelsa_stack` (also :meth:`RasterStack.from_chelsa`)
+takes a folder of CHELSA v2.1 GeoTIFFs named as CHELSA distributes them (``CHELSA_tas_01_1981-2010_V.2.1.tif`` ...).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -255,59 +253,11 @@ class RasterStack:
     def from_chelsa(cls, folder: str | os.PathLike, variables: Sequence[str] | None = None) -> RasterStack:
         """A stack from a folder of CHELSA v2.1 climatology GeoTIFFs, decoded to physical units.
 
-        File names follow CHELSA's scheme ``CHELSA_<var>_<MM>_<period>_V.2.1.tif`` (monthly) or
-        ``CHELSA_<var>_<period>_V.2.1.tif`` (static, e.g. bioclim). Scale and offset come from the file's GDAL
-        metadata when present, else from :data:`CHELSA_DECODING`.
+        Same as :func:`lamina.geo.data.sources.chelsa.chelsa_stack` (kept here for convenience).
         """
-        from lamina.geo.data.sources import CHELSA_DECODING, CHELSA_LICENCE
+        from lamina.geo.data.sources.chelsa import chelsa_stack
 
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise InputError(f"folder: {folder} is not a directory")
-        monthly: dict[str, dict[int, Path]] = {}
-        static: dict[str, Path] = {}
-        for path in sorted(folder.glob("*.tif")):
-            m = _CHELSA_MONTHLY.match(path.name)
-            if m:
-                monthly.setdefault(m["var"], {})[int(m["month"])] = path
-                continue
-            m = _CHELSA_STATIC.match(path.name)
-            if m:
-                static[m["var"]] = path
-        found = sorted(set(monthly) | set(static))
-        if not found:
-            raise InputError(f"folder: no CHELSA GeoTIFFs (CHELSA_<var>_<MM>_<period>_V.2.1.tif) in {folder}")
-        wanted = list(variables) if variables else found
-        fields = []
-        for var in wanted:
-            if var not in monthly and var not in static:
-                raise InputError(f"variables: {var!r} not found in {folder}; found {found}")
-            scale, offset, unit, long_name = CHELSA_DECODING.get(var, (1.0, 0.0, "", var))
-            if var in monthly:
-                months = sorted(monthly[var])
-                if months != list(range(1, 13)):
-                    raise InputError(f"{var}: expected months 01..12 in {folder}, found {months}")
-                readers = [_chelsa_reader(monthly[var][mo], scale, offset) for mo in months]
-                reader: Reader = _MonthlyTiffs(readers)
-                src = str(monthly[var][1]).replace("_01_", "_MM_")
-            else:
-                reader = _chelsa_reader(static[var], scale, offset)
-                src = str(static[var])
-            var_desc = Variable(var, unit, long_name, source=f"CHELSA v2.1: {src}", licence=CHELSA_LICENCE,
-                                monthly=var in monthly)
-            fields.append(Field(var_desc, reader))
-        return cls(fields, name="chelsa", description=f"CHELSA v2.1 climatologies from {folder}")
-
-
-_CHELSA_MONTHLY = re.compile(r"^CHELSA_(?P<var>[A-Za-z0-9]+)_(?P<month>\d{2})_(?P<period>\d{4}-\d{4})_V\.?[\d.]+\.tif$")
-_CHELSA_STATIC = re.compile(r"^CHELSA_(?P<var>[A-Za-z0-9]+)_(?P<period>\d{4}-\d{4})_V\.?[\d.]+\.tif$")
-
-
-def _chelsa_reader(path: Path, scale: float, offset: float) -> TiffReader:
-    probe = TiffReader(path)
-    if probe.scale != 1.0 or probe.offset != 0.0:  # the file says how to decode itself
-        return probe
-    return TiffReader(path, scale=scale, offset=offset)
+        return chelsa_stack(folder, variables)
 
 
 class _MonthlyTiffs(Reader):

@@ -159,12 +159,18 @@ class NetCDFReader(Reader):
 
 
 class TiffReader(Reader):
-    """A single-band GeoTIFF in geographic coordinates (EPSG:4326), read window by window.
+    """A single-band GeoTIFF in geographic coordinates (lon / lat degrees, e.g. EPSG:4326), read window by window.
 
     Only the strips or tiles that intersect a window are read and decoded (tifffile does the decompression), so
     a 30-arc-second CHELSA layer (43200 x 20880 pixels) never has to fit in memory. The grid comes from the
     ModelPixelScale / ModelTiepoint tags, ``nodata`` from GDAL_NODATA unless given, and scale / offset from the
     GDAL metadata when the file carries them (explicit arguments win).
+
+    A raster registered as PixelIsPoint (GTRasterTypeGeoKey = 2: the tiepoint is a pixel's centre) is read on the
+    grid of pixels centred there. Refused with an :class:`~lamina.errors.InputError` naming the file: a projected
+    or geocentric CRS (reproject to lon / lat first, e.g. ``gdalwarp -t_srs EPSG:4326``), coordinates outside the
+    range of degrees, a non-positive or non-finite pixel size, and GDAL_NODATA / scale / offset tags that are not
+    numbers (they would otherwise be ignored and the no-data value read as data).
     """
 
     def __init__(self, path: str | os.PathLike, **decode):
@@ -178,19 +184,27 @@ class TiffReader(Reader):
                 raise InputError(f"{path}: expected a single-band GeoTIFF, got shape {page.shape}")
             if "ModelPixelScaleTag" not in tags or "ModelTiepointTag" not in tags:
                 raise InputError(f"{path}: no GeoTIFF georeferencing (ModelPixelScale / ModelTiepoint tags)")
-            sx, sy = tags["ModelPixelScaleTag"].value[:2]
+            keys = _geokeys(tags)
+            _check_geographic(path, keys)
+            sx, sy = (float(v) for v in tags["ModelPixelScaleTag"].value[:2])
+            if not (np.isfinite(sx) and np.isfinite(sy) and sx > 0 and sy != 0):
+                raise InputError(f"{path}: invalid ModelPixelScale ({sx}, {sy}); expected finite sizes, x > 0")
             tp = tags["ModelTiepointTag"].value
-            i0, j0, x0, y0 = tp[0], tp[1], tp[3], tp[4]
-            self.grid = Grid(x0 - i0 * sx, y0 + j0 * sy, float(sx), float(sy), page.imagelength, page.imagewidth)
-            meta = _gdal_metadata(tags)
-            nodata = _gdal_nodata(tags)
+            i0, j0, x0, y0 = (float(v) for v in (tp[0], tp[1], tp[3], tp[4]))
+            if keys.get(_GT_RASTER_TYPE) == _PIXEL_IS_POINT:  # the tiepoint is the centre of pixel (i0, j0)
+                i0, j0 = i0 + 0.5, j0 + 0.5
+            self.grid = Grid(x0 - i0 * sx, y0 + j0 * sy, sx, sy, page.imagelength, page.imagewidth)
+            _check_degrees(path, self.grid)
+            if "nodata" not in decode:
+                decode["nodata"] = _gdal_nodata(tags, path)
+            if "scale" not in decode or "offset" not in decode:
+                meta = _gdal_metadata(tags, path)
+                decode.setdefault("scale", meta.get("scale", 1.0))
+                decode.setdefault("offset", meta.get("offset", 0.0))
             self._tiled = page.is_tiled
             self._seg_h = page.tilelength if page.is_tiled else page.rowsperstrip
             self._seg_w = page.tilewidth if page.is_tiled else page.imagewidth
             self.dtype = page.dtype
-        decode.setdefault("nodata", nodata)
-        decode.setdefault("scale", meta.get("scale", 1.0))
-        decode.setdefault("offset", meta.get("offset", 0.0))
         super().__init__(**decode)
         self.n_layers = 1
         self._local = threading.local()
@@ -225,18 +239,55 @@ class TiffReader(Reader):
         return out
 
 
-def _gdal_nodata(tags):
+# GeoTIFF keys (OGC GeoTIFF 1.1): model type 1 = projected, 2 = geographic, 3 = geocentric; raster type
+# 1 = PixelIsArea, 2 = PixelIsPoint; ProjectedCRSGeoKey names a projected CRS.
+_GT_MODEL_TYPE, _GT_RASTER_TYPE, _GEOGRAPHIC_TYPE, _PROJECTED_TYPE = 1024, 1025, 2048, 3072
+_MODEL_PROJECTED, _MODEL_GEOGRAPHIC, _MODEL_GEOCENTRIC = 1, 2, 3
+_PIXEL_IS_POINT = 2
+
+
+def _geokeys(tags) -> dict[int, int]:
+    """The short-valued keys of the GeoKeyDirectory tag (empty without it)."""
+    if "GeoKeyDirectoryTag" not in tags:
+        return {}
+    v = [int(x) for x in tags["GeoKeyDirectoryTag"].value]
+    n = v[3] if len(v) >= 4 else 0
+    return {v[4 + 4 * k]: v[7 + 4 * k] for k in range(n) if 7 + 4 * k < len(v) and v[5 + 4 * k] == 0}
+
+
+def _check_geographic(path, keys: dict[int, int]) -> None:
+    model = keys.get(_GT_MODEL_TYPE)
+    if model == _MODEL_PROJECTED or (_PROJECTED_TYPE in keys and model != _MODEL_GEOGRAPHIC):
+        code = keys.get(_PROJECTED_TYPE)
+        crs = f" (EPSG:{code})" if code and code != 32767 else ""
+        raise InputError(f"{path}: projected CRS{crs}; lamina reads lon / lat rasters only: reproject it to "
+                         "EPSG:4326 first (e.g. gdalwarp -t_srs EPSG:4326)")  # fmt: skip
+    if model == _MODEL_GEOCENTRIC:
+        raise InputError(f"{path}: geocentric CRS; lamina reads lon / lat rasters only (reproject to EPSG:4326)")
+
+
+def _check_degrees(path, grid: Grid) -> None:
+    """Refuse a grid whose extent is not in degrees (e.g. metres of a projected CRS without GeoKeys)."""
+    lon_right = grid.lon_left + grid.width * grid.dlon
+    lats = (grid.lat_top, grid.lat_top - grid.height * grid.dlat)
+    slack_lat, slack_lon = abs(grid.dlat), grid.dlon  # PixelIsPoint grids reach half a pixel beyond the poles
+    if grid.lon_left < -360.0 - slack_lon or lon_right > 360.0 + slack_lon or max(map(abs, lats)) > 90 + slack_lat:
+        raise InputError(f"{path}: extent lon [{grid.lon_left:g}, {lon_right:g}], lat [{min(lats):g}, {max(lats):g}] "
+                         "is not in degrees; is the CRS projected? (reproject to EPSG:4326)")  # fmt: skip
+
+
+def _gdal_nodata(tags, path):
     if "GDAL_NODATA" not in tags:
         return None
-    text = str(tags["GDAL_NODATA"].value).strip().strip("\x00")
+    text = str(tags["GDAL_NODATA"].value).strip().strip("\x00").strip()
     try:
         return float(text)
     except ValueError:
-        return None
+        raise InputError(f"{path}: GDAL_NODATA tag {text!r} is not a number; fix the tag or pass nodata=") from None
 
 
-def _gdal_metadata(tags) -> dict:
-    """Scale and offset from the GDAL_METADATA XML tag, if present."""
+def _gdal_metadata(tags, path) -> dict:
+    """Scale and offset from the GDAL_METADATA XML tag, if present (finite numbers, else InputError)."""
     import re
 
     if "GDAL_METADATA" not in tags:
@@ -244,12 +295,16 @@ def _gdal_metadata(tags) -> dict:
     xml = str(tags["GDAL_METADATA"].value)
     out = {}
     for key in ("scale", "offset"):
-        m = re.search(rf'<Item name="{key}"[^>]*role="{key}"[^>]*>([^<]+)</Item>', xml, flags=re.IGNORECASE)
+        m = re.search(rf'<Item name="{key}"[^>]*role="{key}"[^>]*>([^<]*)</Item>', xml, flags=re.IGNORECASE)
         if m is None:
-            m = re.search(rf'<Item name="{key}"[^>]*>([^<]+)</Item>', xml, flags=re.IGNORECASE)
+            m = re.search(rf'<Item name="{key}"[^>]*>([^<]*)</Item>', xml, flags=re.IGNORECASE)
         if m is not None:
             try:
-                out[key] = float(m.group(1))
+                value = float(m.group(1))
             except ValueError:
-                pass
+                value = float("nan")
+            if not np.isfinite(value):
+                raise InputError(f"{path}: GDAL metadata {key} {m.group(1)!r} is not a finite number; fix the tag "
+                                 f"or pass {key}=")  # fmt: skip
+            out[key] = value
     return out

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lamina.geo.data.grid import Grid
+from lamina.geo.data.grid import BLOCK_ID_STRIDE, Grid, block_ids
 from lamina.geo.data.rasters import RasterStack
 from lamina.geo.data.readers import ArrayReader
 
@@ -50,11 +50,10 @@ class SpatialSplit:
         return np.random.default_rng([self.seed, 7919]).random((n_lat, n_lon)) < self.val_fraction
 
     def is_validation(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        """(N,) bool: the point lies in a held-out block."""
+        """(N,) bool: the point lies in a held-out block (blocks as :func:`lamina.geo.data.grid.block_ids`)."""
         table = self._table
-        i = np.clip(((np.asarray(lat) + 90.0) // self.block_deg).astype(np.int64), 0, table.shape[0] - 1)
-        j = np.clip((((np.asarray(lon) + 180.0) % 360.0) // self.block_deg).astype(np.int64), 0, table.shape[1] - 1)
-        return table[i, j]
+        i, j = np.divmod(block_ids(lon=lon, lat=lat, block_deg=self.block_deg, wrap_lon=True), BLOCK_ID_STRIDE)
+        return table[np.clip(i, 0, table.shape[0] - 1), np.clip(j, 0, table.shape[1] - 1)]
 
 
 @dataclass

@@ -1,12 +1,10 @@
-"""Feature providers for the probe evaluation, and the from-scratch coordinate MLP.
+"""Baselines of the probe evaluation: representations without climate pretraining, and the from-scratch MLP.
 
-A *feature provider* is anything with a ``name`` and ``features(lon=, lat=, month=None) -> (N, D) float32``; the
-evaluation probes every provider the same way (:mod:`lamina.geo.eval.evaluate`). Providers here:
+Feature providers (``features(lon=, lat=, month=None) -> (N, D) float32``, see
+:class:`lamina.geo.eval.features.FeatureProvider`; named in the registry of :mod:`lamina.geo.eval.features`):
 
 - :class:`LonLatFeatures`: raw longitude and latitude in degrees (``"lonlat"``).
 - :class:`SphericalHarmonicsFeatures`: real spherical harmonics up to a degree (``"sh10"``, ``"sh40"``).
-- :class:`EncoderFeatures`: any encoder with ``embed(lon=, lat=, month=)`` -- the pretrained climate encoder,
-  the same architecture untrained (``enc.untrained(seed)``), GeoCLIP (:mod:`lamina.geo.eval.geoclip`).
 - :class:`SourceValuesFeatures`: the source climate fields at the point (the paper's "CHELSA values").
 
 :class:`CoordinateMLP` is the paper's "from scratch" baseline: a small residual MLP trained on the task's
@@ -15,26 +13,16 @@ coordinates alone, end to end, per task and seed.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
+from lamina._process import torch_seed, torch_threads
 from lamina._validation import check_lon_lat, check_positive_int
 
 PROBE_MONTHS = (3, 6, 9, 12)  # months concatenated when no month is given (Climplicit's 1024-d embedding)
-
-
-@runtime_checkable
-class FeatureProvider(Protocol):
-    """What the evaluation needs from a representation."""
-
-    name: str
-
-    def features(self, *, lon, lat, month=None) -> np.ndarray:  # pragma: no cover - protocol
-        """(N,) degrees -> (N, D) float32 features."""
 
 
 @dataclass
@@ -64,29 +52,6 @@ class SphericalHarmonicsFeatures:
 
         lon, lat = check_lon_lat(lon, lat)
         return spherical_harmonics(lon, lat, self.degree).astype(np.float32)
-
-
-@dataclass
-class EncoderFeatures:
-    """Embeddings of an encoder with ``embed(lon=, lat=, month=)`` (month None: months 3, 6, 9, 12 concatenated).
-
-    Args:
-        encoder: e.g. ``lamina.geo.load()``, ``enc.untrained(seed=0)``, or a GeoCLIP encoder.
-        name: label in reports.
-        batch: points embedded per call (bounds memory).
-    """
-
-    encoder: Any
-    name: str
-    batch: int = 65536
-
-    def features(self, *, lon, lat, month=None) -> np.ndarray:
-        lon, lat = check_lon_lat(lon, lat)
-        parts = [
-            np.asarray(self.encoder.embed(lon=lon[s : s + self.batch], lat=lat[s : s + self.batch], month=month))
-            for s in range(0, len(lon), self.batch)
-        ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 @dataclass
@@ -151,20 +116,6 @@ def _build_mlp(dim_in: int, dim_out: int, width: int, blocks: int, dropout: floa
                          nn.Linear(width, dim_out))  # fmt: skip
 
 
-@contextlib.contextmanager
-def one_torch_thread():
-    """Run torch on one thread inside the block: a 100k-parameter MLP gains nothing from more threads, and on a
-    machine whose cores are busy, two-thread synchronisation made training ~20x slower in our measurements."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class CoordinateMLP:
     """A small residual MLP trained from scratch on coordinates (the paper's "from scratch, location" baseline).
 
@@ -205,14 +156,16 @@ class CoordinateMLP:
 
     def fit(self, *, lon, lat, y) -> CoordinateMLP:
         """Train on points ``lon, lat`` (N,) degrees with targets ``y``: (N,) class indices or (N, T) floats."""
-        with one_torch_thread():
+        # one torch thread: a 100k-parameter MLP gains nothing from more, and on a machine whose cores are busy,
+        # two-thread synchronisation made training ~20x slower in our measurements. The seed is scoped too: the
+        # caller's torch random stream is left as it was.
+        with torch_threads(1), torch_seed(self.random_state):
             return self._fit(lon, lat, y)
 
     def _fit(self, lon, lat, y) -> CoordinateMLP:
         import torch
         from torch import nn
 
-        torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
         raw = wrapped_coordinates(lon, lat)
         # standardised on the training points, so a regional task (California spans ~10 degrees) is not squeezed
@@ -268,7 +221,7 @@ class CoordinateMLP:
     def _forward(self, lon, lat) -> np.ndarray:
         import torch
 
-        with torch.no_grad(), one_torch_thread():
+        with torch.no_grad(), torch_threads(1):
             x = (wrapped_coordinates(lon, lat) - self.x_mean_) / self.x_std_
             return self.model_(torch.from_numpy(x.astype(np.float32))).numpy().astype(np.float64)
 

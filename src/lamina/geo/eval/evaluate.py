@@ -1,7 +1,8 @@
 """Probe evaluation: tasks x methods x splits x seeds, with progress, results.json, a Markdown table and figures.
 
 A *method* is either a feature provider read out by a single-layer probe (:mod:`lamina.probe`) or the
-from-scratch coordinate MLP (:class:`lamina.geo.eval.baselines.CoordinateMLP`). Features are computed once per task and
+from-scratch coordinate MLP (:class:`lamina.geo.eval.baselines.CoordinateMLP`), named in the registry of
+:mod:`lamina.geo.eval.features`. Features are computed once per task and
 provider; every (split, seed) then fits a fresh probe on the training side (regularisation by inner
 cross-validation on the training side only: random folds for the random split, whole spatial cells for the block
 split) and scores the test side. A seed sets the outer split, the cell-grid offset, the inner folds and the MLP's
@@ -23,39 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina._process import single_threaded
 from lamina.errors import InputError
-from lamina.geo.eval.baselines import (
-    CoordinateMLP,
-    EncoderFeatures,
-    FeatureProvider,
-    LonLatFeatures,
-    SourceValuesFeatures,
-    SphericalHarmonicsFeatures,
-)
-from lamina.geo.eval.tasks import Task, load_task, task_names, task_splits
+from lamina.geo.eval.baselines import CoordinateMLP
+from lamina.geo.eval.features import DEFAULT_METHODS, Method, build_methods
+from lamina.geo.eval.splits import SPLIT_KINDS, task_splits
+from lamina.geo.eval.tasks import Task, load_task, task_names
 from lamina.probe import LinearProbeClassifier, LinearProbeRegressor, classification_metrics, regression_metrics
 
-METHOD_DESCRIPTIONS = {
-    "climplicit": "linear probe on the climate encoder's embedding (months 3, 6, 9, 12 concatenated)",
-    "random-init": "linear probe on the same encoder architecture with random SIREN weights (untrained)",
-    "source-values": "linear probe on the source fields' values at the point (months 3, 6, 9, 12)",
-    "lonlat": "linear probe on raw (lon, lat) in degrees",
-    "sh10": "linear probe on real spherical harmonics up to degree 10 (121 features)",
-    "sh40": "linear probe on real spherical harmonics up to degree 40 (1681 features)",
-    "mlp": "residual MLP (3 blocks x 128, ReLU) trained from scratch on the coordinates, per task and seed",
-    "geoclip": "linear probe on GeoCLIP's released location encoder (512-d; geoclip wheel, optional)",
-}
-DEFAULT_METHODS = tuple(METHOD_DESCRIPTIONS)
-SPLITS = ("random", "block")
-
-
-@dataclass
-class Method:
-    """One row of the results: a provider read out by a probe, or the from-scratch MLP (``provider=None``)."""
-
-    name: str
-    provider: FeatureProvider | None = None
-    description: str = ""
+SPLITS = SPLIT_KINDS
 
 
 @dataclass
@@ -95,56 +72,6 @@ class EvalSettings:
             probe_cs=(1e-2, 1e-1, 1.0),
             mlp_epochs=60,
         )
-
-
-def build_methods(
-    names: Sequence[str] = DEFAULT_METHODS, *, checkpoint: str | os.PathLike | None = None, seed: int = 0
-) -> tuple[list[Method], dict[str, str]]:
-    """Instantiate methods by name.
-
-    Args:
-        names: subset of :data:`DEFAULT_METHODS`.
-        checkpoint: encoder checkpoint directory for ``"climplicit"`` / ``"random-init"`` (None: bundled default).
-        seed: seed of the random-init encoder.
-
-    Returns:
-        ``(methods, skipped)``: the methods, and name -> reason for optional ones that are unavailable (GeoCLIP
-        without its wheel).
-
-    Raises:
-        InputError: an unknown method name.
-    """
-    unknown = [n for n in names if n not in METHOD_DESCRIPTIONS]
-    if unknown:
-        raise InputError(f"encoders: unknown method {unknown[0]!r}; expected some of {', '.join(DEFAULT_METHODS)}")
-    methods, skipped, enc = [], {}, None
-    for name in names:
-        desc = METHOD_DESCRIPTIONS[name]
-        if name in ("climplicit", "random-init"):
-            if enc is None:
-                import lamina.geo
-
-                enc = lamina.geo.load(checkpoint)
-            model = enc if name == "climplicit" else enc.untrained(seed=seed)
-            methods.append(Method(name, EncoderFeatures(model, name), desc))
-        elif name == "source-values":
-            from lamina.geo.data.sources import load_default_stack
-
-            methods.append(Method(name, SourceValuesFeatures(load_default_stack()), desc))
-        elif name == "lonlat":
-            methods.append(Method(name, LonLatFeatures(), desc))
-        elif name in ("sh10", "sh40"):
-            methods.append(Method(name, SphericalHarmonicsFeatures(int(name[2:])), desc))
-        elif name == "mlp":
-            methods.append(Method(name, None, desc))
-        elif name == "geoclip":
-            from lamina.geo.eval.geoclip import GeoCLIPEncoder, geoclip_available
-
-            if not geoclip_available():
-                skipped[name] = "geoclip wheel not installed (pip install --no-deps geoclip==1.3.0)"
-                continue
-            methods.append(Method(name, EncoderFeatures(GeoCLIPEncoder(), name), desc))
-    return methods, skipped
 
 
 def load_tasks(names: Sequence[str], settings: EvalSettings) -> list[Task]:
@@ -281,16 +208,8 @@ def run_evaluation(
 
 def _run_single_threaded(*args, **kwargs) -> dict:
     """:func:`run_one` with BLAS, OpenMP and torch limited to one thread (the parallelism is across fits)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            return run_one(*args, **kwargs)
-    finally:
-        torch.set_num_threads(previous)
+    with single_threaded():
+        return run_one(*args, **kwargs)
 
 
 def evaluate(

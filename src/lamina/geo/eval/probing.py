@@ -1,7 +1,7 @@
 """Fit a single-layer probe for a task on an encoder's features, save it, and apply it to new points.
 
 The saved probe (a lamina checkpoint, :func:`lamina.probe.save_probe`) records which representation it reads
-(``encoder``: a method name of :mod:`lamina.geo.eval.evaluate`, and the checkpoint path for encoder methods), the
+(``encoder``: a method name of :mod:`lamina.geo.eval.features`, and the checkpoint path for encoder methods), the
 task, and the feature size. Applying it computes the same features at the new points and refuses features of
 another size (for example a checkpoint with another embedding size) with a clear error.
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from lamina._validation import check_lon_lat
 from lamina.errors import InputError
-from lamina.geo.eval.evaluate import DEFAULT_METHODS, build_methods
+from lamina.geo.eval.features import feature_provider
 from lamina.geo.eval.tasks import load_task
 from lamina.probe import LinearProbeClassifier, LinearProbeRegressor, load_probe, save_probe
 
@@ -38,17 +38,6 @@ class TaskProbe:
     kind: str
     labels: tuple[str, ...]
     units: str = ""
-
-
-def feature_provider(encoder: str, checkpoint: str | os.PathLike | None = None):
-    """The feature provider of a method name (``"mlp"`` has no features and is refused)."""
-    if encoder == "mlp" or encoder not in DEFAULT_METHODS:
-        names = ", ".join(m for m in DEFAULT_METHODS if m != "mlp")
-        raise InputError(f"encoder: expected one of {names}, got {encoder!r}")
-    methods, skipped = build_methods([encoder], checkpoint=checkpoint)
-    if not methods:
-        raise InputError(f"encoder: {encoder} is unavailable: {skipped.get(encoder, 'unknown reason')}")
-    return methods[0].provider
 
 
 def fit_task_probe(

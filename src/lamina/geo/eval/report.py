@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina._io import atomic_path, write_json_atomic, write_text_atomic
+from lamina._process import new_figure
 
 METRIC_LABELS = {
     "f1_macro": "F1 macro",
@@ -190,16 +191,12 @@ def markdown_report(report: dict) -> str:
 
 def task_figure(report: dict, task: str, path: Path) -> None:
     """Bar chart of one task: headline metric per method, random and block split, error bars = std over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     methods = list(report["methods"])
     splits = report["settings"]["splits"]
     idx = {(r["method"], r["split"]): r for r in report["summary"] if r["task"] == task}
     info = report["tasks"][task]
-    fig, ax = plt.subplots(figsize=(1.1 * len(methods) + 2.5, 3.8), dpi=120)
+    fig = new_figure(figsize=(1.1 * len(methods) + 2.5, 3.8), dpi=120)  # no pyplot: the backend stays as it is
+    ax = fig.subplots()
     width = 0.8 / len(splits)
     x = np.arange(len(methods))
     for k, split in enumerate(splits):
@@ -216,7 +213,6 @@ def task_figure(report: dict, task: str, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
-    plt.close(fig)
 
 
 def write_report(report: dict, out_dir: Path) -> list[Path]:
