@@ -6,7 +6,6 @@ including the evaluation commands of :mod:`lamina.cli.geo_evaluate`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -185,7 +184,7 @@ def sources() -> None:
     """The offline fields lamina can pretrain on, with provenance (JSON)."""
     from lamina.geo.data.sources import sources_table
 
-    typer.echo(json.dumps(sources_table(), indent=2))
+    echo_json(sources_table())
 
 
 COMMANDS = [

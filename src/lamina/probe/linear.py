@@ -199,16 +199,21 @@ class LinearProbeClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, (N, K), columns ordered as ``classes_``."""
+        from scipy.special import expit, softmax
+
         logits = self.decision_function(X)
         if logits.ndim == 1:
-            p1 = 1.0 / (1.0 + np.exp(-logits))
+            p1 = expit(logits)
             return np.column_stack([1.0 - p1, p1])
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(logits, axis=1)
 
     def predict_log_proba(self, X) -> np.ndarray:
-        return np.log(np.maximum(self.predict_proba(X), np.finfo(float).tiny))
+        from scipy.special import log_expit, log_softmax
+
+        logits = self.decision_function(X)
+        if logits.ndim == 1:
+            return np.column_stack([log_expit(-logits), log_expit(logits)])
+        return log_softmax(logits, axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Most probable class label per row, (N,)."""
