@@ -38,11 +38,13 @@ def _points_or_table(input_path, lon, lat, output):
 
 @app.command()
 def embed(
-    input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV or Parquet table of points."),
+    input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV, Parquet, GeoParquet or GeoPackage "
+                                             "(.gpkg) table of points; geometries in any CRS."),
     lon: list[float] | None = typer.Option(None, "--lon", help="Longitude(s), degrees east (repeatable)."),
     lat: list[float] | None = typer.Option(None, "--lat", help="Latitude(s), degrees north (repeatable)."),
     month: int | None = typer.Option(None, "--month", "-m", help="Month 1..12; omit for months 3,6,9,12 (1024-d)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Output table (.parquet or .csv)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output table (.parquet or .csv; GeoParquet "
+                                       ".parquet or .gpkg for a geometry input, which keeps its geometry)."),
     lon_col: str = typer.Option("lon", help="Longitude column of the input table."),
     lat_col: str = typer.Option("lat", help="Latitude column of the input table."),
     month_col: str | None = typer.Option(None, help="Month column of the input table (overrides --month)."),
