@@ -267,3 +267,20 @@ def test_kill_9_mid_raster_then_rerun_resumes_and_leaves_only_the_output(ckpt, t
         rows = ds.read(window=rasterio.windows.Window(0, 0, 600, finished + 2))
     head = enc.embed_grid(bbox=(-30, 10 - 0.1 * (finished + 2), 30, 10), resolution=0.1, month=6).values
     np.testing.assert_allclose(rows, head, rtol=1e-5, atol=1e-6)
+
+
+def test_a_second_writer_of_the_same_output_is_refused(enc, tmp_path):
+    import fcntl
+    import os
+
+    out = tmp_path / "r.tif"
+    work_dir(out).mkdir()
+    fd = os.open(work_dir(out), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running write_raster holds
+        with pytest.raises(InputError, match="being written by another running process"):
+            write_raster(enc, out, bbox=(0, 0, 4, 4), resolution=1.0, month=6, progress=False)
+    finally:
+        os.close(fd)
+    write_raster(enc, out, bbox=(0, 0, 4, 4), resolution=1.0, month=6, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tif"]

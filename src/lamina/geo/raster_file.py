@@ -14,9 +14,11 @@ writes K bands; the PCA is stored in the file's metadata (``pca_components`` (K,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -97,18 +99,33 @@ def _save_npz(path: Path, arrays: dict) -> None:
         np.savez(fh, **arrays)
 
 
-def _start_work(folder: Path, job: dict) -> bool:
-    """Create or reuse the work folder; True when it holds blocks of this very job (a resume)."""
-    job_file = folder / "job.json"
-    if folder.is_dir():
+@contextlib.contextmanager
+def _work_lock(folder: Path, output: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the work folder (released by the OS if the process dies)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
         try:
-            same = json.loads(job_file.read_text()) == job
-        except (OSError, ValueError):
-            same = False
-        if same:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"output: {output} is being written by another running process") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _start_work(folder: Path, job: dict) -> bool:
+    """Reuse the (locked) work folder; True when it holds blocks of this very job (a resume), else empty it."""
+    job_file = folder / "job.json"
+    try:
+        if json.loads(job_file.read_text()) == job:
             return True
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    except (OSError, ValueError):
+        pass
+    for entry in folder.iterdir():  # blocks of other arguments, or of a run that never wrote its job
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     write_json_atomic(job_file, job)
     return False
 
@@ -144,7 +161,6 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
         InputError: bad bbox, resolution, month, dtype, pca or output path, or an output above the size limit
             without ``force``. Nothing is written then.
     """
-    import rasterio
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     path = check_raster_output(path)
@@ -176,70 +192,84 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
            "lamina_version": attrs["lamina_version"]}
 
     folder = work_dir(path)
-    resumed = _start_work(folder, job)
-    fit = None
-    if pca:
-        pca_file = folder / "pca.npz"
-        if pca_file.is_file():
-            with np.load(pca_file) as z:
-                fit = {k: z[k] for k in z.files}
-        else:
-            fit = _fit_pca(encoder, grid, months, pca, pca_sample, seed, precision)
-            _save_npz(pca_file, fit)
+    with _work_lock(folder, path):
+        resumed = _start_work(folder, job)
+        fit = _pca_of_job(folder, encoder, grid, months, pca, pca_sample, seed, precision) if pca else None
+        starts = list(range(0, grid.height, rows))
+        blocks = {r0: folder / f"rows-{r0:07d}.npy" for r0 in starts}
+        done = [r0 for r0 in starts if blocks[r0].is_file()]
+        bar = Progress(TextColumn("[bold]raster"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                       TimeElapsedColumn(), disable=not progress)
+        with bar:
+            task = bar.add_task("raster", total=grid.height, completed=sum(min(rows, grid.height - r0) for r0 in done))
+            for r0 in starts:
+                if r0 in done:
+                    continue
+                r1 = min(grid.height, r0 + rows)
+                block = embed_rows(encoder, grid, r0, r1, months, precision=precision)  # (D, r, W)
+                if fit is not None:
+                    flat = block.reshape(block.shape[0], -1).T.astype(np.float64)  # (r * W, D)
+                    block = ((flat - fit["mean"]) @ fit["components"].T).T.reshape(pca, r1 - r0, grid.width)
+                block = block.astype(dtype)
+                if not np.isfinite(block).all():
+                    shutil.rmtree(folder, ignore_errors=True)  # the same arguments would overflow again
+                    raise InputError(f"dtype: values of rows {r0}..{r1 - 1} overflow {dtype}; use --dtype float32")
+                _save_npy(blocks[r0], block)
+                bar.update(task, advance=r1 - r0)
 
-    starts = list(range(0, grid.height, rows))
-    block_file = {r0: folder / f"rows-{r0:07d}.npy" for r0 in starts}
-    done = [r0 for r0 in starts if block_file[r0].is_file()]
-    bar = Progress(TextColumn("[bold]raster"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
-                   TimeElapsedColumn(), disable=not progress)
-    with bar:
-        task = bar.add_task("raster", total=grid.height,
-                            completed=sum(min(rows, grid.height - r0) for r0 in done))
-        for r0 in starts:
-            if r0 in done:
-                continue
-            r1 = min(grid.height, r0 + rows)
-            block = embed_rows(encoder, grid, r0, r1, months, precision=precision)  # (D, r, W)
-            if fit is not None:
-                flat = block.reshape(block.shape[0], -1).T.astype(np.float64)  # (r*W, D)
-                block = ((flat - fit["mean"]) @ fit["components"].T).T.reshape(pca, r1 - r0, grid.width)
-            block = block.astype(dtype)
-            if not np.isfinite(block).all():
-                shutil.rmtree(folder, ignore_errors=True)  # the same arguments would overflow again
-                raise InputError(f"dtype: values of rows {r0}..{r1 - 1} overflow {dtype}; use --dtype float32")
-            _save_npy(block_file[r0], block)
-            bar.update(task, advance=r1 - r0)
+        tags = {k: str(v) for k, v in attrs.items()}
+        tags["band_names"] = ",".join(out_names)
+        if fit is not None:
+            tags.update(_pca_tags(fit, names, seed))
+        cog = len(out_names) <= COG_MAX_BANDS and has_cog_driver()
+        tile = min(512, max(128, 16 * -(-max(grid.width, grid.height) // 16)))  # small rasters: small tiles
+        assembled = folder / "assembled.tif"
+        _assemble(assembled, grid, [blocks[r0] for r0 in starts], out_names, tags, dtype=dtype, tile=tile)
+        with atomic_path(path) as tmp:
+            _to_cog(assembled, tmp, cog=cog, half=dtype == "float16", tile=tile)
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"path": str(path), "height": grid.height, "width": grid.width, "bands": len(out_names),
+            "blocks": len(starts), "resumed_blocks": len(done) if resumed else 0, "driver": "COG" if cog else "GTiff"}
 
-    tags = {k: str(v) for k, v in attrs.items()}
-    tags["band_names"] = ",".join(out_names)
-    if fit is not None:
-        tags.update(pca_input_bands=",".join(names), pca_components=_json_floats(fit["components"]),
-                    pca_mean=_json_floats(fit["mean"]), pca_explained_variance=_json_floats(fit["explained_variance"]),
-                    pca_explained_variance_ratio=_json_floats(fit["explained_variance_ratio"]),
-                    pca_n_sample=str(int(fit["n_sample"])), pca_seed=str(seed),
-                    pca_inverse="embedding ~= bands @ pca_components + pca_mean")
-    cog = len(out_names) <= COG_MAX_BANDS and has_cog_driver()
-    tile = min(512, max(128, 16 * -(-max(grid.width, grid.height) // 16)))  # small rasters: small tiles
-    assembled = folder / "assembled.tif"
-    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(out_names),
+
+def _pca_of_job(folder: Path, encoder, grid, months, k, n_sample, seed, precision) -> dict:
+    """The PCA of this job: fitted once, then kept in the work folder so a resumed run projects alike."""
+    pca_file = folder / "pca.npz"
+    if pca_file.is_file():
+        with np.load(pca_file) as z:
+            return {key: z[key] for key in z.files}
+    fit = _fit_pca(encoder, grid, months, k, n_sample, seed, precision)
+    _save_npz(pca_file, fit)
+    return fit
+
+
+def _pca_tags(fit: dict, names: list[str], seed: int) -> dict:
+    return {"pca_input_bands": ",".join(names), "pca_components": _json_floats(fit["components"]),
+            "pca_mean": _json_floats(fit["mean"]), "pca_explained_variance": _json_floats(fit["explained_variance"]),
+            "pca_explained_variance_ratio": _json_floats(fit["explained_variance_ratio"]),
+            "pca_n_sample": str(int(fit["n_sample"])), "pca_seed": str(seed),
+            "pca_inverse": "embedding ~= bands @ pca_components + pca_mean"}
+
+
+def _assemble(dst_path: Path, grid: RasterGrid, block_files: list[Path], names: list[str], tags: dict, *,
+              dtype: str, tile: int) -> None:
+    """Write the finished row blocks, one at a time, into a tiled band-interleaved GeoTIFF."""
+    import rasterio
+    from rasterio.windows import Window
+
+    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(names),
                "dtype": "float32", "crs": "EPSG:4326", "transform": rasterio.Affine(*_affine(grid)),
                "tiled": True, "blockxsize": tile, "blockysize": tile, "compress": "deflate", "interleave": "band",
-               "BIGTIFF": "IF_SAFER",
-               **({"NBITS": 16} if dtype == "float16" else {})}  # GDAL < 3.11: half floats as 16-bit Float32
-    with rasterio.open(assembled, "w", **profile) as dst:
+               "BIGTIFF": "IF_SAFER", **({"NBITS": 16} if dtype == "float16" else {})}  # GDAL < 3.11: half floats
+    with rasterio.open(dst_path, "w", **profile) as dst:
         dst.update_tags(**tags)
-        for i, name in enumerate(out_names, start=1):
+        for i, name in enumerate(names, start=1):
             dst.set_band_description(i, name)
-        for r0 in starts:
-            block = np.load(block_file[r0], mmap_mode="r")
-            window = rasterio.windows.Window(0, r0, grid.width, block.shape[1])
-            dst.write(np.asarray(block, dtype=np.float32), window=window)
-    with atomic_path(path) as tmp:
-        _to_cog(assembled, tmp, cog=cog, half=dtype == "float16", tile=tile)
-    shutil.rmtree(folder, ignore_errors=True)
-    return {"path": str(path), "height": grid.height, "width": grid.width, "bands": len(out_names),
-            "blocks": len(starts), "resumed_blocks": len(done) if resumed else 0,
-            "driver": "COG" if cog else "GTiff"}
+        r0 = 0
+        for f in block_files:
+            block = np.load(f, mmap_mode="r")  # (bands, rows, W)
+            dst.write(np.asarray(block, dtype=np.float32), window=Window(0, r0, grid.width, block.shape[1]))
+            r0 += block.shape[1]
 
 
 def _affine(grid: RasterGrid) -> tuple[float, ...]:
