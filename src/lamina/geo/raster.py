@@ -43,8 +43,9 @@ def check_bbox(bbox) -> tuple[float, float, float, float]:
             raise InputError(f"bbox: {name} must lie in [-90, 90], got {v:g}")
     if s >= n:
         raise InputError(f"bbox: south must be < north, got south={s:g}, north={n:g}")
-    if w == e:
-        raise InputError(f"bbox: west and east are equal ({w:g}); use west > east to cross the antimeridian")
+    if w == e or (w, e) == (180.0, -180.0):
+        raise InputError(f"bbox: west ({w:g}) and east ({e:g}) are the same meridian; use west > east to cross the "
+                         "antimeridian")
     return w, s, e, n
 
 
