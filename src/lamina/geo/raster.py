@@ -213,7 +213,7 @@ def embed_grid(encoder: ClimateEncoder, *, bbox, resolution: float, month: int |
     names = band_names(encoder, months)
     grid.check_size(len(names), force=force, limit=max_values)
     data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
-    step = max(1, (1 << 22) // max(1, grid.width))  # ~4 M points per call: bounded temporaries
+    step = max(1, (1 << 24) // (grid.width * len(names)))  # ~16 M values (64 MB) per call: bounded temporaries
     for r0 in range(0, grid.height, step):
         r1 = min(grid.height, r0 + step)
         data[:, r0:r1] = embed_rows(encoder, grid, r0, r1, months, precision=precision)
