@@ -39,11 +39,13 @@ def _points_or_table(input_path, lon, lat, output):
 
 
 def embed(
-    input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV or Parquet table of points."),
+    input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV, Parquet, GeoParquet or GeoPackage "
+                                             "(.gpkg) table of points; geometries in any CRS."),
     lon: list[float] | None = typer.Option(None, "--lon", help="Longitude(s), degrees east (repeatable)."),
     lat: list[float] | None = typer.Option(None, "--lat", help="Latitude(s), degrees north (repeatable)."),
     month: int | None = typer.Option(None, "--month", "-m", help="Month 1..12; omit for months 3,6,9,12 (1024-d)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Output table (.parquet or .csv)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output table (.parquet or .csv; GeoParquet "
+                                       ".parquet or .gpkg for a geometry input, which keeps its geometry)."),
     lon_col: str = typer.Option("lon", help="Longitude column of the input table."),
     lat_col: str = typer.Option("lat", help="Latitude column of the input table."),
     month_col: str | None = typer.Option(None, help="Month column of the input table (overrides --month)."),
@@ -107,6 +109,33 @@ def reconstruct(
                       month_col=month_col, month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon,
                       keep_columns=keep_columns, progress=progress)
     typer.echo(f"wrote {n} rows to {output}", err=True)
+
+
+@app.command()
+def raster(
+    bbox: tuple[float, float, float, float] = typer.Option(
+        ..., "--bbox", metavar="W S E N", help="Bounding box in degrees (W > E crosses the antimeridian)."),
+    resolution: float = typer.Option(..., "--resolution", "-r", help="Pixel size in degrees."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output GeoTIFF (.tif: a Cloud-Optimized GeoTIFF)."),
+    month: int | None = typer.Option(None, "--month", "-m", help="Month 1..12; omit for months 3,6,9,12."),
+    pca: int | None = typer.Option(None, "--pca", help="Write K PCA bands (PCA stored in the file's metadata)."),
+    dtype: str = typer.Option("float32", help="float32 or float16 band values."),
+    force: bool = typer.Option(False, "--force", help="Allow outputs above 2e9 values (pixels x bands)."),
+    block_rows: int | None = typer.Option(None, min=1, help="Rows computed per block (default: ~16 M values)."),
+    seed: int = typer.Option(0, help="Seed of the PCA's pixel sample."),
+    precision: str = typer.Option("float32", help="float32 or bfloat16 network precision."),
+    checkpoint: Path | None = CHECKPOINT,
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Embedding raster over a bbox: tiled COG with overviews, row block by row block, resumable after a kill."""
+    from lamina.geo.raster_file import check_raster_output, write_raster
+
+    check_raster_output(output)  # before loading anything
+    enc = _encoder(checkpoint)
+    info = write_raster(enc, output, bbox=bbox, resolution=resolution, month=month, pca=pca, dtype=dtype,
+                        force=force, block_rows=block_rows, seed=seed, precision=precision, progress=progress)
+    resumed = f", resumed after {info['resumed_blocks']} finished blocks" if info["resumed_blocks"] else ""
+    typer.echo(f"wrote {info['height']} x {info['width']} x {info['bands']} raster to {output}{resumed}", err=True)
 
 
 def _stack(spec: str | None):

@@ -18,6 +18,7 @@ _LAZY = {
     "ClimateEncoder": "lamina.geo.encoder",
     "EncoderConfig": "lamina.geo.encoder",
     "load": "lamina.geo.encoder",
+    "embed_frame": "lamina.geo.points",
     "RasterStack": "lamina.geo.data.rasters",
 }
 

@@ -1,4 +1,5 @@
-"""Batched embedding and reconstruction of arrays, tables (CSV / Parquet, streamed in chunks) and grids.
+"""Batched embedding and reconstruction of arrays, tables (CSV / Parquet / GeoParquet / GeoPackage, streamed in
+chunks) and grids.
 
 Tables larger than memory are read and written chunk by chunk (pyarrow's streaming CSV reader and Parquet row
 batches), so peak memory is set by ``chunk_rows``, not by the file. Outputs are written to a temporary file
@@ -17,6 +18,7 @@ from lamina._io import atomic_path
 from lamina.errors import InputError
 from lamina.geo.data.grid import Grid
 from lamina.geo.encoder import EMBED_MONTHS, ClimateEncoder
+from lamina.geo.points import is_geo_table
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -104,8 +106,10 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
 
     Args:
         encoder: the climate encoder.
-        src: input ``.csv`` or ``.parquet`` with longitude / latitude columns (degrees).
-        dst: output ``.parquet`` or ``.csv``, written atomically.
+        src: input ``.csv`` or ``.parquet`` with longitude / latitude columns (degrees), or points with a
+            geometry column in any CRS: GeoParquet (``.parquet`` with "geo" metadata) or GeoPackage (``.gpkg``).
+        dst: output ``.parquet`` or ``.csv``, written atomically; for a geometry input ``.parquet`` (GeoParquet)
+            or ``.gpkg``, keeping the geometry in its CRS.
         what: ``"embed"`` (float32 embedding columns) or ``"reconstruct"`` (one column per variable, physical
             units; needs a month).
         lon_col, lat_col: coordinate column names.
@@ -131,12 +135,22 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
         raise InputError(f"what: expected 'embed' or 'reconstruct', got {what!r}")
     if not src.is_file():
         raise InputError(f"input: {src} does not exist or is not a file")
-    if dst.suffix.lower() not in TABLE_SUFFIXES:
-        raise InputError(f"output: {dst} must end in .parquet or .csv")
+    geo = is_geo_table(src)
+    if geo and dst.suffix.lower() not in (".parquet", ".pq", ".gpkg"):
+        raise InputError(f"output: {dst}: points with a geometry column are written as GeoParquet (.parquet) or "
+                         "GeoPackage (.gpkg)")
+    if not geo and dst.suffix.lower() == ".gpkg":
+        raise InputError(f"output: {dst}: a .gpkg output needs an input with point geometries (GeoParquet or "
+                         "GeoPackage); write .parquet or .csv")
+    if not geo and dst.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(f"output: {dst} must end in .parquet or .csv (or .gpkg for points with a geometry column)")
     if what == "reconstruct" and month_col is None and month is None:
         raise InputError("month: reconstruct needs --month or --month-col (the variables are monthly)")
     if dst.resolve() == src.resolve():
         raise InputError(f"output: {dst} is the input file; choose another path")
+    if geo:
+        return _process_geo(encoder, src, dst, what=what, month_col=month_col, month=month, chunk_rows=chunk_rows,
+                            wrap_lon=wrap_lon, keep_columns=keep_columns, precision=precision, progress=progress)
     total = table_rows(src)
     out_is_csv = dst.suffix.lower() == ".csv"
     n_done = 0
@@ -175,6 +189,50 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
             if writer is not None:
                 writer.close()
         if writer is None:
+            raise InputError(f"input: {src} has no rows")
+    return n_done
+
+
+def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk_rows, wrap_lon, keep_columns,
+                 precision, progress) -> int:
+    """:func:`process_table` for GeoParquet / GeoPackage points: reprojected to lon / lat, geometry kept."""
+    import pyarrow as pa
+    import shapely
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lamina.geo.points import GEO_SUFFIXES, GeoReader, GeoWriter, points_lonlat
+
+    reader = GeoReader(src, chunk_rows)
+    if reader.crs is None:
+        raise InputError(f"geometry: {src} has no CRS; set one (GeoPandas: gdf.set_crs('EPSG:4326'))")
+    n_done = 0
+    bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   disable=not progress)
+    with bar, atomic_path(dst) as tmp:
+        task = bar.add_task(what, total=reader.rows)
+        if dst.suffix.lower() in GEO_SUFFIXES:
+            tmp.unlink()  # GDAL creates the GeoPackage itself
+        writer = GeoWriter(tmp, reader, layer=dst.stem)
+        try:
+            for attrs, wkb in reader:
+                if month_col and month_col not in attrs.schema.names:
+                    raise InputError(f"column {month_col!r} not found in {src}; columns are {attrs.schema.names}")
+                lon, lat = points_lonlat(shapely.from_wkb(wkb), reader.crs, where=str(src), offset=n_done)
+                mo = _numeric_column(attrs, month_col, src, n_done) if month_col else month
+                try:
+                    out, cols = _compute(encoder, what, lon, lat, mo, wrap_lon, precision)
+                except InputError as exc:
+                    raise InputError(_with_row(str(exc), n_done)) from None
+                table = pa.Table.from_arrays([pa.array(out[:, j]) for j in range(out.shape[1])], names=cols)
+                if keep_columns:
+                    for j, name in enumerate(attrs.schema.names):
+                        table = table.add_column(j, name, attrs.column(j))
+                writer.write(table, wkb)
+                n_done += attrs.num_rows
+                bar.update(task, completed=n_done)
+        finally:
+            writer.close()
+        if n_done == 0:
             raise InputError(f"input: {src} has no rows")
     return n_done
 

@@ -260,6 +260,14 @@ class ClimateEncoder:
             raise CheckpointError(f"checkpoint: {path} does not match its config ({first})") from None
         return cls(module, variables, mean, std, meta)
 
+    def embed_grid(self, *, bbox, resolution: float, month: int | None = None, precision: str = "float32",
+                   force: bool = False):
+        """Embeddings over ``bbox=(W, S, E, N)`` degrees at ``resolution`` degrees: an ``xarray.DataArray``
+        ``(band, lat, lon)`` float32 in EPSG:4326 with provenance; see :func:`lamina.geo.raster.embed_grid`."""
+        from lamina.geo.raster import embed_grid
+
+        return embed_grid(self, bbox=bbox, resolution=resolution, month=month, precision=precision, force=force)
+
 
 INPUT_CONTRACT = {
     "lon": "degrees east in [-180, 180], keyword argument lon=",

@@ -1,0 +1,235 @@
+"""Points with a geometry column: GeoPandas frames, GeoParquet and GeoPackage files, in any CRS.
+
+Point geometries are reprojected to EPSG:4326 longitude / latitude (pyproj, ``always_xy``) before embedding; the
+output keeps the input geometry as it was (same CRS). Files are streamed in chunks like CSV / Parquet tables
+(:func:`lamina.geo.embed.process_table`): GeoParquet through pyarrow row batches (WKB geometries, "geo" metadata),
+GeoPackage through pyogrio's Arrow stream, and written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from lamina.errors import InputError
+
+GEO_SUFFIXES = (".gpkg",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_geoparquet(path: Path) -> bool:
+    """A Parquet file whose schema carries GeoParquet's ``geo`` metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.suffix.lower() not in PARQUET_SUFFIXES or not path.is_file():
+        return False
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError, ValueError):
+        return False  # not readable: the plain-table reader reports it
+    return b"geo" in meta
+
+
+def is_geo_table(path: Path) -> bool:
+    """Whether ``path`` is a GeoPackage or a GeoParquet file (points with a geometry column)."""
+    return path.suffix.lower() in GEO_SUFFIXES or is_geoparquet(path)
+
+
+def _is_wgs84_lonlat(crs) -> bool:
+    from pyproj import CRS
+
+    return CRS.from_user_input(crs).equals(CRS.from_epsg(4326), ignore_axis_order=True)
+
+
+def points_lonlat(geoms: np.ndarray, crs, *, where: str, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude (EPSG:4326, degrees) of point geometries in ``crs``.
+
+    Args:
+        geoms: (N,) shapely geometries.
+        crs: anything pyproj reads (EPSG code, WKT, PROJJSON dict, ``pyproj.CRS``); None is refused.
+        where: the frame or file, for messages; offset: row number of ``geoms[0]``, for messages.
+
+    Returns:
+        ``(lon (N,), lat (N,))`` float64.
+
+    Raises:
+        InputError: a missing CRS, a missing or empty geometry, a geometry that is not a point, or a point that
+            cannot be reprojected.
+    """
+    import shapely
+    from pyproj import Transformer
+
+    if crs is None:
+        raise InputError(f"geometry: {where} has no CRS; set one (GeoPandas: gdf.set_crs('EPSG:4326'))")
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if missing.any():
+        raise InputError(f"geometry: {where} has no (or an empty) geometry at row {offset + int(np.argmax(missing))}")
+    kinds = shapely.get_type_id(geoms)
+    not_point = kinds != shapely.GeometryType.POINT
+    if not_point.any():
+        i = int(np.argmax(not_point))
+        name = "missing" if kinds[i] < 0 else shapely.GeometryType(int(kinds[i])).name.lower()
+        raise InputError(f"geometry: {where} holds a {name} geometry at row {offset + i}; expected points")
+    x, y = shapely.get_x(geoms), shapely.get_y(geoms)
+    if _is_wgs84_lonlat(crs):
+        lon, lat = x, y
+    else:
+        lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
+        lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"geometry: the point at row {offset + i} of {where} ({x[i]!r}, {y[i]!r}) cannot be "
+                         "reprojected to EPSG:4326 (outside the CRS's area?)")
+    return lon, lat
+
+
+def embed_frame(gdf, month=None, *, encoder=None, precision: str = "float32", wrap_lon: bool = False):
+    """Embeddings of the points of a GeoDataFrame, as new columns of a copy of it.
+
+    Args:
+        gdf: a ``geopandas.GeoDataFrame`` of points in any CRS (it must have one).
+        month: 1..12; the name of a column of months; or None for months 3, 6, 9, 12 concatenated.
+        encoder: a :class:`~lamina.geo.encoder.ClimateEncoder`; None for the bundled default.
+        precision: ``"float32"`` or ``"bfloat16"``.
+        wrap_lon: wrap reprojected longitudes outside [-180, 180].
+
+    Returns:
+        A copy of ``gdf`` (same index, geometry and CRS) with float32 columns ``emb_000..`` (one month) or
+        ``emb_m03_000..`` (four months), as ``lamina geo embed`` writes them.
+
+    Raises:
+        InputError: not a GeoDataFrame, no CRS, geometries that are not points, bad months, clashing columns.
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    from lamina.geo.embed import embedding_columns
+    from lamina.geo.encoder import load
+
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise InputError(f"gdf: expected a geopandas.GeoDataFrame, got {type(gdf).__name__}")
+    enc = encoder if encoder is not None else load()
+    lon, lat = points_lonlat(np.asarray(gdf.geometry.values), gdf.crs, where="gdf")
+    if isinstance(month, str):
+        if month not in gdf.columns:
+            raise InputError(f"month: column {month!r} not found; columns are {list(gdf.columns)}")
+        month = gdf[month].to_numpy()
+    emb = enc.embed(lon=lon, lat=lat, month=month, precision=precision, wrap_lon=wrap_lon)
+    cols = embedding_columns(enc, month is not None)
+    clash = [c for c in cols if c in gdf.columns]
+    if clash:
+        raise InputError(f"gdf: already has embedding columns ({clash[0]!r}, ...); drop them first")
+    out = pd.concat([gdf, pd.DataFrame(emb, index=gdf.index, columns=cols)], axis=1)
+    return gpd.GeoDataFrame(out, geometry=gdf.geometry.name, crs=gdf.crs)
+
+
+class GeoReader:
+    """Streams a GeoParquet or GeoPackage file as ``(attribute table, WKB geometries)`` chunks."""
+
+    def __init__(self, path: Path, chunk_rows: int):
+        self.path, self.chunk_rows = path, chunk_rows
+        if path.suffix.lower() in GEO_SUFFIXES:
+            import pyogrio
+
+            info = _gdal_call(path, pyogrio.read_info, path)
+            self.crs, self.rows = info.get("crs"), int(info.get("features") or 0)
+            self.geometry_name = info.get("geometry_name") or "geometry"
+            self.crs_json = None
+        else:
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            meta = json.loads(pf.schema_arrow.metadata[b"geo"])
+            self.geometry_name = meta.get("primary_column", "geometry")
+            col = meta.get("columns", {}).get(self.geometry_name, {})
+            if col.get("encoding", "WKB").upper() != "WKB":
+                raise InputError(f"geometry: {path} stores geometries as {col.get('encoding')!r}; lamina reads "
+                                 "WKB GeoParquet (GeoPandas: gdf.to_parquet(..., geometry_encoding='WKB'))")
+            # GeoParquet: no "crs" key means OGC:CRS84 (lon/lat); an explicit null means unknown
+            self.crs = col["crs"] if "crs" in col else "OGC:CRS84"
+            self.crs_json = col.get("crs")
+            self.rows = pf.metadata.num_rows
+
+    def __iter__(self) -> Iterator:
+        import pyarrow as pa
+
+        if self.path.suffix.lower() in GEO_SUFFIXES:
+            import pyogrio.raw
+
+            with _gdal_call(self.path, pyogrio.raw.open_arrow, self.path, batch_size=self.chunk_rows,
+                            use_pyarrow=True) as (_, reader):
+                for batch in reader:
+                    yield self._split(pa.Table.from_batches([batch]))
+        else:
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_rows):
+                yield self._split(pa.Table.from_batches([batch]))
+
+    def _split(self, table):
+        if self.geometry_name not in table.schema.names:
+            raise InputError(f"geometry: column {self.geometry_name!r} not found in {self.path}")
+        i = table.schema.get_field_index(self.geometry_name)
+        return table.remove_column(i), table.column(i).to_numpy(zero_copy_only=False)
+
+
+def _gdal_call(path, fn, *args, **kwargs):
+    from pyogrio.errors import DataLayerError, DataSourceError
+
+    try:
+        return fn(*args, **kwargs)
+    except (DataSourceError, DataLayerError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"input: {path} is not a readable GeoPackage ({first})") from None
+
+
+class GeoWriter:
+    """Writes chunks ``(attribute table, WKB points)`` as GeoParquet or GeoPackage, keeping the input CRS."""
+
+    def __init__(self, path: Path, reader: GeoReader, layer: str):
+        self.path, self.reader, self.layer, self._pq, self._n = path, reader, layer, None, 0
+        self.gpkg = path.suffix.lower() in GEO_SUFFIXES
+
+    def write(self, table, wkb: np.ndarray) -> None:
+        import pyarrow as pa
+
+        name = self.reader.geometry_name
+        table = table.append_column(name, pa.array(list(wkb), type=pa.binary()))
+        if self.gpkg:
+            import pyogrio
+
+            pyogrio.write_arrow(table, self.path, layer=self.layer, driver="GPKG", geometry_name=name,
+                                geometry_type="Point", crs=_crs_text(self.reader.crs), append=self._n > 0)
+        else:
+            import pyarrow.parquet as pq
+
+            if self._pq is None:
+                self._pq = pq.ParquetWriter(self.path, table.schema.with_metadata({b"geo": self._geo_metadata()}),
+                                            compression="zstd")
+            self._pq.write_table(table.replace_schema_metadata({b"geo": self._geo_metadata()}))
+        self._n += table.num_rows
+
+    def _geo_metadata(self) -> bytes:
+        from pyproj import CRS
+
+        col = {"encoding": "WKB", "geometry_types": ["Point"]}
+        r = self.reader
+        if r.crs_json is not None or r.path.suffix.lower() in GEO_SUFFIXES:
+            col["crs"] = r.crs_json if r.crs_json is not None else CRS.from_user_input(r.crs).to_json_dict()
+        return json.dumps({"version": "1.1.0", "primary_column": r.geometry_name, "columns": {r.geometry_name: col}},
+                          separators=(",", ":")).encode()
+
+    def close(self) -> None:
+        if self._pq is not None:
+            self._pq.close()
+
+
+def _crs_text(crs) -> str:
+    from pyproj import CRS
+
+    return CRS.from_user_input(crs).to_wkt()

@@ -1,0 +1,304 @@
+"""Embedding rasters as files: a tiled Cloud-Optimized GeoTIFF, written row block by row block, resumable.
+
+The raster is computed in blocks of rows (memory set by ``block_rows x width x bands``, never the whole raster).
+Each finished block is saved in a work folder next to the output, ``.{name}.~lamina-work/``, so a run that is
+killed continues from its finished blocks when started again with the same arguments (other arguments, or another
+checkpoint, start over). When every block is done, the blocks are assembled into a tiled GeoTIFF and copied into
+a COG with overviews (GDAL's COG driver; a tiled GTiff with overviews where the driver is missing) at a temporary
+name, renamed onto the output, and the work folder is removed: the output appears complete or not at all.
+
+``pca=K`` fits a PCA (scikit-learn) on the embeddings of a seeded random sample of the grid's pixel centres and
+writes K bands; the PCA is stored in the file's metadata (``pca_components`` (K, D), ``pca_mean`` (D,),
+``pca_explained_variance`` (K,) as JSON), so ``embedding ~= bands @ components + mean``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from lamina._io import atomic_path, write_json_atomic
+from lamina._process import single_threaded
+from lamina.errors import InputError
+from lamina.geo.encoder import ClimateEncoder
+from lamina.geo.raster import RasterGrid, band_names, embed_rows, months_of, provenance
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+DTYPES = ("float32", "float16")
+WORK_MARK = "~lamina-work"
+COG_MAX_BANDS = 16
+"""Rasters with more bands are written band-interleaved (see :func:`_to_cog`)."""
+BLOCK_VALUES = 1 << 24
+"""Embedding values computed per row block by default (64 MB as float32)."""
+
+
+def work_dir(path: str | os.PathLike) -> Path:
+    """The sidecar folder holding finished row blocks of an unfinished raster: ``.{name}.~lamina-work``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{WORK_MARK}")
+
+
+def check_raster_output(path: str | os.PathLike) -> Path:
+    """Raise unless ``path`` names a raster lamina can write (.tif / .tiff)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".zarr":
+        try:
+            import zarr  # noqa: F401
+        except ModuleNotFoundError:
+            raise InputError(f"output: {path}: writing Zarr needs the 'zarr' package, which is not installed; "
+                             "write a GeoTIFF (.tif) instead") from None
+        raise InputError(f"output: {path}: Zarr output is not supported yet; write a GeoTIFF (.tif), or open the "
+                         "DataArray of encoder.embed_grid(...) with xarray and call .to_zarr()")
+    if suffix not in RASTER_SUFFIXES:
+        raise InputError(f"output: {path} must end in .tif or .tiff (a Cloud-Optimized GeoTIFF)")
+    if path.is_dir():
+        raise InputError(f"output: {path} is a folder")
+    return path
+
+
+def has_cog_driver() -> bool:
+    """Whether rasterio's GDAL has the COG driver (GDAL >= 3.1)."""
+    import rasterio
+
+    with rasterio.Env() as env:
+        return "COG" in env.drivers()
+
+
+def _fit_pca(encoder, grid: RasterGrid, months, k: int, n_sample: int, seed: int, precision: str) -> dict:
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(seed)
+    n_pix = grid.height * grid.width
+    idx = np.sort(rng.choice(n_pix, size=min(n_sample, n_pix), replace=False))  # O(sample) for large grids
+    rows, cols = np.divmod(idx, grid.width)
+    month = None if len(months) > 1 else months[0]
+    emb = encoder.embed(lon=grid.lons[cols], lat=grid.lats[rows], month=month, precision=precision)
+    with single_threaded():  # a (D, D) eigenproblem: BLAS threads only contend on a busy machine
+        pca = PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed).fit(emb)
+    return {"components": pca.components_.astype(np.float64), "mean": pca.mean_.astype(np.float64),
+            "explained_variance": pca.explained_variance_, "explained_variance_ratio": pca.explained_variance_ratio_,
+            "n_sample": np.asarray(idx.size)}
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, arr)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+@contextlib.contextmanager
+def _work_lock(folder: Path, output: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the work folder (released by the OS if the process dies)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"output: {output} is being written by another running process") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _start_work(folder: Path, job: dict) -> bool:
+    """Reuse the (locked) work folder; True when it holds blocks of this very job (a resume), else empty it."""
+    job_file = folder / "job.json"
+    try:
+        if json.loads(job_file.read_text()) == job:
+            return True
+    except (OSError, ValueError):
+        pass
+    for entry in folder.iterdir():  # blocks of other arguments, or of a run that never wrote its job
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    write_json_atomic(job_file, job)
+    return False
+
+
+def _json_floats(arr) -> str:
+    return json.dumps(np.asarray(arr, dtype=np.float64).round(9).tolist())
+
+
+def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, resolution: float,
+                 month: int | None = None, pca: int | None = None, dtype: str = "float32", force: bool = False,
+                 block_rows: int | None = None, pca_sample: int = 20_000, seed: int = 0, precision: str = "float32",
+                 progress: bool = True) -> dict:
+    """Write an embedding raster over ``bbox`` as a Cloud-Optimized GeoTIFF, tile by tile and resumable.
+
+    Args:
+        encoder: the climate encoder.
+        path: output ``.tif`` / ``.tiff``.
+        bbox: ``(west, south, east, north)`` degrees; ``west > east`` crosses the antimeridian.
+        resolution: pixel size in degrees (> 0).
+        month: 1..12, or None for months 3, 6, 9, 12 concatenated.
+        pca: write this many PCA bands instead of the embedding (1..embedding bands); None for all bands.
+        dtype: ``"float32"`` or ``"float16"`` band values.
+        force: allow an output above :data:`lamina.geo.raster.MAX_VALUES` values.
+        block_rows: rows computed at once (default: ~16 M embedding values per block).
+        pca_sample: pixels sampled (seeded) to fit the PCA.
+        seed: seed of the PCA sample.
+        precision: ``"float32"`` or ``"bfloat16"`` network precision.
+
+    Returns:
+        A summary: ``{"path", "height", "width", "bands", "blocks", "resumed_blocks", "driver"}``.
+
+    Raises:
+        InputError: bad bbox, resolution, month, dtype, pca or output path, or an output above the size limit
+            without ``force``. Nothing is written then.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    path = check_raster_output(path)
+    grid = RasterGrid.from_bbox(bbox, resolution)
+    months = months_of(month)
+    names = band_names(encoder, months)
+    if dtype not in DTYPES:
+        raise InputError(f"dtype: expected 'float32' or 'float16', got {dtype!r}")
+    if pca is not None and (isinstance(pca, bool) or not isinstance(pca, int | np.integer)
+                            or not 1 <= pca <= len(names)):
+        raise InputError(f"pca: expected an integer in 1..{len(names)} (the embedding bands), got {pca!r}")
+    if precision not in ("float32", "bfloat16"):
+        raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
+    if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, int)
+                                   or block_rows < 1):
+        raise InputError(f"block_rows: expected an integer >= 1, got {block_rows!r}")
+    if not isinstance(pca_sample, int) or pca_sample < 2:
+        raise InputError(f"pca_sample: expected an integer >= 2, got {pca_sample!r}")
+    if pca and grid.height * grid.width < pca:
+        raise InputError(f"pca: {pca} components need at least {pca} pixels; the grid has "
+                         f"{grid.height * grid.width}")
+    out_names = [f"pca_{i:02d}" for i in range(pca)] if pca else names
+    grid.check_size(len(out_names), force=force)
+    rows = block_rows or max(1, min(grid.height, BLOCK_VALUES // (grid.width * len(names))))
+    attrs = provenance(encoder, grid, months)
+    job = {"grid": [grid.west, grid.south, grid.east, grid.north, grid.resolution, grid.width, grid.height],
+           "months": list(months), "pca": pca, "pca_sample": pca_sample, "seed": seed, "dtype": dtype,
+           "precision": precision, "block_rows": rows, "checkpoint_sha256": attrs["checkpoint_sha256"],
+           "lamina_version": attrs["lamina_version"]}
+
+    folder = work_dir(path)
+    with _work_lock(folder, path):
+        resumed = _start_work(folder, job)
+        fit = _pca_of_job(folder, encoder, grid, months, pca, pca_sample, seed, precision) if pca else None
+        starts = list(range(0, grid.height, rows))
+        blocks = {r0: folder / f"rows-{r0:07d}.npy" for r0 in starts}
+        done = [r0 for r0 in starts if blocks[r0].is_file()]
+        bar = Progress(TextColumn("[bold]raster"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                       TimeElapsedColumn(), disable=not progress)
+        with bar:
+            task = bar.add_task("raster", total=grid.height, completed=sum(min(rows, grid.height - r0) for r0 in done))
+            for r0 in starts:
+                if r0 in done:
+                    continue
+                r1 = min(grid.height, r0 + rows)
+                block = embed_rows(encoder, grid, r0, r1, months, precision=precision)  # (D, r, W)
+                if fit is not None:
+                    flat = block.reshape(block.shape[0], -1).T.astype(np.float64)  # (r * W, D)
+                    block = ((flat - fit["mean"]) @ fit["components"].T).T.reshape(pca, r1 - r0, grid.width)
+                block = block.astype(dtype)
+                if not np.isfinite(block).all():
+                    shutil.rmtree(folder, ignore_errors=True)  # the same arguments would overflow again
+                    raise InputError(f"dtype: values of rows {r0}..{r1 - 1} overflow {dtype}; use --dtype float32")
+                _save_npy(blocks[r0], block)
+                bar.update(task, advance=r1 - r0)
+
+        tags = {k: str(v) for k, v in attrs.items()}
+        tags["band_names"] = ",".join(out_names)
+        if fit is not None:
+            tags.update(_pca_tags(fit, names, seed))
+        cog = len(out_names) <= COG_MAX_BANDS and has_cog_driver()
+        tile = min(512, max(128, 16 * -(-max(grid.width, grid.height) // 16)))  # small rasters: small tiles
+        assembled = folder / "assembled.tif"
+        _assemble(assembled, grid, [blocks[r0] for r0 in starts], out_names, tags, dtype=dtype, tile=tile)
+        with atomic_path(path) as tmp:
+            _to_cog(assembled, tmp, cog=cog, half=dtype == "float16", tile=tile)
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"path": str(path), "height": grid.height, "width": grid.width, "bands": len(out_names),
+            "blocks": len(starts), "resumed_blocks": len(done) if resumed else 0, "driver": "COG" if cog else "GTiff"}
+
+
+def _pca_of_job(folder: Path, encoder, grid, months, k, n_sample, seed, precision) -> dict:
+    """The PCA of this job: fitted once, then kept in the work folder so a resumed run projects alike."""
+    pca_file = folder / "pca.npz"
+    if pca_file.is_file():
+        with np.load(pca_file) as z:
+            return {key: z[key] for key in z.files}
+    fit = _fit_pca(encoder, grid, months, k, n_sample, seed, precision)
+    _save_npz(pca_file, fit)
+    return fit
+
+
+def _pca_tags(fit: dict, names: list[str], seed: int) -> dict:
+    return {"pca_input_bands": ",".join(names), "pca_components": _json_floats(fit["components"]),
+            "pca_mean": _json_floats(fit["mean"]), "pca_explained_variance": _json_floats(fit["explained_variance"]),
+            "pca_explained_variance_ratio": _json_floats(fit["explained_variance_ratio"]),
+            "pca_n_sample": str(int(fit["n_sample"])), "pca_seed": str(seed),
+            "pca_inverse": "embedding ~= bands @ pca_components + pca_mean"}
+
+
+def _assemble(dst_path: Path, grid: RasterGrid, block_files: list[Path], names: list[str], tags: dict, *,
+              dtype: str, tile: int) -> None:
+    """Write the finished row blocks, one at a time, into a tiled band-interleaved GeoTIFF."""
+    import rasterio
+    from rasterio.windows import Window
+
+    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(names),
+               "dtype": "float32", "crs": "EPSG:4326", "transform": rasterio.Affine(*_affine(grid)),
+               "tiled": True, "blockxsize": tile, "blockysize": tile, "compress": "deflate", "interleave": "band",
+               "BIGTIFF": "IF_SAFER", **({"NBITS": 16} if dtype == "float16" else {})}  # GDAL < 3.11: half floats
+    with rasterio.open(dst_path, "w", **profile) as dst:
+        dst.update_tags(**tags)
+        for i, name in enumerate(names, start=1):
+            dst.set_band_description(i, name)
+        r0 = 0
+        for f in block_files:
+            block = np.load(f, mmap_mode="r")  # (bands, rows, W)
+            dst.write(np.asarray(block, dtype=np.float32), window=Window(0, r0, grid.width, block.shape[1]))
+            r0 += block.shape[1]
+
+
+def _affine(grid: RasterGrid) -> tuple[float, ...]:
+    x0, dx, _, y0, _, dy = grid.transform
+    return (dx, 0.0, x0, 0.0, dy, y0)
+
+
+def _to_cog(src: Path, dst: Path, *, cog: bool, half: bool, tile: int) -> None:
+    """Copy a tiled GeoTIFF into a Cloud-Optimized GeoTIFF with overviews (in GDAL's block cache, not RAM).
+
+    GDAL's COG driver (3.10) writes pixel-interleaved tiles only, whose size grows with the band count (256 bands x
+    512 x 512 x 4 bytes = 256 MB per tile), so many bands go the classic way: band-interleaved tiles, internal
+    overviews, and a copy with ``COPY_SRC_OVERVIEWS`` that puts overviews and tile indexes first (a COG layout).
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.shutil import copy as gdal_copy
+
+    nbits = {"NBITS": 16} if half else {}
+    if cog:
+        gdal_copy(src, dst, driver="COG", **nbits, COMPRESS="DEFLATE", BLOCKSIZE=tile, OVERVIEWS="AUTO",
+                  RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER")
+        return
+    with rasterio.open(src, "r+") as ds:  # internal overviews, then a copy that puts them first
+        factors = []  # halve until one tile holds the smallest level, as the COG driver's OVERVIEWS=AUTO
+        while -(-max(ds.width, ds.height) // (factors[-1] if factors else 1)) > tile:
+            factors.append(2 * (factors[-1] if factors else 1))
+        if factors:
+            ds.build_overviews(factors, Resampling.average)
+    gdal_copy(src, dst, driver="GTiff", TILED="YES", BLOCKXSIZE=tile, BLOCKYSIZE=tile, COMPRESS="DEFLATE",
+              INTERLEAVE="BAND",
+              COPY_SRC_OVERVIEWS="YES", BIGTIFF="IF_SAFER", **nbits)
