@@ -112,7 +112,8 @@ def test_learning_rate_warms_up_then_decays_to_its_floor(warmup, floor):
 @pytest.mark.parametrize(
     "kw, match",
     [(dict(steps=0), "steps"), (dict(lr=0.0), "lr"), (dict(num_train=0), "num_train"),
-     (dict(time_limit_s=-1.0), "time_limit_s"), (dict(min_lr_ratio=2.0), "min_lr_ratio"), (dict(seed=-1), "seed")],
+     (dict(time_limit_s=-1.0), "time_limit_s"), (dict(min_lr_ratio=2.0), "min_lr_ratio"), (dict(seed=-1), "seed"),
+     (dict(seed=2**64), r"seed: expected an integer in \[0, 4294967295\]"), (dict(steps=5.0), "steps")],
 )
 def test_train_config_validation(kw, match):
     with pytest.raises(InputError, match=match):

@@ -26,17 +26,13 @@ import torch
 from scipy.special import softmax
 from torch import nn
 
-from lamina.errors import InputError
-from lamina.seq._checks import check_real
+from lamina._validation import check_real
+from lamina.errors import InputError, OutOfDomainWarning
 from lamina.seq.base import check_domain
 
 POSITIONAL = ("onehot", "learned", "sinusoidal", "none")
 ATTENTION = ("softmax", "linear")
 KIND = "seq.SingleLayerTransformer"
-
-
-class OutOfDomainWarning(UserWarning):
-    """A model was called on inputs outside the box it was constructed or trained for."""
 
 
 def check_input_values(lo: float, hi: float, domain: tuple[float, float] | None, *, resolution: float = 0.0) -> None:

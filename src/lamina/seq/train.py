@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from lamina._process import torch_seed, torch_threads
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import InputError
-from lamina.seq._checks import check_real
 from lamina.seq.checkpoint import has_state, load_state, save_state
 from lamina.seq.model import SingleLayerTransformer
 
@@ -68,7 +67,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "num_test", "eval_every", "threads", "checkpoint_every"):
             setattr(self, name, check_positive_int(name, getattr(self, name)))
         self.warmup_steps = check_positive_int("warmup_steps", self.warmup_steps, minimum=0)
-        self.seed = check_positive_int("seed", self.seed, minimum=0)
+        self.seed = check_seed("seed", self.seed)
         if self.num_train is not None:
             self.num_train = check_positive_int("num_train", self.num_train)
         self.lr = check_real("lr", self.lr, low=0.0, low_open=True)

@@ -13,14 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lamina._validation import check_positive_int
-from lamina.errors import InputError
-from lamina.seq._checks import check_real
+from lamina._validation import check_positive_int, check_real, check_seed
+from lamina.errors import InputError, LipschitzWarning
 from lamina.seq.targets import Target
-
-
-class LipschitzWarning(UserWarning):
-    """A Lipschitz constant passed by the user is below the target's own (proven) bound."""
 
 
 def corner_inputs(target: Target, num: int, rng: np.random.Generator) -> np.ndarray:
@@ -111,8 +106,9 @@ def sup_error(
         ``{"random", "corners", "adversarial", "max"}`` errors and ``"argmax"``: the worst input ``(n, d)``.
     """
     check_positive_int("num_random", num_random)
-    for name, value in (("num_corners", num_corners), ("starts", starts), ("steps", steps), ("seed", seed)):
+    for name, value in (("num_corners", num_corners), ("starts", starts), ("steps", steps)):
         check_positive_int(name, value, minimum=0)
+    seed = check_seed("seed", seed)
     check_positive_int("batch", batch)
     rng = np.random.default_rng(seed)
     x_rand = rng.uniform(*target.domain, size=(num_random, target.n, target.d))
