@@ -1,4 +1,5 @@
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,19 @@ class _Evil:
     def _run():
         _Evil.ran = True
         return {}
+
+
+def test_resuming_refuses_another_task_or_config_but_not_more_steps(tmp_path):
+    task = MovingAverage(3, 1, window=2)
+    cfg = TrainConfig(steps=10, batch_size=8, num_train=50, num_test=20, eval_every=5, threads=1, warmup_steps=0)
+    train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False)
+    other_task = MovingAverage(3, 1, window=3)  # same n, d, d_out: the architecture check alone lets it through
+    with pytest.raises(InputError, match=r"checkpoint_dir: .* was trained on another task \(window: 2 -> 3\); "
+                                         r"use a new directory"):
+        train(_small(other_task), other_task, cfg, checkpoint_dir=tmp_path, progress=False)
+    for changed in (dict(lr=1e-3), dict(seed=1), dict(num_train=60)):
+        with pytest.raises(InputError, match=f"another config \\({next(iter(changed))}: "):
+            train(_small(task), task, replace(cfg, **changed), checkpoint_dir=tmp_path, progress=False)
+    longer = train(_small(task), task, replace(cfg, steps=14, eval_every=7, threads=2), checkpoint_dir=tmp_path,
+                   progress=False)
+    assert longer.metrics["steps"] == 14 and [h["step"] for h in longer.history][:2] == [5, 10]
