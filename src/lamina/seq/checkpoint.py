@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from lamina.errors import CheckpointError, InputError
-from lamina.seq.model import SeqConfig
+from lamina.seq.model import SeqConfig, config_from_doc
 
 KIND = "seq.TrainState"
 STATE_DIR = "state"
@@ -96,13 +96,6 @@ def _same_run(meta, task_info: dict | None, train_info: dict | None, directory: 
             raise InputError(f"checkpoint_dir: {directory} was trained on another {what} ({diff}); use a new directory")
 
 
-def _saved_config(doc: dict, where: Path) -> SeqConfig:
-    try:
-        return SeqConfig.from_dict(doc["config"])
-    except (InputError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint: {where} has an unreadable model config ({exc})") from None
-
-
 def load_state(directory, model, opt: torch.optim.Optimizer, *, task_info: dict | None = None,
                train_info: dict | None = None) -> tuple[int, list, float]:
     """Load model and optimiser state in place from ``directory``; returns ``(step, history, elapsed_s)``.
@@ -117,7 +110,7 @@ def load_state(directory, model, opt: torch.optim.Optimizer, *, task_info: dict 
     if not where.exists():
         return _load_legacy(directory, model, opt, task_info)
     tensors, doc = load_checkpoint(where, kind=KIND)
-    _same_architecture(_saved_config(doc, where), model, directory)
+    _same_architecture(config_from_doc(doc, where), model, directory)
     meta = doc.get("metadata", {})
     _same_run(meta, task_info, train_info, directory)
     try:

@@ -312,6 +312,18 @@ def forward_numpy(
     return (y, pattern) if return_attention else y
 
 
+def config_from_doc(doc: dict, where) -> SeqConfig:
+    """The :class:`SeqConfig` of a checkpoint's parsed ``config.json``; a missing or malformed one (valid JSON of
+    the wrong content: the sha256 covers only the weights) is a :class:`~lamina.errors.CheckpointError`."""
+    from lamina.errors import CheckpointError
+
+    try:
+        return SeqConfig.from_dict(doc["config"])
+    except (InputError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint: {where} has an unreadable model config "
+                              f"({type(exc).__name__}: {exc})") from None
+
+
 def save_model(model: SingleLayerTransformer, directory, *, metadata: dict | None = None):
     """Write ``model`` as a lamina checkpoint directory (safetensors + config.json with sha256)."""
     from lamina._io import save_checkpoint
@@ -328,7 +340,7 @@ def load_model(directory) -> tuple[SingleLayerTransformer, dict]:
 
     tensors, doc = load_checkpoint(directory, kind=KIND)
     with torch_seed(None):  # every weight is loaded: leave the caller's random stream alone
-        model = SingleLayerTransformer(SeqConfig.from_dict(doc["config"]))
+        model = SingleLayerTransformer(config_from_doc(doc, directory))
     if any(t.dtype == torch.float64 for t in tensors.values()):
         model = model.double()
     try:
