@@ -255,6 +255,20 @@ def test_lipschitz_lower_bound_is_below_the_true_constants_and_close_for_tight_o
             assert lower >= 0.9 * target.lipschitz, (target.name, lower)
 
 
+def test_lipschitz_lower_bound_memory_stays_bounded_for_long_sequences():
+    import tracemalloc
+
+    target = MovingAverage(1024, 1)  # n d = 1024: the finite differences once took 200 MiB here (2 GiB earlier)
+    tracemalloc.start()
+    try:
+        lower = lipschitz_lower_bound(target, seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0.9 * target.lipschitz <= lower <= target.lipschitz * (1 + 1e-6)
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.0f} MiB"  # the points themselves: 256 x 1024 floats, 2 MiB
+
+
 def test_the_corner_spike_is_caught_by_the_sampled_lipschitz_bound():
     with pytest.raises(InputError, match=r"lipschitz: 0.5 is below 200.4, a difference quotient"):
         construct(_corner_spike, n=2, d=1, lipschitz=0.5, eps=None, size=(2, 2), method="grid")
