@@ -22,6 +22,7 @@ def test_construct_writes_a_report(tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # ~18 s on 2 loaded cores
 def test_train_and_sweep_write_reports(tmp_path):
     out = tmp_path / "t"
     args = ["--n", "3", "--d", "1", "--d-model", "8", "--heads", "2", "--d-ff", "8", "--batch-size", "16",
