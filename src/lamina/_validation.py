@@ -1,7 +1,15 @@
-"""Validation of array arguments at the public boundary (shared by all parts)."""
+"""Validation of arguments at the public boundary (shared by all parts): arrays, real numbers, counts, seeds.
+
+One integer rule for every count, size and seed: a Python or NumPy integer, never a bool and never a float, even
+one with an integral value (``2.0``, ``5e7``): a float count is almost always a unit slip, and refusing it beats
+rounding it silently. ``float(True)`` is ``1.0`` and ``float(np.complex128(2))`` drops the imaginary part, so
+:func:`check_real` refuses booleans and complex numbers, NaN, infinities and integers too large for a float.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -122,13 +130,64 @@ def check_same_length(**arrays: Sequence | np.ndarray) -> int:
     return next(iter(lengths.values()), 0)
 
 
+def _is_integer(value) -> bool:
+    return not isinstance(value, bool | np.bool_) and isinstance(value, int | np.integer)
+
+
 def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int, raising unless it is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    """Return ``value`` as an int, raising unless it is an integer >= ``minimum`` (bool and floats refused)."""
+    if not _is_integer(value):
+        raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r} ({type(value).__name__})")
     if value < minimum:
         raise InputError(f"{name}: expected an integer >= {minimum}, got {value}")
     return int(value)
+
+
+check_count = check_positive_int  # the name lamina.seq uses; one rule for every count
+
+
+def _describe(low: float | None, low_open: bool, high: float | None) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"<= {high:g}")
+    return "a finite number" + (" " + " and ".join(parts) if parts else "")
+
+
+def check_real(name: str, value, *, low: float | None = None, low_open: bool = False, high: float | None = None,
+               allow_none: bool = False) -> float | None:
+    """Return ``value`` as a finite float within the bounds; ``None`` passes only with ``allow_none``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: a real number (int, float, NumPy real scalar or 0-d array); bool and complex are refused, and so
+            is an integer too large for a float (an ``InputError``, not an ``OverflowError``).
+        low: lower bound (inclusive, or exclusive with ``low_open``).
+        high: upper bound (inclusive).
+        allow_none: accept ``None`` (returned as is).
+    """
+    want = _describe(low, low_open, high)
+    if value is None:
+        if allow_none:
+            return None
+        raise InputError(f"{name}: expected {want}, got None")
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name}: expected {want}, got {value!r} ({type(value).__name__})")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise InputError(f"{name}: expected {want}, got an integer of {len(str(abs(int(value))))} digits, "
+                         "too large for a float") from None
+    if not math.isfinite(out):
+        raise InputError(f"{name}: expected {want}, got {out!r}")
+    if low is not None and (out <= low if low_open else out < low):
+        raise InputError(f"{name}: expected {want}, got {out:g}")
+    if high is not None and out > high:
+        raise InputError(f"{name}: expected {want}, got {out:g}")
+    return out
 
 
 SEED_MAX = 2**32 - 1
@@ -137,7 +196,7 @@ SEED_MAX = 2**32 - 1
 def check_seed(name: str, value) -> int:
     """Return ``value`` as an int, raising unless it is an integer seed in [0, 2**32 - 1] (NumPy's and torch's
     common range)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    if not _is_integer(value):
         raise InputError(f"{name}: expected an integer in [0, {SEED_MAX}], got {value!r}")
     if not 0 <= value <= SEED_MAX:
         raise InputError(f"{name}: expected an integer in [0, {SEED_MAX}], got {value}")

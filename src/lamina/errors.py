@@ -18,3 +18,11 @@ class InputError(LaminaError, ValueError):
 
 class CheckpointError(LaminaError):
     """A checkpoint is missing, corrupt, of another version, or of another kind of model."""
+
+
+class OutOfDomainWarning(UserWarning):
+    """A model was called on inputs outside the box it was constructed or trained for (lamina.seq)."""
+
+
+class LipschitzWarning(UserWarning):
+    """A Lipschitz constant passed by the user is below the target's own (proven) bound (lamina.seq)."""

@@ -22,6 +22,7 @@ def test_construct_writes_a_report(tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # ~18 s on 2 loaded cores
 def test_train_and_sweep_write_reports(tmp_path):
     out = tmp_path / "t"
     args = ["--n", "3", "--d", "1", "--d-model", "8", "--heads", "2", "--d-ff", "8", "--batch-size", "16",
@@ -97,6 +98,9 @@ def test_train_icl_reports_the_gd_comparison(tmp_path):
         (["compare", "nope"], "target: expected one of"),
         (["compare", "icl-regression"], "sampled task"),
         (["compare", "smooth-cummax", "--param", "tau=-1"], "tau"),
+        (["construct", "smooth-cummax", "--param", "tau=" + "9" * 400], "tau: expected a finite number > 0"),
+        (["construct", "sort", "--seed", str(2**64)], "seed: expected an integer in [0, 4294967295]"),
+        (["train", "sort", "--seed", str(2**64), "--steps", "1"], "seed: expected an integer in [0, 4294967295]"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):

@@ -183,3 +183,27 @@ def test_the_module_also_takes_numpy_and_lists():
         np.testing.assert_allclose(c.model(x.tolist()).numpy(), c(x), atol=1e-12)
     with pytest.raises(InputError, match="x: expected numbers"):
         c.model([["a", "b"]])
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda doc: doc.pop("config"),  # missing
+        lambda doc: doc["config"].pop("n_ctx"),  # a required key missing
+        lambda doc: doc.update(config=[1, 2]),  # wrong type
+        lambda doc: doc.update(config=7),
+        lambda doc: doc["config"].update(n_heads="four"),  # a field of the wrong type
+        lambda doc: doc["config"].update(domain=5),
+        lambda doc: doc["config"].update(colour="red"),  # an unknown key
+    ],
+)
+def test_a_config_json_of_the_wrong_content_is_a_checkpoint_error(tmp_path, edit):
+    import json
+
+    save_model(SingleLayerTransformer(SeqConfig(n_ctx=3, d_in=1, d_model=8)), tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))  # valid JSON, and the weights' sha256 still matches
+    with pytest.raises(CheckpointError, match=r"^checkpoint: .* has an unreadable model config"):
+        load_model(tmp_path / "m")

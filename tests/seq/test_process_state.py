@@ -1,6 +1,7 @@
 """Library calls leave the process as they found it: torch threads and RNG, NumPy's global RNG, matplotlib's
 backend (and pyplot unimported)."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -36,19 +37,37 @@ def _snapshot():
     }
 
 
+@contextlib.contextmanager
+def _process_state_checked():
+    """Yield the torch thread count and assert on exit that the process is as it was on entry. Inside, torch's
+    RNG starts from a known seed that no library call uses; the caller's RNG is forked and put back on exit."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(987)
+        threads = torch.get_num_threads()
+        before = _snapshot()
+        yield threads
+        after = _snapshot()
+        assert after["threads"] == before["threads"]
+        assert after["initial_seed"] == before["initial_seed"]
+        assert torch.equal(after["rng"], before["rng"])
+        assert np.array_equal(after["numpy_rng"], before["numpy_rng"])
+        assert after["backend"] == before["backend"]
+        assert after["pyplot"] == before["pyplot"]
+
+
 @pytest.fixture
 def unchanged():
-    torch.manual_seed(987)  # a known state that no library call uses
-    threads = torch.get_num_threads()
-    before = _snapshot()
-    yield threads
-    after = _snapshot()
-    assert after["threads"] == before["threads"]
-    assert after["initial_seed"] == before["initial_seed"]
-    assert torch.equal(after["rng"], before["rng"])
-    assert np.array_equal(after["numpy_rng"], before["numpy_rng"])
-    assert after["backend"] == before["backend"]
-    assert after["pyplot"] == before["pyplot"]
+    with _process_state_checked() as threads:
+        yield threads
+
+
+def test_the_check_itself_leaves_the_callers_rng_alone():
+    torch.manual_seed(123)
+    torch.rand(3)  # somewhere in the stream, not at a seed
+    state, initial = torch.get_rng_state(), torch.initial_seed()
+    with _process_state_checked():
+        pass
+    assert torch.initial_seed() == initial and torch.equal(torch.get_rng_state(), state)  # not seed 987
 
 
 def _tiny(threads):

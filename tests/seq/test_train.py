@@ -1,4 +1,5 @@
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,8 @@ def test_learning_rate_warms_up_then_decays_to_its_floor(warmup, floor):
 @pytest.mark.parametrize(
     "kw, match",
     [(dict(steps=0), "steps"), (dict(lr=0.0), "lr"), (dict(num_train=0), "num_train"),
-     (dict(time_limit_s=-1.0), "time_limit_s"), (dict(min_lr_ratio=2.0), "min_lr_ratio"), (dict(seed=-1), "seed")],
+     (dict(time_limit_s=-1.0), "time_limit_s"), (dict(min_lr_ratio=2.0), "min_lr_ratio"), (dict(seed=-1), "seed"),
+     (dict(seed=2**64), r"seed: expected an integer in \[0, 4294967295\]"), (dict(steps=5.0), "steps")],
 )
 def test_train_config_validation(kw, match):
     with pytest.raises(InputError, match=match):
@@ -232,3 +234,19 @@ class _Evil:
     def _run():
         _Evil.ran = True
         return {}
+
+
+def test_resuming_refuses_another_task_or_config_but_not_more_steps(tmp_path):
+    task = MovingAverage(3, 1, window=2)
+    cfg = TrainConfig(steps=10, batch_size=8, num_train=50, num_test=20, eval_every=5, threads=1, warmup_steps=0)
+    train(_small(task), task, cfg, checkpoint_dir=tmp_path, progress=False)
+    other_task = MovingAverage(3, 1, window=3)  # same n, d, d_out: the architecture check alone lets it through
+    with pytest.raises(InputError, match=r"checkpoint_dir: .* was trained on another task \(window: 2 -> 3\); "
+                                         r"use a new directory"):
+        train(_small(other_task), other_task, cfg, checkpoint_dir=tmp_path, progress=False)
+    for changed in (dict(lr=1e-3), dict(seed=1), dict(num_train=60)):
+        with pytest.raises(InputError, match=f"another config \\({next(iter(changed))}: "):
+            train(_small(task), task, replace(cfg, **changed), checkpoint_dir=tmp_path, progress=False)
+    longer = train(_small(task), task, replace(cfg, steps=14, eval_every=7, threads=2), checkpoint_dir=tmp_path,
+                   progress=False)
+    assert longer.metrics["steps"] == 14 and [h["step"] for h in longer.history][:2] == [5, 10]

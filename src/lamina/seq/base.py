@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_real
 from lamina.errors import InputError
-from lamina.seq._checks import check_real
 
 
 @dataclass

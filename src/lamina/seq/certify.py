@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lamina.seq._checks import check_real
+from lamina._validation import check_real
 from lamina.seq.ridge import RidgeNet
 
 

@@ -7,8 +7,12 @@ saving leaves the previous state or the new one, never a model of one step with 
 - tensors ``model.<name>`` (the model's state dict) and ``optimizer.<param index>.<key>`` (the optimiser's
   per-parameter tensors, e.g. Adam's moments and step counts);
 - ``config``: the model's :class:`~lamina.seq.model.SeqConfig`;
-- ``metadata``: ``step``, ``history``, ``elapsed_s``, ``task``, and ``optimizer``: its ``param_groups`` and any
-  per-parameter value that is not a tensor (plain JSON).
+- ``metadata``: ``step``, ``history``, ``elapsed_s``, ``task`` (the task's ``describe()``), ``train`` (the
+  :class:`~lamina.seq.train.TrainConfig` less the fields a resumed run may change, :data:`MAY_CHANGE`), and
+  ``optimizer``: its ``param_groups`` and any per-parameter value that is not a tensor (plain JSON).
+
+Resuming checks that the checkpoint was written for the same architecture, task and training configuration: a run
+of ``sort`` never silently continues in a directory that holds ``moving-average``.
 
 Nothing is pickled. A checkpoint written by earlier versions (``model/`` + ``optimizer.pt``) is still read, with
 ``torch.load(weights_only=True)``. Whatever is wrong with a checkpoint (truncated, random bytes, empty, another
@@ -18,20 +22,28 @@ checkpoint of another architecture), never a traceback from a reader.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from lamina.errors import CheckpointError, InputError
-from lamina.seq.model import SeqConfig
+from lamina.seq.model import SeqConfig, config_from_doc
 
 KIND = "seq.TrainState"
 STATE_DIR = "state"
+MAY_CHANGE = ("steps", "time_limit_s", "threads", "checkpoint_every", "eval_every")
+"""TrainConfig fields a resumed run may set anew: how long it runs and how it reports, not what it learns."""
+
+
+def train_info(cfg) -> dict:
+    """What a checkpoint records of a :class:`~lamina.seq.train.TrainConfig`: all but :data:`MAY_CHANGE`."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in MAY_CHANGE}
 
 
 def save_state(directory, model, opt: torch.optim.Optimizer, *, step: int, history: list, elapsed: float,
-               task_info: dict) -> Path:
+               task_info: dict, train_info: dict | None = None) -> Path:
     """Write model and optimiser state as one atomic checkpoint ``directory/state``; returns its path."""
     from lamina._io import save_checkpoint
 
@@ -46,7 +58,7 @@ def save_state(directory, model, opt: torch.optim.Optimizer, *, step: int, histo
                 plain[f"{idx}.{key}"] = value
     groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in full["param_groups"]]
     meta = {"step": int(step), "history": history, "elapsed_s": float(elapsed), "task": task_info,
-            "optimizer": {"param_groups": groups, "plain": plain}}
+            "train": train_info or {}, "optimizer": {"param_groups": groups, "plain": plain}}
     return save_checkpoint(Path(directory) / STATE_DIR, tensors, kind=KIND, config=model.config.to_dict(),
                            metadata=meta)
 
@@ -63,24 +75,44 @@ def _same_architecture(saved: SeqConfig, model, directory: Path) -> None:
         raise InputError(f"checkpoint_dir: {directory} holds a model of another architecture; use a new directory")
 
 
-def _saved_config(doc: dict, where: Path) -> SeqConfig:
-    try:
-        return SeqConfig.from_dict(doc["config"])
-    except (InputError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint: {where} has an unreadable model config ({exc})") from None
+def _plain(value):
+    """``value`` as it reads back from JSON (tuples become lists), so saved and current descriptions compare."""
+    return json.loads(json.dumps(value))
 
 
-def load_state(directory, model, opt: torch.optim.Optimizer) -> tuple[int, list, float]:
-    """Load model and optimiser state in place from ``directory``; returns ``(step, history, elapsed_s)``."""
+def _same_run(meta, task_info: dict | None, train_info: dict | None, directory: Path) -> None:
+    """Refuse a checkpoint written for another task or training configuration (a record it lacks is not checked:
+    checkpoints of earlier versions)."""
+    if not isinstance(meta, dict):
+        return
+    for what, saved, now in (("task", meta.get("task"), task_info), ("config", meta.get("train"), train_info)):
+        if not saved or not now:
+            continue
+        now = _plain(now)
+        if saved != now:
+            keys = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k)) if isinstance(saved, dict) \
+                else []
+            diff = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys[:4])
+            raise InputError(f"checkpoint_dir: {directory} was trained on another {what} ({diff}); use a new directory")
+
+
+def load_state(directory, model, opt: torch.optim.Optimizer, *, task_info: dict | None = None,
+               train_info: dict | None = None) -> tuple[int, list, float]:
+    """Load model and optimiser state in place from ``directory``; returns ``(step, history, elapsed_s)``.
+
+    ``task_info`` (the task's ``describe()``) and ``train_info`` (:func:`train_info`) must match what the
+    checkpoint recorded, or an :class:`~lamina.errors.InputError` asks for a new directory.
+    """
     from lamina._io import load_checkpoint
 
     directory = Path(directory)
     where = directory / STATE_DIR
     if not where.exists():
-        return _load_legacy(directory, model, opt)
+        return _load_legacy(directory, model, opt, task_info)
     tensors, doc = load_checkpoint(where, kind=KIND)
-    _same_architecture(_saved_config(doc, where), model, directory)
+    _same_architecture(config_from_doc(doc, where), model, directory)
     meta = doc.get("metadata", {})
+    _same_run(meta, task_info, train_info, directory)
     try:
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         model.load_state_dict({k: v.to(model.dtype) for k, v in model_state.items()}, strict=True)
@@ -98,12 +130,13 @@ def load_state(directory, model, opt: torch.optim.Optimizer) -> tuple[int, list,
         raise CheckpointError(f"checkpoint: {where} does not fit this model and optimiser ({exc})") from None
 
 
-def _load_legacy(directory: Path, model, opt: torch.optim.Optimizer) -> tuple[int, list, float]:
+def _load_legacy(directory: Path, model, opt: torch.optim.Optimizer, task_info: dict | None) -> tuple[int, list, float]:
     """The layout of earlier versions: ``model/`` (a lamina checkpoint) and ``optimizer.pt`` (torch.save)."""
     from lamina.seq.model import load_model
 
     loaded, meta = load_model(directory / "model")
     _same_architecture(loaded.config, model, directory)
+    _same_run(meta, task_info, None, directory)
     try:
         saved = torch.load(directory / "optimizer.pt", weights_only=True, map_location="cpu")
     except Exception as exc:  # damaged bytes fail anywhere in the unpickler (IndexError, EOFError, ...)

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from lamina._process import torch_seed
+from lamina._validation import check_count, check_real, check_seed
 from lamina.errors import InputError
 from lamina.seq import ridge as _ridge
-from lamina.seq._checks import check_count, check_real
 from lamina.seq.certify import certify_tightest, grid_points_needed
 from lamina.seq.model import SeqConfig, SingleLayerTransformer, forward_numpy
 from lamina.seq.targets import Target, as_target
@@ -336,7 +336,7 @@ def construct(
     max_params = check_count("max_params", max_params)
     memory_budget = check_count("memory_budget", memory_budget)
     max_evaluations = check_real("max_evaluations", max_evaluations, low=1.0)
-    seed = check_count("seed", seed, minimum=0)
+    seed = check_seed("seed", seed)
     lip_f = lipschitz if lipschitz is not None else t.lipschitz
     t(np.random.default_rng(seed).uniform(*t.domain, size=(4, t.n, t.d)))  # shape and NaN check up front
     if lip_f is not None:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina._validation import check_positive_int
-from lamina.seq._checks import check_real
+from lamina._validation import check_positive_int, check_real, check_seed
 
 
 class InContextRegression:
@@ -90,6 +89,7 @@ def compare_with_gd(predict, task: InContextRegression, *, num: int = 4000, seed
         (``d x d``), its ``r2`` on the model's predictions and ``gamma_vs_eta_identity``
         ``||Gamma - eta* I||_F / ||eta* I||_F``.
     """
+    seed = check_seed("seed", seed)
     tokens, target = task.sample(num, np.random.default_rng([seed, 7]))
     y = target[:, -1, 0]
     pred = np.asarray(predict(tokens), dtype=np.float64)[:, -1, 0]

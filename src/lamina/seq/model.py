@@ -26,17 +26,13 @@ import torch
 from scipy.special import softmax
 from torch import nn
 
-from lamina.errors import InputError
-from lamina.seq._checks import check_real
+from lamina._validation import check_real
+from lamina.errors import InputError, OutOfDomainWarning
 from lamina.seq.base import check_domain
 
 POSITIONAL = ("onehot", "learned", "sinusoidal", "none")
 ATTENTION = ("softmax", "linear")
 KIND = "seq.SingleLayerTransformer"
-
-
-class OutOfDomainWarning(UserWarning):
-    """A model was called on inputs outside the box it was constructed or trained for."""
 
 
 def check_input_values(lo: float, hi: float, domain: tuple[float, float] | None, *, resolution: float = 0.0) -> None:
@@ -316,6 +312,18 @@ def forward_numpy(
     return (y, pattern) if return_attention else y
 
 
+def config_from_doc(doc: dict, where) -> SeqConfig:
+    """The :class:`SeqConfig` of a checkpoint's parsed ``config.json``; a missing or malformed one (valid JSON of
+    the wrong content: the sha256 covers only the weights) is a :class:`~lamina.errors.CheckpointError`."""
+    from lamina.errors import CheckpointError
+
+    try:
+        return SeqConfig.from_dict(doc["config"])
+    except (InputError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint: {where} has an unreadable model config "
+                              f"({type(exc).__name__}: {exc})") from None
+
+
 def save_model(model: SingleLayerTransformer, directory, *, metadata: dict | None = None):
     """Write ``model`` as a lamina checkpoint directory (safetensors + config.json with sha256)."""
     from lamina._io import save_checkpoint
@@ -332,7 +340,7 @@ def load_model(directory) -> tuple[SingleLayerTransformer, dict]:
 
     tensors, doc = load_checkpoint(directory, kind=KIND)
     with torch_seed(None):  # every weight is loaded: leave the caller's random stream alone
-        model = SingleLayerTransformer(SeqConfig.from_dict(doc["config"]))
+        model = SingleLayerTransformer(config_from_doc(doc, directory))
     if any(t.dtype == torch.float64 for t in tensors.values()):
         model = model.double()
     try:

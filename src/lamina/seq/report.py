@@ -14,9 +14,9 @@ import torch
 
 from lamina._io import write_json_atomic, write_text_atomic
 from lamina._process import torch_seed
+from lamina._validation import SEED_MAX, check_count, check_seed
 from lamina.errors import InputError
 from lamina.seq import figures
-from lamina.seq._checks import check_count
 from lamina.seq.model import SeqConfig, SingleLayerTransformer, save_model
 from lamina.seq.targets import Target
 
@@ -55,7 +55,7 @@ def construct_report(out, target: Target, *, eps: float | None, size=None, beta=
 
     verify_random = check_count("verify_random", verify_random)
     adversarial_starts = check_count("adversarial_starts", adversarial_starts, minimum=0)
-    seed = check_count("seed", seed, minimum=0)
+    seed = check_seed("seed", seed)
     out = Path(out)
     t0 = time.perf_counter()
     c = construct(target, eps=eps, size=size, beta=beta, method=method, lipschitz=lipschitz,
@@ -64,7 +64,7 @@ def construct_report(out, target: Target, *, eps: float | None, size=None, beta=
     dim = c.target.n * c.target.d  # each ascent step costs dim + 1 evaluations
     measured = sup_error(c, c.target, num_random=verify_random, num_corners=max(100, verify_random // 10),
                          starts=adversarial_starts if dim <= 10 else min(adversarial_starts, 2),
-                         steps=30 if dim <= 10 else 10, seed=seed + 1)
+                         steps=30 if dim <= 10 else 10, seed=(seed + 1) % (SEED_MAX + 1))
     cert = c.certificate.to_dict()
     holds = measured["max"] <= c.certificate.total * (1 + 1e-9) + 1e-12
     if not holds:  # nothing is written: a report never carries a certificate that a measured input refutes

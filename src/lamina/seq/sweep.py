@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from lamina._process import torch_seed
+from lamina._validation import check_count, check_real
 from lamina.errors import InputError
-from lamina.seq._checks import check_count, check_real
 from lamina.seq.model import SeqConfig, SingleLayerTransformer
 from lamina.seq.targets import Target
 from lamina.seq.train import TrainConfig, baselines, gather_init, train

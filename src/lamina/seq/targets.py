@@ -16,9 +16,8 @@ import math
 import numpy as np
 from scipy.special import softmax
 
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import InputError
-from lamina.seq._checks import check_real
 from lamina.seq.base import (  # noqa: F401  (re-exported: the public names of targets)
     FunctionTarget,
     RidgeSum,
@@ -229,7 +228,7 @@ class RandomMLP(Target):
                  domain=(0.0, 1.0)):
         super().__init__(n, d, d_out, domain)
         self.hidden = check_positive_int("hidden", hidden)
-        self.seed = check_positive_int("seed", seed, minimum=0)
+        self.seed = check_seed("seed", seed)
         rng = np.random.default_rng(self.seed)
         fan_in = self.n * self.d
         b1, b2 = 1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(self.hidden)

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from lamina._process import torch_seed, torch_threads
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import InputError
-from lamina.seq._checks import check_real
-from lamina.seq.checkpoint import has_state, load_state, save_state
+from lamina.seq.checkpoint import has_state, load_state, save_state, train_info
 from lamina.seq.model import SingleLayerTransformer
 
 
@@ -68,7 +67,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "num_test", "eval_every", "threads", "checkpoint_every"):
             setattr(self, name, check_positive_int(name, getattr(self, name)))
         self.warmup_steps = check_positive_int("warmup_steps", self.warmup_steps, minimum=0)
-        self.seed = check_positive_int("seed", self.seed, minimum=0)
+        self.seed = check_seed("seed", self.seed)
         if self.num_train is not None:
             self.num_train = check_positive_int("num_train", self.num_train)
         self.lr = check_real("lr", self.lr, low=0.0, low_open=True)
@@ -210,9 +209,10 @@ def _train(model, task, cfg: TrainConfig, checkpoint_dir, progress: bool, callba
     history: list[dict] = []
     start_step, elapsed0 = 0, 0.0
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None and has_state(ckpt):
-        start_step, history, elapsed0 = load_state(ckpt, model, opt)
     task_info = task.describe() if hasattr(task, "describe") else {}
+    run_info = train_info(cfg)
+    if ckpt is not None and has_state(ckpt):  # refused when written for another architecture, task or config
+        start_step, history, elapsed0 = load_state(ckpt, model, opt, task_info=task_info, train_info=run_info)
 
     def evaluate(step: int, elapsed: float, train_loss: float) -> dict:
         model.eval()
@@ -265,13 +265,14 @@ def _train(model, task, cfg: TrainConfig, checkpoint_dir, progress: bool, callba
                 bar.update(bar_id, msg=f"test rel. MSE {rec['rel_mse']:.4g}")
             if ckpt is not None and step % cfg.checkpoint_every == 0:
                 save_state(ckpt, model, opt, step=step, history=history, elapsed=time.perf_counter() - t0,
-                           task_info=task_info)
+                           task_info=task_info, train_info=run_info)
             bar.update(bar_id, completed=step)
     elapsed = time.perf_counter() - t0
     if not history or history[-1]["step"] != step:
         evaluate(step, elapsed, ema)
     if ckpt is not None:
-        save_state(ckpt, model, opt, step=step, history=history, elapsed=elapsed, task_info=task_info)
+        save_state(ckpt, model, opt, step=step, history=history, elapsed=elapsed, task_info=task_info,
+                   train_info=run_info)
     final = dict(history[-1])
     metrics = {k: final[k] for k in ("rel_mse", "mse", "sup_error")}
     metrics.update(steps=step, seconds=round(elapsed, 1), n_params=model.n_params, stopped_by=stopped_by)

@@ -13,14 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lamina._validation import check_positive_int
-from lamina.errors import InputError
-from lamina.seq._checks import check_real
+from lamina._validation import check_positive_int, check_real, check_seed
+from lamina.errors import InputError, LipschitzWarning
 from lamina.seq.targets import Target
-
-
-class LipschitzWarning(UserWarning):
-    """A Lipschitz constant passed by the user is below the target's own (proven) bound."""
 
 
 def corner_inputs(target: Target, num: int, rng: np.random.Generator) -> np.ndarray:
@@ -111,8 +106,9 @@ def sup_error(
         ``{"random", "corners", "adversarial", "max"}`` errors and ``"argmax"``: the worst input ``(n, d)``.
     """
     check_positive_int("num_random", num_random)
-    for name, value in (("num_corners", num_corners), ("starts", starts), ("steps", steps), ("seed", seed)):
+    for name, value in (("num_corners", num_corners), ("starts", starts), ("steps", steps)):
         check_positive_int(name, value, minimum=0)
+    seed = check_seed("seed", seed)
     check_positive_int("batch", batch)
     rng = np.random.default_rng(seed)
     x_rand = rng.uniform(*target.domain, size=(num_random, target.n, target.d))
@@ -135,6 +131,9 @@ def sup_error(
     out["max"] = max(out["random"], out["corners"], adv)
     out["argmax"] = x_adv if adv >= max(out["random"], out["corners"]) else pts[int(np.argmax(errs))]
     return out
+
+
+_FD_BLOCK = 1 << 18  # coordinates (2 MiB of float64) per block of finite-difference probes or their values
 
 
 def lipschitz_lower_bound(target: Target, *, num: int = 256, seed: int = 0, rel_step: float = 1e-4) -> float:
@@ -174,20 +173,30 @@ def lipschitz_lower_bound(target: Target, *, num: int = 256, seed: int = 0, rel_
     fx = fn(x)
     xp = rng.uniform(a, b, size=(num, dim))
     best = quotient(x, xp, fx, fn(xp))
-    # finite differences cost dim evaluations of dim coordinates per point: at most ~16M coordinates in all, in
-    # chunks of ~4M (every point for n d <= 250; a random subset, corners included in proportion, beyond)
+    # finite differences cost dim evaluations of dim coordinates per point: at most ~16M coordinates in all (every
+    # point for n d <= 250; a random subset, corners included in proportion, beyond), evaluated in blocks of
+    # points x axes that hold at most _FD_BLOCK coordinates in and out, so memory stays at a few MB for any n d
     grad_points = rng.permutation(num)[: max(8, min(num, (1 << 24) // (dim * dim)))]
-    eye = h * np.eye(dim)
-    rows = max(1, (1 << 22) // (dim * dim))
+    k_out = fx.shape[1]
+    width = max(dim, k_out)
+    rows = max(1, _FD_BLOCK // (dim * width))  # points per block
     for s in range(0, len(grad_points), rows):
-        xs, fs = x[grad_points[s : s + rows]], fx[grad_points[s : s + rows]]
-        probes = (xs[:, None, :] + eye[None]).reshape(-1, dim)  # (P * dim, dim)
-        grad = (fn(probes).reshape(len(xs), dim, -1) - fs[:, None, :]) / h  # (P, dim, K)
-        best = max(best, float(np.abs(grad).max()))
-        k = np.argmax(np.abs(grad).sum(axis=1), axis=1)  # (P,) the steepest component at each point
-        pick = np.arange(len(xs))
-        g = grad[pick, :, k]  # (P, dim)
-        step = np.clip(xs + h * np.sign(g), a, b)
+        xs, fs = x[grad_points[s : s + rows]], fx[grad_points[s : s + rows]]  # (P, dim), (P, K)
+        p = len(xs)
+        l1 = np.zeros((p, k_out))  # (P, K) ||grad f_k||_1 at each point
+        signs = np.empty((p, dim, k_out), dtype=np.int8)  # sign of every partial derivative
+        cols = max(1, _FD_BLOCK // (p * width))  # axes per block
+        for j0 in range(0, dim, cols):
+            axes = np.arange(j0, min(dim, j0 + cols))
+            probes = np.repeat(xs[:, None, :], len(axes), axis=1)  # (P, A, dim)
+            probes[:, np.arange(len(axes)), axes] += h
+            grad = (fn(probes.reshape(-1, dim)).reshape(p, len(axes), k_out) - fs[:, None, :]) / h  # (P, A, K)
+            best = max(best, float(np.abs(grad).max()))
+            l1 += np.abs(grad).sum(axis=1)
+            signs[:, axes] = np.sign(grad)
+        k = np.argmax(l1, axis=1)  # (P,) the steepest component at each point
+        pick = np.arange(p)
+        step = np.clip(xs + h * signs[pick, :, k], a, b)  # (P, dim)
         best = max(best, quotient(xs, step, fs[pick, k][:, None], fn(step)[pick, k][:, None]))
     return best
 
