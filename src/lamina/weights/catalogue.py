@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from lamina._io import sha256_file
 from lamina.errors import CheckpointError, InputError
 
 CATALOGUE = "catalogue.sqlite"
+logger = logging.getLogger(__name__)
 BUSY_TIMEOUT = 60.0  # seconds a write waits for another process's lock before "database is locked"
 
 # SQLite result codes that are conditions of the machine, not of the file (Python >= 3.11: exc.sqlite_errorname).
@@ -214,3 +216,32 @@ def verify_files(zoo: str | Path, rows: list[dict]) -> tuple[list[dict], list[tu
         else:
             bad.append((row, problem))
     return good, bad
+
+
+def verify_catalogue(cat: Catalogue, zoo: Path) -> list[str]:
+    """On resume, re-check every catalogued file against its sha256; drop the rows that fail (they are rebuilt).
+
+    Returns:
+        One message per dropped file (also logged as one warning).
+    """
+    _, bad_roots = verify_files(zoo, list(cat.roots().values()))
+    _, bad_models = verify_files(zoo, cat.models())
+    for row, _ in bad_roots:
+        cat.remove_root(row["name"])
+    cat.remove_models([row["id"] for row, _ in bad_models])
+    messages = [m for _, m in bad_roots + bad_models]
+    if messages:
+        logger.warning("zoo: %d catalogued file(s) failed their sha256 check and are rebuilt: %s", len(messages),
+                       "; ".join(messages))
+    return messages
+
+
+def os_message(exc: OSError) -> str:
+    """``FILE: reason`` of a failed write (or the reason alone when the error names no file)."""
+    return f"{exc.filename}: {exc.strerror}" if exc.filename else (exc.strerror or str(exc))
+
+
+def write_failed(message: str, cat: Catalogue) -> InputError:
+    """The error that stops a build whose file could not be written: what the catalogue holds and how to resume."""
+    return InputError(f"out: cannot write {message}; the catalogue lists the {cat.count()} models whose files were "
+                      "written completely; free space and run the same command to resume")

@@ -27,8 +27,9 @@ from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
+from lamina.weights._checks import check_number
 from lamina.weights._train import train_bce
 
 KIND = "weights.ProbeX"
@@ -61,8 +62,12 @@ class ProbeXConfig:
     def __post_init__(self) -> None:
         for k in ("r_u", "r_v", "r_t", "epochs", "batch_size"):
             check_positive_int(k, getattr(self, k))
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
-            raise InputError(f"ProbeXConfig: need lr > 0, weight_decay >= 0, 0 <= dropout < 1, got {self}")
+        check_number("lr", self.lr)
+        check_number("weight_decay", self.weight_decay, low_open=False)
+        check_number("dropout", self.dropout, low_open=False, high=1.0)
+        check_seed("seed", self.seed)
+        if not isinstance(self.center, bool) or not isinstance(self.normalize, bool):
+            raise InputError(f"center / normalize: expected True or False, got {self.center!r} / {self.normalize!r}")
         if self.init not in ("pca", "random"):
             raise InputError(f"init: expected 'pca' or 'random', got {self.init!r}")
 

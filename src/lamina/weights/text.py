@@ -31,8 +31,9 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
+from lamina.weights._checks import check_number
 from lamina.weights._train import train_bce
 
 TEXT_DIM = 384
@@ -157,8 +158,9 @@ class TextAligner(BaseEstimator):
         """R: (N, d_H, r_U) probe responses (:meth:`ProbeX.responses`); Y: (N, C) 0/1 labels; T: (C, 384) texts."""
         for name in ("k", "rank", "epochs"):
             check_positive_int(f"TextAligner.{name}", getattr(self, name))
-        if not self.lr > 0 or not self.weight_decay >= 0:
-            raise InputError(f"TextAligner: need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
+        check_number("TextAligner.lr", self.lr)
+        check_number("TextAligner.weight_decay", self.weight_decay, low_open=False)
+        check_seed("TextAligner.seed", self.seed)
         R, T = self._check_r(R), self._check_t(T)
         Y = np.asarray(Y, np.float32)
         if Y.shape != (len(R), len(T)):
