@@ -29,7 +29,7 @@ from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import check_number
+from lamina.weights._checks import check_number, checkpoint_content
 from lamina.weights._train import train_bce
 
 KIND = "weights.ProbeX"
@@ -249,7 +249,8 @@ class ProbeX(BaseEstimator):
         est.n_classes_ = int(doc["n_classes"])
         est.fit_seconds_ = doc.get("fit_seconds", float("nan"))
         est.n_params_ = doc.get("n_params", 0)
-        est.net_ = ProbeXNet(*est.shape_, est.n_classes_, est.config)
+        with torch_seed(None):  # the random initial weights are overwritten: leave the caller's random stream alone
+            est.net_ = ProbeXNet(*est.shape_, est.n_classes_, est.config)
         sd = {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()
               if k.startswith(prefix) and k != f"{prefix}mean"}
         est.net_.load_state_dict(sd, strict=True)
@@ -265,7 +266,8 @@ class ProbeX(BaseEstimator):
     @classmethod
     def load(cls, directory) -> ProbeX:
         tensors, doc = load_checkpoint(directory, kind=KIND)
-        return cls.from_state({k: v.numpy() for k, v in tensors.items()}, doc["config"])
+        with checkpoint_content(directory):
+            return cls.from_state({k: v.numpy() for k, v in tensors.items()}, doc["config"])
 
 
 def count_params(module: nn.Module) -> int:
