@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lamina.weights.catalogue import Catalogue
 from lamina.weights.zoo import ZooConfig, build_zoo
 
 
@@ -14,6 +15,12 @@ def tiny_config(n_models: int = 20) -> ZooConfig:
         r.n_models = n_models
         r.epochs = min(r.epochs, 4)
     return cfg
+
+
+def read_catalogue(zoo, what: str = "models", **kwargs):
+    """``Catalogue(zoo).<what>(**kwargs)`` (models, roots, count, ...) on a connection that is closed again."""
+    with Catalogue(zoo) as cat:
+        return getattr(cat, what)(**kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ from lamina.weights.baselines import (
     first_layer_response,
     weight_statistics,
 )
-from lamina.weights.catalogue import Catalogue
 from lamina.weights.layers import read_layer
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
 
+from .conftest import read_catalogue
 from .test_probex import planted
 
 
@@ -42,7 +42,7 @@ def test_ridge_picks_a_larger_penalty_for_noise():
 
 
 def test_dense_logistic_beats_chance_on_the_tiny_zoo(tiny_zoo):
-    models = Catalogue(tiny_zoo).models(tree="mlp-digits-fashion")
+    models = read_catalogue(tiny_zoo, "models", tree="mlp-digits-fashion")
     X = np.stack([read_layer(tiny_zoo / m["path"], "fc1") for m in models])
     Y = labels_matrix([m["categories"] for m in models], 60)
     scores = np.zeros_like(Y)

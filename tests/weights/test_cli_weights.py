@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from lamina.cli import app
 from lamina.weights.catalogue import Catalogue
 
+from .conftest import read_catalogue
+
 runner = CliRunner()
 
 
@@ -38,7 +40,7 @@ def test_zoo_build_small_config_cli(tmp_path):
 
 
 def test_predict_search_like(tiny_zoo, tiny_probe):
-    model = Catalogue(tiny_zoo).models(tree="mlp-digits-fashion")[0]
+    model = read_catalogue(tiny_zoo, "models", tree="mlp-digits-fashion")[0]
     r = run("predict", tiny_probe, tiny_zoo / model["path"], "--top", "3")
     assert r.exit_code == 0, r.output
     out = _json_tail(r.output)
@@ -54,7 +56,7 @@ def test_predict_search_like(tiny_zoo, tiny_probe):
 
 
 def test_bad_input_exits_2_naming_file_and_layer(tiny_zoo, tiny_probe, tmp_path):
-    cnn = Catalogue(tiny_zoo).models(tree="cnn-digits")[0]
+    cnn = read_catalogue(tiny_zoo, "models", tree="cnn-digits")[0]
     # a model file without the requested layer (a CNN routed fine, but only MLP trees have experts on fc1? no:
     # every tree got an fc1 expert) -> use a file whose body matches no tree
     odd = tmp_path / "odd.safetensors"
@@ -73,7 +75,8 @@ def test_bad_input_exits_2_naming_file_and_layer(tiny_zoo, tiny_probe, tmp_path)
     assert r.exit_code == 2 and "no models" in r.output
     untrained = tmp_path / "untrained"
     shutil.copytree(tiny_zoo, untrained)
-    Catalogue(untrained).set_meta("probe", None)
+    with Catalogue(untrained) as cat:
+        cat.set_meta("probe", None)
     r = run("search", "a coat", "--zoo", untrained)
     assert r.exit_code == 2 and "no trained probe" in r.output
     r = run("search", "--zoo", tiny_zoo)
@@ -102,13 +105,12 @@ def test_broken_model_in_zoo_is_reported_and_skipped(tiny_zoo, tmp_path):
 
     zoo = tmp_path / "zoo"
     shutil.copytree(tiny_zoo, zoo)
-    cat = Catalogue(zoo)
-    victim = cat.models(tree="mlp-digits")[0]
-    state = read_state(zoo / victim["path"])
-    state["fc2.weight"][0, 0] = np.nan
-    save_file(state, str(zoo / victim["path"]))
-    cat.add_models([{**victim, "sha256": hashlib.sha256((zoo / victim["path"]).read_bytes()).hexdigest()}])
-    cat.close()
+    with Catalogue(zoo) as cat:
+        victim = cat.models(tree="mlp-digits")[0]
+        state = read_state(zoo / victim["path"])
+        state["fc2.weight"][0, 0] = np.nan
+        save_file(state, str(zoo / victim["path"]))
+        cat.add_models([{**victim, "sha256": hashlib.sha256((zoo / victim["path"]).read_bytes()).hexdigest()}])
     r = run("train", zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "1", "--r-u", "4", "--r-v", "4",
             "--r-t", "8")
     assert r.exit_code == 0, r.output
@@ -141,7 +143,7 @@ def test_search_index_scores_like_a_fresh_read(tiny_zoo, tiny_probe):
     query = "a photo of a coat with a white frame"
     scores = mix.text_scores(query)
     info = mix.experts_["cnn-digits"]
-    paths = {m["id"]: tiny_zoo / m["path"] for m in Catalogue(tiny_zoo).models(tree="cnn-digits")}
+    paths = {m["id"]: tiny_zoo / m["path"] for m in read_catalogue(tiny_zoo, "models", tree="cnn-digits")}
     sel = [i for i, t in enumerate(mix.index_trees_) if t == "cnn-digits"]
     x = np.stack([read_layer(paths[mix.index_ids_[i]], info["layer"]) for i in sel])
     fresh = info["aligner"].predict_proba(info["expert"].responses(x), embed_text([query]))[:, 0]
@@ -154,7 +156,7 @@ def test_top_has_one_rule_for_predict_and_search(tiny_zoo, tiny_probe):
     from lamina.weights.experts import ProbeXMixture
     from lamina.weights.search import search_like, search_text
 
-    model = tiny_zoo / Catalogue(tiny_zoo).models(tree="cnn-digits")[0]["path"]
+    model = tiny_zoo / read_catalogue(tiny_zoo, "models", tree="cnn-digits")[0]["path"]
     for top in ("-5", "0"):
         for args in (("predict", tiny_probe, model, "--top", top),
                      ("search", "a coat", "--zoo", tiny_zoo, "--top", top),
@@ -182,7 +184,7 @@ def test_nan_or_inf_layer_is_named_before_any_arithmetic(tiny_zoo, tiny_probe, t
     from lamina.weights.experts import ProbeXMixture
     from lamina.weights.layers import read_state
 
-    src = tiny_zoo / Catalogue(tiny_zoo).models(tree="mlp-digits")[0]["path"]
+    src = tiny_zoo / read_catalogue(tiny_zoo, "models", tree="mlp-digits")[0]["path"]
     mix = ProbeXMixture.load(tiny_probe)
     for bad, name in ((np.nan, "nan.safetensors"), (np.inf, "inf.safetensors")):
         state = read_state(src)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.weights.catalogue import Catalogue
 from lamina.weights.layers import read_state
 from lamina.weights.trees import (
     Fingerprints,
@@ -15,6 +14,8 @@ from lamina.weights.trees import (
     fingerprint_files,
     separation,
 )
+
+from .conftest import read_catalogue
 
 
 def test_bisection_finds_separated_clouds_and_keeps_one_cloud_whole():
@@ -30,7 +31,7 @@ def test_bisection_finds_separated_clouds_and_keeps_one_cloud_whole():
 
 
 def test_discovery_recovers_the_tiny_zoo_trees(tiny_zoo):
-    models = Catalogue(tiny_zoo).models()
+    models = read_catalogue(tiny_zoo, "models")
     fp = fingerprint_files([tiny_zoo / m["path"] for m in models])
     found = discover_trees(fp)
     true = [m["tree"] for m in models]

@@ -46,8 +46,10 @@ def zoo_build(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Build (or resume) a zoo: pretrain the roots, then fine-tune every tree's models in parallel."""
+    from lamina._validation import check_positive_int
     from lamina.weights.zoo import ZooConfig, build_zoo
 
+    check_positive_int("--workers", workers)  # before the config is read
     summary = build_zoo(ZooConfig.load(config), out, workers=workers, quiet=quiet)
     echo_json(summary)
 
@@ -78,10 +80,14 @@ def train(
     in the output counts them)."""
     import torch
 
+    from lamina._validation import check_positive_int, check_seed
     from lamina.errors import InputError
     from lamina.weights.experts import ProbeXMixture, TrainConfig
     from lamina.weights.search import register_probe
 
+    check_positive_int("--threads", threads)  # before torch.set_num_threads, which refuses 0 with a traceback
+    check_seed("--seed", seed)
+    check_positive_int("--epochs", epochs)
     torch.set_num_threads(threads)
     try:
         held = [int(x) for x in heldout.split(",") if x.strip()]
@@ -144,6 +150,7 @@ def evaluate(
     dense_seeds: int = typer.Option(1, "--dense-seeds", help="Seeds for the (slow) dense logistic probe."),
 ) -> None:
     """Evaluate ProbeX, the baselines, tree discovery and zero-shot search on a zoo; write the report."""
+    from lamina._validation import check_positive_int, check_seed
     from lamina.errors import InputError
     from lamina.weights.evaluate import EvalConfig, evaluate_zoo
     from lamina.weights.probex import ProbeXConfig
@@ -153,6 +160,15 @@ def evaluate(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise InputError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    if not seed_list:
+        raise InputError(f"--seeds: expected at least one seed, got {seeds!r}")
+    for s in seed_list:  # the flags' names in the messages; EvalConfig checks the same again
+        check_seed("--seeds", s)
+    check_positive_int("--epochs", epochs)
+    check_positive_int("--workers", workers)
+    check_positive_int("--dense-seeds", dense_seeds)
+    if max_models is not None:
+        check_positive_int("--max-models", max_models)
     cfg = EvalConfig(seeds=seed_list, probex=ProbeXConfig(epochs=epochs), workers=workers,
                      max_models_per_tree=max_models, dense_seeds=dense_seeds)
     rep = evaluate_zoo(zoo, cfg, log=lambda m: typer.echo(m, err=True))

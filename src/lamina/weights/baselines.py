@@ -24,7 +24,9 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from lamina._process import torch_seed
+from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
+from lamina.weights._checks import check_number
 from lamina.weights._train import train_bce
 from lamina.weights.probex import count_params, preprocess
 
@@ -41,6 +43,11 @@ class DenseLinearProbe(BaseEstimator):
         self.seed = seed
 
     def fit(self, X, Y) -> DenseLinearProbe:
+        for name in ("epochs", "batch_size"):
+            check_positive_int(f"DenseLinearProbe.{name}", getattr(self, name))
+        check_number("DenseLinearProbe.lr", self.lr)
+        check_number("DenseLinearProbe.weight_decay", self.weight_decay, low_open=False)
+        check_seed("DenseLinearProbe.seed", self.seed)
         X = np.asarray(X, np.float32)
         Y = np.asarray(Y, np.float32)
         t0 = time.perf_counter()
@@ -114,6 +121,8 @@ class StatNN(BaseEstimator):
     def fit(self, F, Y) -> StatNN:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
+        check_positive_int("StatNN.max_iter", self.max_iter)
+        check_seed("StatNN.seed", self.seed)
         F, Y = np.asarray(F, np.float32), np.asarray(Y)
         t0 = time.perf_counter()
         self.models_: list = []

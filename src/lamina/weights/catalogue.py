@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,6 +18,35 @@ from lamina._io import sha256_file
 from lamina.errors import CheckpointError, InputError
 
 CATALOGUE = "catalogue.sqlite"
+logger = logging.getLogger(__name__)
+BUSY_TIMEOUT = 60.0  # seconds a write waits for another process's lock before "database is locked"
+
+# SQLite result codes that are conditions of the machine, not of the file (Python >= 3.11: exc.sqlite_errorname).
+_CONDITIONS = {
+    "SQLITE_FULL": "the disk is full; free space and rerun: the build resumes",
+    "SQLITE_BUSY": "in use by another process (another build or training on this zoo?); wait for it to finish or "
+                   "use another folder",
+    "SQLITE_LOCKED": "in use by another process (another build or training on this zoo?); wait for it to finish "
+                     "or use another folder",
+    "SQLITE_READONLY": "cannot be written (read-only file or folder); check its permissions",
+    "SQLITE_CANTOPEN": "cannot be opened (missing folder or no permission); check the path and its permissions",
+    "SQLITE_IOERR": "input/output error while reading or writing it; check the disk and rerun",
+    "SQLITE_NOMEM": "out of memory; free memory and rerun",
+}
+
+
+def sqlite_error(path: Path, exc: sqlite3.Error) -> InputError | CheckpointError:
+    """The one-line error for an SQLite failure on the catalogue ``path``.
+
+    Corruption ("malformed", "not a database", a failed integrity check) is a :class:`CheckpointError` that asks for a
+    rebuild; a full disk, a lock held by another process and other conditions of the machine are an
+    :class:`InputError` that leaves the (healthy) zoo alone.
+    """
+    name = getattr(exc, "sqlite_errorname", None) or ""  # e.g. SQLITE_IOERR_WRITE: its primary code is SQLITE_IOERR
+    condition = _CONDITIONS.get("_".join(name.split("_")[:2]))
+    if condition is not None:
+        return InputError(f"{path}: {condition} ({exc})")
+    return CheckpointError(f"{path}: not a readable zoo catalogue ({exc}); rebuild the zoo or restore the file")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +77,8 @@ class Catalogue:
             raise CheckpointError(f"{path}: empty file, not a zoo catalogue (remove it and rebuild the zoo)")
         self.zoo.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.con = sqlite3.connect(str(path), timeout=60)
+        with self._guard():
+            self.con = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT)
         try:
             with self._guard():
                 if exists:  # an existing file must be an intact catalogue: never add tables to a stranger
@@ -66,12 +97,12 @@ class Catalogue:
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        """Turn SQLite's errors on a damaged file into one CheckpointError naming the file."""
+        """Turn SQLite's errors into one line naming the file: a damaged file is a CheckpointError; a full disk, a
+        catalogue in use by another process or an unwritable folder is an InputError that says what to do."""
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            raise CheckpointError(f"{self.path}: not a readable zoo catalogue ({exc}); rebuild the zoo or restore "
-                                  "the file") from None
+            raise sqlite_error(self.path, exc) from None
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{self.path}: a catalogue entry is not valid JSON ({exc})") from None
 
@@ -185,3 +216,32 @@ def verify_files(zoo: str | Path, rows: list[dict]) -> tuple[list[dict], list[tu
         else:
             bad.append((row, problem))
     return good, bad
+
+
+def verify_catalogue(cat: Catalogue, zoo: Path) -> list[str]:
+    """On resume, re-check every catalogued file against its sha256; drop the rows that fail (they are rebuilt).
+
+    Returns:
+        One message per dropped file (also logged as one warning).
+    """
+    _, bad_roots = verify_files(zoo, list(cat.roots().values()))
+    _, bad_models = verify_files(zoo, cat.models())
+    for row, _ in bad_roots:
+        cat.remove_root(row["name"])
+    cat.remove_models([row["id"] for row, _ in bad_models])
+    messages = [m for _, m in bad_roots + bad_models]
+    if messages:
+        logger.warning("zoo: %d catalogued file(s) failed their sha256 check and are rebuilt: %s", len(messages),
+                       "; ".join(messages))
+    return messages
+
+
+def os_message(exc: OSError) -> str:
+    """``FILE: reason`` of a failed write (or the reason alone when the error names no file)."""
+    return f"{exc.filename}: {exc.strerror}" if exc.filename else (exc.strerror or str(exc))
+
+
+def write_failed(message: str, cat: Catalogue) -> InputError:
+    """The error that stops a build whose file could not be written: what the catalogue holds and how to resume."""
+    return InputError(f"out: cannot write {message}; the catalogue lists the {cat.count()} models whose files were "
+                      "written completely; free space and run the same command to resume")

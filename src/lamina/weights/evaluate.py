@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from lamina._process import single_threaded, torch_threads
+from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
+from lamina.weights._checks import check_number
 from lamina.weights.baselines import (
     DenseLinearProbe,
     RidgeProbe,
@@ -66,10 +68,23 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if isinstance(self.probex, dict):
             self.probex = ProbeXConfig.from_dict(self.probex)
-        if not self.seeds:
-            raise InputError("seeds: need at least one seed")
-        if not 0 < self.train_fraction < 1 or not 0 < self.val_fraction < 1 - self.train_fraction:
-            raise InputError("train_fraction / val_fraction: need 0 < train, 0 < val, train + val < 1")
+        if not isinstance(self.probex, ProbeXConfig):
+            raise InputError(f"probex: expected a ProbeXConfig or a dict, got {type(self.probex).__name__}")
+        if isinstance(self.seeds, str | bytes) or not hasattr(self.seeds, "__len__") or not self.seeds:
+            raise InputError(f"seeds: expected a non-empty list of integer seeds, got {self.seeds!r}")
+        self.seeds = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(self.seeds)]
+        if len(set(self.seeds)) != len(self.seeds):
+            raise InputError(f"seeds: expected distinct seeds, got {self.seeds}")
+        check_number("train_fraction", self.train_fraction, high=1.0)
+        check_number("val_fraction", self.val_fraction, high=1.0)
+        if not self.val_fraction < 1 - self.train_fraction:
+            raise InputError("train_fraction / val_fraction: need 0 < train, 0 < val, train + val < 1, got "
+                             f"{self.train_fraction} + {self.val_fraction}")
+        if self.max_models_per_tree is not None:
+            check_positive_int("max_models_per_tree", self.max_models_per_tree)
+        check_positive_int("energy_images", self.energy_images)
+        check_positive_int("dense_seeds", self.dense_seeds)
+        check_positive_int("workers", self.workers)
 
     def to_dict(self) -> dict:
         return asdict(self)

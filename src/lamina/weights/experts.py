@@ -24,8 +24,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from lamina._io import load_checkpoint, save_checkpoint
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
+from lamina.weights._checks import check_number, checkpoint_content
 from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.layers import layer_from_state, load_layers, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
@@ -67,8 +68,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.probex, dict):
             self.probex = ProbeXConfig.from_dict(self.probex)
-        if not 0 < self.val_fraction < 0.5:
-            raise InputError(f"val_fraction: must lie in (0, 0.5), got {self.val_fraction}")
+        if not isinstance(self.probex, ProbeXConfig):
+            raise InputError(f"probex: expected a ProbeXConfig or a dict, got {type(self.probex).__name__}")
+        check_number("val_fraction", self.val_fraction, high=0.5)
+        check_seed("seed", self.seed)
+        check_positive_int("fingerprint_dim", self.fingerprint_dim)
+        check_number("min_sep", self.min_sep)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -292,23 +297,24 @@ class ProbeXMixture(BaseEstimator):
     @classmethod
     def load(cls, directory: str | Path) -> ProbeXMixture:
         tensors, doc = load_checkpoint(directory, kind=KIND)
-        t = {k: v.numpy() for k, v in tensors.items()}
-        cfg = doc["config"]
-        m = cls(TrainConfig(**cfg["train"]))
-        m.config_ = m.config
-        m.categories_, m.prompts_, m.seen_ = cfg["categories"], cfg["prompts"], cfg["seen"]
-        m.text_ = t["text"]
-        m.router_ = Router.from_state(t, cfg["router"])
-        m.experts_ = {}
-        for tree, d in cfg["trees"].items():
-            m.experts_[tree] = {
-                "layer": d["layer"], "val_map": d["val_map"], "n_train": d["n_train"],
-                "expert": ProbeX.from_state(t, d["expert"], prefix=f"{tree}/expert."),
-                "aligner": TextAligner.from_state(t, d["aligner"], prefix=f"{tree}/aligner."),
-            }
-        m.index_ids_, m.index_trees_ = cfg["index_ids"], cfg["index_trees"]
-        m.index_probs_, m.index_z_ = t["index.probs"], t["index.z"]
-        m.skipped_ = doc.get("metadata", {}).get("skipped", [])
-        m.dropped_ = doc.get("metadata", {}).get("dropped", [])
+        with checkpoint_content(directory):
+            t = {k: v.numpy() for k, v in tensors.items()}
+            cfg = doc["config"]
+            m = cls(TrainConfig(**cfg["train"]))
+            m.config_ = m.config
+            m.categories_, m.prompts_, m.seen_ = cfg["categories"], cfg["prompts"], cfg["seen"]
+            m.text_ = t["text"]
+            m.router_ = Router.from_state(t, cfg["router"])
+            m.experts_ = {}
+            for tree, d in cfg["trees"].items():
+                m.experts_[tree] = {
+                    "layer": d["layer"], "val_map": d["val_map"], "n_train": d["n_train"],
+                    "expert": ProbeX.from_state(t, d["expert"], prefix=f"{tree}/expert."),
+                    "aligner": TextAligner.from_state(t, d["aligner"], prefix=f"{tree}/aligner."),
+                }
+            m.index_ids_, m.index_trees_ = cfg["index_ids"], cfg["index_trees"]
+            m.index_probs_, m.index_z_ = t["index.probs"], t["index.z"]
+            m.skipped_ = doc.get("metadata", {}).get("skipped", [])
+            m.dropped_ = doc.get("metadata", {}).get("dropped", [])
         return m
 

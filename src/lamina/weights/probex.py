@@ -27,8 +27,9 @@ from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
+from lamina.weights._checks import check_number, checkpoint_content
 from lamina.weights._train import train_bce
 
 KIND = "weights.ProbeX"
@@ -61,8 +62,12 @@ class ProbeXConfig:
     def __post_init__(self) -> None:
         for k in ("r_u", "r_v", "r_t", "epochs", "batch_size"):
             check_positive_int(k, getattr(self, k))
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
-            raise InputError(f"ProbeXConfig: need lr > 0, weight_decay >= 0, 0 <= dropout < 1, got {self}")
+        check_number("lr", self.lr)
+        check_number("weight_decay", self.weight_decay, low_open=False)
+        check_number("dropout", self.dropout, low_open=False, high=1.0)
+        check_seed("seed", self.seed)
+        if not isinstance(self.center, bool) or not isinstance(self.normalize, bool):
+            raise InputError(f"center / normalize: expected True or False, got {self.center!r} / {self.normalize!r}")
         if self.init not in ("pca", "random"):
             raise InputError(f"init: expected 'pca' or 'random', got {self.init!r}")
 
@@ -244,7 +249,8 @@ class ProbeX(BaseEstimator):
         est.n_classes_ = int(doc["n_classes"])
         est.fit_seconds_ = doc.get("fit_seconds", float("nan"))
         est.n_params_ = doc.get("n_params", 0)
-        est.net_ = ProbeXNet(*est.shape_, est.n_classes_, est.config)
+        with torch_seed(None):  # the random initial weights are overwritten: leave the caller's random stream alone
+            est.net_ = ProbeXNet(*est.shape_, est.n_classes_, est.config)
         sd = {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()
               if k.startswith(prefix) and k != f"{prefix}mean"}
         est.net_.load_state_dict(sd, strict=True)
@@ -260,7 +266,8 @@ class ProbeX(BaseEstimator):
     @classmethod
     def load(cls, directory) -> ProbeX:
         tensors, doc = load_checkpoint(directory, kind=KIND)
-        return cls.from_state({k: v.numpy() for k, v in tensors.items()}, doc["config"])
+        with checkpoint_content(directory):
+            return cls.from_state({k: v.numpy() for k, v in tensors.items()}, doc["config"])
 
 
 def count_params(module: nn.Module) -> int:

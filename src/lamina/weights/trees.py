@@ -9,7 +9,7 @@ is kept only while its two halves are clearly apart (:func:`separation`), so one
 less far stays whole while a nested tree (a root fine-tuned from another root) still splits off.
 
 A :class:`Router` keeps each discovered tree's signature and fingerprint centroid and sends a new model to the
-nearest tree of its signature (scikit-learn's ``NearestCentroid``).
+nearest centroid among the trees of its signature (scikit-learn's ``pairwise_distances_argmin``).
 """
 
 from __future__ import annotations
@@ -45,18 +45,28 @@ def body_vector(state: dict, sig) -> np.ndarray:
     return np.concatenate([np.asarray(state[k], dtype=np.float32).ravel() for k, _ in sig])
 
 
-@lru_cache(maxsize=4)
-def projector(d: int, dim: int, seed: int):
-    """The fixed Gaussian random projection of D numbers to ``dim`` (entries N(0, 1/dim), float32), fitted once per
-    process and (D, dim, seed): a benchmark MLP's 234,000 x 128 matrix is drawn once, not once per model file."""
-    from sklearn.random_projection import GaussianRandomProjection
+@lru_cache(maxsize=1)  # one signature at a time: a benchmark MLP's matrix is 234,000 x 128 float32 (120 MB)
+def projector(d: int, dim: int, seed: int) -> np.ndarray:
+    """The fixed Gaussian random projection of D numbers to ``dim``: a (dim, D) float32 matrix, entries N(0, 1/dim).
 
-    return GaussianRandomProjection(n_components=dim, random_state=seed).fit(np.zeros((1, d), np.float32))
+    It is the matrix of scikit-learn's ``GaussianRandomProjection(n_components=dim, random_state=seed)`` fitted on
+    float32 data (the same draws from ``RandomState(seed)``, row by row, so saved routers keep their fingerprints),
+    drawn a few rows at a time so that no (dim, D) float64 temporary is ever built. Cached for the last (D, dim,
+    seed): models of one signature are fingerprinted together.
+    """
+    rng = np.random.RandomState(seed)
+    out = np.empty((dim, d), dtype=np.float32)
+    step = max(1, (1 << 20) // max(d, 1))  # rows per draw: a float64 chunk of at most ~8 MB
+    for i in range(0, dim, step):
+        rows = min(step, dim - i)
+        out[i : i + rows] = rng.normal(loc=0.0, scale=1.0 / np.sqrt(dim), size=(rows, d))
+    out.setflags(write=False)
+    return out
 
 
 def project(vec: np.ndarray, dim: int, seed: int) -> np.ndarray:
     """Fingerprint of one flattened (D,) body vector: (dim,) float32."""
-    return projector(vec.size, dim, seed).transform(vec[None])[0].astype(np.float32)
+    return (projector(vec.size, dim, seed) @ np.asarray(vec, dtype=np.float32)).astype(np.float32, copy=False)
 
 
 def _sig_seed(seed: int, key: str) -> int:
@@ -179,7 +189,7 @@ class Router(BaseEstimator):
 
     Attributes (after ``fit``):
         trees_: tree names, sorted; keys_: tree -> signature key; centroids_: (T, dim) float32, one per tree;
-        nearest_: signature key -> fitted ``NearestCentroid`` over its trees (or the one tree's name).
+        nearest_: signature key -> the names of its trees, whose centroids a model is compared with.
     """
 
     def __init__(self, dim: int = 128, seed: int = 0):
@@ -188,34 +198,32 @@ class Router(BaseEstimator):
 
     def fit(self, fp: Fingerprints, trees: list[str]) -> Router:
         """Learn centroids from fingerprints and a tree name per fingerprint."""
-        from sklearn.neighbors import NearestCentroid
-
         if len(trees) != len(fp.keys):
             raise InputError(f"trees: expected {len(fp.keys)} names (one per fingerprint), got {len(trees)}")
         self.trees_: list[str] = sorted(set(trees))
-        arr, keys = np.array(trees), np.array(fp.keys)
-        vecs = np.stack(fp.vectors)
+        arr = np.array(trees)
+        vecs = np.stack(fp.vectors).astype(np.float64)
         self.keys_ = {t: fp.keys[int(np.flatnonzero(arr == t)[0])] for t in self.trees_}
-        self.nearest_: dict = {}
-        cents = {}
-        for key in sorted(set(fp.keys)):
-            sel = keys == key
-            names = sorted(set(arr[sel].tolist()))
-            if len(names) == 1:  # NearestCentroid needs two classes; one tree is its own answer
-                self.nearest_[key] = names[0]
-                cents[names[0]] = vecs[sel].mean(0)
-                continue
-            nc = NearestCentroid().fit(vecs[sel], arr[sel])
-            self.nearest_[key] = nc
-            cents.update(zip(nc.classes_.tolist(), nc.centroids_, strict=True))
-        self.centroids_ = np.stack([cents[t] for t in self.trees_]).astype(np.float32)
+        self.centroids_ = np.stack([vecs[arr == t].mean(0) for t in self.trees_]).astype(np.float32)
+        self._index_signatures()
         return self
 
+    def _index_signatures(self) -> None:
+        """nearest_: signature key -> the trees of that signature (their rows of centroids_), sorted by name."""
+        self.nearest_: dict[str, list[str]] = {}
+        for t in self.trees_:
+            self.nearest_.setdefault(self.keys_[t], []).append(t)
+
     def _tree_of(self, key: str, v: np.ndarray, source: str) -> str:
-        nc = self.nearest_.get(key)
-        if nc is None:
+        from sklearn.metrics import pairwise_distances_argmin
+
+        names = self.nearest_.get(key)
+        if not names:
             raise InputError(f"{source}: its layers match no tree this probe knows")
-        return nc if isinstance(nc, str) else str(nc.predict(v[None].astype(np.float64))[0])
+        if len(names) == 1:
+            return names[0]
+        rows = self.centroids_[[self.trees_.index(t) for t in names]].astype(np.float64)
+        return names[int(pairwise_distances_argmin(np.asarray(v, np.float64)[None], rows)[0])]
 
     def route_state(self, state: dict, *, source: str = "model") -> tuple[str, float]:
         """Tree of a loaded model and its distance to that tree's centroid."""
@@ -244,8 +252,6 @@ class Router(BaseEstimator):
 
     @classmethod
     def from_state(cls, tensors: dict, doc: dict) -> Router:
-        from sklearn.neighbors import NearestCentroid
-
         if doc.get("projection") != PROJECTION:
             raise InputError("probe: its router was saved by an older lamina (another fingerprint projection); "
                              "retrain it with `lamina weights train ZOO -o PROBE/`")
@@ -253,17 +259,8 @@ class Router(BaseEstimator):
         r.trees_ = list(doc["trees"])
         r.keys_ = dict(doc["keys"])
         r.centroids_ = np.asarray(tensors["router.centroids"], dtype=np.float32)
-        r.nearest_ = {}
-        for key in sorted(set(r.keys_.values())):
-            names = [t for t in r.trees_ if r.keys_[t] == key]
-            if len(names) == 1:
-                r.nearest_[key] = names[0]
-                continue
-            # a NearestCentroid's fitted state is its classes and centroids (uniform priors); rebuilt as fit leaves it
-            nc = NearestCentroid()
-            nc.classes_ = np.array(names)
-            nc.centroids_ = r.centroids_[[r.trees_.index(t) for t in names]].astype(np.float64)
-            nc.class_prior_ = np.full(len(names), 1.0 / len(names))
-            nc.n_features_in_ = r.centroids_.shape[1]
-            r.nearest_[key] = nc
+        if r.centroids_.shape != (len(r.trees_), r.dim) or set(r.keys_) != set(r.trees_):
+            raise InputError(f"router: {len(r.trees_)} trees of dimension {r.dim}, but centroids of shape "
+                             f"{r.centroids_.shape} and signatures for {sorted(r.keys_)}")
+        r._index_signatures()
         return r

@@ -16,7 +16,6 @@ Typical use::
 
 from __future__ import annotations
 
-import logging
 import math
 import multiprocessing as mp
 import os
@@ -29,16 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from lamina._process import single_threaded, torch_threads
-from lamina._validation import check_positive_int
+from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
-from lamina.weights.catalogue import Catalogue, verify_files
+from lamina.weights._checks import check_number
+from lamina.weights.catalogue import Catalogue, os_message, verify_catalogue, write_failed
 from lamina.weights.data import DEFAULT_VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
 from lamina.weights.modelfile import load_model_state as _load_state
 from lamina.weights.modelfile import save_model_file
 from lamina.weights.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
 
 PRETRAIN_SOURCES = ("digits", "fashion-test")
-logger = logging.getLogger(__name__)
 
 
 def _pair(name: str, v, cast=float) -> list:
@@ -79,8 +78,8 @@ class RootConfig:
             raise InputError(f"roots.{self.name}.pretrain: expected one of {PRETRAIN_SOURCES}, got {self.pretrain!r}")
         check_positive_int(f"roots.{self.name}.epochs", self.epochs)
         check_positive_int(f"roots.{self.name}.n_models", self.n_models)
-        if not self.lr > 0:
-            raise InputError(f"roots.{self.name}.lr: must be > 0, got {self.lr}")
+        check_number(f"roots.{self.name}.lr", self.lr)
+        check_seed(f"roots.{self.name}.seed", self.seed)
 
     @property
     def arch_config(self) -> ArchConfig:
@@ -146,6 +145,7 @@ class ZooConfig:
         if self.finetune.categories_per_model[1] > len(vocab):
             raise InputError(f"finetune.categories_per_model: at most {len(vocab)} categories exist")
         check_positive_int("pool_per_category", self.pool_per_category)
+        check_seed("seed", self.seed)
         check_positive_int("test_per_category", self.test_per_category)
         if self.finetune.images_per_category[1] > self.pool_per_category:
             raise InputError("finetune.images_per_category: exceeds pool_per_category")
@@ -225,11 +225,7 @@ def _finetune_one(spec: dict) -> dict:
         try:
             return _finetune(spec)
         except OSError as exc:
-            return {"error": _os_message(exc), "id": spec["id"]}
-
-
-def _os_message(exc: OSError) -> str:
-    return f"{exc.filename}: {exc.strerror}" if exc.filename else (exc.strerror or str(exc))
+            return {"error": os_message(exc), "id": spec["id"]}
 
 
 def _finetune(spec: dict) -> dict:
@@ -295,25 +291,6 @@ def _build_root(cfg: ZooConfig, r: RootConfig, zoo: Path, cat: Catalogue, consol
                   + (f" from {r.parent}" if r.parent else "") + f", held-out accuracy {acc:.3f}")
 
 
-def _verify_catalogue(cat: Catalogue, zoo: Path) -> list[str]:
-    """On resume, re-check every catalogued file against its sha256; drop the rows that fail (they are rebuilt)."""
-    _, bad_roots = verify_files(zoo, list(cat.roots().values()))
-    _, bad_models = verify_files(zoo, cat.models())
-    for row, _ in bad_roots:
-        cat.remove_root(row["name"])
-    cat.remove_models([row["id"] for row, _ in bad_models])
-    messages = [m for _, m in bad_roots + bad_models]
-    if messages:
-        logger.warning("zoo: %d catalogued file(s) failed their sha256 check and are rebuilt: %s", len(messages),
-                       "; ".join(messages))
-    return messages
-
-
-def _write_failed(message: str, cat: Catalogue) -> InputError:
-    return InputError(f"out: cannot write {message}; the catalogue lists the {cat.count()} models whose files were "
-                      "written completely; free space and run the same command to resume")
-
-
 def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit: int | None = None,
               quiet: bool = False) -> dict:
     """Build (or resume building) a zoo.
@@ -352,7 +329,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         old = cat.get_meta("config")
         if old is not None and old != cfg.to_dict():
             raise InputError(f"zoo: {zoo} was built with another config; use a new folder or the same config")
-        failed = _verify_catalogue(cat, zoo) if old is not None else []
+        failed = verify_catalogue(cat, zoo) if old is not None else []
         vocab = vocabulary(cfg.views)
         cat.set_meta("config", cfg.to_dict())
         cat.set_meta("vocabulary", [{"index": c.index, "name": c.name, "prompt": c.prompt} for c in vocab])
@@ -363,7 +340,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
                     if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).is_file():
                         _build_root(cfg, r, zoo, cat, console)
         except OSError as exc:
-            raise _write_failed(_os_message(exc), cat) from None
+            raise write_failed(os_message(exc), cat) from None
         roots = cat.roots()
         done = cat.model_ids()
         specs = [
@@ -398,7 +375,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
                         batch = []
                 cat.add_models(batch)
             if error is not None:
-                raise _write_failed(error, cat)
+                raise write_failed(error, cat)
         seconds = time.perf_counter() - t0
         cat.set_meta("build_seconds", float(cat.get_meta("build_seconds", 0.0)) + seconds)
         return {"models": cat.count(), "new": len(todo), "rebuilt": len(failed), "seconds": seconds,

@@ -1,0 +1,131 @@
+"""Settings are checked where they enter (configs, estimators, CLI flags): one InputError naming the setting, before
+any work; never a ValueError / RuntimeError from NumPy or torch later on."""
+
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lamina.cli import app
+from lamina.errors import InputError
+from lamina.weights.baselines import DenseLinearProbe, StatNN
+from lamina.weights.evaluate import EvalConfig
+from lamina.weights.experts import TrainConfig
+from lamina.weights.probex import ProbeXConfig
+from lamina.weights.text import TextAligner
+from lamina.weights.zoo import RootConfig, ZooConfig
+
+BAD_SEEDS = [-1, 2**32, True, 1.5, "3", None]
+
+
+@pytest.mark.parametrize("seed", BAD_SEEDS)
+def test_configs_refuse_bad_seeds(seed):
+    with pytest.raises(InputError, match=r"^seed: expected an integer in \[0, 4294967295\]"):
+        ProbeXConfig(seed=seed)
+    with pytest.raises(InputError, match=r"^seed: expected an integer"):
+        TrainConfig(seed=seed)
+    with pytest.raises(InputError, match=r"^seeds\[1\]: expected an integer"):
+        EvalConfig(seeds=[0, seed])
+    with pytest.raises(InputError, match=r"^roots\.r\.seed: expected an integer"):
+        RootConfig(name="r", seed=seed)
+    with pytest.raises(InputError, match=r"^seed: expected an integer"):
+        ZooConfig(seed=seed, roots=[{"name": "r"}])
+
+
+def test_largest_seed_is_accepted():
+    assert ProbeXConfig(seed=2**32 - 1).seed == 2**32 - 1
+    assert EvalConfig(seeds=[np.int64(5), 2**32 - 1]).seeds == [5, 2**32 - 1]
+
+
+@pytest.mark.parametrize("lr", [math.inf, math.nan, 0.0, -1e-3, True, "0.1"])
+def test_learning_rates_are_finite_and_positive(lr):
+    with pytest.raises(InputError, match=r"^lr: expected a finite number > 0"):
+        ProbeXConfig(lr=lr)
+    with pytest.raises(InputError, match=r"^roots\.r\.lr: expected a finite number > 0"):
+        RootConfig(name="r", lr=lr)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("weight_decay", -1e-5, r"^weight_decay: expected a finite number >= 0"),
+    ("weight_decay", math.inf, r"^weight_decay: expected a finite number >= 0"),
+    ("dropout", 1.0, r"^dropout: expected a finite number in \[0, 1\)"),
+    ("dropout", math.nan, r"^dropout: expected a finite number in \[0, 1\)"),
+    ("center", "yes", r"^center / normalize: expected True or False"),
+])
+def test_probex_config_ranges(field, value, message):
+    with pytest.raises(InputError, match=message):
+        ProbeXConfig(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [("workers", 0), ("workers", True), ("dense_seeds", 0),
+                                              ("max_models_per_tree", 0), ("energy_images", -1)])
+def test_eval_config_counts(field, value):
+    with pytest.raises(InputError, match=rf"^{field}: expected an integer >= 1"):
+        EvalConfig(**{field: value})
+
+
+def test_eval_config_seeds_and_fractions():
+    with pytest.raises(InputError, match="^seeds: expected a non-empty list"):
+        EvalConfig(seeds=[])
+    with pytest.raises(InputError, match="^seeds: expected distinct seeds"):
+        EvalConfig(seeds=[1, 1])
+    with pytest.raises(InputError, match="^train_fraction: expected a finite number in"):
+        EvalConfig(train_fraction=math.nan)
+
+
+def test_train_config_fraction():
+    with pytest.raises(InputError, match=r"^val_fraction: expected a finite number in \(0, 0.5\)"):
+        TrainConfig(val_fraction=math.inf)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"lr": math.inf}, r"^TextAligner\.lr: expected a finite number > 0"),
+    ({"lr": True}, r"^TextAligner\.lr: expected a finite number > 0"),
+    ({"weight_decay": -1.0}, r"^TextAligner\.weight_decay: expected a finite number >= 0"),
+    ({"seed": -1}, r"^TextAligner\.seed: expected an integer in"),
+])
+def test_text_aligner_checks_its_settings_at_fit(kwargs, message):
+    rng = np.random.default_rng(0)
+    R, Y, T = rng.standard_normal((6, 5, 3)), rng.integers(0, 2, (6, 2)), rng.standard_normal((2, 384))
+    with pytest.raises(InputError, match=message):
+        TextAligner(epochs=1, **kwargs).fit(R, Y, T)
+
+
+def test_baselines_check_seeds_at_fit():
+    X, Y = np.zeros((4, 3, 2), np.float32), np.array([[0, 1], [1, 0], [0, 1], [1, 0]])
+    with pytest.raises(InputError, match=r"^DenseLinearProbe\.seed: expected an integer"):
+        DenseLinearProbe(seed=-1).fit(X, Y)
+    with pytest.raises(InputError, match=r"^DenseLinearProbe\.lr: expected a finite number > 0"):
+        DenseLinearProbe(lr=math.inf).fit(X, Y)
+    with pytest.raises(InputError, match=r"^StatNN\.seed: expected an integer"):
+        StatNN(seed=2**32).fit(np.zeros((4, 2)), Y)
+
+
+def _error_line(args) -> str:
+    r = CliRunner().invoke(app, ["weights", *map(str, args)])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (("train", "ZOO", "-o", "P", "--seed", "-1"), "--seed"),
+    (("train", "ZOO", "-o", "P", "--threads", "0"), "--threads"),
+    (("train", "ZOO", "-o", "P", "--epochs", "0"), "--epochs"),
+    (("evaluate", "ZOO", "-o", "R", "--seeds", "0,-1"), "--seeds"),
+    (("evaluate", "ZOO", "-o", "R", "--workers", "0"), "--workers"),
+    (("evaluate", "ZOO", "-o", "R", "--dense-seeds", "0"), "--dense-seeds"),
+    (("evaluate", "ZOO", "-o", "R", "--max-models", "0"), "--max-models"),
+    (("zoo", "build", "-o", "ZOO", "--workers", "0", "--quiet"), "--workers"),
+])
+def test_cli_flags_are_checked_before_any_work(tmp_path, args, flag):
+    import torch
+
+    threads = torch.get_num_threads()
+    args = [str(tmp_path / a) if a in ("ZOO", "P", "R") else a for a in args]
+    line = _error_line(args)
+    assert line.startswith(f"error: {flag}: expected"), line  # the flag, not a missing zoo
+    assert torch.get_num_threads() == threads
+    assert not any(tmp_path.iterdir())  # nothing created
