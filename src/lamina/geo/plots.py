@@ -68,7 +68,7 @@ def map_figure(encoder: ClimateEncoder, path: str | os.PathLike, *, month: int =
 
     with torch.inference_mode():
         z = encoder.module.head(torch.from_numpy(emb)).double().numpy()
-    recon = (z[:, j] * encoder.std[j] + encoder.mean[j]).reshape(shape)
+    recon = encoder.to_physical(z)[:, j].reshape(shape)
     source = None
     if stack is not None and variable in stack.names:
         source = stack.select([variable]).values_at(lon=lon, lat=lat, month=month)[:, 0].reshape(shape)

