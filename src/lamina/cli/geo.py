@@ -153,6 +153,10 @@ def pretrain(
     dim: int = typer.Option(256, min=1, help="Embedding size."),
     no_hsiren: bool = typer.Option(False, "--no-hsiren", help="Plain sine first layer."),
     no_residual: bool = typer.Option(False, "--no-residual", help="Plain SIREN (no pre-activation averaging)."),
+    location_encoding: str = typer.Option("direct", help="direct (paper: lon/180, lat/90) | sphere (3-D unit "
+                                          "vector, continuous across the antimeridian) | spherical_harmonics"),
+    static_path: bool = typer.Option(False, "--static-path", help="Predict static variables (elevation, land "
+                                     "fraction) from the month-free input, so they cannot vary with the month."),
     steps: int = typer.Option(20_000, min=1, help="Maximum optimiser steps."),
     batch_size: int = typer.Option(8192, min=1),
     lr: float = typer.Option(1e-4),
@@ -173,7 +177,8 @@ def pretrain(
 
     st = _stack(stack)
     ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
-                         residual=not no_residual, hyperbolic_first=not no_hsiren)
+                         residual=not no_residual, hyperbolic_first=not no_hsiren, location_encoding=location_encoding,
+                         static_variables=[j for j, f in enumerate(st.fields) if static_path and not f.monthly])
     pcfg = PretrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, max_minutes=minutes,
                           land_only=land_only, eval_every=eval_every, checkpoint_every=eval_every,
                           patience=patience, months_per_window=months_per_window, seed=seed)
