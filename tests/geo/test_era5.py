@@ -99,3 +99,40 @@ def test_registered_with_units_and_transform():
     assert "Copernicus Climate Change Service" in p.licence and "Hersbach" in p.licence
     v = stack.values_at(lon=[72.88], lat=[19.08], month=7)
     assert v.shape == (1, 2) and v[0, 1] > 400.0
+
+
+@needs_file
+def test_era5_values_baseline_is_24_bilinear_numbers():
+    from lamina.geo.baselines import ERA5ValuesFeatures
+
+    lon, lat = np.array([72.88, -0.1, -179.9]), np.array([19.08, 51.5, -40.0])
+    x = ERA5ValuesFeatures().features(lon=lon, lat=lat)
+    assert x.shape == (3, 24) and x.dtype == np.float32 and np.isfinite(x).all()
+    for m in (1, 7):
+        np.testing.assert_allclose(x[:, m - 1], era5("era5_t2m").values_at(lon, lat, np.full(3, m)), rtol=1e-6)
+        np.testing.assert_allclose(x[:, 12 + m - 1], era5("era5_tp").values_at(lon, lat, np.full(3, m)), rtol=1e-6)
+    assert x[0, 12 + 6] > 400.0 and x[1, 6] > 15.0  # Mumbai July rain, London July warmth
+    assert ERA5ValuesFeatures().features(lon=[], lat=[]).shape == (0, 24)
+
+
+@needs_file
+def test_era5_values_in_the_evaluation_explain_city_temperatures(tmp_path):
+    """CHELSA city temperatures are (nearly) what ERA5 t2m measures: the probe on ERA5 values must find it."""
+    from lamina.geo.evaluate import EvalSettings, evaluate
+
+    settings = EvalSettings(seeds=(0,), splits=("random", "block"), n_points={"city-temperature": 150}, n_jobs=1)
+    rep = evaluate(["city-temperature"], ["era5-values", "lonlat"], settings=settings, out_dir=tmp_path,
+                   progress=False)
+    s = {(r["method"], r["split"]): r["score_mean"] for r in rep["summary"]}
+    assert s[("era5-values", "random")] > 0.8 and s[("era5-values", "block")] > 0.8
+    assert s[("era5-values", "block")] > s[("lonlat", "block")] + 0.2
+    assert "era5-values" in (tmp_path / "results.md").read_text()
+
+
+def test_era5_values_skipped_with_the_install_command_when_missing(monkeypatch, fresh_cache):
+    from lamina.geo.evaluate import build_methods
+
+    monkeypatch.setattr(era5_mod.importlib.util, "find_spec", lambda name: None)
+    methods, skipped = build_methods(["lonlat", "era5-values"])
+    assert [m.name for m in methods] == ["lonlat"]
+    assert INSTALL_COMMAND in skipped["era5-values"]

