@@ -39,7 +39,8 @@ def main() -> None:
     split = SpatialSplit(pcfg["val_block_deg"], pcfg["val_fraction"], pcfg["seed"])
     kw = dict(split=split, land_only=pcfg["land_only"], seed=pcfg["seed"] + 12345)
     sets = {part: PixelSampler(stack, batch_size=8192, part=part, **kw).fixed_set(args.n) for part in ("val", "train")}
-    metrics = {part: evaluate(enc.module, b, enc.mean, enc.std) for part, b in sets.items()}
+    metrics = {part: evaluate(enc.module, b, enc.mean, enc.std, transforms=enc.transforms)
+               for part, b in sets.items()}
     land = {}
     from lamina.geo.data.landmask import is_land
 
@@ -48,7 +49,7 @@ def main() -> None:
     from lamina.geo.data.sampling import Batch
 
     land = evaluate(enc.module, Batch(vb.lon[on_land], vb.lat[on_land], vb.month[on_land], vb.values[on_land]),
-                    enc.mean, enc.std)
+                    enc.mean, enc.std, transforms=enc.transforms)
     per_var, raw_total, zstd_total = {}, 0, 0
     cctx = zstandard.ZstdCompressor(level=19)
     for j, f in enumerate(stack.fields):

@@ -172,6 +172,10 @@ def pretrain(
     dim: int = typer.Option(256, min=1, help="Embedding size."),
     no_hsiren: bool = typer.Option(False, "--no-hsiren", help="Plain sine first layer."),
     no_residual: bool = typer.Option(False, "--no-residual", help="Plain SIREN (no pre-activation averaging)."),
+    location_encoding: str = typer.Option("direct", help="direct (paper: lon/180, lat/90) | sphere (3-D unit "
+                                          "vector, continuous across the antimeridian) | spherical_harmonics"),
+    static_path: bool = typer.Option(False, "--static-path", help="Predict static variables (elevation, land "
+                                     "fraction) from the month-free input, so they cannot vary with the month."),
     steps: int = typer.Option(20_000, min=1, help="Maximum optimiser steps."),
     batch_size: int = typer.Option(8192, min=1),
     lr: float = typer.Option(1e-4),
@@ -195,7 +199,8 @@ def pretrain(
                           patience=patience, months_per_window=months_per_window, seed=seed)  # checked first
     st = _stack(stack)
     ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
-                         residual=not no_residual, hyperbolic_first=not no_hsiren)
+                         residual=not no_residual, hyperbolic_first=not no_hsiren, location_encoding=location_encoding,
+                         static_variables=[j for j, f in enumerate(st.fields) if static_path and not f.monthly])
     run(st, ecfg, pcfg, out, resume=resume, progress=progress)
     typer.echo(f"best checkpoint with held-out metrics: {out / 'final'}", err=True)
 

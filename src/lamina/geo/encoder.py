@@ -1,6 +1,7 @@
 """ClimateEncoder: a residual SIREN that maps (lon, lat, month) to a climate embedding.
 
-The network (Climplicit's "ReSIREN"): inputs ``(lon / 180, lat / 90, sin(2 pi m / 12), cos(2 pi m / 12))``,
+The network (Climplicit's "ReSIREN"): inputs ``(lon / 180, lat / 90, sin(2 pi m / 12), cos(2 pi m / 12))`` (or
+the 3-D unit vector of the location instead of ``lon / 180, lat / 90``: ``location_encoding="sphere"``),
 ``num_layers`` sine layers of width ``dim_hidden`` (first layer w0 = 30, H-SIREN ``sinh(2x)``, pre-activation
 averaging between hidden layers), a linear layer to the ``dim_embedding``-d embedding, and a linear head that
 regresses the z-scored climate variables during pretraining. The head is not part of the embedding.
@@ -23,6 +24,7 @@ from lamina._process import torch_seed
 from lamina._validation import check_lon_lat, check_month, check_positive_int
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.data.grid import Variable
+from lamina.geo.data.transforms import inverse_columns
 from lamina.nn import SIREN, SphericalHarmonics, cyclic_month
 
 KIND = "geo.ClimateEncoder"
@@ -44,8 +46,13 @@ class EncoderConfig:
         c: SIREN initialisation constant.
         residual: average hidden pre-activations with the previous layer's (ReSIREN).
         hyperbolic_first: H-SIREN first layer ``sin(w0 * sinh(2z))``.
-        location_encoding: ``"direct"`` (lon / 180, lat / 90) or ``"spherical_harmonics"``.
+        location_encoding: ``"direct"`` (lon / 180, lat / 90; the paper's, not periodic in longitude),
+            ``"sphere"`` (the 3-D unit vector ``(cos lat cos lon, cos lat sin lon, sin lat)``: continuous across
+            the antimeridian and at the poles) or ``"spherical_harmonics"``.
         sh_degree: degree of the spherical harmonics when used.
+        static_variables: head outputs (indices) of static variables (elevation, land fraction, ...): predicted
+            from the embedding of the month-free input (month features set to 0), so they cannot vary with the
+            month. Empty (checkpoints before this field): every output is read from the month's embedding.
     """
 
     n_variables: int = 11
@@ -59,25 +66,33 @@ class EncoderConfig:
     hyperbolic_first: bool = True
     location_encoding: str = "direct"
     sh_degree: int = 10
+    static_variables: tuple[int, ...] = ()
 
     def __post_init__(self):
         for name in ("n_variables", "dim_hidden", "num_layers", "dim_embedding"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise InputError(f"{name}: expected an integer >= 1, got {v!r}")
-        if self.location_encoding not in ("direct", "spherical_harmonics"):
-            raise InputError(f"location_encoding: expected 'direct' or 'spherical_harmonics', got "
+        if self.location_encoding not in LOCATION_ENCODINGS:
+            raise InputError(f"location_encoding: expected one of {list(LOCATION_ENCODINGS)}, got "
                              f"{self.location_encoding!r}")
+        self.static_variables = tuple(int(i) for i in self.static_variables)
+        bad = [i for i in self.static_variables if not 0 <= i < self.n_variables]
+        if bad or len(set(self.static_variables)) != len(self.static_variables):
+            raise InputError(f"static_variables: expected distinct indices in [0, {self.n_variables}), got "
+                             f"{list(self.static_variables)}")
         if self.w0 <= 0 or self.w0_initial <= 0:
             raise InputError(f"w0, w0_initial: expected > 0, got {self.w0}, {self.w0_initial}")
 
     @property
     def dim_in(self) -> int:
-        loc = 2 if self.location_encoding == "direct" else (self.sh_degree + 1) ** 2
+        loc = {"direct": 2, "sphere": 3}.get(self.location_encoding, (self.sh_degree + 1) ** 2)
         return loc + 2
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["static_variables"] = list(self.static_variables)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> EncoderConfig:
@@ -85,6 +100,26 @@ class EncoderConfig:
         if unknown:
             raise CheckpointError(f"encoder config: unknown fields {sorted(unknown)} (written by a newer lamina?)")
         return cls(**d)
+
+
+LOCATION_ENCODINGS = {
+    "direct": "(lon / 180, lat / 90): Climplicit's; jumps from -1 to 1 across the antimeridian",
+    "sphere": "(cos lat cos lon, cos lat sin lon, sin lat): continuous on the sphere",
+    "spherical_harmonics": "real spherical harmonics up to sh_degree",
+}
+
+
+def unit_vector(lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+    """(N,) degrees, (N,) degrees -> (N, 3) points on the unit sphere (x towards 0 E, z towards the north pole)."""
+    lon_r, lat_r = torch.deg2rad(lon), torch.deg2rad(lat)
+    return torch.stack([torch.cos(lat_r) * torch.cos(lon_r), torch.cos(lat_r) * torch.sin(lon_r), torch.sin(lat_r)],
+                       dim=-1)
+
+
+def _mask(n: int, indices) -> torch.Tensor:
+    m = torch.zeros(n, dtype=torch.bool)
+    m[list(indices)] = True
+    return m
 
 
 class ClimateModule(nn.Module):
@@ -101,19 +136,34 @@ class ClimateModule(nn.Module):
                            w0=config.w0, w0_initial=config.w0_initial, c=config.c, residual=config.residual,
                            hyperbolic_first=config.hyperbolic_first)
         self.head = nn.Linear(config.dim_embedding, config.n_variables)
-        self._sh = SphericalHarmonics(config.sh_degree) if config.location_encoding != "direct" else None
+        self._sh = SphericalHarmonics(config.sh_degree) if config.location_encoding == "spherical_harmonics" else None
+        self.register_buffer("_static", _mask(config.n_variables, config.static_variables), persistent=False)
 
     def encode_inputs(self, lon: torch.Tensor, lat: torch.Tensor, month: torch.Tensor) -> torch.Tensor:
         """(B,) degrees, degrees, months 1..12 -> (B, dim_in) float32 network input."""
-        if self._sh is None:
+        if self.config.location_encoding == "direct":
             loc = torch.stack([lon / 180.0, lat / 90.0], dim=-1)
+        elif self.config.location_encoding == "sphere":
+            loc = unit_vector(lon, lat)
         else:
             loc = self._sh(torch.stack([lon, lat], dim=-1))
         return torch.cat([loc, cyclic_month(month)], dim=-1).float()
 
+    @staticmethod
+    def month_free(x: torch.Tensor) -> torch.Tensor:
+        """The same inputs with the month features (the last two columns) set to 0: the static-variable path."""
+        x0 = x.clone()
+        x0[:, -2:] = 0.0
+        return x0
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.siren(x)  # (B, dim_embedding)
-        return emb, self.head(emb)  # (B, n_variables)
+        if not self.config.static_variables:
+            emb = self.siren(x)  # (B, dim_embedding)
+            return emb, self.head(emb)  # (B, n_variables)
+        both = self.siren(torch.cat([x, self.month_free(x)]))  # (2B, dim_embedding), one pass
+        emb, emb_static = both[: x.shape[0]], both[x.shape[0] :]
+        pred = torch.where(self._static, self.head(emb_static), self.head(emb))  # (B, n_variables)
+        return emb, pred
 
 
 class ClimateEncoder:
@@ -124,7 +174,8 @@ class ClimateEncoder:
     Args:
         module: the torch network.
         variables: the pretraining variables (names, units, provenance), in head order.
-        mean, std: (V,) normalisation of each variable in physical units.
+        mean, std: (V,) normalisation of each variable, in physical units after the variable's transform
+            (:attr:`Variable.transform`: log1p for precipitation, identity otherwise).
         metadata: provenance, training record, held-out metrics.
     """
 
@@ -208,12 +259,37 @@ class ClimateEncoder:
             lon: (N,) degrees east; lat: (N,) degrees north; month: scalar or (N,) months 1..12.
 
         Returns:
-            ``(N, V)`` float32, columns in the order of :attr:`variables` (see their ``units``).
+            ``(N, V)`` float32, columns in the order of :attr:`variables` (see their ``units``). Static variables
+            of an encoder with a month-free path (``config.static_variables``) are the same for every month.
+            NaN where a variable has no support (:attr:`Variable.support` ``"ocean"``, e.g. COADS, at land
+            points; see docs/data.md).
         """
-        emb = torch.from_numpy(self.embed(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon))
+        lon, lat = check_lon_lat(lon, lat, wrap=wrap_lon)
+        emb = torch.from_numpy(self.embed(lon=lon, lat=lat, month=month))
         with torch.inference_mode():
-            z = self.module.head(emb).double().numpy()
-        return (z * self.std + self.mean).astype(np.float32)
+            z = self.module.head(emb).double().numpy()  # (N, V)
+            static = list(self.config.static_variables)
+            if static and lon.size:
+                x0 = self.module.month_free(self._inputs(lon, lat, 1, False))
+                emb0 = self.module.siren.forward_inference(x0)
+                z[:, static] = self.module.head(emb0).double().numpy()[:, static]
+        out = self.to_physical(z)
+        ocean_only = [j for j, v in enumerate(self.variables) if v.support == "ocean"]
+        if ocean_only and lon.size:
+            from lamina.geo.data.landmask import is_land
+
+            land = is_land(lon, lat)
+            out[np.ix_(land, ocean_only)] = np.nan
+        return out
+
+    @property
+    def transforms(self) -> list[str]:
+        """Normalising transform of each variable (:mod:`lamina.geo.data.transforms`; ``"identity"`` for most)."""
+        return [v.transform for v in self.variables]
+
+    def to_physical(self, z: np.ndarray) -> np.ndarray:
+        """(N, V) normalised head outputs -> (N, V) float32 physical units: un-z-score, then invert transforms."""
+        return inverse_columns(self.transforms, z * self.std + self.mean).astype(np.float32)
 
     def untrained(self, seed: int = 0) -> ClimateEncoder:
         """An encoder of the same architecture and variables with fresh random SIREN initialisation."""
@@ -273,7 +349,9 @@ INPUT_CONTRACT = {
     "lon": "degrees east in [-180, 180], keyword argument lon=",
     "lat": "degrees north in [-90, 90], keyword argument lat=",
     "month": "1..12 (January = 1); None -> embeddings of months 3, 6, 9, 12 concatenated",
-    "network_input": "(lon / 180, lat / 90, sin(2 pi month / 12), cos(2 pi month / 12))",
+    "network_input": "(location features, sin(2 pi month / 12), cos(2 pi month / 12)); location features by "
+                     "config.location_encoding: direct (lon / 180, lat / 90), sphere (cos lat cos lon, "
+                     "cos lat sin lon, sin lat)",
     "embedding": "SIREN output before the pretraining head",
     "paper": "Dollinger et al. 2025, Climplicit, arXiv:2504.05089",
 }

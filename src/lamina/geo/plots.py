@@ -60,11 +60,7 @@ def map_figure(encoder: ClimateEncoder, path: str | os.PathLike, *, month: int =
     grid, lon, lat = grid_points(resolution_deg)
     shape = grid.shape
     emb = encoder.embed(lon=lon, lat=lat, month=month)
-    import torch
-
-    with torch.inference_mode():
-        z = encoder.module.head(torch.from_numpy(emb)).double().numpy()
-    recon = (z[:, j] * encoder.std[j] + encoder.mean[j]).reshape(shape)
+    recon = encoder.reconstruct(lon=lon, lat=lat, month=month)[:, j].reshape(shape)  # NaN outside its support
     source = None
     if stack is not None and variable in stack.names:
         source = stack.select([variable]).values_at(lon=lon, lat=lat, month=month)[:, 0].reshape(shape)
@@ -79,7 +75,7 @@ def map_figure(encoder: ClimateEncoder, path: str | os.PathLike, *, month: int =
         finite = source[np.isfinite(source)]
         vmin, vmax = (np.percentile(finite, [1, 99]) if finite.size else (np.nanmin(recon), np.nanmax(recon)))
     else:
-        vmin, vmax = np.percentile(recon, [1, 99])
+        vmin, vmax = np.nanpercentile(recon, [1, 99])
     im = axes[1].imshow(recon, extent=extent, vmin=vmin, vmax=vmax, cmap="viridis", interpolation="nearest")
     axes[1].set_title(f"{variable} reconstructed by the encoder [{units}]")
     fig.colorbar(im, ax=axes[1], shrink=0.8)

@@ -27,6 +27,7 @@ from lamina._process import torch_seed
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.data.rasters import RasterStack
 from lamina.geo.data.sampling import Batch, PixelSampler, SpatialSplit
+from lamina.geo.data.transforms import forward_columns, inverse_columns
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
 
 STATE_FILE = "state.pt"
@@ -143,26 +144,28 @@ def _lr_at(cfg: PretrainConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
-def _tensors(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndarray):
+def _tensors(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndarray, transforms=()):
     x = module.encode_inputs(torch.from_numpy(batch.lon), torch.from_numpy(batch.lat), torch.from_numpy(batch.month))
-    z = (batch.values.astype(np.float64) - mean) / std
+    z = (forward_columns(transforms, batch.values.astype(np.float64)) - mean) / std
     valid = np.isfinite(z)
     return x, torch.from_numpy(np.nan_to_num(z).astype(np.float32)), torch.from_numpy(valid)
 
 
 @torch.no_grad()
-def evaluate(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndarray, chunk: int = 8192) -> dict:
+def evaluate(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndarray, chunk: int = 8192,
+             transforms=()) -> dict:
     """Masked MSE (normalised) and per-variable RMSE / R^2 in physical units on a fixed set of samples."""
     module.eval()
     preds = []
-    x, _, _ = _tensors(module, batch, mean, std)
+    x, z_true, _ = _tensors(module, batch, mean, std, transforms)
     for s in range(0, x.shape[0], chunk):
         preds.append(module(x[s : s + chunk])[1].double().numpy())
     module.train()
-    pred = np.concatenate(preds) * std + mean  # (N, V) physical
+    z_pred = np.concatenate(preds)  # (N, V) normalised
+    pred = inverse_columns(transforms, z_pred * std + mean)  # (N, V) physical
     truth = batch.values.astype(np.float64)
     valid = np.isfinite(truth)
-    z_err = np.where(valid, (pred - np.nan_to_num(truth)) / std, 0.0)
+    z_err = np.where(valid, z_pred - z_true.double().numpy(), 0.0)
     out = {"loss": float((z_err**2).sum() / max(valid.sum(), 1)), "rmse": [], "r2": [], "n": []}
     for j in range(truth.shape[1]):
         ok = valid[:, j]
@@ -251,6 +254,7 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
             dist.broadcast(p.data, src=0)
     train_mod = nn.parallel.DistributedDataParallel(module) if dist is not None else module
 
+    transforms = [v.transform for v in stack.variables]  # normalising transform per variable (log1p for tp)
     split = SpatialSplit(config.val_block_deg, config.val_fraction, config.seed)
     kw = dict(split=split, land_only=config.land_only, n_windows=max(1, config.n_windows // world),
               months_per_window=config.months_per_window, seed=config.seed)
@@ -286,7 +290,7 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
                 break
             for g in opt.param_groups:
                 g["lr"] = _lr_at(config, step)
-            x, z, valid = _tensors(module, batch, mean, std)
+            x, z, valid = _tensors(module, batch, mean, std, transforms)
             _, pred = train_mod(x)
             loss = masked_mse(pred, z, valid)
             opt.zero_grad(set_to_none=True)
@@ -305,7 +309,7 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
                                                      f"{rate:,.0f} samples/s")
             if st.step % config.eval_every == 0 or st.step == config.max_steps:
                 stop_reason = _validate(module, val_set, mean, std, st, config, rate, loss_ema, checkpoint_best,
-                                        rank)
+                                        rank, transforms)
                 t_window, n_window = time.perf_counter(), 0
             over_time = config.max_minutes is not None and st.elapsed_s > 60 * config.max_minutes
             if over_time and not stop_reason:
@@ -325,14 +329,15 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
     st.finished = stop_reason
     if rank == 0:
         if not (out_dir / "best").exists():  # never validated (tiny runs): validate now
-            _validate(module, val_set, mean, std, st, config, 0.0, loss_ema or math.nan, checkpoint_best, rank)
+            _validate(module, val_set, mean, std, st, config, 0.0, loss_ema or math.nan, checkpoint_best, rank,
+                      transforms)
         _save_state(state_path, module, opt, st, extra)
         write_json_atomic(out_dir / "history.json", st.history)
     if dist is not None:
         dist.barrier()
     best = ClimateEncoder.from_checkpoint(out_dir / "best")
     if rank == 0:
-        final_metrics = evaluate(best.module, val_set, mean, std)
+        final_metrics = evaluate(best.module, val_set, mean, std, transforms=transforms)
         best.save(out_dir / "final", extra_metadata={
             "training": {**provenance, "stopped": stop_reason, "best_step": st.best_step,
                          "steps": st.step, "samples_seen": st.samples_seen, "elapsed_s": round(st.elapsed_s, 1)},
@@ -341,10 +346,11 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
     return best
 
 
-def _validate(module, val_set, mean, std, st: TrainState, config, rate, loss_ema, checkpoint_best, rank):
+def _validate(module, val_set, mean, std, st: TrainState, config, rate, loss_ema, checkpoint_best, rank,
+              transforms=()):
     stop = ""
     if rank == 0:
-        m = evaluate(module, val_set, mean, std)
+        m = evaluate(module, val_set, mean, std, transforms=transforms)
         st.history.append({"step": st.step, "train_loss": loss_ema, "val_loss": m["loss"],
                            "samples_per_s": rate, "elapsed_s": round(st.elapsed_s, 1)})
         if m["loss"] < st.best_val - 1e-6:

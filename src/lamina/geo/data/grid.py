@@ -13,6 +13,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lamina.errors import InputError
+
+SUPPORTS = {
+    "global": "defined everywhere",
+    "ocean": "defined over the ocean only (NaN at points whose centre is land in the GLOBE 1 km land mask)",
+}
+"""Where a variable is defined (:attr:`Variable.support`)."""
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -25,6 +33,10 @@ class Variable:
         source: provenance (dataset, version, file).
         licence: licence or terms of use of the source data.
         monthly: True for a 12-month climatology, False for a static field (same value every month).
+        transform: normalising transform applied before z-scoring in pretraining (see
+            :mod:`lamina.geo.data.transforms`): ``"identity"``, ``"log1p"`` or ``"sqrt"``.
+        support: where the variable is defined: ``"global"``, or ``"ocean"`` (marine climatologies such as COADS:
+            an encoder's reconstruction is NaN over land, see :data:`SUPPORTS`).
     """
 
     name: str
@@ -33,6 +45,15 @@ class Variable:
     source: str = ""
     licence: str = ""
     monthly: bool = True
+    transform: str = "identity"
+    support: str = "global"
+
+    def __post_init__(self):
+        from lamina.geo.data.transforms import check_transform
+
+        check_transform(self.transform, what=f"{self.name}: transform")
+        if self.support not in SUPPORTS:
+            raise InputError(f"{self.name}: support: expected one of {sorted(SUPPORTS)}, got {self.support!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

