@@ -111,7 +111,6 @@ def reconstruct(
     typer.echo(f"wrote {n} rows to {output}", err=True)
 
 
-@app.command()
 def raster(
     bbox: tuple[float, float, float, float] = typer.Option(
         ..., "--bbox", metavar="W S E N", help="Bounding box in degrees (W > E crosses the antimeridian)."),
@@ -224,6 +223,7 @@ def sources() -> None:
 COMMANDS = [
     ("embed", embed),
     ("reconstruct", reconstruct),
+    ("raster", raster),
     ("map", map_),
     ("pretrain", pretrain),
     ("info", info),
