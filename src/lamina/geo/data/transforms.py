@@ -45,23 +45,22 @@ def inverse(name: str, values: np.ndarray) -> np.ndarray:
     return TRANSFORMS[check_transform(name)][1](values)
 
 
-def forward_columns(names: Sequence[str], values: np.ndarray) -> np.ndarray:
-    """(N, V) physical -> (N, V) model space, column ``j`` by ``names[j]`` (a copy only when needed)."""
+def _columns(names: Sequence[str], values: np.ndarray, which: int) -> np.ndarray:
+    """Apply each column's transform (``which``: 0 forward, 1 inverse); a copy only when needed."""
     if all(n == "identity" for n in names):
         return values
     out = np.array(values, copy=True)
     for j, n in enumerate(names):
         if n != "identity":
-            out[:, j] = forward(n, out[:, j])
+            out[:, j] = TRANSFORMS[check_transform(n)][which](out[:, j])
     return out
+
+
+def forward_columns(names: Sequence[str], values: np.ndarray) -> np.ndarray:
+    """(N, V) physical -> (N, V) model space, column ``j`` by ``names[j]`` (a copy only when needed)."""
+    return _columns(names, values, 0)
 
 
 def inverse_columns(names: Sequence[str], values: np.ndarray) -> np.ndarray:
     """(N, V) model space -> (N, V) physical, column ``j`` by ``names[j]``."""
-    if all(n == "identity" for n in names):
-        return values
-    out = np.array(values, copy=True)
-    for j, n in enumerate(names):
-        if n != "identity":
-            out[:, j] = inverse(n, out[:, j])
-    return out
+    return _columns(names, values, 1)
