@@ -86,17 +86,16 @@ def test_interrupted_build_resumes_to_the_same_zoo(tmp_path, tiny_zoo):
 def test_kill_9_during_a_build_then_rerun_gives_the_clean_build(tmp_path):
     """A real process killed with SIGKILL mid-build; the rerun finishes it, byte for byte the clean build, and
     leaves no temporary behind."""
-    import os
     import signal
     import subprocess
     import sys
     import time
 
     code = ("import sys; from tests.weights.conftest import tiny_config; from lamina.weights.zoo import build_zoo;"
-            "build_zoo(tiny_config(n_models=4), sys.argv[1], workers=1, quiet=True)")
+            "build_zoo(tiny_config(n_models=3), sys.argv[1], workers=1, quiet=True)")
     root = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-c", code, str(tmp_path / "z")]
-    proc = subprocess.Popen(cmd, cwd=root, preexec_fn=lambda: os.nice(5))
+    proc = subprocess.Popen(cmd, cwd=root)
     deadline = time.time() + 900
     while time.time() < deadline and proc.poll() is None:
         models = tmp_path / "z" / "models"
@@ -110,7 +109,7 @@ def test_kill_9_during_a_build_then_rerun_gives_the_clean_build(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "clean")], cwd=root, check=True)
     a = {m["id"]: m for m in read_catalogue(tmp_path / "z", "models")}
     b = {m["id"]: m for m in read_catalogue(tmp_path / "clean", "models")}
-    assert a.keys() == b.keys() and len(a) == 12
+    assert a.keys() == b.keys() and len(a) == 9
     for k in a:
         assert (tmp_path / "z" / a[k]["path"]).read_bytes() == (tmp_path / "clean" / b[k]["path"]).read_bytes()
     leftovers = [p for p in (tmp_path / "z").rglob(".*") if "~lamina-" in p.name]
