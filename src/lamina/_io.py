@@ -209,6 +209,47 @@ def _exchange(a: Path, b: Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def atomic_dir(directory: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
+    """Yield a new temporary folder next to ``directory``; publish it as ``directory`` if the block succeeds.
+
+    Everything written into the folder is fsynced, then the folder replaces ``directory`` as a whole: swapped
+    in one atomic step (``renameat2(RENAME_EXCHANGE)`` on Linux; elsewhere two renames, the old folder put back
+    if the second fails). A reader sees the old folder or the new one, never a mix. On error the temporary
+    folder is removed and ``directory`` is left as it was.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(directory)
+    tmp = _temporary_name(directory, suffix)
+    os.mkdir(tmp, 0o777)  # permissions from the umask
+    try:
+        yield tmp
+        for root, _dirs, files in os.walk(tmp, topdown=False):  # on disk before the folder is published
+            for name in files:
+                _fsync(Path(root) / name)
+            _fsync(Path(root))
+        if directory.is_dir() and not directory.is_symlink() and _exchange(tmp, directory):
+            _fsync(directory.parent)
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+        elif directory.exists():
+            old = _temporary_name(directory, ".old")
+            os.replace(directory, old)
+            try:
+                os.replace(tmp, directory)
+            except BaseException:
+                os.replace(old, directory)  # put the old folder back rather than leave it under a temp name
+                raise
+            _fsync(directory.parent)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+            _fsync(directory.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def save_checkpoint(
     directory: str | os.PathLike,
     tensors: Mapping[str, Any],
@@ -235,12 +276,7 @@ def save_checkpoint(
 
     from lamina import __version__
 
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries(directory)
-    tmp = _temporary_name(directory)
-    os.mkdir(tmp, 0o777)  # permissions from the umask
-    try:
+    with atomic_dir(directory) as tmp:
         arrays = {k: _to_numpy(tensors[k]) for k in sorted(tensors)}
         save_file(arrays, str(tmp / WEIGHTS_FILE))
         doc = {
@@ -253,27 +289,6 @@ def save_checkpoint(
             "metadata": dict(metadata or {}),
         }
         (tmp / CONFIG_FILE).write_text(dumps_json(doc))
-        for path in (tmp / WEIGHTS_FILE, tmp / CONFIG_FILE, tmp):  # on disk before the folder is published
-            _fsync(path)
-        if directory.is_dir() and not directory.is_symlink() and _exchange(tmp, directory):
-            _fsync(directory.parent)
-            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old checkpoint
-        elif directory.exists():
-            old = _temporary_name(directory, ".old")
-            os.replace(directory, old)
-            try:
-                os.replace(tmp, directory)
-            except BaseException:
-                os.replace(old, directory)  # put the old checkpoint back rather than leave it under a temp name
-                raise
-            _fsync(directory.parent)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-            _fsync(directory.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 

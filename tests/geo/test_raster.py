@@ -219,12 +219,68 @@ def test_cli_bad_raster_arguments_exit_2_with_one_line_and_write_nothing(ckpt, t
     assert _files(tmp_path) == []
 
 
-@pytest.mark.parametrize("name", ["o.png", "o.parquet", "o", "o.zarr"])
+@pytest.mark.parametrize("name", ["o.png", "o.parquet", "o", "o.nc"])
 def test_cli_unknown_raster_extension(ckpt, tmp_path, name):
     r = runner.invoke(app, ["geo", "raster", "--bbox", "0", "0", "1", "1", "-r", "1", "-o", str(tmp_path / name),
                             "-c", str(ckpt)])
     assert r.exit_code == 2 and r.stderr.startswith("error: output:") and len(r.stderr.strip().splitlines()) == 1
     assert _files(tmp_path) == []
+
+
+def test_zarr_store_opens_as_the_embed_grid_dataarray_and_resumes(enc, tmp_path, monkeypatch):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    bbox = (170.0, -10.0, -170.0, 0.0)  # across the antimeridian
+    ref = enc.embed_grid(bbox=bbox, resolution=2.0, month=3)
+    out = tmp_path / "emb.zarr"
+    real, calls = raster_file.embed_rows, []
+
+    def dying(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(raster_file, "embed_rows", dying)
+    with pytest.raises(KeyboardInterrupt):
+        write_raster(enc, out, bbox=bbox, resolution=2.0, month=3, block_rows=2, progress=False)
+    assert not out.exists()  # nothing published before every block is done
+    monkeypatch.setattr(raster_file, "embed_rows", real)
+    info = write_raster(enc, out, bbox=bbox, resolution=2.0, month=3, block_rows=2, progress=False)
+    assert info["driver"] == "Zarr" and info["resumed_blocks"] == 1
+    got = xr.open_zarr(out)["embedding"].load()
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-5, atol=1e-6)  # other row blocks: other BLAS sums
+    np.testing.assert_array_equal(got.lon.values, ref.lon.values)
+    assert got.attrs["checkpoint_sha256"] == ref.attrs["checkpoint_sha256"] and got.attrs["months"] == "3"
+    assert list(got.band_name.values) == list(ref.band_name.values)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.zarr"]  # work folder and temporaries gone
+
+    write_raster(enc, out, bbox=bbox, resolution=2.0, month=3, pca=2, dtype="float16", progress=False)
+    small = xr.open_zarr(out)["embedding"].load()  # the store is replaced as a whole
+    assert small.shape == (2, 5, 10) and small.dtype == np.float16
+    comp, mean = np.asarray(small.attrs["pca_components"]), np.asarray(small.attrs["pca_mean"])
+    assert comp.shape == (2, ref.shape[0]) and mean.shape == (ref.shape[0],)
+
+
+def test_an_existing_folder_that_is_not_a_zarr_store_is_never_replaced(enc, tmp_path):
+    pytest.importorskip("zarr")
+    folder = tmp_path / "mine.zarr"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not a Zarr store"):
+        write_raster(enc, folder, bbox=(0, 0, 4, 4), resolution=2.0, month=1, progress=False)
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_dask_backed_grid_equals_the_in_memory_one(enc):
+    pytest.importorskip("dask")
+    bbox = (-20.0, -30.0, 40.0, 30.0)
+    ref = enc.embed_grid(bbox=bbox, resolution=5.0, month=7)
+    lazy = enc.embed_grid(bbox=bbox, resolution=5.0, month=7, chunks=5)
+    assert lazy.chunks[1] == (5, 5, 2) and lazy.attrs == ref.attrs
+    np.testing.assert_allclose(lazy.compute().values, ref.values, rtol=1e-5, atol=1e-6)  # other batch shapes
+    with pytest.raises(InputError, match="chunks"):
+        enc.embed_grid(bbox=bbox, resolution=5.0, month=7, chunks=0)
 
 
 def test_cli_writes_a_raster(ckpt, tmp_path):

