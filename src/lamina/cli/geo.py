@@ -226,9 +226,9 @@ def pretrain(
 def info(checkpoint: Path | None = CHECKPOINT) -> None:
     """Architecture, variables, provenance and held-out metrics of an encoder checkpoint (JSON)."""
     from lamina._io import load_checkpoint
-    from lamina.geo.encoder import KIND, default_checkpoint_path
+    from lamina.geo.encoder import KIND, resolve_checkpoint
 
-    _, doc = load_checkpoint(checkpoint or default_checkpoint_path(), kind=KIND)  # checks digest and values
+    _, doc = load_checkpoint(resolve_checkpoint(checkpoint), kind=KIND)  # checks digest and values
     echo_json({k: doc[k] for k in ("kind", "lamina_version", "sha256", "config", "metadata")})
 
 

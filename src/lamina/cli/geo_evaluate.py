@@ -60,7 +60,7 @@ def evaluate_cmd(
     for m in method_list:
         if m not in DEFAULT_METHODS:
             raise InputError(f"--encoders: unknown method {m!r}; expected some of {', '.join(DEFAULT_METHODS)}")
-    if checkpoint is not None and not checkpoint.exists():
+    if checkpoint is not None and not _resolve(checkpoint).exists():
         raise InputError(f"--checkpoint: {checkpoint} does not exist")
     t0 = time.perf_counter()
     report = evaluate(task_list, method_list, settings=settings, checkpoint=checkpoint, out_dir=output)
@@ -85,7 +85,7 @@ def probe_fit_cmd(
 
     if task not in task_names():
         raise InputError(f"task: unknown task {task!r}; expected one of {', '.join(task_names())}")
-    if checkpoint is not None and not checkpoint.exists():
+    if checkpoint is not None and not _resolve(checkpoint).exists():
         raise InputError(f"--checkpoint: {checkpoint} does not exist")
     tp = fit_task_probe(task, encoder=encoder, checkpoint=checkpoint, n=n, seed=seed)
     save_task_probe(tp, output)
@@ -116,3 +116,9 @@ def probe_predict_cmd(
         else:
             table.to_parquet(tmp, index=False)
     typer.echo(f"wrote {output}: {len(table)} rows", err=True)
+
+
+def _resolve(checkpoint: Path) -> Path:
+    from lamina.geo.encoder import resolve_checkpoint
+
+    return resolve_checkpoint(checkpoint)

@@ -359,19 +359,46 @@ INPUT_CONTRACT = {
 }
 
 
+BUNDLED = {
+    "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input, "
+               "month-free static path",
+    "offline10": "the previous default (until lamina 0.x, Dec 2026): 10 fields without ERA5, direct lon/lat input",
+}
+"""Checkpoints shipped inside the package, by name (``load("bundled:NAME")``, ``--checkpoint bundled:NAME``)."""
+BUNDLED_PREFIX = "bundled:"
+
+
+def bundled_checkpoint_path(name: str = "default") -> Path:
+    """Directory of a checkpoint shipped inside the installed package (see :data:`BUNDLED`)."""
+    if name not in BUNDLED:
+        raise CheckpointError(f"checkpoint: no bundled checkpoint {name!r}; bundled are {', '.join(BUNDLED)}")
+    return Path(str(resources.files("lamina.geo").joinpath("pretrained", name)))
+
+
 def default_checkpoint_path() -> Path:
     """Directory of the bundled default checkpoint (inside the installed package)."""
-    return Path(str(resources.files("lamina.geo").joinpath("pretrained", "default")))
+    return bundled_checkpoint_path("default")
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """A checkpoint directory from a path, ``"bundled:NAME"``, or None (the bundled default)."""
+    if path is None:
+        return default_checkpoint_path()
+    text = str(path)
+    if text.startswith(BUNDLED_PREFIX):
+        return bundled_checkpoint_path(text[len(BUNDLED_PREFIX):])
+    return Path(path)
 
 
 def load(path: str | Path | None = None) -> ClimateEncoder:
     """Load a climate encoder, offline.
 
     Args:
-        path: a checkpoint directory written by :meth:`ClimateEncoder.save` or ``lamina geo pretrain``; None for
-            the bundled default.
+        path: a checkpoint directory written by :meth:`ClimateEncoder.save` or ``lamina geo pretrain``;
+            ``"bundled:NAME"`` for a checkpoint shipped with lamina (:data:`BUNDLED`, e.g. ``"bundled:offline10"``,
+            the previous default, kept for comparison); None for the bundled default.
 
     Raises:
-        CheckpointError: missing, corrupt, foreign or mismatched checkpoint files.
+        CheckpointError: missing, corrupt, foreign or mismatched checkpoint files, or an unknown bundled name.
     """
-    return ClimateEncoder.from_checkpoint(default_checkpoint_path() if path is None else path)
+    return ClimateEncoder.from_checkpoint(resolve_checkpoint(path))

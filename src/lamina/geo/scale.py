@@ -157,7 +157,7 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lamina._validation import check_positive_int
-    from lamina.geo.encoder import load
+    from lamina.geo.encoder import load, resolve_checkpoint
     from lamina.geo.raster import weights_sha256
 
     files = partition_files(src)
@@ -181,7 +181,7 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
     if dst.resolve() in {p.parent for p in resolved}:
         raise InputError(f"output: {dst} holds input partitions; choose another folder")
 
-    ckpt = None if checkpoint is None else str(Path(checkpoint).resolve())
+    ckpt = None if checkpoint is None else str(resolve_checkpoint(checkpoint).resolve())
     sha = weights_sha256(load(ckpt))  # checks the checkpoint here first: a bad path fails before any cluster
     out_suffix = None if output_format is None else f".{output_format}"
     kwargs = {"what": what, "lon_col": lon_col, "lat_col": lat_col, "month_col": month_col, "month": month,
@@ -283,7 +283,7 @@ def embed_dask_frame(ddf, *, month: int | None = None, month_col: str | None = N
         InputError: missing columns (checked on the frame's schema, before anything runs) or a bad checkpoint.
     """
     from lamina.geo.embed import embedding_columns
-    from lamina.geo.encoder import load
+    from lamina.geo.encoder import load, resolve_checkpoint
     from lamina.geo.raster import months_of, weights_sha256
 
     if not hasattr(ddf, "map_partitions") or not hasattr(ddf, "columns"):
@@ -293,7 +293,7 @@ def embed_dask_frame(ddf, *, month: int | None = None, month_col: str | None = N
             raise InputError(f"column {col!r} not found; columns are {list(ddf.columns)}")
     if month is not None:
         months_of(month)
-    ckpt = None if checkpoint is None else str(Path(checkpoint).resolve())
+    ckpt = None if checkpoint is None else str(resolve_checkpoint(checkpoint).resolve())
     enc = load(ckpt)
     columns = embedding_columns(enc, month is not None or month_col is not None)
     clash = sorted(set(columns) & set(ddf.columns))

@@ -133,7 +133,8 @@ class SIREN(nn.Module):
 
     @torch.inference_mode()
     def forward_inference(
-        self, x: torch.Tensor, *, chunk: int = 1024, dtype: torch.dtype | None = None, out: torch.Tensor | None = None
+        self, x: torch.Tensor, *, chunk: int = 1024, dtype: torch.dtype | None = None, out: torch.Tensor | None = None,
+        threads: int | None = None,
     ) -> torch.Tensor:
         """Forward pass for inference, in chunks of ``chunk`` rows with preallocated buffers.
 
@@ -141,26 +142,52 @@ class SIREN(nn.Module):
         allocates nothing per layer. With ``dtype=torch.bfloat16`` the hidden matrix products run in bfloat16
         (the first layer, whose ``w0`` amplifies rounding, and the accumulation of pre-activations stay float32).
 
+        Parallelism: with ``threads`` > 1 (default: torch's thread count) and at least two chunks, the rows are
+        split into ``threads`` contiguous parts, each run through its chunks on its own thread with single-threaded
+        kernels. Independent parts keep going when a core is taken by another process, where splitting every
+        small matrix product across threads would wait at each product for the slowest thread.
+
         Shapes:
             ``x: (B, dim_in) -> (B, dim_out)`` float32.
         """
-        first, hidden = self.layers[0], self.layers[1:]
         n = x.shape[0]
-        dim_h = first.linear.out_features
         if out is None:
             out = torch.empty(n, self.last.out_features, dtype=torch.float32)
+        threads = torch.get_num_threads() if threads is None else max(1, int(threads))
+        parts = min(threads, n // chunk)
+        if parts < 2:
+            self._rows(x, out, 0, n, chunk, dtype)
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        from lamina._process import torch_threads
+
+        per = -(-n // (parts * chunk)) * chunk  # whole chunks per part
+        bounds = [(s, min(n, s + per)) for s in range(0, n, per)]
+        with torch_threads(1), ThreadPoolExecutor(len(bounds)) as pool:
+            done = [pool.submit(self._rows, x, out, s, e, chunk, dtype) for s, e in bounds]
+            for f in done:
+                f.result()
+        return out
+
+    @torch.inference_mode()  # per thread: each worker thread enters it itself
+    def _rows(self, x: torch.Tensor, out: torch.Tensor, start: int, stop: int, chunk: int,
+              dtype: torch.dtype | None) -> None:
+        """Rows ``start:stop`` of :meth:`forward_inference`, chunk by chunk, with this call's own buffers."""
+        first, hidden = self.layers[0], self.layers[1:]
+        dim_h = first.linear.out_features
         low = dtype is not None and dtype != torch.float32
         weights = [
             (layer.linear.weight.t().to(dtype) if low else layer.linear.weight.t(), layer.linear.bias)
             for layer in hidden
         ]
         w_last = self.last.weight.t().to(dtype) if low else self.last.weight.t()
-        z = torch.empty(min(chunk, n), dim_h)
+        z = torch.empty(min(chunk, stop - start), dim_h)
         zn = torch.empty_like(z)
         h = torch.empty_like(z)
         hl = torch.empty(z.shape, dtype=dtype) if low else None
-        for s in range(0, n, chunk):
-            e = min(s + chunk, n)
+        for s in range(start, stop, chunk):
+            e = min(s + chunk, stop)
             m = e - s
             zc, znc, hc = z[:m], zn[:m], h[:m]
             torch.addmm(first.linear.bias, x[s:e], first.linear.weight.t(), out=zc)
@@ -185,4 +212,3 @@ class SIREN(nn.Module):
                 out[s:e] = torch.addmm(self.last.bias.to(dtype), hl[:m], w_last).float()
             else:
                 torch.addmm(self.last.bias, hc, w_last, out=out[s:e])
-        return out
