@@ -148,6 +148,10 @@ def test_max_minutes_stops_cleanly_and_keeps_the_best(tiny_chelsa, tmp_path):
     # a resumed run of a finished one does not train further
     pretrain(stack, TINY, _cfg(max_minutes=1e-9), tmp_path / "mm", progress=False)
     assert _stopped(tmp_path / "mm")["steps"] == 1
+    # a rerun with a larger budget continues the run that the clock stopped, to max_steps
+    pretrain(stack, TINY, _cfg(max_minutes=60), tmp_path / "mm", progress=False)
+    info = _stopped(tmp_path / "mm")
+    assert info["stopped"] == "max_steps" and info["steps"] == 150
 
 
 def _agree_worker(rank, port, results):

@@ -245,6 +245,9 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
         module.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         st = TrainState(**saved["state"])
+        more_time = config.max_minutes is None or st.elapsed_s < 60 * config.max_minutes
+        if st.finished == "max_minutes" and more_time and st.step < config.max_steps:
+            st.finished = ""  # stopped by the clock: a rerun with a larger (or no) budget continues it
         mean, std = np.asarray(saved["mean"]), np.asarray(saved["std"])
     else:
         stats = stack.statistics(land_only=config.land_only, stride=config.stats_stride)
