@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from lamina.errors import InputError
 from lamina.geo.data.sources import (
-    DEFAULT_VARIABLES,
+    BUNDLED_VARIABLES,
     SOURCES,
     parse_stack_spec,
     sources_table,
@@ -42,7 +42,7 @@ def test_bad_specs_are_input_errors(spec, message):
 def test_sources_table_lists_every_offline_variable():
     table = sources_table()
     assert list(table) == list(SOURCES)
-    assert [k for k, v in table.items() if v["in_default"]] == sorted(DEFAULT_VARIABLES, key=list(SOURCES).index)
+    assert [k for k, v in table.items() if v["in_default"]] == sorted(BUNDLED_VARIABLES, key=list(SOURCES).index)
     assert table["elevation"]["units"] == "m" and table["elevation"]["shape"] == [2161, 4320]
     assert table["sst"]["grid_deg"] == 2.0 and table["sst"]["monthly"] is True
 

