@@ -197,10 +197,11 @@ def index_build(
     zoo: Path = typer.Option(None, "--zoo", help="Index every model of this zoo's catalogue (ids from it)."),
     folder: Path = typer.Option(None, "--dir", help="Index every .safetensors file under this folder."),
     probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one trained for --zoo)."),
+    dims: int = typer.Option(256, "--dims", help="Text-feature basis size per tree (2 bytes per model each)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Models read, routed and probed together (>= 1)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Build a search index file: predicted categories and text features of every model, float16."""
+    """Build a search index file: predicted categories and compressed text features of every model, float16."""
     from lamina._validation import check_positive_int
     from lamina.errors import InputError
     from lamina.weights.experts import ProbeXMixture
@@ -208,12 +209,13 @@ def index_build(
     from lamina.weights.search import probe_of
 
     check_positive_int("--batch-size", batch_size)
+    check_positive_int("--dims", dims)
     if probe is None and zoo is None:
         raise InputError("--probe: needed when indexing a folder (or give --zoo with a trained probe)")
     sources = _sources(None, folder, zoo)
     mix = ProbeXMixture.load(probe or probe_of(zoo))
     with _bar("indexing", len(sources), quiet) as advance:
-        ix, skipped = build_index(mix, sources, batch_size=batch_size, progress=advance)
+        ix, skipped = build_index(mix, sources, dims=dims, batch_size=batch_size, progress=advance)
     if not len(ix):
         raise InputError(f"index: no model could be read ({len(skipped)} skipped); nothing written")
     ix.save(out)

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from lamina._io import load_checkpoint, save_checkpoint
+from lamina._process import torch_threads
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number, checkpoint_content
@@ -258,21 +259,21 @@ class ProbeXMixture(BaseEstimator):
 
         ``index``: a :class:`~lamina.weights.index.ModelIndex` built with this probe (default: the probe's own).
         """
-        t = embed_text([query])
-        if index is None:
-            names = sorted(set(self.index_trees_))
-            codes = np.array([names.index(x) for x in self.index_trees_], np.int64)
-            z = self.index_z_
-        else:
-            names, codes, z = index.tree_names, index.tree_codes, index.z
-        out = np.zeros(len(codes), np.float32)
-        for c, tree in enumerate(names):
-            sel = np.flatnonzero(codes == c)
-            if sel.size == 0 or tree not in self.experts_:
+        with torch_threads(1):  # one short text: more threads only spin on a shared machine (500 ms against 30)
+            t = embed_text([query])
+        if index is not None:
+            return index.text_scores(self, t)
+        out = np.zeros(len(self.index_ids_), np.float32)
+        trees = np.array(self.index_trees_)
+        for tree, info in self.experts_.items():
+            sel = np.flatnonzero(trees == tree)
+            if sel.size == 0:
                 continue
-            k = self.experts_[tree]["aligner"].n_features
-            out[sel] = self.experts_[tree]["aligner"].predict_proba_features(z[sel, :k].astype(np.float32), t)[:, 0]
+            out[sel] = info["aligner"].predict_proba_features(self._index_z(tree, sel), t)[:, 0]
         return out
+
+    def _index_z(self, tree: str, sel: np.ndarray) -> np.ndarray:
+        return self.index_z_[sel, : self.experts_[tree]["aligner"].n_features].astype(np.float32)
 
     # -------------------------------------------------------------------------------------------- storage
     def save(self, directory: str | Path, *, zoo: str | Path | None = None) -> Path:

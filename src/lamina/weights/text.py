@@ -214,6 +214,18 @@ class TextAligner(BaseEstimator):
             raise InputError(f"features: expected (N, {self.n_features}), got shape {F.shape}")
         return self.net_(torch.from_numpy(F), torch.from_numpy(T)).numpy()
 
+    @torch.no_grad()
+    def readout_weights(self, T) -> tuple[np.ndarray, np.ndarray]:
+        """The prompts' readouts as one linear map of the features: logits = F @ W.T + b.
+
+        Returns:
+            W (C, n_features) float32, b (C,) float32.
+        """
+        self._check_fitted()
+        T = self._check_t(T)
+        W = self.net_.log_scale.exp() * self.net_.readout(torch.from_numpy(T))
+        return W.numpy().astype(np.float32), np.full(len(T), float(self.net_.bias), np.float32)
+
     def decision_function(self, R, T) -> np.ndarray:
         """Logits (N, C) of models with probe responses R (N, d_H, r_U) against prompts T (C, 384)."""
         return self.decision_function_features(self.features(R), T)
