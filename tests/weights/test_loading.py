@@ -113,7 +113,7 @@ def test_projection_matches_scikit_learn_in_float32():
     np.testing.assert_allclose(project(vec, dim, seed), ref.transform(vec[None])[0], rtol=1e-5, atol=1e-5)
 
 
-def test_projection_is_built_without_a_float64_copy_and_one_is_cached():
+def test_projection_is_built_without_a_float64_copy_and_kept_within_its_budget(monkeypatch):
     projector.cache_clear()
     d, dim = 50_000, 128
     tracemalloc.start()
@@ -124,5 +124,13 @@ def test_projection_is_built_without_a_float64_copy_and_one_is_cached():
         tracemalloc.stop()
     assert peak < 1.5 * mat.nbytes, (peak, mat.nbytes)  # a float64 temporary alone would be 2x
     projector(d + 1, dim, 1)
-    assert projector.cache_info().currsize == 1  # the previous 25 MB matrix is released
+    draws = projector.draws
+    assert projector(d, dim, 1) is mat and projector.draws == draws  # two signatures alternate: no redraw
+    assert projector.cached() == [(d + 1, dim, 1), (d, dim, 1)]  # least recently used first
+    monkeypatch.setattr(projector, "max_bytes", int(1.5 * mat.nbytes))
+    projector(d + 2, dim, 1)
+    assert projector.cached() == [(d + 2, dim, 1)] and projector.nbytes() <= projector.max_bytes
+    monkeypatch.setattr(projector, "max_bytes", mat.nbytes // 2)  # too large to keep: drawn, used, not kept
+    assert projector(d, dim, 1).shape == (dim, d) and projector.cached() == [(d + 2, dim, 1)]
     projector.cache_clear()
+    assert projector.nbytes() == 0

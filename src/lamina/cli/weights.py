@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from lamina.cli._common import echo_json, new_app
 app = new_app("Learning on model weights (ProbeX): what a model was trained on, from one layer.")
 zoo_app = new_app("Model zoos: trees of fine-tuned image classifiers, built offline from real images.")
 app.add_typer(zoo_app, name="zoo")
+index_app = new_app("Search indexes on disk: build once, append new models without re-reading the others.")
+app.add_typer(index_app, name="index")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -103,40 +106,153 @@ def train(
                "skipped": mix.skipped_, "dropped": {"count": len(mix.dropped_), "files": mix.dropped_}})
 
 
+@contextlib.contextmanager
+def _bar(what: str, total: int, quiet: bool):
+    """A rich progress bar on stderr; yields the callback that advances it by n models."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True, quiet=quiet), transient=False) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _sources(model: list[Path] | None, folder: Path | None, zoo: Path | None) -> list:
+    from lamina.errors import InputError
+    from lamina.weights.predict import Source, catalogue_sources, folder_sources
+
+    out = [Source(p) for p in model or []]
+    if folder is not None:
+        out += folder_sources(folder)
+    if zoo is not None:
+        out += catalogue_sources(zoo)
+    if not out:
+        raise InputError("model: give model file(s), --dir FOLDER or --zoo ZOO")
+    return out
+
+
 @app.command("predict")
 def predict(
     probe: Path = typer.Argument(..., help="Probe folder (from `lamina weights train`)."),
-    model: list[Path] = typer.Argument(..., help="Model file(s) (.safetensors)."),
+    model: list[Path] = typer.Argument(None, help="Model file(s) (.safetensors)."),
     top: int = typer.Option(10, "--top", help="Categories to list per model (>= 1)."),
+    folder: Path = typer.Option(None, "--dir", help="Also every .safetensors file under this folder."),
+    zoo: Path = typer.Option(None, "--zoo", help="Also every model of this zoo's catalogue (rows get its ids)."),
+    out: Path = typer.Option(None, "-o", "--out", help="Write JSON Lines here (streamed, atomic; unreadable files "
+                                                       "get an error row) instead of JSON on stdout."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Models read, routed and probed together (>= 1)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Which categories was each model trained on? Routes each file to its tree's expert."""
+    """Which categories was each model trained on? Routes each file to its tree's expert, in batches."""
+    from lamina._validation import check_positive_int
     from lamina.weights.experts import ProbeXMixture, check_top
+    from lamina.weights.predict import iter_predictions, top_row, write_predictions
 
     check_top(top)  # before loading anything
+    check_positive_int("--batch-size", batch_size)
+    sources = _sources(model, folder, zoo)
     mix = ProbeXMixture.load(probe)
-    out = [mix.top_categories(path, top=top) for path in model]
-    echo_json(out if len(out) > 1 else out[0])
+    with _bar("predicting", len(sources), quiet or len(sources) == 1) as advance:
+        if out is not None:
+            echo_json(write_predictions(mix, sources, out, top=top, batch_size=batch_size, progress=advance))
+            return
+        rows = [top_row(mix, r, top) for r in iter_predictions(mix, sources, batch_size=batch_size,
+                                                                 progress=advance)]
+    echo_json(rows if len(rows) > 1 else rows[0])
 
 
 @app.command("search")
 def search(
     query: str = typer.Argument(None, help="Text, e.g. 'a photo of a sneaker with a white frame'."),
-    zoo: Path = typer.Option(..., "--zoo", help="Zoo folder."),
+    zoo: Path = typer.Option(None, "--zoo", help="Zoo folder (searches the index its probe was trained with)."),
     like: str = typer.Option(None, "--like", help="A model id of the zoo or a model file: find similar models."),
-    probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one trained for the zoo)."),
+    probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the zoo's, or the index's)."),
+    index: Path = typer.Option(None, "--index", help="Search this index file (`lamina weights index build`)."),
     top: int = typer.Option(10, "--top", help="Number of models to return (>= 1)."),
 ) -> None:
-    """Rank the zoo's models by a text query, or by likeness to a model (--like)."""
+    """Rank the zoo's (or an index's) models by a text query, or by likeness to a model (--like)."""
     from lamina.errors import InputError
     from lamina.weights.experts import ProbeXMixture, check_top
+    from lamina.weights.index import ModelIndex
     from lamina.weights.search import probe_of, search_like, search_text
 
     if (query is None) == (like is None):
         raise InputError("search: give either a text query or --like MODEL (not both)")
+    if (zoo is None) == (index is None):
+        raise InputError("search: give either --zoo ZOO or --index FILE (not both)")
     check_top(top)
-    mix = ProbeXMixture.load(probe or probe_of(zoo))
-    res = search_text(mix, query, top=top) if query is not None else search_like(mix, like, top=top)
+    ix = ModelIndex.load(index) if index is not None else None
+    if probe is None:
+        probe = probe_of(zoo) if ix is None else Path(ix.probe["path"])
+    mix = ProbeXMixture.load(probe)
+    res = (search_text(mix, query, top=top, index=ix) if query is not None
+           else search_like(mix, like, top=top, index=ix))
     echo_json({"query": query, "like": like, "results": res})
+
+
+@index_app.command("build")
+def index_build(
+    out: Path = typer.Option(..., "-o", "--out", help="Index file to write (atomically; replaced if it exists)."),
+    zoo: Path = typer.Option(None, "--zoo", help="Index every model of this zoo's catalogue (ids from it)."),
+    folder: Path = typer.Option(None, "--dir", help="Index every .safetensors file under this folder."),
+    probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one trained for --zoo)."),
+    dims: int = typer.Option(256, "--dims", help="Text-feature basis size per tree (2 bytes per model each)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Models read, routed and probed together (>= 1)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Build a search index file: predicted categories and compressed text features of every model, float16."""
+    from lamina._validation import check_positive_int
+    from lamina.errors import InputError
+    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.index import build_index
+    from lamina.weights.search import probe_of
+
+    check_positive_int("--batch-size", batch_size)
+    check_positive_int("--dims", dims)
+    if probe is None and zoo is None:
+        raise InputError("--probe: needed when indexing a folder (or give --zoo with a trained probe)")
+    sources = _sources(None, folder, zoo)
+    mix = ProbeXMixture.load(probe or probe_of(zoo))
+    with _bar("indexing", len(sources), quiet) as advance:
+        ix, skipped = build_index(mix, sources, dims=dims, batch_size=batch_size, progress=advance)
+    if not len(ix):
+        raise InputError(f"index: no model could be read ({len(skipped)} skipped); nothing written")
+    ix.save(out)
+    echo_json({"index": str(out), "models": len(ix), "bytes": out.stat().st_size, "skipped": skipped})
+
+
+@index_app.command("add")
+def index_add(
+    index: Path = typer.Argument(..., help="Index file (from `lamina weights index build`)."),
+    model: list[Path] = typer.Argument(None, help="Model file(s) to add."),
+    ids: list[str] = typer.Option(None, "--id", help="Id of each model file, in order (default: its file name)."),
+    zoo: Path = typer.Option(None, "--zoo", help="Also the catalogue's models not yet in the index."),
+    probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one that built the index)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Models read, routed and probed together (>= 1)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Append models to an index file without re-reading the indexed ones (the file is replaced atomically)."""
+    from lamina._validation import check_positive_int
+    from lamina.errors import InputError
+    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.index import ModelIndex, add_to_index
+    from lamina.weights.predict import Source, catalogue_sources
+
+    check_positive_int("--batch-size", batch_size)
+    model = model or []
+    if ids and len(ids) != len(model):
+        raise InputError(f"--id: {len(ids)} given for {len(model)} model file(s); give one per file or none")
+    sources = [Source(p, i) for p, i in zip(model, ids or [None] * len(model), strict=True)]
+    ix = ModelIndex.load(index)
+    have = set(ix.ids)
+    sources += [s for s in catalogue_sources(zoo) if s.id not in have] if zoo is not None else []
+    if not model and zoo is None:
+        raise InputError("model: give model file(s) or --zoo ZOO")
+    mix = ProbeXMixture.load(probe or Path(ix.probe["path"]))
+    with _bar("indexing", len(sources), quiet) as advance:
+        summary = add_to_index(index, mix, sources, batch_size=batch_size, progress=advance)
+    echo_json(summary)
 
 
 @app.command("evaluate")

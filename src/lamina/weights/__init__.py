@@ -12,7 +12,8 @@ Typical use::
 
 Modules: ``data`` (image vocabulary), ``models`` (zoo architectures), ``zoo`` and ``catalogue`` (building and
 storing zoos), ``layers`` (reshape rules, reading layers), ``probex`` (the expert), ``trees`` (discovery, routing),
-``experts`` (mixture of experts), ``text`` and ``search``, ``baselines``, ``metrics``, ``evaluate`` and ``report``.
+``experts`` (mixture of experts), ``predict`` (batched prediction over many files), ``text``, ``search`` and
+``index`` (a search index file that grows by appending), ``baselines``, ``metrics``, ``evaluate`` and ``report``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ _LAZY = {
     "TextAligner": "lamina.weights.text",
     "search_text": "lamina.weights.search",
     "search_like": "lamina.weights.search",
+    "iter_predictions": "lamina.weights.predict",
+    "write_predictions": "lamina.weights.predict",
+    "ModelIndex": "lamina.weights.index",
+    "build_index": "lamina.weights.index",
+    "add_to_index": "lamina.weights.index",
     "multilabel_metrics": "lamina.weights.metrics",
     "read_layer": "lamina.weights.layers",
     "reshape_weight": "lamina.weights.layers",

@@ -24,11 +24,12 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from lamina._io import load_checkpoint, save_checkpoint
+from lamina._process import torch_threads
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number, checkpoint_content
 from lamina.weights.catalogue import Catalogue, verify_files
-from lamina.weights.layers import layer_from_state, load_layers, read_state
+from lamina.weights.layers import load_layers, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.probex import ProbeX, ProbeXConfig
 from lamina.weights.text import TextAligner, embed_text
@@ -208,15 +209,16 @@ class ProbeXMixture(BaseEstimator):
         self.index_z_ = np.concatenate([np.pad(z, ((0, 0), (0, width - z.shape[1]))) for z in zs]).astype(np.float16)
 
     # -------------------------------------------------------------------------------------------- inference
-    def _probs(self, tree: str, X: np.ndarray, F: np.ndarray | None = None) -> np.ndarray:
+    def _probs(self, tree: str, X: np.ndarray, F: np.ndarray | None = None,
+               seen: np.ndarray | None = None) -> np.ndarray:
         """(N, C) probability of every category: the expert's head for seen ones, the text readout for the rest.
 
-        ``F``: the text readout's features of X, if already computed.
+        ``F``: the text readout's features of X, ``seen``: the expert's (N, C_seen) probabilities, if already computed.
         """
         info = self.experts_[tree]
         F = info["aligner"].features(info["expert"].responses(X)) if F is None else F
         out = info["aligner"].predict_proba_features(F, self.text_)
-        out[:, self.seen_] = info["expert"].predict_proba(X)
+        out[:, self.seen_] = info["expert"].predict_proba(X) if seen is None else seen
         return out
 
     def route(self, state: dict, source: str = "model") -> str:
@@ -226,19 +228,15 @@ class ProbeXMixture(BaseEstimator):
         return tree
 
     def predict_file(self, path: str | Path) -> dict:
-        """Route a model file to its tree and predict which categories it was trained on.
+        """Route a model file to its tree and predict which categories it was trained on (the file is read once).
 
         Returns:
             ``{"tree", "layer", "probabilities": (C,) array}``.
         """
-        state = read_state(path)
-        for name, tensor in state.items():  # before any arithmetic: no RuntimeWarning, the file named
-            if not np.all(np.isfinite(tensor)):
-                raise InputError(f"{path}: tensor {name!r} holds NaN or infinite values")
-        tree = self.route(state, str(path))
-        layer = self.experts_[tree]["layer"]
-        x = layer_from_state(state, layer, source=str(path))
-        return {"tree": tree, "layer": layer, "probabilities": self._probs(tree, x[None])[0]}
+        from lamina.weights.predict import iter_predictions
+
+        r = next(iter_predictions(self, [path], batch_size=1))
+        return {"tree": r["tree"], "layer": r["layer"], "probabilities": r["probabilities"]}
 
     def top_categories(self, path: str | Path, *, top: int = 10) -> dict:
         """The ``top`` most likely training categories of a model file, best first.
@@ -251,18 +249,20 @@ class ProbeXMixture(BaseEstimator):
             ``{"model", "tree", "layer", "categories": [{"name", "probability", "source"}]}``; ``source`` is
             ``"expert"`` for a category the probes were trained on, ``"text (zero-shot)"`` otherwise.
         """
-        top = check_top(top)
-        r = self.predict_file(path)
-        p = r["probabilities"]
-        seen = set(self.seen_)
-        order = np.argsort(-p, kind="stable")[:top]
-        return {"model": str(path), "tree": r["tree"], "layer": r["layer"],
-                "categories": [{"name": self.categories_[c], "probability": round(float(p[c]), 4),
-                                "source": "expert" if c in seen else "text (zero-shot)"} for c in order]}
+        from lamina.weights.predict import top_row
 
-    def text_scores(self, query: str) -> np.ndarray:
-        """Probability per indexed model that it learned what ``query`` describes, (N_index,)."""
-        t = embed_text([query])
+        top = check_top(top)
+        return top_row(self, {"model": str(path), **self.predict_file(path)}, top)
+
+    def text_scores(self, query: str, index=None) -> np.ndarray:
+        """Probability per indexed model that it learned what ``query`` describes, (N_index,).
+
+        ``index``: a :class:`~lamina.weights.index.ModelIndex` built with this probe (default: the probe's own).
+        """
+        with torch_threads(1):  # one short text: more threads only spin on a shared machine (500 ms against 30)
+            t = embed_text([query])
+        if index is not None:
+            return index.text_scores(self, t)
         out = np.zeros(len(self.index_ids_), np.float32)
         trees = np.array(self.index_trees_)
         for tree, info in self.experts_.items():
@@ -316,5 +316,7 @@ class ProbeXMixture(BaseEstimator):
             m.index_probs_, m.index_z_ = t["index.probs"], t["index.z"]
             m.skipped_ = doc.get("metadata", {}).get("skipped", [])
             m.dropped_ = doc.get("metadata", {}).get("dropped", [])
+            m.sha256_ = doc.get("sha256")  # names this probe in the search indexes built with it
+            m.path_ = str(Path(directory).resolve())
         return m
 

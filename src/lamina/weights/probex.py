@@ -224,6 +224,17 @@ class ProbeX(BaseEstimator):
             for s in range(0, len(X), batch)
         ])
 
+    @torch.no_grad()
+    def responses_and_proba(self, X, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`responses` (N, d_H, r_U) and :meth:`predict_proba` (N, C) of X, preprocessing X once."""
+        X = self._check_x(X)
+        R, L = [], []
+        for s in range(0, len(X), batch):
+            xt = torch.from_numpy(preprocess(X[s : s + batch], self.mean_, self.config_.normalize))
+            R.append((xt @ self.net_.U.detach()).numpy())
+            L.append(self.net_(xt).numpy())
+        return np.concatenate(R), expit(np.concatenate(L))
+
     def score(self, X, Y) -> float:
         """Mean average precision of the predictions against Y (N, C)."""
         from lamina.weights.metrics import multilabel_metrics

@@ -35,13 +35,47 @@ def probe_of(zoo: str | Path) -> Path:
     return Path(p)
 
 
-def _rows(mix: ProbeXMixture, order: np.ndarray, scores: np.ndarray, top: int) -> list[dict]:
-    return [{"rank": r + 1, "id": mix.index_ids_[i], "tree": mix.index_trees_[i], "score": round(float(scores[i]), 4)}
+def _rows(ids: list[str], trees, order: np.ndarray, scores: np.ndarray, top: int) -> list[dict]:
+    return [{"rank": r + 1, "id": ids[i], "tree": trees[i], "score": round(float(scores[i]), 4)}
             for r, i in enumerate(order[:top])]
 
 
-def search_text(mix: ProbeXMixture, query: str, *, top: int = 10) -> list[dict]:
+def _index(mix: ProbeXMixture, index):
+    """The rows searched: ``index`` (checked against the probe), else the probe's own."""
+    from lamina.weights.index import ModelIndex
+
+    if index is None:
+        return None, mix.index_ids_, mix.index_trees_, mix.index_probs_
+    if not isinstance(index, ModelIndex):
+        raise InputError(f"index: expected a ModelIndex, got {type(index).__name__}")
+    index.check_probe(mix)
+    return index, index.ids, _TreeNames(index), index.probs
+
+
+class _TreeNames:
+    """Tree name of row i, looked up only for the rows returned."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def __getitem__(self, i: int) -> str:
+        return self.index.tree_names[int(self.index.tree_codes[i])]
+
+
+def _top_order(s: np.ndarray, top: int) -> np.ndarray:
+    """Indices of the ``top`` highest finite scores, best first (ties: the lower index first)."""
+    finite = np.flatnonzero(np.isfinite(s))
+    if finite.size > 4 * top:  # partial selection first: sorting 100k scores per query is most of its time
+        cut = np.partition(-s[finite], top - 1)[top - 1]
+        finite = finite[-s[finite] <= cut]
+    return finite[np.argsort(-s[finite], kind="stable")]
+
+
+def search_text(mix: ProbeXMixture, query: str, *, top: int = 10, index=None) -> list[dict]:
     """Models ranked by how likely they were trained on what ``query`` describes.
+
+    Args:
+        index: a :class:`~lamina.weights.index.ModelIndex` built with ``mix`` (default: the probe's own index).
 
     Returns:
         ``[{"rank", "id", "tree", "score"}]``, best first; score is a probability in [0, 1].
@@ -49,29 +83,33 @@ def search_text(mix: ProbeXMixture, query: str, *, top: int = 10) -> list[dict]:
     if not isinstance(query, str) or not query.strip():
         raise InputError("query: expected a non-empty text")
     top = check_top(top)
-    s = mix.text_scores(query)
-    return _rows(mix, np.argsort(-s, kind="stable"), s, top)
+    ix, ids, trees, _ = _index(mix, index)
+    s = mix.text_scores(query, ix)
+    return _rows(ids, trees, _top_order(s, top), s, top)
 
 
-def search_like(mix: ProbeXMixture, model: str | Path, *, top: int = 10) -> list[dict]:
+def search_like(mix: ProbeXMixture, model: str | Path, *, top: int = 10, index=None) -> list[dict]:
     """Models most like ``model`` (an indexed model id, or a model file), by predicted categories.
+
+    Args:
+        index: a :class:`~lamina.weights.index.ModelIndex` built with ``mix`` (default: the probe's own index).
 
     Returns:
         ``[{"rank", "id", "tree", "score"}]``, best first; score is a cosine similarity in [-1, 1].
     """
     top = check_top(top)
-    ids = {m: i for i, m in enumerate(mix.index_ids_)}
+    _, ids_list, trees, P = _index(mix, index)
+    ids = {m: i for i, m in enumerate(ids_list)}
     if str(model) in ids:
         self_i = ids[str(model)]
-        v = mix.index_probs_[self_i]
+        v = np.asarray(P[self_i], np.float32)
     elif Path(model).is_file():
         self_i = -1
         v = mix.predict_file(model)["probabilities"]
     else:
         raise InputError(f"like: {model!r} is neither a model id of the index nor a model file")
-    P = mix.index_probs_
+    P = np.asarray(P, np.float32)
     s = (P @ v) / (np.linalg.norm(P, axis=1) * np.linalg.norm(v) + 1e-12)
     if self_i >= 0:
         s[self_i] = -np.inf
-    order = np.argsort(-s, kind="stable")
-    return _rows(mix, order[np.isfinite(s[order])], s, top)
+    return _rows(ids_list, trees, _top_order(s, top), s, top)
