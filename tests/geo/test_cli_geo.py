@@ -86,13 +86,13 @@ def test_info(ckpt):
 
 @pytest.mark.slow  # reads every source file
 def test_sources_lists_every_offline_field_with_provenance():
-    from lamina.geo.data.sources import DEFAULT_VARIABLES, SOURCES
+    from lamina.geo.data.sources import BUNDLED_VARIABLES, SOURCES
 
     r = runner.invoke(app, ["geo", "sources"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert set(doc) == set(SOURCES)
-    assert {k for k, v in doc.items() if v["in_default"]} == set(DEFAULT_VARIABLES)
+    assert {k for k, v in doc.items() if v["in_default"]} == set(BUNDLED_VARIABLES)
     for name, entry in doc.items():
         assert entry["name"] == name and entry["units"] and entry["source"] and entry["licence"]
         assert 0 < entry["grid_deg"] <= 5 and len(entry["shape"]) == 2

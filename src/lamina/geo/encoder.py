@@ -11,6 +11,7 @@ Reference: Dollinger et al., "Climplicit: Climatic Implicit Embeddings for Globa
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -384,8 +385,11 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     """A checkpoint directory from a path, ``"bundled:NAME"``, or None (the bundled default)."""
     if path is None:
         return default_checkpoint_path()
-    text = str(path)
-    if text.startswith(BUNDLED_PREFIX):
+    if not isinstance(path, str | os.PathLike):
+        raise CheckpointError(f"checkpoint: expected a path to a checkpoint directory or 'bundled:NAME', got "
+                              f"{type(path).__name__} {path!r}")
+    text = os.fspath(path)
+    if isinstance(text, str) and text.startswith(BUNDLED_PREFIX):
         return bundled_checkpoint_path(text[len(BUNDLED_PREFIX):])
     return Path(path)
 
