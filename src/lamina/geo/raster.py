@@ -200,7 +200,7 @@ def grid_dataarray(data, grid: RasterGrid, names: list[str], attrs: dict):
                         attrs={**attrs, "grid_mapping": "spatial_ref"})
 
 
-def _dask_rows(encoder: ClimateEncoder, grid: RasterGrid, months, rows: int, bands: int, precision: str):
+def _dask_rows(encoder: ClimateEncoder, grid: RasterGrid, months, rows: int, bands: int, precision: str, sha256: str):
     """A Dask array (bands, H, W) whose chunks are ``rows`` rows, each computed by :func:`embed_rows` on demand.
 
     The encoder enters the graph once, as one key, so a distributed scheduler ships it once per worker.
@@ -208,7 +208,7 @@ def _dask_rows(encoder: ClimateEncoder, grid: RasterGrid, months, rows: int, ban
     import dask
     import dask.array as da
 
-    enc = dask.delayed(encoder, name=f"lamina-encoder-{weights_sha256(encoder)}", pure=True)
+    enc = dask.delayed(encoder, name=f"lamina-encoder-{sha256}", pure=True)
     parts = []
     for r0 in range(0, grid.height, rows):
         r1 = min(grid.height, r0 + rows)
@@ -253,8 +253,8 @@ def embed_grid(encoder: ClimateEncoder, *, bbox, resolution: float, month: int |
     if chunks is not None:
         if isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1:
             raise InputError(f"chunks: expected rows per chunk (an integer >= 1) or None, got {chunks!r}")
-        return grid_dataarray(_dask_rows(encoder, grid, months, int(chunks), len(names), precision), grid, names,
-                              attrs)
+        data = _dask_rows(encoder, grid, months, int(chunks), len(names), precision, attrs["checkpoint_sha256"])
+        return grid_dataarray(data, grid, names, attrs)  # the weights hashed once, for provenance and the graph
     grid.check_size(len(names), force=force, limit=max_values)
     data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
     step = max(1, (1 << 24) // (grid.width * len(names)))  # ~16 M values (64 MB) per call: bounded temporaries
