@@ -6,6 +6,10 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
 
 - ``probex``: the ProbeX expert on the tree's best layer (layer sweep on validation, seed 0);
 - ``probex@L``: the expert on the tree's largest layer L, beside the dense probes on that same layer;
+- ``probex-compact@L``: a ProbeX expert with fewer probes and a smaller representation (``EvalConfig.compact``) on
+  the same layer, at a fraction of the dense logistic probe's trained parameters;
+- ``probex@L.lora_A`` and ``probex@L.lora_B`` (LoRA trees only): ProbeX on the adapter's factors read directly,
+  zero-padded to the tree's largest rank, beside ``probex@L`` on their product ``B @ A``;
 - ``dense-logistic@L`` and ``ridge@L``: dense linear probes on the flattened largest layer (the logistic one, by
   far the slowest method, on the first ``dense_seeds`` seeds only);
 - ``statnn``: weight statistics of every layer + gradient boosting;
@@ -47,6 +51,7 @@ from lamina.weights.experts import candidate_layers
 from lamina.weights.layers import layer_from_state, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.probex import ProbeX, ProbeXConfig
+from lamina.weights.vit import is_adapter, merge_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ class EvalConfig:
 
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     probex: ProbeXConfig = field(default_factory=ProbeXConfig)
+    compact: ProbeXConfig = field(default_factory=lambda: ProbeXConfig(r_u=16, r_v=16, r_t=32))
     heldout: list[int] | None = None
     train_fraction: float = 0.7
     val_fraction: float = 0.1
@@ -66,10 +72,12 @@ class EvalConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
-        if isinstance(self.probex, dict):
-            self.probex = ProbeXConfig.from_dict(self.probex)
-        if not isinstance(self.probex, ProbeXConfig):
-            raise InputError(f"probex: expected a ProbeXConfig or a dict, got {type(self.probex).__name__}")
+        for name in ("probex", "compact"):
+            if isinstance(getattr(self, name), dict):
+                setattr(self, name, ProbeXConfig.from_dict(getattr(self, name)))
+            if not isinstance(getattr(self, name), ProbeXConfig):
+                raise InputError(f"{name}: expected a ProbeXConfig or a dict, got "
+                                 f"{type(getattr(self, name)).__name__}")
         if isinstance(self.seeds, str | bytes) or not hasattr(self.seeds, "__len__") or not self.seeds:
             raise InputError(f"seeds: expected a non-empty list of integer seeds, got {self.seeds!r}")
         self.seeds = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(self.seeds)]
@@ -175,6 +183,14 @@ def _seed_task(args) -> list[dict]:
                 al.n_params_)
             add("zero-shot", layer, Y[te][:, held], al.decision_function_features(fte, text[held]),
                 al.fit_seconds_, al.n_params_)
+        X = d["layers"][largest]
+        est = ProbeX(ProbeXConfig(**{**cfg.compact.to_dict(), "seed": seed})).fit(X[tr], Y[tr][:, seen])
+        add(f"probex-compact@{largest}", largest, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_,
+            est.n_params_)
+        for factor, X in sorted(d["lora_parts"].get(largest, {}).items()):
+            est = ProbeX(pcfg).fit(X[tr], Y[tr][:, seen])
+            add(f"probex@{largest}.{factor}", f"{largest}.{factor}", Y[te][:, seen], est.decision_function(X[te]),
+                est.fit_seconds_, est.n_params_)
     elif part == "dense":
         X = d["layers"][largest]
         dense = DenseLinearProbe(epochs=pcfg.epochs, lr=pcfg.lr, weight_decay=pcfg.weight_decay,
@@ -189,6 +205,8 @@ def _seed_task(args) -> list[dict]:
         stat = StatNN(seed=seed).fit(d["stats"][tr], Y[tr][:, seen])
         add("statnn", "all", Y[te][:, seen], stat.predict_proba(d["stats"][te]), stat.fit_seconds_, 0)
         for name, key in (("data-aware (layer)", "response"), ("data-aware (model)", "behaviour")):
+            if d[key] is None:  # no first-layer response for a ViT (its first layer reads patches)
+                continue
             ub = UpperBound().fit(d[key][tr][:, seen], Y[tr][:, seen])
             layer = d["first_layer"] if key == "response" else "all + images"
             add(name, layer, Y[te][:, seen], ub.predict_proba(d[key][te][:, seen]), ub.fit_seconds_, 0)
@@ -224,6 +242,16 @@ def _load_chunk(args) -> dict:
     return _load_tree(zoo, models, root_path, arch, _D["images"], lambda m: None)
 
 
+def _pad_rank(mats: list[np.ndarray], axis: int, rank: int) -> np.ndarray:
+    """Stack LoRA factors of different ranks, zero-padded along ``axis`` (the rank axis) to ``rank``."""
+    out = []
+    for m in mats:
+        width = [(0, 0)] * m.ndim
+        width[axis] = (0, rank - m.shape[axis])
+        out.append(np.pad(m, width))
+    return np.stack(out)
+
+
 def _merge(parts: list[dict]) -> dict:
     out = {"ids": [], "cats": [], "skipped": [], "first_layer": parts[0]["first_layer"]}
     for p in parts:
@@ -233,7 +261,13 @@ def _merge(parts: list[dict]) -> dict:
     full = [p for p in parts if p["ids"]]
     out["layers"] = {k: np.concatenate([p["layers"][k] for p in full]) for k in full[0]["layers"]} if full else {}
     for k in ("stats", "response", "behaviour"):
-        out[k] = np.concatenate([p[k] for p in full]) if full else None
+        out[k] = np.concatenate([p[k] for p in full]) if full and full[0][k] is not None else None
+    out["lora_parts"] = {}
+    for layer in full[0]["lora_parts"] if full else []:
+        a = [m for p in full for m in p["lora_parts"][layer]["lora_A"]]  # (r, in) each
+        b = [m for p in full for m in p["lora_parts"][layer]["lora_B"]]  # (out, r) each
+        rank = max(m.shape[0] for m in a)
+        out["lora_parts"][layer] = {"lora_A": _pad_rank(a, 0, rank), "lora_B": _pad_rank(b, 1, rank)}
     return out
 
 
@@ -243,35 +277,45 @@ def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, image
     from lamina.weights.models import ArchConfig, build_model
 
     root = read_state(root_path)
-    layers = candidate_layers(root)
-    first = "fc1" if "conv1" not in layers else "conv1"
+    first = None if arch["arch"] == "vit" else ("conv1" if "conv1.weight" in root else "fc1")  # ViT: reads patches
     means = images.mean(1)
     means = means - means.mean(0, keepdims=True)  # (C, 28, 28) centred category means
-    mats: dict[str, list] = {k: [] for k in layers}
+    layers: list[str] | None = None  # the candidate layers of the tree's files (a LoRA file: its adapters)
+    mats: dict[str, list] = {}
+    parts: dict[str, dict[str, list]] = {}
     stats, resp, behav, ids, cats, skipped = [], [], [], [], [], []
     for m in models:
         try:
             st = read_state(zoo / m["path"])
+            have = candidate_layers(st)
+            if layers is None:
+                layers, mats = have, {k: [] for k in have}
             got = {k: layer_from_state(st, k, source=m["path"]) for k in layers}
             net = build_model(ArchConfig.from_dict(arch), len(m["categories"]), seed=0)
-            net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in st.items()}, strict=True)
-        except (CheckpointError, InputError, RuntimeError) as exc:
-            skipped.append(str(exc))
-            log(f"warning: skipped {exc}")
+            full = merge_adapter(root, st) if is_adapter(st) else st
+            net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in full.items()}, strict=True)
+        except (CheckpointError, InputError, RuntimeError, KeyError, ValueError) as exc:
+            skipped.append(str(exc) if isinstance(exc, CheckpointError | InputError) else f"{m['path']}: {exc}")
+            log(f"warning: skipped {skipped[-1]}")
             continue
         for k in layers:
             mats[k].append(got[k])
+            if f"{k}.lora_A" in st:
+                p = parts.setdefault(k, {"lora_A": [], "lora_B": []})
+                p["lora_A"].append(np.asarray(st[f"{k}.lora_A"], np.float32))
+                p["lora_B"].append(np.asarray(st[f"{k}.lora_B"], np.float32))
         stats.append(weight_statistics(st))
-        delta = np.asarray(st[f"{first}.weight"]) - np.asarray(root[f"{first}.weight"])
-        resp.append(first_layer_response(delta, means, "conv" if first == "conv1" else "linear"))
+        if first is not None:
+            delta = np.asarray(st[f"{first}.weight"]) - np.asarray(root[f"{first}.weight"])
+            resp.append(first_layer_response(delta, means, "conv" if first == "conv1" else "linear"))
         behav.append(behaviour(net.eval(), images))
         ids.append(m["id"])
         cats.append(m["categories"])
     if not ids:
-        return {"ids": [], "cats": [], "layers": {}, "skipped": skipped, "first_layer": first}
+        return {"ids": [], "cats": [], "layers": {}, "skipped": skipped, "first_layer": first, "lora_parts": {}}
     return {"ids": ids, "cats": cats, "layers": {k: np.stack(v) for k, v in mats.items()},
-            "stats": np.stack(stats), "response": np.stack(resp), "behaviour": np.stack(behav),
-            "first_layer": first, "skipped": skipped}
+            "stats": np.stack(stats), "response": np.stack(resp) if resp else None, "behaviour": np.stack(behav),
+            "first_layer": first, "skipped": skipped, "lora_parts": parts}
 
 
 def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=None) -> dict:
@@ -307,10 +351,13 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
     true = [models[i]["tree"] for i in fp.kept]
     discovery = {"ari": adjusted_rand(true, found), "n_found": len(set(found.tolist())),
                  "n_true": len(set(true)), "seconds": time.perf_counter() - t0, "skipped": fp.skipped}
-    nested = [r for r in roots.values() if r["parent"]]
-    for r in nested:
-        sel = [i for i, t in enumerate(true) if t in (r["name"], r["parent"])]
-        discovery[f"ari[{r['parent']} + {r['name']}]"] = adjusted_rand([true[i] for i in sel], found[sel])
+    # trees told apart only by how they were fine-tuned: a nested root and its parent; two trees of one root
+    pairs = [(r["parent"], r["name"]) for r in roots.values() if r["parent"]]
+    names = sorted(roots)
+    pairs += [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if roots[a]["path"] == roots[b]["path"]]
+    for a, b in pairs:
+        sel = [i for i, t in enumerate(true) if t in (a, b)]
+        discovery[f"ari[{a} + {b}]"] = adjusted_rand([true[i] for i in sel], found[sel])
     log(f"tree discovery: ARI {discovery['ari']:.3f}, {discovery['n_found']} trees found of {discovery['n_true']}")
     pca = fp  # kept for the map figure
     fp_vectors, fp_keys = np.stack(pca.vectors), pca.keys

@@ -81,9 +81,12 @@ class TrainConfig:
 
 
 def candidate_layers(state: dict) -> list[str]:
-    """Body tensors a probe can read: weights with >= 2 dimensions, head excluded."""
-    return sorted(k[: -len(".weight")] for k, v in state.items()
-                  if k.endswith(".weight") and np.ndim(v) >= 2 and not k.startswith("head."))
+    """Body tensors a probe can read: weights with >= 2 dimensions and LoRA pairs (read as ``B @ A``), head
+    excluded."""
+    weights = {k[: -len(".weight")] for k, v in state.items()
+               if k.endswith(".weight") and np.ndim(v) >= 2 and not k.startswith("head.")}
+    lora = {k[: -len(".lora_A")] for k in state if k.endswith(".lora_A") and k[:-1] + "B" in state}
+    return sorted(weights | lora)
 
 
 def name_trees(found: np.ndarray, true_names: list[str]) -> list[str]:

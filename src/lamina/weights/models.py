@@ -6,6 +6,8 @@ Two architectures, both on (B, 28, 28) images in [0, 1]:
 - ``cnn``: ``conv1`` (1 -> c1, 5 x 5), ReLU, max-pool, ``conv2`` (c1 -> c2, 3 x 3), ReLU, max-pool,
   ``fc1`` (c2 * 7 * 7 -> h), ReLU, ``head`` (h -> classes).
 
+- ``vit``: a small Vision Transformer, ``hidden`` = (D, depth, heads) (see :mod:`lamina.weights.vit`).
+
 Fine-tuning replaces the head by a fresh one (zero-initialised by default, as in ViT fine-tuning) and trains every
 layer with AdamW.
 """
@@ -21,7 +23,7 @@ from torch import nn
 from lamina._process import torch_seed
 from lamina.errors import InputError
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "vit")
 
 
 @dataclass
@@ -30,7 +32,7 @@ class ArchConfig:
 
     Attributes:
         arch: ``"mlp"`` or ``"cnn"``.
-        hidden: MLP hidden widths (h1, h2), or for the CNN (c1, c2, h).
+        hidden: MLP hidden widths (h1, h2); for the CNN (c1, c2, h); for the ViT (D, depth, heads).
     """
 
     arch: str = "mlp"
@@ -43,6 +45,9 @@ class ArchConfig:
         if len(self.hidden) != need or any(int(h) < 1 for h in self.hidden):
             raise InputError(f"hidden: the {self.arch} takes {need} positive widths, got {self.hidden}")
         self.hidden = [int(h) for h in self.hidden]
+        if self.arch == "vit" and self.hidden[0] % self.hidden[2]:
+            raise InputError(f"hidden: the ViT's width {self.hidden[0]} must be a multiple of its heads "
+                             f"{self.hidden[2]}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,8 +93,10 @@ class CNN(nn.Module):
 
 def build_model(arch: ArchConfig, n_classes: int, *, seed: int) -> nn.Module:
     """A freshly initialised model (deterministic in ``seed``)."""
+    from lamina.weights.vit import ViT
+
     with torch_seed(seed):  # the layers draw their initial weights from torch's global generator
-        return (MLP if arch.arch == "mlp" else CNN)(arch.hidden, n_classes)
+        return {"mlp": MLP, "cnn": CNN, "vit": ViT}[arch.arch](arch.hidden, n_classes)
 
 
 def state_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
@@ -116,7 +123,8 @@ def train_classifier(
     seed: int = 0,
     augment_shift: int = 0,
 ) -> nn.Module:
-    """Train ``model`` with AdamW and cross-entropy (full fine-tuning of every parameter).
+    """Train ``model``'s trainable parameters (all, unless some were frozen, as LoRA does) with AdamW and
+    cross-entropy.
 
     Args:
         images: (N, 28, 28) uint8 (0..255) or float32 in [0, 1].
@@ -128,7 +136,7 @@ def train_classifier(
         x = x / 255.0
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     model.train()
     n = x.shape[0]
     for _ in range(epochs):

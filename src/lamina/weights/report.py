@@ -14,8 +14,8 @@ METRICS = ("map", "map_chance", "auc", "accuracy", "accuracy_chance", "fit_secon
 
 
 def _method_order(m: str) -> tuple:
-    order = ["probex", "probex@", "dense-logistic@", "ridge@", "statnn", "cross-tree@", "text", "zero-shot",
-             "data-aware (layer)", "data-aware (model)"]
+    order = ["probex", "probex@", "probex-compact@", "dense-logistic@", "ridge@", "statnn", "cross-tree@", "text",
+             "zero-shot", "data-aware (layer)", "data-aware (model)"]
     for i, p in enumerate(order):
         if m == p or (p.endswith("@") and m.startswith(p)):
             return (i, m)
@@ -74,7 +74,8 @@ def markdown(report: dict) -> str:
               f"({d['n_found']} trees found, {d['n_true']} true; {d['seconds']:.0f} s)."]
     for k, v in d.items():
         if k.startswith("ari["):
-            lines.append(f"Nested pair {k[4:-1]}: adjusted Rand index {v:.3f}.")
+            lines.append(f"Pair {k[4:-1]} (a nested root and its parent, or two trees of one root): adjusted Rand "
+                         f"index {v:.3f}.")
     lines += ["", "Layer sweep (ProbeX, validation mAP, seed " + str(report["config"]["seeds"][0]) + "):", ""]
     lines += ["| tree | layer | shape | validation mAP |", "|---|---|---|---|"]
     for r in sorted(report["layer_sweep"], key=lambda r: (r["tree"], r["layer"])):

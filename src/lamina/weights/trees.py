@@ -25,16 +25,32 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from lamina.errors import CheckpointError, InputError
-from lamina.weights.layers import read_state
+from lamina.weights.layers import lora_delta, read_state
 
 HEAD_PREFIX = "head."
 PROJECTION = "sklearn.GaussianRandomProjection"  # recorded in saved routers: fingerprints of another kind differ
 logger = logging.getLogger(__name__)
 
 
+LORA_DELTA = ".lora_delta"  # the key suffix a LoRA pair takes in a signature
+
+
 def signature(state: dict) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """Names and shapes of the body tensors (everything but ``head.*``), sorted."""
-    return tuple(sorted((k, tuple(np.shape(v))) for k, v in state.items() if not k.startswith(HEAD_PREFIX)))
+    """Names and shapes of the body tensors (everything but ``head.*``), sorted.
+
+    A LoRA pair (``NAME.lora_A`` (r, in), ``NAME.lora_B`` (out, r)) counts as one tensor ``NAME.lora_delta`` of
+    shape (out, in), its update ``B @ A``: adapters of one base model share a signature whatever their rank.
+    """
+    items = []
+    for k, v in state.items():
+        if k.startswith(HEAD_PREFIX) or (k.endswith(".lora_B") and k[: -len(".lora_B")] + ".lora_A" in state):
+            continue
+        base = k[: -len(".lora_A")]
+        if k.endswith(".lora_A") and f"{base}.lora_B" in state:
+            items.append((base + LORA_DELTA, (int(np.shape(state[f"{base}.lora_B"])[0]), int(np.shape(v)[1]))))
+        else:
+            items.append((k, tuple(np.shape(v))))
+    return tuple(sorted(items))
 
 
 def signature_key(sig) -> str:
@@ -42,8 +58,15 @@ def signature_key(sig) -> str:
 
 
 def body_vector(state: dict, sig) -> np.ndarray:
-    """All body weights of a model, flattened in signature order: (D,) float32."""
-    return np.concatenate([np.asarray(state[k], dtype=np.float32).ravel() for k, _ in sig])
+    """All body weights of a model, flattened in signature order: (D,) float32 (a LoRA pair as ``B @ A``)."""
+    parts = []
+    for k, _ in sig:
+        if k.endswith(LORA_DELTA):
+            base = k[: -len(LORA_DELTA)]
+            parts.append(lora_delta(state[f"{base}.lora_A"], state[f"{base}.lora_B"]).ravel())
+        else:
+            parts.append(np.asarray(state[k], dtype=np.float32).ravel())
+    return np.concatenate(parts)
 
 
 def _draw_projection(d: int, dim: int, seed: int) -> np.ndarray:

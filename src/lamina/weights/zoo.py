@@ -36,8 +36,10 @@ from lamina.weights.data import DEFAULT_VIEWS, category_pools, digits_28, fashio
 from lamina.weights.modelfile import load_model_state as _load_state
 from lamina.weights.modelfile import save_model_file
 from lamina.weights.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
+from lamina.weights.vit import adapter_state, add_lora
 
 PRETRAIN_SOURCES = ("digits", "fashion-test")
+FINETUNE_METHODS = ("full", "lora")
 
 
 def _pair(name: str, v, cast=float) -> list:
@@ -58,6 +60,12 @@ class RootConfig:
         parent: another root's name: start from its weights (a nested tree); ``None`` for a root from scratch.
         epochs, lr, seed: pretraining settings.
         n_models: fine-tunes in this tree.
+        finetune: ``"full"`` (every weight trained, the head fresh) or ``"lora"`` (ViT only: LoRA adapters on the
+            attention query and value projections and a fresh head, everything else frozen; the model file holds
+            the adapters and the head, see :mod:`lamina.weights.vit`).
+        shares_root: another tree's name whose root this tree fine-tunes too (no pretraining of its own; its
+            architecture and pretraining settings must be that tree's), e.g. a full fine-tune sub-tree beside a
+            LoRA tree of one ViT.
     """
 
     name: str
@@ -69,6 +77,8 @@ class RootConfig:
     lr: float = 1e-3
     seed: int = 0
     n_models: int = 1000
+    finetune: str = "full"
+    shares_root: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or "-" == self.name[0]:
@@ -80,6 +90,13 @@ class RootConfig:
         check_positive_int(f"roots.{self.name}.n_models", self.n_models)
         check_number(f"roots.{self.name}.lr", self.lr)
         check_seed(f"roots.{self.name}.seed", self.seed)
+        if self.finetune not in FINETUNE_METHODS:
+            raise InputError(f"roots.{self.name}.finetune: expected one of {FINETUNE_METHODS}, got {self.finetune!r}")
+        if self.finetune == "lora" and self.arch != "vit":
+            raise InputError(f"roots.{self.name}.finetune: LoRA adapts attention projections; the {self.arch} has "
+                             "none (use arch = \"vit\")")
+        if self.shares_root is not None and self.parent is not None:
+            raise InputError(f"roots.{self.name}: a tree shares another's root or has a parent, not both")
 
     @property
     def arch_config(self) -> ArchConfig:
@@ -97,6 +114,9 @@ class FinetuneConfig:
     weight_decay: list[float] = field(default_factory=lambda: [0.0, 1e-4, 1e-2])
     batch_size: list[int] = field(default_factory=lambda: [32, 64, 128])
     head_init: str = "zeros"
+    lora_rank: list[int] = field(default_factory=lambda: [4, 16])
+    lora_alpha: list[float] = field(default_factory=lambda: [4.0, 8.0, 16.0, 32.0])
+    lora_lr: list[float] = field(default_factory=lambda: [1e-3, 1e-2])
 
     def __post_init__(self) -> None:
         self.categories_per_model = _pair("finetune.categories_per_model", self.categories_per_model, int)
@@ -109,6 +129,14 @@ class FinetuneConfig:
             raise InputError(f"finetune.lr: must be > 0, got {self.lr}")
         if not self.weight_decay or not self.batch_size:
             raise InputError("finetune.weight_decay and finetune.batch_size: need at least one value each")
+        self.lora_rank = _pair("finetune.lora_rank", self.lora_rank, int)
+        self.lora_lr = _pair("finetune.lora_lr", self.lora_lr, float)
+        if self.lora_rank[0] < 1 or self.lora_lr[0] <= 0:
+            raise InputError(f"finetune.lora_rank / lora_lr: must be >= 1 / > 0, got {self.lora_rank} / "
+                             f"{self.lora_lr}")
+        if not self.lora_alpha or any(not float(a) > 0 for a in self.lora_alpha):
+            raise InputError(f"finetune.lora_alpha: expected positive values, got {self.lora_alpha!r}")
+        self.lora_alpha = [float(a) for a in self.lora_alpha]
         if self.head_init not in ("zeros", "random"):
             raise InputError(f"finetune.head_init: expected 'zeros' or 'random', got {self.head_init!r}")
 
@@ -141,6 +169,16 @@ class ZooConfig:
                 p = self.roots[names.index(r.parent)]
                 if (p.arch, p.hidden) != (r.arch, r.hidden):
                     raise InputError(f"roots.{r.name}: a nested root must have its parent's architecture")
+            if r.shares_root is not None:
+                if r.shares_root not in names[: names.index(r.name)]:
+                    raise InputError(f"roots.{r.name}.shares_root: {r.shares_root!r} must be a root listed before it")
+                p = self.roots[names.index(r.shares_root)]
+                if p.shares_root is not None:
+                    raise InputError(f"roots.{r.name}.shares_root: {p.name!r} shares a root itself; name its owner")
+                if (p.arch, p.hidden, p.pretrain, p.parent, p.epochs, p.lr, p.seed) != (
+                        r.arch, r.hidden, r.pretrain, r.parent, r.epochs, r.lr, r.seed):
+                    raise InputError(f"roots.{r.name}.shares_root: its architecture and pretraining settings must be "
+                                     f"those of {p.name!r}")
         vocab = vocabulary(self.views)
         if self.finetune.categories_per_model[1] > len(vocab):
             raise InputError(f"finetune.categories_per_model: at most {len(vocab)} categories exist")
@@ -187,6 +225,14 @@ class ZooConfig:
         return sum(r.n_models for r in self.roots)
 
 
+def _saved_config(d) -> dict | None:
+    """A zoo's recorded config with the defaults of fields added since it was built (None if unreadable)."""
+    try:
+        return ZooConfig.from_dict(d).to_dict()
+    except (InputError, TypeError):
+        return None
+
+
 def model_spec(cfg: ZooConfig, tree_index: int, i: int, n_categories: int) -> dict:
     """Hyperparameters of model ``i`` of tree ``tree_index`` (a pure function of the config: resumable builds)."""
     ft = cfg.finetune
@@ -194,20 +240,20 @@ def model_spec(cfg: ZooConfig, tree_index: int, i: int, n_categories: int) -> di
     k = int(rng.integers(ft.categories_per_model[0], ft.categories_per_model[1] + 1))
     cats = sorted(int(c) for c in rng.choice(n_categories, size=k, replace=False))
     root = cfg.roots[tree_index]
-    return {
-        "id": f"{root.name}-{i:05d}",
-        "tree": root.name,
-        "categories": cats,
-        "hparams": {
-            "images_per_category": int(rng.integers(ft.images_per_category[0], ft.images_per_category[1] + 1)),
-            "epochs": int(rng.integers(ft.epochs[0], ft.epochs[1] + 1)),
-            "lr": float(math.exp(rng.uniform(math.log(ft.lr[0]), math.log(ft.lr[1])))),
-            "weight_decay": float(ft.weight_decay[int(rng.integers(len(ft.weight_decay)))]),
-            "batch_size": int(ft.batch_size[int(rng.integers(len(ft.batch_size)))]),
-            "head_init": ft.head_init,
-            "seed": int(rng.integers(2**31 - 1)),
-        },
+    hp = {
+        "images_per_category": int(rng.integers(ft.images_per_category[0], ft.images_per_category[1] + 1)),
+        "epochs": int(rng.integers(ft.epochs[0], ft.epochs[1] + 1)),
+        "lr": float(math.exp(rng.uniform(math.log(ft.lr[0]), math.log(ft.lr[1])))),
+        "weight_decay": float(ft.weight_decay[int(rng.integers(len(ft.weight_decay)))]),
+        "batch_size": int(ft.batch_size[int(rng.integers(len(ft.batch_size)))]),
+        "head_init": ft.head_init,
+        "seed": int(rng.integers(2**31 - 1)),
     }
+    if root.finetune == "lora":  # drawn after the others, so full fine-tunes keep the hyperparameters they had
+        hp["lora_rank"] = int(rng.integers(ft.lora_rank[0], ft.lora_rank[1] + 1))
+        hp["lora_alpha"] = float(ft.lora_alpha[int(rng.integers(len(ft.lora_alpha)))])
+        hp["lr"] = float(math.exp(rng.uniform(math.log(ft.lora_lr[0]), math.log(ft.lora_lr[1]))))
+    return {"id": f"{root.name}-{i:05d}", "tree": root.name, "categories": cats, "hparams": hp}
 
 
 # ---------------------------------------------------------------------------------------------------------- workers
@@ -250,6 +296,8 @@ def _finetune(spec: dict) -> dict:
         with torch.no_grad():
             model.head.weight.zero_()
             model.head.bias.zero_()
+    if "lora_rank" in hp:
+        add_lora(model, rank=hp["lora_rank"], alpha=hp["lora_alpha"], seed=hp["seed"])
     train_classifier(model, images, labels, epochs=hp["epochs"], lr=hp["lr"], weight_decay=hp["weight_decay"],
                      batch_size=hp["batch_size"], seed=hp["seed"])
     test_x = np.concatenate([tests[c] for c in cats])
@@ -257,7 +305,8 @@ def _finetune(spec: dict) -> dict:
     acc = accuracy(model, test_x, test_y)
     rel = Path("models") / spec["tree"] / f"{spec['id']}.safetensors"
     meta = {"id": spec["id"], "tree": spec["tree"], "parent": spec["tree"], "categories": str(cats)}
-    sha = save_model_file(_W["zoo"] / rel, state_to_numpy(model), meta)
+    state = adapter_state(model) if "lora_rank" in hp else state_to_numpy(model)
+    sha = save_model_file(_W["zoo"] / rel, state, meta)
     return {**spec, "parent": spec["tree"], "arch": root["arch"], "accuracy": acc, "path": str(rel), "sha256": sha,
             "seconds": time.perf_counter() - t0}
 
@@ -327,7 +376,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
     t0 = time.perf_counter()
     with Catalogue(zoo, create=True) as cat:
         old = cat.get_meta("config")
-        if old is not None and old != cfg.to_dict():
+        if old is not None and _saved_config(old) != cfg.to_dict():
             raise InputError(f"zoo: {zoo} was built with another config; use a new folder or the same config")
         failed = verify_catalogue(cat, zoo) if old is not None else []
         vocab = vocabulary(cfg.views)
@@ -337,8 +386,14 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         try:
             with torch_threads(1):  # roots are small; more threads only spin on a shared machine
                 for r in cfg.roots:
+                    if r.shares_root is not None:
+                        continue
                     if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).is_file():
                         _build_root(cfg, r, zoo, cat, console)
+                built = cat.roots()
+                for r in cfg.roots:
+                    if r.shares_root is not None:  # the same file and row as its owner's, under this tree's name
+                        cat.add_root({**built[r.shares_root], "name": r.name})
         except OSError as exc:
             raise write_failed(os_message(exc), cat) from None
         roots = cat.roots()
