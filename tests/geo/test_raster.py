@@ -341,3 +341,22 @@ def test_a_second_writer_of_the_same_output_is_refused(enc, tmp_path):
         os.close(fd)
     write_raster(enc, out, bbox=(0, 0, 4, 4), resolution=1.0, month=6, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tif"]
+
+
+def test_assemble_writes_rows_of_tiles_from_blocks_that_straddle_them(tmp_path):
+    """Row blocks of uneven heights, crossing tile boundaries, land where they belong (synthetic values)."""
+    grid = RasterGrid.from_bbox((0.0, 0.0, 30.0, 30.0), 0.1)  # 300 x 300 pixels, tiles of 128: 3 rows of tiles
+    heights = [7, 121, 1, 64, 107]
+    full = np.random.default_rng(0).random((2, 300, 300)).astype(np.float32)
+    files, r0 = [], 0
+    for i, h in enumerate(heights):
+        files.append(tmp_path / f"b{i}.npy")
+        np.save(files[-1], full[:, r0 : r0 + h])
+        r0 += h
+    out = tmp_path / "a.tif"
+    raster_file._assemble(out, grid, files, ["a", "b"], {}, dtype="float32", tile=128)
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(), full)
+    assert 64 << 20 <= raster_file._gdal_cache_bytes(grid, 2, 128) <= 1024 << 20
+    big = RasterGrid.from_bbox((-180.0, -90.0, 180.0, 90.0), 0.05)
+    assert raster_file._gdal_cache_bytes(big, 16, 512) > 512 * 7680 * 16 * 4  # a whole row of tiles fits
