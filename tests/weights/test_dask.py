@@ -64,6 +64,9 @@ def test_dask_build_gives_the_local_files_resumes_and_stops_cleanly_on_a_failed_
 
 
 def test_dask_predictions_equal_local_ones_in_input_order(cluster, tiny_zoo, tiny_probe, tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
     mix = ProbeXMixture.load(tiny_probe)
     sources = catalogue_sources(tiny_zoo)[::-1]  # not the catalogue's order: the order must be the input's
     sources.insert(5, type(sources[0])(tmp_path / "missing.safetensors"))
@@ -90,6 +93,7 @@ def test_dask_predictions_equal_local_ones_in_input_order(cluster, tiny_zoo, tin
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["model"] for r in rows] == [str(s.path) for s in sources]
     assert [r.get("id") for r in rows] == [s.id for s in sources]
+    assert torch.get_num_threads() == threads  # the client process is left as it was
 
 
 def test_cli_predict_on_a_local_dask_cluster_equals_predict_here(tiny_zoo, tiny_probe, tmp_path):
