@@ -45,16 +45,33 @@ def _weights() -> None:
 def zoo_build(
     out: Path = typer.Option(..., "-o", "--out", help="Zoo folder (created; an interrupted build resumes here)."),
     config: str = typer.Option("benchmark", "--config", help="TOML file, or a bundled config: benchmark, small, dev."),
-    workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each)."),
+    workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each): the local "
+                                                     "pool's, or the local Dask cluster's with --dask."),
+    dask: bool = typer.Option(False, "--dask", help="Fine-tune on Dask: a local cluster of --workers processes, "
+                                                    "or the cluster of --scheduler."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Fine-tune on the Dask cluster of this scheduler "
+                                                            "(tcp://host:8786; implies --dask). Every worker must "
+                                                            "see the zoo folder at the same path."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Build (or resume) a zoo: pretrain the roots, then fine-tune every tree's models in parallel."""
+    """Build (or resume) a zoo: pretrain the roots, then fine-tune every tree's models in parallel (local processes,
+    or a Dask cluster with --dask / --scheduler; this process alone writes the catalogue either way)."""
     from lamina._validation import check_positive_int
     from lamina.weights.zoo import ZooConfig, build_zoo
 
     check_positive_int("--workers", workers)  # before the config is read
-    summary = build_zoo(ZooConfig.load(config), out, workers=workers, quiet=quiet)
+    summary = build_zoo(ZooConfig.load(config), out, workers=workers, quiet=quiet,
+                        scheduler=_scheduler(dask, scheduler))
     echo_json(summary)
+
+
+def _scheduler(dask: bool, address: str | None) -> str | None:
+    """``build_zoo`` / ``write_predictions``'s ``scheduler`` from --dask and --scheduler."""
+    from lamina.errors import InputError
+
+    if address is not None and not address.strip():
+        raise InputError("--scheduler: expected an address such as tcp://host:8786, got ''")
+    return address if address is not None else ("local" if dask else None)
 
 
 def _probex_config(r_u: int | None, r_v: int | None, r_t: int | None, epochs: int, seed: int):
@@ -142,23 +159,33 @@ def predict(
     out: Path = typer.Option(None, "-o", "--out", help="Write JSON Lines here (streamed, atomic; unreadable files "
                                                        "get an error row) instead of JSON on stdout."),
     batch_size: int = typer.Option(64, "--batch-size", help="Models read, routed and probed together (>= 1)."),
+    dask: bool = typer.Option(False, "--dask", help="Predict the batches on Dask: a local cluster of --workers "
+                                                    "processes, or the cluster of --scheduler."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Predict on the Dask cluster of this scheduler "
+                                                            "(tcp://host:8786; implies --dask). Every worker must "
+                                                            "see the probe and the model files at the same paths."),
+    workers: int = typer.Option(2, "--workers", help="Processes of the local Dask cluster (with --dask)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Which categories was each model trained on? Routes each file to its tree's expert, in batches."""
+    """Which categories was each model trained on? Routes each file to its tree's expert, in batches (here, or
+    on a Dask cluster with --dask / --scheduler)."""
     from lamina._validation import check_positive_int
     from lamina.weights.experts import ProbeXMixture, check_top
     from lamina.weights.predict import iter_predictions, top_row, write_predictions
 
     check_top(top)  # before loading anything
     check_positive_int("--batch-size", batch_size)
+    check_positive_int("--workers", workers)
+    on = _scheduler(dask, scheduler)
     sources = _sources(model, folder, zoo)
     mix = ProbeXMixture.load(probe)
     with _bar("predicting", len(sources), quiet or len(sources) == 1) as advance:
         if out is not None:
-            echo_json(write_predictions(mix, sources, out, top=top, batch_size=batch_size, progress=advance))
+            echo_json(write_predictions(mix, sources, out, top=top, batch_size=batch_size, progress=advance,
+                                        scheduler=on, workers=workers))
             return
         rows = [top_row(mix, r, top) for r in iter_predictions(mix, sources, batch_size=batch_size,
-                                                                 progress=advance)]
+                                                                 progress=advance, scheduler=on, workers=workers)]
     echo_json(rows if len(rows) > 1 else rows[0])
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina._dask import open_client, threads_per_task
 from lamina._io import write_json_atomic
 from lamina.errors import InputError
 
@@ -78,24 +79,13 @@ def _worker_encoder(checkpoint: str | None, sha256: str):
     return enc
 
 
-def _threads_here(threads: int | None) -> int:
-    if threads is not None:
-        return threads
-    try:  # on a dask worker: share its cores among the tasks it runs at once
-        from distributed import get_worker
-
-        return max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
-    except (ImportError, ValueError):
-        return 1
-
-
 def _embed_part(src: str, dst: str, checkpoint: str | None, sha256: str, threads: int | None, kwargs: dict) -> int:
     """One task: stream partition ``src`` into ``dst`` (atomic) with this worker's encoder; rows written."""
     from lamina._process import torch_threads
     from lamina.geo.embed import process_table
 
     enc = _worker_encoder(checkpoint, sha256)
-    with torch_threads(_threads_here(threads)):
+    with torch_threads(threads_per_task(threads)):
         return process_table(enc, src, dst, progress=False, **kwargs)
 
 
@@ -107,22 +97,7 @@ def _output_name(src: Path, out_suffix: str | None) -> str:
 
 def _client(scheduler: str | None, workers: int):
     """A client of ``scheduler``, or of a new loopback LocalCluster of ``workers`` processes (closed by the caller)."""
-    import logging
-
-    try:
-        from distributed import Client, LocalCluster
-    except ModuleNotFoundError:
-        raise InputError("scheduler: Dask scale-out needs the 'distributed' package (pip install 'lamina[geo]')") \
-            from None
-    if scheduler is not None:
-        try:
-            return Client(scheduler, timeout="10s"), None
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(f"scheduler: cannot reach {scheduler} ({type(exc).__name__}); start it with "
-                             "`dask scheduler` and one `dask worker ADDRESS` per node") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=":0", silence_logs=logging.ERROR)
-    return Client(cluster), cluster
+    return open_client(scheduler, workers, extra="geo")
 
 
 def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
@@ -262,7 +237,7 @@ def _embed_pandas(df, *, checkpoint, sha256, month, month_col, lon_col, lat_col,
 def _threads_scope():
     from lamina._process import torch_threads
 
-    return torch_threads(_threads_here(None))
+    return torch_threads(threads_per_task())
 
 
 def embed_dask_frame(ddf, *, month: int | None = None, month_col: str | None = None, lon_col: str = "lon",

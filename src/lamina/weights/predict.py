@@ -125,7 +125,8 @@ def _predict_batch(mix, batch: list[Source], errors: str) -> list[dict]:
 
 
 def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batch_size: int = 64,
-                     errors: str = "raise", progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+                     errors: str = "raise", progress: Callable[[int], None] | None = None, scheduler=None,
+                     workers: int = 2) -> Iterator[dict]:
     """Predict for many model files, in input order, reading each once and holding one batch at a time.
 
     Args:
@@ -136,6 +137,11 @@ def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batc
             CheckpointError naming it); ``"report"``: it gets a row ``{"model", "id", "error"}`` and a logged
             warning, and the others go on.
         progress: called with the number of files done after each batch.
+        scheduler: ``None`` predicts here; otherwise the batches run on Dask (:mod:`lamina.weights.scale`, same
+            rows, same order): ``"local"`` for a LocalCluster of ``workers`` processes, a scheduler's address
+            (``tcp://host:8786``) or a :class:`distributed.Client`. The workers load ``mix`` from its folder (it
+            must come from :meth:`ProbeXMixture.load`) and read the model files at the same paths.
+        workers: processes of the local Dask cluster.
 
     Yields:
         ``{"model", "id", "tree", "layer", "probabilities": (C,) float32, "features": (k,) float32}`` per file
@@ -144,6 +150,15 @@ def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batc
     batch_size = check_positive_int("batch_size", batch_size)
     if errors not in ("raise", "report"):
         raise InputError(f"errors: expected 'raise' or 'report', got {errors!r}")
+    if scheduler is not None:
+        from lamina._dask import dask_client
+        from lamina.weights.scale import dask_predictions, probe_location
+
+        probe_location(mix)  # before a cluster is started
+        with dask_client(scheduler, check_positive_int("workers", workers), extra="weights") as client:
+            yield from dask_predictions(mix, sources, client=client, batch_size=batch_size, errors=errors,
+                                        progress=progress)
+        return
     it = iter(Source(Path(s)) if not isinstance(s, Source) else s for s in sources)
     while batch := list(islice(it, batch_size)):
         yield from _predict_batch(mix, batch, errors)
@@ -166,19 +181,31 @@ def top_row(mix, result: dict, top: int) -> dict:
 
 
 def write_predictions(mix, sources: Iterable[Source], out: str | os.PathLike, *, top: int = 10,
-                      batch_size: int = 64, progress: Callable[[int], None] | None = None) -> dict:
+                      batch_size: int = 64, progress: Callable[[int], None] | None = None, scheduler=None,
+                      workers: int = 2) -> dict:
     """Stream predictions to a JSON Lines file (one :func:`top_row` per model, input order), written atomically.
 
     Files that cannot be read or routed get an error row (and a logged warning); nothing is left at ``out`` if the
-    run is interrupted.
+    run is interrupted. ``scheduler`` and ``workers``: as in :func:`iter_predictions` (on Dask, this process alone
+    writes the file; a scheduler is reached before it is opened).
 
     Returns:
         ``{"predictions": out, "models": rows with a prediction, "errors": error rows}``.
     """
     top = check_positive_int("top", top)
+    from lamina._dask import dask_client, is_client
+
+    if scheduler is not None and not is_client(scheduler):  # a bad address fails before the file is opened
+        from lamina.weights.scale import probe_location
+
+        probe_location(mix)
+        with dask_client(scheduler, check_positive_int("workers", workers), extra="weights") as client:
+            return write_predictions(mix, sources, out, top=top, batch_size=batch_size, progress=progress,
+                                     scheduler=client)
     n_ok = n_err = 0
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for res in iter_predictions(mix, sources, batch_size=batch_size, errors="report", progress=progress):
+        for res in iter_predictions(mix, sources, batch_size=batch_size, errors="report", progress=progress,
+                                    scheduler=scheduler):
             row = top_row(mix, res, top)
             fh.write(json.dumps(row) + "\n")
             n_err += "error" in row

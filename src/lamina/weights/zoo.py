@@ -16,11 +16,13 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import os
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -340,8 +342,22 @@ def _build_root(cfg: ZooConfig, r: RootConfig, zoo: Path, cat: Catalogue, consol
                   + (f" from {r.parent}" if r.parent else "") + f", held-out accuracy {acc:.3f}")
 
 
+@contextlib.contextmanager
+def _finetuned(todo: list[dict], workers: int, client, initargs: tuple) -> Iterator[Iterator[dict]]:
+    """The rows of the fine-tunes ``todo`` as they complete: on a fork pool of ``workers`` processes, or on the
+    Dask cluster of ``client`` (:mod:`lamina.weights.scale`)."""
+    if client is not None:
+        from lamina.weights.scale import finetune_rows
+
+        with contextlib.closing(finetune_rows(client, todo, *initargs)) as rows:
+            yield rows
+        return
+    with mp.get_context("fork").Pool(workers, initializer=_worker_init, initargs=initargs) as pool:
+        yield pool.imap_unordered(_finetune_one, todo, chunksize=4)
+
+
 def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit: int | None = None,
-              quiet: bool = False) -> dict:
+              quiet: bool = False, scheduler=None) -> dict:
     """Build (or resume building) a zoo.
 
     A resumed build first re-checks every catalogued file against its sha256: a missing, truncated or altered
@@ -352,9 +368,15 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
     Args:
         cfg: the zoo's config; a resumed build must use the same config as the first run.
         out: zoo folder.
-        workers: parallel worker processes (1 torch thread each).
+        workers: parallel worker processes (1 torch thread each): of the local pool, or of the local Dask cluster
+            (``scheduler="local"``); ignored when joining a cluster.
         limit: stop after this many new models (for tests of resumption); ``None`` for all.
         quiet: no progress bar.
+        scheduler: ``None`` fine-tunes on a local process pool; otherwise on Dask (:mod:`lamina.weights.scale`):
+            ``"local"`` for a LocalCluster of ``workers`` processes, the address of a running scheduler
+            (``tcp://host:8786``; the zoo folder must then be the same shared path on every worker), or a
+            :class:`distributed.Client`. The roots are pretrained here either way, and this process alone writes
+            the catalogue, so a Dask build resumes like a local one.
 
     Returns:
         Summary: ``{"models", "new", "rebuilt", "seconds", "trees"}``; ``rebuilt``: catalogued files that failed
@@ -371,6 +393,11 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
     )
 
     workers = check_positive_int("workers", workers)
+    from lamina._dask import dask_client, is_client
+
+    if scheduler is not None and not is_client(scheduler):  # connect first: a bad address fails before any write
+        with dask_client(scheduler, workers, extra="weights") as client:
+            return build_zoo(cfg, out, workers=workers, limit=limit, quiet=quiet, scheduler=client)
     zoo = Path(out)
     console = Console(stderr=True, quiet=quiet)
     t0 = time.perf_counter()
@@ -410,16 +437,15 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
             per = cfg.pool_per_category + cfg.test_per_category
             allp = category_pools(vocab, per, seed=cfg.seed)
             pools, tests = allp[:, : cfg.pool_per_category], allp[:, cfg.pool_per_category :]
-            ctx = mp.get_context("fork")
             columns = (TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TimeRemainingColumn())
             error = None
-            with Progress(*columns, console=console) as bar, ctx.Pool(
-                workers, initializer=_worker_init, initargs=(pools, tests, str(zoo), roots)
-            ) as pool:
+            with Progress(*columns, console=console) as bar, _finetuned(
+                todo, workers, scheduler, (pools, tests, str(zoo), roots)
+            ) as rows:
                 task = bar.add_task("models", total=len(specs), completed=len(specs) - len(todo))
                 batch: list[dict] = []
-                for row in pool.imap_unordered(_finetune_one, todo, chunksize=4):
+                for row in rows:
                     if "error" in row:  # stop: catalogue what is complete, leave the rest to a resumed build
                         error = row["error"]
                         break
