@@ -269,10 +269,9 @@ def _pca_tags(fit: dict, names: list[str], seed: int) -> dict:
 def _gdal_cache_bytes(grid: RasterGrid, bands: int, tile: int) -> int:
     """GDAL's block cache for writing this raster: one row of tiles of every band (float32) and a margin.
 
-    GDAL's default is 5% of the machine's memory (1.2 GB here), with which a global 0.05-degree raster of 16 bands
-    peaked at 1.9 GB resident in the COG copy. Far too small a cache makes GDAL flush half-filled compressed tiles
-    and write them again (a 5 GB temporary file for that raster, measured). With this budget (392 MB for it): 95 s
-    and 1.1 GB peak for assembling and the COG copy on 2 cores.
+    GDAL's default is 5% of the machine's memory, which grows with the machine and, for a global 0.05-degree raster
+    of 16 bands, took the COG copy near 2 GB resident on a 24 GB machine. Far too small a cache makes GDAL flush
+    half-filled compressed tiles and write them again, which multiplies the temporary file and the time.
     """
     row_of_tiles = tile * (-(-grid.width // tile)) * tile * bands * 4
     return int(min(1024, max(64, 1.5 * row_of_tiles / 2**20 + 32))) << 20  # rasterio takes bytes
