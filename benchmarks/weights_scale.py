@@ -2,7 +2,7 @@
 
     lamina weights zoo build --config benchmark -o bench/ --workers 2
     lamina weights train bench/ -o probe/ --layer fc1 --epochs 10
-    nice -n 19 python benchmarks/weights_scale.py bench/ --probe probe/
+    python benchmarks/weights_scale.py bench/ --probe probe/
 
 In one run, on the zoo's model files:
 
@@ -205,7 +205,7 @@ def main() -> None:
                f"index file <= 1 KB per model at {at_max['models']}": at_max["file_bytes_per_model"] <= 1024}
     lines = [f"Zoo `{args.zoo}` ({len(every)} models, {len(sources)} indexed), probe `{args.probe}`. Load average "
              f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, on {os.cpu_count()} CPUs "
-             "(this process at nice 19 on a shared machine: rates are lower bounds; compare the ratio).", "",
+             "(on a shared machine the rates are lower bounds; compare the ratio).", "",
              "| predict | models | models/s |", "|---|---|---|",
              f"| new, warm (projection kept) | {predict['models']} | {predict['new_warm_models_per_s']:.1f} |",
              f"| new, cold (projections drawn inside) | {predict['models']} | {predict['new_cold_models_per_s']:.1f} |",
