@@ -104,6 +104,11 @@ def test_config_checks_for_lora_and_shared_roots():
     lora, full = model_spec(cfg, 0, 3, 60)["hparams"], model_spec(cfg, 1, 3, 60)["hparams"]
     assert 4 <= lora["lora_rank"] <= 16 and lora["lora_alpha"] in (4.0, 8.0, 16.0, 32.0)
     assert 1e-3 <= lora["lr"] <= 1e-2 and "lora_rank" not in full
+    longer = ZooConfig(roots=cfg.roots, finetune={"lora_epochs": [6, 8]})
+    assert all(6 <= model_spec(longer, 0, i, 60)["hparams"]["epochs"] <= 8 for i in range(20))
+    assert model_spec(longer, 1, 3, 60) == model_spec(cfg, 1, 3, 60)  # full fine-tunes keep their draws
+    with pytest.raises(InputError, match="lora_epochs"):
+        ZooConfig(roots=[base], finetune={"lora_epochs": [0, 2]})
 
 
 def test_full_finetune_specs_are_unchanged():

@@ -119,6 +119,7 @@ class FinetuneConfig:
     lora_rank: list[int] = field(default_factory=lambda: [4, 16])
     lora_alpha: list[float] = field(default_factory=lambda: [4.0, 8.0, 16.0, 32.0])
     lora_lr: list[float] = field(default_factory=lambda: [1e-3, 1e-2])
+    lora_epochs: list[int] | None = None  # LoRA fine-tunes draw their epochs here when set (else from ``epochs``)
 
     def __post_init__(self) -> None:
         self.categories_per_model = _pair("finetune.categories_per_model", self.categories_per_model, int)
@@ -136,6 +137,10 @@ class FinetuneConfig:
         if self.lora_rank[0] < 1 or self.lora_lr[0] <= 0:
             raise InputError(f"finetune.lora_rank / lora_lr: must be >= 1 / > 0, got {self.lora_rank} / "
                              f"{self.lora_lr}")
+        if self.lora_epochs is not None:
+            self.lora_epochs = _pair("finetune.lora_epochs", self.lora_epochs, int)
+            if self.lora_epochs[0] < 1:
+                raise InputError(f"finetune.lora_epochs: needs >= 1 epoch, got {self.lora_epochs}")
         if not self.lora_alpha or any(not float(a) > 0 for a in self.lora_alpha):
             raise InputError(f"finetune.lora_alpha: expected positive values, got {self.lora_alpha!r}")
         self.lora_alpha = [float(a) for a in self.lora_alpha]
@@ -255,6 +260,8 @@ def model_spec(cfg: ZooConfig, tree_index: int, i: int, n_categories: int) -> di
         hp["lora_rank"] = int(rng.integers(ft.lora_rank[0], ft.lora_rank[1] + 1))
         hp["lora_alpha"] = float(ft.lora_alpha[int(rng.integers(len(ft.lora_alpha)))])
         hp["lr"] = float(math.exp(rng.uniform(math.log(ft.lora_lr[0]), math.log(ft.lora_lr[1]))))
+        if ft.lora_epochs is not None:
+            hp["epochs"] = int(rng.integers(ft.lora_epochs[0], ft.lora_epochs[1] + 1))
     return {"id": f"{root.name}-{i:05d}", "tree": root.name, "categories": cats, "hparams": hp}
 
 
