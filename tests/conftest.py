@@ -17,3 +17,14 @@ def _isolated_cache_dir(tmp_path_factory):
         os.environ.pop("LAMINA_CACHE_DIR", None)
     else:
         os.environ["LAMINA_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Dask LocalCluster of 2 single-threaded worker processes on loopback, one per test module."""
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as c:
+        yield c

@@ -29,15 +29,6 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    import logging
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("enc") / "tiny"
     tiny_encoder().save(path)

@@ -3,7 +3,6 @@ files and the local predictions; it resumes, stops cleanly on a failed write, an
 
 import hashlib
 import json
-import logging
 import shutil
 
 import numpy as np
@@ -20,13 +19,6 @@ from .conftest import read_catalogue, tiny_config
 
 distributed = pytest.importorskip("distributed")
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as c:
-        yield c
 
 
 def _sha(path) -> str:
