@@ -86,13 +86,31 @@ def embed_text(texts: list[str] | str) -> np.ndarray:
     """
     if isinstance(texts, str):
         texts = [texts]
-    texts = [str(t) for t in texts]
+    if not isinstance(texts, list | tuple) or any(not isinstance(t, str) for t in texts):
+        raise InputError(f"text: expected a text or a list of texts, got {type(texts).__name__}")
     if not texts or any(not t.strip() for t in texts):
         raise InputError("text: expected non-empty prompts")
     encoder = _encoder()
     with _quiet_transformers():
         emb = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(emb, dtype=np.float32)
+
+
+def embed_phrasings(phrasings: list[list[str]]) -> list[np.ndarray]:
+    """Embed several phrasings per category in one pass.
+
+    Args:
+        phrasings: per category, a non-empty list of texts (:func:`lamina.weights.phrasings.category_phrasings`).
+
+    Returns:
+        per category, (P_c, 384) float32, L2-normalised.
+    """
+    if not isinstance(phrasings, list | tuple) or not phrasings or any(
+            not isinstance(p, list | tuple) or not p for p in phrasings):
+        raise InputError("phrasings: expected a non-empty list of non-empty lists of texts, one per category")
+    flat = embed_text([t for p in phrasings for t in p])
+    ends = np.cumsum([len(p) for p in phrasings])
+    return [np.ascontiguousarray(e) for e in np.split(flat, ends[:-1])]
 
 
 class _ReadoutNet(nn.Module):
@@ -112,6 +130,23 @@ class _ReadoutNet(nn.Module):
 
     def forward(self, f: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.log_scale.exp() * (f @ self.readout(t).T) + self.bias  # (N, C)
+
+
+class _PhrasingSampler:
+    """Each call: (C, 384), one phrasing embedding per category, drawn uniformly (seeded); fixed with one each."""
+
+    def __init__(self, phrasings: list[np.ndarray], seed: int):
+        self.stacked = torch.from_numpy(np.concatenate(phrasings))  # (sum P_c, 384)
+        counts = np.array([len(p) for p in phrasings])
+        self.start, self.counts = np.concatenate([[0], np.cumsum(counts)[:-1]]), counts
+        self.fixed = self.stacked if np.all(counts == 1) else None
+        self.rng = np.random.default_rng([seed, 1])
+
+    def __call__(self) -> torch.Tensor:
+        if self.fixed is not None:
+            return self.fixed
+        pick = self.start + (self.rng.random(len(self.counts)) * self.counts).astype(np.int64)
+        return self.stacked[torch.from_numpy(pick)]
 
 
 class TextAligner(BaseEstimator):
@@ -149,17 +184,35 @@ class TextAligner(BaseEstimator):
         if not hasattr(self, "net_"):
             raise InputError("TextAligner: not trained yet; call fit (CLI: lamina weights train) first")
 
+    @classmethod
+    def _check_phrasings(cls, T) -> list[np.ndarray]:
+        """T as one (P_c, 384) array of phrasing embeddings per category (P_c = 1 for a (C, 384) array)."""
+        if isinstance(T, np.ndarray) or (isinstance(T, list | tuple) and len(T) and np.ndim(T[0]) == 1):
+            return [row[None] for row in cls._check_t(T)]
+        if not isinstance(T, list | tuple) or not T:
+            raise InputError(f"text: expected (C, {TEXT_DIM}) prompt embeddings or a list of (P, {TEXT_DIM}) phrasing "
+                             f"embeddings per category, got {type(T).__name__}")
+        return [cls._check_t(t) for t in T]
+
     def fit(self, R, Y, T) -> TextAligner:
-        """R: (N, d_H, r_U) probe responses (:meth:`ProbeX.responses`); Y: (N, C) 0/1 labels; T: (C, 384) texts."""
+        """Train the readout.
+
+        Args:
+            R: (N, d_H, r_U) probe responses (:meth:`ProbeX.responses`).
+            Y: (N, C) 0/1 labels.
+            T: (C, 384) one text embedding per category, or a list of C arrays (P_c, 384): several phrasings per
+                category (:func:`lamina.weights.phrasings.category_phrasings`), of which every training step reads
+                one per category, drawn at random (seeded), so that the readout learns what the phrasings share.
+        """
         for name in ("k", "rank", "epochs"):
             check_positive_int(f"TextAligner.{name}", getattr(self, name))
         check_number("TextAligner.lr", self.lr)
         check_number("TextAligner.weight_decay", self.weight_decay, low_open=False)
         check_seed("TextAligner.seed", self.seed)
-        R, T = self._check_r(R), self._check_t(T)
+        R, phr = self._check_r(R), self._check_phrasings(T)
         Y = np.asarray(Y, np.float32)
-        if Y.shape != (len(R), len(T)):
-            raise InputError(f"Y: expected shape ({len(R)}, {len(T)}), got {Y.shape}")
+        if Y.shape != (len(R), len(phr)):
+            raise InputError(f"Y: expected shape ({len(R)}, {len(phr)}), got {Y.shape}")
         t0 = time.perf_counter()
         n, _, r_u = R.shape
         rng = np.random.default_rng(self.seed)
@@ -172,12 +225,13 @@ class TextAligner(BaseEstimator):
         F = self._raw_features(R)
         self.f_mean_, self.f_std_ = F.mean(0), F.std(0) + 1e-3
         ft = torch.from_numpy((F - self.f_mean_) / self.f_std_)
-        yt, tt = torch.from_numpy(Y), torch.from_numpy(T)
+        yt = torch.from_numpy(Y)
         with torch_seed(self.seed):
-            self.net_ = _ReadoutNet(T.shape[1], self.basis_.shape[1], r_u, self.rank)
+            self.net_ = _ReadoutNet(TEXT_DIM, self.basis_.shape[1], r_u, self.rank)
         net = self.net_
+        texts = _PhrasingSampler(phr, self.seed)
         train_bce(net, ft, yt, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, batch_size=None,
-                  seed=self.seed, forward=lambda f: net(f, tt))  # full batch: the N x C logits are small
+                  seed=self.seed, forward=lambda f: net(f, texts()))  # full batch: the N x C logits are small
         self.fit_seconds_ = time.perf_counter() - t0
         self.n_params_ = int(sum(p.numel() for p in self.net_.parameters()))
         return self
