@@ -95,7 +95,7 @@ def test_training_on_phrasings_reads_reworded_texts_better_than_one_prompt():
         return np.mean([y[te][np.argsort(-s[:, c])[:10], c].mean() for c in range(len(pairs))])
 
     one = TextAligner(k=8, rank=2, epochs=150).fit(R[tr], y[tr], prompt)
-    many = TextAligner(k=8, rank=2, epochs=150).fit(R[tr], y[tr], phrased)
+    many = TextAligner(k=8, rank=2, epochs=150, phrasing_epochs=300).fit(R[tr], y[tr], phrased)
     assert p_at_10(many) > p_at_10(one) + 0.1
     # one phrasing per category is the old training, exactly
     again = TextAligner(k=8, rank=2, epochs=150).fit(R[tr], y[tr], [p[None] for p in prompt])
@@ -105,7 +105,7 @@ def test_training_on_phrasings_reads_reworded_texts_better_than_one_prompt():
     import torch
 
     before = torch.random.get_rng_state()
-    twice = TextAligner(k=8, rank=2, epochs=150).fit(R[tr], y[tr], phrased)
+    twice = TextAligner(k=8, rank=2, epochs=150, phrasing_epochs=300).fit(R[tr], y[tr], phrased)
     assert torch.equal(before, torch.random.get_rng_state())
     np.testing.assert_array_equal(twice.decision_function(R[te], queries), many.decision_function(R[te], queries))
     restored = TextAligner.from_state(many.state_tensors("a."), many.state_config(), "a.")
@@ -117,3 +117,7 @@ def test_training_on_phrasings_reads_reworded_texts_better_than_one_prompt():
         TextAligner(epochs=2).fit(R[tr], y[tr], [p[:, :10] for p in phrased])
     with pytest.raises(InputError, match="phrasing"):
         TextAligner(epochs=2).fit(R[tr], y[tr], "texts")
+    with pytest.raises(InputError, match="prompt_share"):
+        TextAligner(prompt_share=1.5).fit(R[tr], y[tr], phrased)
+    old_doc = {k: v for k, v in many.state_config().items() if k not in ("phrasing_epochs", "prompt_share")}
+    assert TextAligner.from_state(many.state_tensors("a."), old_doc, "a.").prompt_share == 0.5  # saved before
