@@ -6,7 +6,8 @@ Training (:meth:`ProbeXMixture.fit_zoo`):
 2. per tree, a layer sweep: one ProbeX per candidate layer on the training models, the best on validation mAP
    is kept;
 3. per tree, a :class:`~lamina.weights.text.TextAligner` that reads the expert's probe responses against the
-   MiniLM embeddings of the category prompts (held-out categories are never shown);
+   MiniLM embeddings of many phrasings of each category (:mod:`lamina.weights.phrasings`; held-out categories are
+   never shown);
 4. an index of every model in the zoo (tree, predicted probabilities, the aligner's compact features; float16) for
    search.
 
@@ -31,8 +32,9 @@ from lamina.weights._checks import check_number, checkpoint_content
 from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.layers import load_layers, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.phrasings import category_phrasings
 from lamina.weights.probex import ProbeX, ProbeXConfig
-from lamina.weights.text import TextAligner, embed_text
+from lamina.weights.text import TextAligner, embed_phrasings, embed_text
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
 
 KIND = "weights.ProbeXMixture"
@@ -155,6 +157,7 @@ class ProbeXMixture(BaseEstimator):
         Y = labels_matrix([m["categories"] for m in models], C)
         text = embed_text(self.prompts_)
         self.text_ = text
+        phrased = embed_phrasings(category_phrasings(self.categories_, self.prompts_))  # C arrays (P_c, 384)
         self.experts_: dict[str, dict] = {}
         rng = np.random.default_rng(cfg.seed)
         for t in sorted(set(trees)):
@@ -186,7 +189,7 @@ class ProbeXMixture(BaseEstimator):
                 continue
             score, layer, est, Xtr, tr_ids = best
             aligner = TextAligner(seed=cfg.seed).fit(est.responses(Xtr), Y[tr_ids][:, self.seen_],
-                                                     text[self.seen_])
+                                                     [phrased[c] for c in self.seen_])
             self.experts_[t] = {"layer": layer, "expert": est, "aligner": aligner, "val_map": score,
                                 "n_train": len(tr_ids)}
         if not self.experts_:
