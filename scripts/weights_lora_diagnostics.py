@@ -17,7 +17,7 @@ import torch
 from lamina._io import write_json_atomic
 from lamina.weights.catalogue import Catalogue
 from lamina.weights.layers import read_state
-from lamina.weights.vit import LORA_TARGETS
+from lamina.weights.vit import LORA_TARGETS, lora_a_init
 
 
 def initial_a(seed: int, rank: int, dim: int, depth: int) -> dict[str, np.ndarray]:
@@ -26,8 +26,7 @@ def initial_a(seed: int, rank: int, dim: int, depth: int) -> dict[str, np.ndarra
     out = {}
     for i in range(depth):
         for t in LORA_TARGETS:
-            a = (torch.rand(rank, dim, generator=gen) * 2 - 1) / math.sqrt(dim)
-            out[f"blocks.{i}.attn.{t}"] = a.numpy()
+            out[f"blocks.{i}.attn.{t}"] = lora_a_init(rank, dim, gen).numpy()
     return out
 
 

@@ -82,6 +82,11 @@ class ViT(nn.Module):
         return self.head(self.features(x))
 
 
+def lora_a_init(rank: int, in_features: int, generator: torch.Generator) -> torch.Tensor:
+    """A LoRA ``A`` at its start: (rank, in_features) uniform in the range of a fresh Linear's weights."""
+    return (torch.rand(rank, in_features, generator=generator) * 2 - 1) * (1.0 / math.sqrt(in_features))
+
+
 class LoRALinear(nn.Module):
     """A frozen Linear plus a trainable low-rank update: ``base(x) + (alpha / r) x A^T B^T``."""
 
@@ -91,8 +96,7 @@ class LoRALinear(nn.Module):
         for p in base.parameters():
             p.requires_grad_(False)
         self.scale = alpha / rank
-        bound = 1.0 / math.sqrt(base.in_features)  # the uniform range of a fresh Linear's weights
-        self.lora_A = nn.Parameter((torch.rand(rank, base.in_features, generator=generator) * 2 - 1) * bound)
+        self.lora_A = nn.Parameter(lora_a_init(rank, base.in_features, generator))
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
