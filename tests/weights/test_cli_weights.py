@@ -133,6 +133,18 @@ def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
     assert "| tree | method |" in (tmp_path / "rep" / "report.md").read_text()
 
 
+@pytest.mark.parametrize(("grid", "message"), [
+    ("activation", "expected NAME=VALUE items, got 'activation'"),
+    ("activation=tanh", "activation: expected one of 'relu', 'linear'"),
+    ("weight_decay=-1", "weight_decay: expected a finite number >= 0"),
+    ("r_q=4", "unknown ProbeX setting(s) r_q"),
+])
+def test_evaluate_probex_grid_is_checked_before_any_work(tiny_zoo, tmp_path, grid, message):
+    r = run("evaluate", tiny_zoo, "-o", tmp_path / "rep", "--probex-grid", grid)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "rep").exists()
+
+
 def test_search_index_scores_like_a_fresh_read(tiny_zoo, tiny_probe):
     # the probe's float16 search index must score a model as reading its layer from the file does
     from lamina.weights.experts import ProbeXMixture

@@ -36,6 +36,32 @@ def test_parameter_count_matches_the_architecture():
     assert n == 7 * 4 + 10 * 3 + (4 * 3 * 5 + 5) + (5 * 2 + 2)
 
 
+def test_linear_activation_makes_the_expert_linear_in_the_weights():
+    """``activation="linear"`` drops the ReLU: without centring and scaling, embed(a + b) = embed(a) + embed(b) -
+    embed(0); with the paper's ReLU that fails."""
+    import torch
+
+    x, _ = planted(n=2)
+    a, b, zero = (torch.from_numpy(v[None]) for v in (x[0], x[1], np.zeros_like(x[0])))
+    for activation, linear in (("linear", True), ("relu", False)):
+        torch.manual_seed(0)
+        net = ProbeXNet(16, 24, 3, ProbeXConfig(r_u=5, r_v=4, r_t=6, activation=activation)).eval()
+        with torch.no_grad():
+            lhs, rhs = net.embed(a + b), net.embed(a) + net.embed(b) - net.embed(zero)
+        assert torch.allclose(lhs, rhs, atol=1e-4) is linear, activation
+
+
+def test_linear_probex_reads_a_planted_signal_and_round_trips(tmp_path):
+    x, y = planted()
+    est = ProbeX(ProbeXConfig(r_u=8, r_v=8, r_t=16, epochs=30, activation="linear")).fit(x[:200], y[:200])
+    m = multilabel_metrics(y[200:], est.decision_function(x[200:]))
+    assert m["map"] > 2 * m["map_chance"] and m["auc"] > 0.85
+    est.save(tmp_path / "p")
+    again = ProbeX.load(tmp_path / "p")
+    assert again.config_.activation == "linear"
+    np.testing.assert_allclose(again.decision_function(x[:5]), est.decision_function(x[:5]), rtol=1e-5, atol=1e-6)
+
+
 def test_save_load_roundtrip(tmp_path):
     x, y = planted(n=60)
     est = ProbeX(ProbeXConfig(r_u=4, r_v=4, r_t=8, epochs=2)).fit(x, y)
@@ -57,6 +83,8 @@ def test_errors_name_the_problem():
         est.predict(bad)
     with pytest.raises(InputError, match="r_u"):
         ProbeXConfig(r_u=0)
+    with pytest.raises(InputError, match="^activation: expected one of 'relu', 'linear', got 'tanh'"):
+        ProbeXConfig(activation="tanh")
 
 
 def test_public_api_is_reachable_lazily():

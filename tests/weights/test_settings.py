@@ -74,6 +74,23 @@ def test_eval_config_seeds_and_fractions():
         EvalConfig(train_fraction=math.nan)
 
 
+def test_eval_config_probex_grid():
+    cfg = EvalConfig(probex_grid=[{"activation": "linear", "weight_decay": 1e-3, "r_u": 8}])
+    chosen = cfg.candidate(1, seed=4)
+    assert (chosen.activation, chosen.weight_decay, chosen.r_u, chosen.seed) == ("linear", 1e-3, 8, 4)
+    compact = cfg.candidate(1, seed=4, compact=True)  # the compact expert keeps its own dimensions
+    assert (compact.activation, compact.r_u, compact.r_t) == ("linear", cfg.compact.r_u, cfg.compact.r_t)
+    assert cfg.candidate(0, seed=4) == ProbeXConfig(seed=4)
+    with pytest.raises(InputError, match="^probex_grid: unknown ProbeX setting"):
+        EvalConfig(probex_grid=[{"actvation": "linear"}])
+    with pytest.raises(InputError, match="^probex_grid: unknown ProbeX setting"):
+        EvalConfig(probex_grid=[{"seed": 3}])  # the seeds come from the evaluation
+    with pytest.raises(InputError, match="^activation: expected one of"):
+        EvalConfig(probex_grid=[{"activation": "tanh"}])
+    with pytest.raises(InputError, match="^probex_grid: expected a list of dicts"):
+        EvalConfig(probex_grid={"activation": "linear"})
+
+
 def test_train_config_fraction():
     with pytest.raises(InputError, match=r"^val_fraction: expected a finite number in \(0, 0.5\)"):
         TrainConfig(val_fraction=math.inf)

@@ -155,8 +155,14 @@ def test_transformer_zoo_end_to_end(tmp_path):
     assert len({m["hparams"]["lora_rank"] for m in lora}) > 1
 
     small = ProbeXConfig(r_u=4, r_v=4, r_t=8, epochs=3)
+    grid = [{"activation": "linear", "weight_decay": 1e-3}]
     rep = evaluate_zoo(zoo, EvalConfig(seeds=[0], probex=small, compact=ProbeXConfig(r_u=2, r_v=2, r_t=4, epochs=3),
-                                       workers=2), log=lambda m: None)
+                                       probex_grid=grid, workers=2), log=lambda m: None)
+    assert {r["variant"] for r in rep["layer_sweep"]} == {0, 1}  # every layer with either setting
+    for t in ("vit-lora", "vit-full"):
+        runs = [r for r in rep["layer_sweep"] if r["tree"] == t]
+        assert len(runs) == 2 * len({r["layer"] for r in runs})
+        assert rep["best_settings"][t] in ({}, grid[0])
     methods = {(r["tree"], r["method"]) for r in rep["rows"]}
     largest = rep["largest_layer"]["vit-lora"]
     assert largest.startswith("blocks.0.attn.")

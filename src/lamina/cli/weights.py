@@ -74,11 +74,38 @@ def _scheduler(dask: bool, address: str | None) -> str | None:
     return address if address is not None else ("local" if dask else None)
 
 
-def _probex_config(r_u: int | None, r_v: int | None, r_t: int | None, epochs: int, seed: int):
+def _probex_config(r_u: int | None, r_v: int | None, r_t: int | None, epochs: int, seed: int, **more):
     from lamina.weights.probex import ProbeXConfig
 
     dims = {k: v for k, v in (("r_u", r_u), ("r_v", r_v), ("r_t", r_t)) if v is not None}
-    return ProbeXConfig(**dims, epochs=epochs, seed=seed)
+    return ProbeXConfig(**dims, epochs=epochs, seed=seed, **{k: v for k, v in more.items() if v is not None})
+
+
+def _probex_grid(text: str) -> list[dict]:
+    """``"activation=linear,weight_decay=1e-3; r_u=32"`` -> one dict of ProbeX settings per ``;``-separated entry."""
+    from lamina.errors import InputError
+
+    grid = []
+    for entry in (e.strip() for e in text.split(";")):
+        if not entry:
+            continue
+        opts = {}
+        for item in (i.strip() for i in entry.split(",") if i.strip()):
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip() or not raw.strip():
+                raise InputError(f"--probex-grid: expected NAME=VALUE items, got {item!r}")
+            raw = raw.strip()
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    continue
+            else:
+                value = {"true": True, "false": False}.get(raw.lower(), raw)
+            opts[key.strip()] = value
+        grid.append(opts)
+    return grid
 
 
 @app.command("train")
@@ -91,6 +118,9 @@ def train(
     r_v: int = typer.Option(None, "--r-v", help="Width of the shared projection V [default: 64]."),
     r_t: int = typer.Option(None, "--r-t", help="Size of the model representation [default: 64]."),
     epochs: int = typer.Option(20, "--epochs", help="Training epochs per expert."),
+    activation: str = typer.Option(None, "--activation",
+                                   help="After the shared projection: relu (the paper's) or linear [default: relu]."),
+    weight_decay: float = typer.Option(None, "--weight-decay", help="Adam weight decay [default: 1e-5]."),
     seed: int = typer.Option(0, "--seed", help="Seed of splits and initialisation."),
     threads: int = typer.Option(1, "--threads", help="torch threads (at most the cores you may use)."),
 ) -> None:
@@ -113,7 +143,8 @@ def train(
         held = [int(x) for x in heldout.split(",") if x.strip()]
     except ValueError:
         raise InputError(f"--heldout: expected comma-separated integers, got {heldout!r}") from None
-    cfg = TrainConfig(probex=_probex_config(r_u, r_v, r_t, epochs, seed), layers=layer or None, heldout=held,
+    probex = _probex_config(r_u, r_v, r_t, epochs, seed, activation=activation, weight_decay=weight_decay)
+    cfg = TrainConfig(probex=probex, layers=layer or None, heldout=held,
                       seed=seed)
     mix = ProbeXMixture(cfg).fit_zoo(zoo, log=lambda m: typer.echo(m, err=True))
     mix.save(out, zoo=zoo)
@@ -291,6 +322,10 @@ def evaluate(
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each)."),
     max_models: int = typer.Option(None, "--max-models", help="Use at most this many models per tree."),
     dense_seeds: int = typer.Option(1, "--dense-seeds", help="Seeds for the (slow) dense logistic probe."),
+    probex_grid: str = typer.Option(
+        "", "--probex-grid",
+        help="Other ProbeX settings the validation sweep may choose per tree, ';' between candidates, e.g. "
+             "'activation=linear,weight_decay=1e-3,epochs=60'; the dense logistic probe then trains with the same."),
 ) -> None:
     """Evaluate ProbeX, the baselines, tree discovery and zero-shot search on a zoo; write the report."""
     from lamina._validation import check_positive_int, check_seed
@@ -313,7 +348,7 @@ def evaluate(
     if max_models is not None:
         check_positive_int("--max-models", max_models)
     cfg = EvalConfig(seeds=seed_list, probex=ProbeXConfig(epochs=epochs), workers=workers,
-                     max_models_per_tree=max_models, dense_seeds=dense_seeds)
+                     max_models_per_tree=max_models, dense_seeds=dense_seeds, probex_grid=_probex_grid(probex_grid))
     rep = evaluate_zoo(zoo, cfg, log=lambda m: typer.echo(m, err=True))
     files = write_report(rep, out)
     typer.echo((out / "report.md").read_text())

@@ -4,8 +4,11 @@ Per tree (the catalogue's true trees) and seed, models are split 70 / 10 / 20 in
 Categories are split into *seen* ones (all probes train and are scored on them) and *held-out* ones (one view per
 garment, never shown to any probe, scored zero-shot through text). Methods:
 
-- ``probex``: the ProbeX expert on the tree's best layer (layer sweep on validation, seed 0);
-- ``probex@L``: the expert on the tree's largest layer L, beside the dense probes on that same layer;
+- ``probex``: the ProbeX expert on the tree's best layer (layer sweep on validation, seed 0); with
+  ``probex_grid`` the sweep also chooses among ProbeX settings (e.g. ``activation="linear"``), per tree, and every
+  ProbeX row and the dense logistic probe of that tree train with the chosen settings;
+- ``probex@L``: the expert on the tree's largest layer L (of several layers of that size, the one with the best
+  validation mAP in the sweep), beside the dense probes on that same layer;
 - ``probex-compact@L``: a ProbeX expert with fewer probes and a smaller representation (``EvalConfig.compact``) on
   the same layer, at a fraction of the dense logistic probe's trained parameters;
 - ``probex@L.lora_A`` and ``probex@L.lora_B`` (LoRA trees only): ProbeX on the adapter's factors read directly,
@@ -63,6 +66,7 @@ class EvalConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     probex: ProbeXConfig = field(default_factory=ProbeXConfig)
     compact: ProbeXConfig = field(default_factory=lambda: ProbeXConfig(r_u=16, r_v=16, r_t=32))
+    probex_grid: list[dict] = field(default_factory=list)  # other ProbeX settings the validation sweep may choose
     heldout: list[int] | None = None
     train_fraction: float = 0.7
     val_fraction: float = 0.1
@@ -78,6 +82,13 @@ class EvalConfig:
             if not isinstance(getattr(self, name), ProbeXConfig):
                 raise InputError(f"{name}: expected a ProbeXConfig or a dict, got "
                                  f"{type(getattr(self, name)).__name__}")
+        if not isinstance(self.probex_grid, list) or not all(isinstance(o, dict) for o in self.probex_grid):
+            raise InputError(f"probex_grid: expected a list of dicts of ProbeX settings, got {self.probex_grid!r}")
+        for o in self.probex_grid:
+            bad = sorted(set(o) - (set(ProbeXConfig.__dataclass_fields__) - {"seed"}))
+            if bad:
+                raise InputError(f"probex_grid: unknown ProbeX setting(s) {', '.join(bad)}")
+            ProbeXConfig(**{**self.probex.to_dict(), **o})  # checks the values
         if isinstance(self.seeds, str | bytes) or not hasattr(self.seeds, "__len__") or not self.seeds:
             raise InputError(f"seeds: expected a non-empty list of integer seeds, got {self.seeds!r}")
         self.seeds = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(self.seeds)]
@@ -96,6 +107,16 @@ class EvalConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def candidate(self, variant: int, seed: int, *, compact: bool = False) -> ProbeXConfig:
+        """ProbeX settings of grid entry ``variant`` (0: ``probex`` itself) at ``seed``; ``compact``: the compact
+        expert's dimensions with that entry's other settings."""
+        over = dict(self.probex_grid[variant - 1]) if variant else {}
+        base = self.probex
+        if compact:
+            base = self.compact
+            over = {k: v for k, v in over.items() if k not in ("r_u", "r_v", "r_t")}
+        return ProbeXConfig(**{**base.to_dict(), **over, "seed": seed})
 
 
 def default_heldout(vocab: list[dict], n_views: int) -> list[int]:
@@ -136,24 +157,25 @@ def _one_thread(task):
 
 @_one_thread
 def _sweep_task(args) -> dict:
-    tree, layer = args
+    tree, layer, variant = args
     d, cfg = _D["trees"][tree], _D["cfg"]
     seen = _D["seen"]
     tr, va, _ = _split(len(d["ids"]), cfg.seeds[0], cfg)
     X, Y = d["layers"][layer], d["Y"][:, seen]
-    est = ProbeX(ProbeXConfig(**{**cfg.probex.to_dict(), "seed": cfg.seeds[0]})).fit(X[tr], Y[tr])
+    est = ProbeX(cfg.candidate(variant, cfg.seeds[0])).fit(X[tr], Y[tr])
     try:
         val_map = _scores(Y[va], est.decision_function(X[va]))["map"]
     except InputError:  # too few validation models to score any category
         val_map = float("nan")
-    return {"tree": tree, "layer": layer, "shape": list(X.shape[1:]), "val_map": val_map,
+    return {"tree": tree, "layer": layer, "shape": list(X.shape[1:]), "variant": variant,
+            "settings": cfg.probex_grid[variant - 1] if variant else {}, "val_map": val_map,
             "fit_seconds": est.fit_seconds_}
 
 
 @_one_thread
 def _seed_task(args) -> list[dict]:
     """One part ("probex", "dense" or "cheap") of the methods for one tree and seed."""
-    part, tree, seed, best, largest = args
+    part, tree, seed, best, largest, variant = args
     d, cfg = _D["trees"][tree], _D["cfg"]
     seen, held, text = _D["seen"], _D["heldout"], _D["text"]
     tr, _, te = _split(len(d["ids"]), seed, cfg)
@@ -164,7 +186,7 @@ def _seed_task(args) -> list[dict]:
         rows.append({"tree": tree, "seed": seed, "method": method, "layer": layer, **_scores(y, s),
                      "fit_seconds": fit_seconds, "n_params": n_params, **extra})
 
-    pcfg = ProbeXConfig(**{**cfg.probex.to_dict(), "seed": seed})
+    pcfg = cfg.candidate(variant, seed)
     if part == "probex":
         from lamina.weights.text import TextAligner
 
@@ -184,7 +206,7 @@ def _seed_task(args) -> list[dict]:
             add("zero-shot", layer, Y[te][:, held], al.decision_function_features(fte, text[held]),
                 al.fit_seconds_, al.n_params_)
         X = d["layers"][largest]
-        est = ProbeX(ProbeXConfig(**{**cfg.compact.to_dict(), "seed": seed})).fit(X[tr], Y[tr][:, seen])
+        est = ProbeX(cfg.candidate(variant, seed, compact=True)).fit(X[tr], Y[tr][:, seen])
         add(f"probex-compact@{largest}", largest, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_,
             est.n_params_)
         for factor, X in sorted(d["lora_parts"].get(largest, {}).items()):
@@ -389,29 +411,33 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
                 continue
             d["Y"] = labels_matrix(d["cats"], len(vocab))
             trees[tname] = d
-    for d in trees.values():
-        d["largest"] = max(d["layers"], key=lambda k: int(np.prod(d["layers"][k].shape[1:])))
     if not trees:
         raise InputError(f"zoo: {zoo} has no tree with at least 20 readable models")
     _D.clear()
     _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text)
     with ctx.Pool(cfg.workers) as pool:
-        sweep = pool.map(_sweep_task, [(t, k) for t, d in trees.items() for k in d["layers"]], chunksize=1)
+        sweep = pool.map(_sweep_task, [(t, k, v) for t, d in trees.items() for k in d["layers"]
+                                       for v in range(1 + len(cfg.probex_grid))], chunksize=1)
         best = {}
         for r in sweep:
             old = best.get(r["tree"])
             if old is None or r["val_map"] > old["val_map"] or np.isnan(old["val_map"]):
                 best[r["tree"]] = r
+        for t, d in trees.items():  # the largest layer; among layers of that size, the one the sweep liked best
+            size = {k: int(np.prod(x.shape[1:])) for k, x in d["layers"].items()}
+            tied = [r for r in sweep if r["tree"] == t and size[r["layer"]] == max(size.values())]
+            d["largest"] = max(tied, key=lambda r: -np.inf if np.isnan(r["val_map"]) else r["val_map"])["layer"]
         for t, r in best.items():
-            log(f"tree {t}: best layer {r['layer']} (validation mAP {r['val_map']:.3f})")
+            how = f", ProbeX settings {r['settings']}" if r["variant"] else ""
+            log(f"tree {t}: best layer {r['layer']}{how} (validation mAP {r['val_map']:.3f})")
         groups: dict[tuple, list[str]] = {}
         for t, d in trees.items():
             groups.setdefault((d["largest"], d["layers"][d["largest"]].shape[1:]), []).append(t)
         # the longest tasks first, so that the two workers finish together
-        tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"]))
+        tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"], best[t]["variant"]))
                  for s in cfg.seeds[: cfg.dense_seeds] for t in trees]
         tasks += [("cross", (ts, key[0], s)) for key, ts in groups.items() if len(ts) > 1 for s in cfg.seeds]
-        tasks += [("seed", (part, t, s, best[t]["layer"], trees[t]["largest"]))
+        tasks += [("seed", (part, t, s, best[t]["layer"], trees[t]["largest"], best[t]["variant"]))
                   for part in ("probex", "cheap") for t in trees for s in cfg.seeds]
         jobs = [pool.apply_async(_seed_task if kind == "seed" else _cross_task, (a,)) for kind, a in tasks]
         rows = []
@@ -426,6 +452,7 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
         "categories": {"seen": [vocab[c]["name"] for c in seen], "heldout": [vocab[c]["name"] for c in heldout]},
         "layer_sweep": sweep,
         "best_layer": {t: r["layer"] for t, r in best.items()},
+        "best_settings": {t: r["settings"] for t, r in best.items()},
         "largest_layer": {t: d["largest"] for t, d in trees.items()},
         "discovery": discovery,
         "rows": rows,

@@ -5,7 +5,9 @@ Reference: Horwitz et al., "Learning on Model Weights using Tree Experts", CVPR 
 One expert reads a weight matrix X of shape (d_H, d_W) (see :mod:`lamina.weights.layers` for the reshape rules):
 
 1. probes U (d_W, r_U): responses ``X @ U`` -> (B, d_H, r_U);
-2. shared projection V (d_H -> r_V, no bias) over the transposed responses -> (B, r_U, r_V); ReLU;
+2. shared projection V (d_H -> r_V, no bias) over the transposed responses -> (B, r_U, r_V); ReLU (the paper's
+   choice; ``activation="linear"`` leaves it out, so that the expert is linear in the weights, which reads LoRA
+   adapters better: see ``docs/weights.md``);
 3. per-probe encoders: flatten and one Linear(r_U * r_V -> r_T) -> the model's representation z (B, r_T);
 4. head: Linear(r_T -> C) logits, trained with BCEWithLogits on "was category c in the training data".
 
@@ -33,6 +35,7 @@ from lamina.weights._checks import check_number, checkpoint_content
 from lamina.weights._train import train_bce
 
 KIND = "weights.ProbeX"
+ACTIVATIONS = ("relu", "linear")  # after the shared projection V
 
 
 @dataclass
@@ -57,6 +60,7 @@ class ProbeXConfig:
     center: bool = True
     normalize: bool = True
     init: str = "pca"
+    activation: str = "relu"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -70,6 +74,9 @@ class ProbeXConfig:
             raise InputError(f"center / normalize: expected True or False, got {self.center!r} / {self.normalize!r}")
         if self.init not in ("pca", "random"):
             raise InputError(f"init: expected 'pca' or 'random', got {self.init!r}")
+        if self.activation not in ACTIVATIONS:
+            raise InputError(f"activation: expected one of {', '.join(map(repr, ACTIVATIONS))}, got "
+                             f"{self.activation!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,10 +96,13 @@ class ProbeXNet(nn.Module):
         self.encoder = nn.Linear(cfg.r_u * cfg.r_v, cfg.r_t)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.r_t, n_classes)
+        self.relu = cfg.activation == "relu"
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         r = x @ self.U  # (B, d_H, r_U)
-        h = torch.relu(self.V(r.transpose(1, 2)))  # (B, r_U, r_V)
+        h = self.V(r.transpose(1, 2))  # (B, r_U, r_V)
+        if self.relu:
+            h = torch.relu(h)
         return self.encoder(self.drop(h.flatten(1)))  # (B, r_T)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -77,9 +77,21 @@ def markdown(report: dict) -> str:
             lines.append(f"Pair {k[4:-1]} (a nested root and its parent, or two trees of one root): adjusted Rand "
                          f"index {v:.3f}.")
     lines += ["", "Layer sweep (ProbeX, validation mAP, seed " + str(report["config"]["seeds"][0]) + "):", ""]
-    lines += ["| tree | layer | shape | validation mAP |", "|---|---|---|---|"]
-    for r in sorted(report["layer_sweep"], key=lambda r: (r["tree"], r["layer"])):
-        lines.append(f"| {r['tree']} | {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['val_map']:.3f} |")
+    grid = report["config"].get("probex_grid") or []
+    if not grid:
+        lines += ["| tree | layer | shape | validation mAP |", "|---|---|---|---|"]
+    else:  # the sweep also chose among ProbeX settings
+        lines += ["| tree | layer | shape | ProbeX settings | validation mAP |", "|---|---|---|---|---|"]
+    for r in sorted(report["layer_sweep"], key=lambda r: (r["tree"], r["layer"], r.get("variant", 0))):
+        how = ""
+        if grid:
+            how = " " + (", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "default") + " |"
+        lines.append(f"| {r['tree']} | {r['layer']} | {'x'.join(map(str, r['shape']))} |{how} {r['val_map']:.3f} |")
+    for t, o in sorted((report.get("best_settings") or {}).items()):
+        if o:
+            lines.append("")
+            lines.append(f"Tree {t}: ProbeX, its compact variant and the dense logistic probe train with the chosen "
+                         f"settings {', '.join(f'{k}={v}' for k, v in o.items())}.")
     skipped = sum(len(v) for v in report["skipped"].values()) + len(d.get("skipped", []))
     lines += ["", f"Broken models skipped: {skipped}."]
     return "\n".join(lines) + "\n"
