@@ -124,7 +124,17 @@ def test_bundled_transformer_config():
     cfg = ZooConfig.load("transformer")
     lora, full = cfg.roots
     assert (lora.finetune, lora.n_models, full.finetune, full.shares_root) == ("lora", 1000, "full", "vit-lora")
-    assert cfg.finetune.lora_rank == [4, 16]
+    assert cfg.finetune.lora_rank == [4, 16] and cfg.finetune.lora_epochs == [6, 12]
+
+
+def test_bundled_wide_config_pairs_with_the_transformer_lora_tree():
+    """The wide zoo's LoRA models draw the same categories and hyperparameters as the transformer zoo's, model by
+    model, so that the two trees differ only in the ViT's width."""
+    narrow, wide = ZooConfig.load("transformer"), ZooConfig.load("transformer-wide")
+    assert [r.hidden for r in wide.roots] == [[128, 2, 4]] and wide.roots[0].finetune == "lora"
+    for i in (0, 1, 999):
+        a, b = model_spec(narrow, 0, i, 60), model_spec(wide, 0, i, 60)
+        assert (a["categories"], a["hparams"]) == (b["categories"], b["hparams"])
 
 
 def tiny_vit_config() -> ZooConfig:

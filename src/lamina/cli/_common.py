@@ -68,6 +68,16 @@ def new_app(help: str) -> typer.Typer:
     return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 
 
+def number_or_text(raw: str) -> int | float | str:
+    """A command-line value: an int if it reads as one, else a float, else the text itself."""
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            continue
+    return raw
+
+
 def echo_json(obj) -> None:
     """Print ``obj`` as JSON on stdout."""
     from lamina._io import dumps_json

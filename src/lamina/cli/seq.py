@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import new_app
+from lamina.cli._common import new_app, number_or_text
 
 app = new_app("Single-layer transformers: constructed with a certified error, and trained.")
 
@@ -23,15 +23,7 @@ def _params(items: list[str] | None) -> dict:
         if "=" not in item:
             raise InputError(f"--param: expected key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            value = raw
-        out[key.strip().replace("-", "_")] = value
+        out[key.strip().replace("-", "_")] = number_or_text(raw)
     return out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import echo_json, new_app
+from lamina.cli._common import echo_json, new_app, number_or_text
 
 app = new_app("Learning on model weights (ProbeX): what a model was trained on, from one layer.")
 zoo_app = new_app("Model zoos: trees of fine-tuned image classifiers, built offline from real images.")
@@ -44,7 +44,9 @@ def _weights() -> None:
 @zoo_app.command("build")
 def zoo_build(
     out: Path = typer.Option(..., "-o", "--out", help="Zoo folder (created; an interrupted build resumes here)."),
-    config: str = typer.Option("benchmark", "--config", help="TOML file, or a bundled config: benchmark, small, dev."),
+    config: str = typer.Option("benchmark", "--config",
+                               help="TOML file, or a bundled config: benchmark, small, dev, transformer, "
+                                    "transformer-wide."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each): the local "
                                                      "pool's, or the local Dask cluster's with --dask."),
     dask: bool = typer.Option(False, "--dask", help="Fine-tune on Dask: a local cluster of --workers processes, "
@@ -94,16 +96,9 @@ def _probex_grid(text: str) -> list[dict]:
             key, sep, raw = item.partition("=")
             if not sep or not key.strip() or not raw.strip():
                 raise InputError(f"--probex-grid: expected NAME=VALUE items, got {item!r}")
-            raw = raw.strip()
-            for cast in (int, float):
-                try:
-                    value = cast(raw)
-                    break
-                except ValueError:
-                    continue
-            else:
-                value = {"true": True, "false": False}.get(raw.lower(), raw)
-            opts[key.strip()] = value
+            value = number_or_text(raw.strip())
+            opts[key.strip()] = {"true": True, "false": False}.get(value.lower(), value) if isinstance(value, str) \
+                else value
         grid.append(opts)
     return grid
 
