@@ -137,7 +137,10 @@ def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
     ("activation", "expected NAME=VALUE items, got 'activation'"),
     ("activation=tanh", "activation: expected one of 'relu', 'linear'"),
     ("weight_decay=-1", "weight_decay: expected a finite number >= 0"),
-    ("r_q=4", "unknown ProbeX setting(s) r_q"),
+    ("r_q=4", "unknown ProbeX setting(s) 'r_q'"),
+    ("init=pca,init=random", "init is set twice"),
+    (",", "expected NAME=VALUE items, got ','"),
+    ("r_u=8;r-u=8", "an empty or repeated entry"),
 ])
 def test_evaluate_probex_grid_is_checked_before_any_work(tiny_zoo, tmp_path, grid, message):
     r = run("evaluate", tiny_zoo, "-o", tmp_path / "rep", "--probex-grid", grid)

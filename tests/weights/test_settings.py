@@ -87,6 +87,12 @@ def test_eval_config_probex_grid():
         EvalConfig(probex_grid=[{"seed": 3}])  # the seeds come from the evaluation
     with pytest.raises(InputError, match="^activation: expected one of"):
         EvalConfig(probex_grid=[{"activation": "tanh"}])
+    with pytest.raises(InputError, match="^probex_grid: unknown ProbeX setting"):
+        EvalConfig(probex_grid=[{1: 2}])
+    with pytest.raises(InputError, match="^probex_grid: an empty or repeated entry"):
+        EvalConfig(probex_grid=[{}])
+    with pytest.raises(InputError, match="^probex_grid: an empty or repeated entry"):
+        EvalConfig(probex_grid=[{"r_u": 8, "activation": "linear"}, {"activation": "linear", "r_u": 8}])
     with pytest.raises(InputError, match="^probex_grid: expected a list of dicts"):
         EvalConfig(probex_grid={"activation": "linear"})
 
@@ -146,3 +152,18 @@ def test_cli_flags_are_checked_before_any_work(tmp_path, args, flag):
     assert line.startswith(f"error: {flag}: expected"), line  # the flag, not a missing zoo
     assert torch.get_num_threads() == threads
     assert not any(tmp_path.iterdir())  # nothing created
+
+
+def test_sweep_choice_needs_evidence_for_other_settings():
+    from lamina.weights.evaluate import _best_run
+
+    def run(layer, variant, val):
+        return {"layer": layer, "variant": variant, "val_map": val}
+
+    nan = math.nan
+    # no run scored (too few validation models): the default settings, never a grid entry, on the last layer
+    assert _best_run([run("a", 0, nan), run("a", 1, nan), run("b", 0, nan), run("b", 1, nan)]) == run("b", 0, nan)
+    # scored runs: the best, the first of equals; unscored runs never win
+    runs = [run("a", 0, 0.4), run("a", 1, nan), run("b", 0, 0.6), run("b", 1, 0.6)]
+    assert _best_run(runs) is runs[2]
+    assert _best_run([run("a", 0, nan), run("a", 1, 0.1)])["variant"] == 1

@@ -96,9 +96,13 @@ def _probex_grid(text: str) -> list[dict]:
             key, sep, raw = item.partition("=")
             if not sep or not key.strip() or not raw.strip():
                 raise InputError(f"--probex-grid: expected NAME=VALUE items, got {item!r}")
+            key = key.strip().replace("-", "_")
+            if key in opts:
+                raise InputError(f"--probex-grid: {key} is set twice in {entry!r}")
             value = number_or_text(raw.strip())
-            opts[key.strip()] = {"true": True, "false": False}.get(value.lower(), value) if isinstance(value, str) \
-                else value
+            opts[key] = {"true": True, "false": False}.get(value.lower(), value) if isinstance(value, str) else value
+        if not opts:
+            raise InputError(f"--probex-grid: expected NAME=VALUE items, got {entry!r}")
         grid.append(opts)
     return grid
 

@@ -5,8 +5,9 @@ Categories are split into *seen* ones (all probes train and are scored on them) 
 garment, never shown to any probe, scored zero-shot through text). Methods:
 
 - ``probex``: the ProbeX expert on the tree's best layer (layer sweep on validation, seed 0); with
-  ``probex_grid`` the sweep also chooses among ProbeX settings (e.g. ``activation="linear"``), per tree, and every
-  ProbeX row and the dense logistic probe of that tree train with the chosen settings;
+  ``probex_grid`` the sweep also chooses among ProbeX settings (e.g. ``activation="linear"``), per tree, and the
+  tree's ProbeX rows (not the cross-tree probe, which spans trees) and its dense logistic probe train with the
+  chosen settings;
 - ``probex@L``: the expert on the tree's largest layer L (of several layers of that size, the one with the best
   validation mAP in the sweep), beside the dense probes on that same layer;
 - ``probex-compact@L``: a ProbeX expert with fewer probes and a smaller representation (``EvalConfig.compact``) on
@@ -85,10 +86,13 @@ class EvalConfig:
         if not isinstance(self.probex_grid, list) or not all(isinstance(o, dict) for o in self.probex_grid):
             raise InputError(f"probex_grid: expected a list of dicts of ProbeX settings, got {self.probex_grid!r}")
         for o in self.probex_grid:
-            bad = sorted(set(o) - (set(ProbeXConfig.__dataclass_fields__) - {"seed"}))
+            bad = sorted(map(repr, set(o) - (set(ProbeXConfig.__dataclass_fields__) - {"seed"})))
             if bad:
                 raise InputError(f"probex_grid: unknown ProbeX setting(s) {', '.join(bad)}")
             ProbeXConfig(**{**self.probex.to_dict(), **o})  # checks the values
+        if any(not o for o in self.probex_grid) or len({repr(sorted(o.items())) for o in self.probex_grid}) < len(
+                self.probex_grid):
+            raise InputError("probex_grid: an empty or repeated entry (the default settings are always tried)")
         if isinstance(self.seeds, str | bytes) or not hasattr(self.seeds, "__len__") or not self.seeds:
             raise InputError(f"seeds: expected a non-empty list of integer seeds, got {self.seeds!r}")
         self.seeds = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(self.seeds)]
@@ -117,6 +121,16 @@ class EvalConfig:
             base = self.compact
             over = {k: v for k, v in over.items() if k not in ("r_u", "r_v", "r_t")}
         return ProbeXConfig(**{**base.to_dict(), **over, "seed": seed})
+
+
+def _best_run(runs: list[dict]) -> dict:
+    """The sweep run with the highest validation mAP (the first of equals). When no run could be scored (too few
+    validation models), the last run with the default ProbeX settings: no other setting is adopted without
+    evidence."""
+    scored = [r for r in runs if not np.isnan(r["val_map"])]
+    if scored:
+        return max(scored, key=lambda r: r["val_map"])
+    return [r for r in runs if r["variant"] == 0][-1]
 
 
 def default_heldout(vocab: list[dict], n_views: int) -> list[int]:
@@ -418,21 +432,19 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
     with ctx.Pool(cfg.workers) as pool:
         sweep = pool.map(_sweep_task, [(t, k, v) for t, d in trees.items() for k in d["layers"]
                                        for v in range(1 + len(cfg.probex_grid))], chunksize=1)
-        best = {}
-        for r in sweep:
-            old = best.get(r["tree"])
-            if old is None or r["val_map"] > old["val_map"] or np.isnan(old["val_map"]):
-                best[r["tree"]] = r
-        for t, d in trees.items():  # the largest layer; among layers of that size, the one the sweep liked best
+        best = {t: _best_run([r for r in sweep if r["tree"] == t]) for t in trees}
+        for t, d in trees.items():
             size = {k: int(np.prod(x.shape[1:])) for k, x in d["layers"].items()}
-            tied = [r for r in sweep if r["tree"] == t and size[r["layer"]] == max(size.values())]
-            d["largest"] = max(tied, key=lambda r: -np.inf if np.isnan(r["val_map"]) else r["val_map"])["layer"]
+            tied = [k for k in d["layers"] if size[k] == max(size.values())]
+            d["first_largest"] = tied[0]  # what trees are grouped by for the cross-tree probe
+            # the largest layer; among layers of that size, the one the sweep liked best
+            d["largest"] = _best_run([r for r in sweep if r["tree"] == t and r["layer"] in tied])["layer"]
         for t, r in best.items():
             how = f", ProbeX settings {r['settings']}" if r["variant"] else ""
             log(f"tree {t}: best layer {r['layer']}{how} (validation mAP {r['val_map']:.3f})")
         groups: dict[tuple, list[str]] = {}
         for t, d in trees.items():
-            groups.setdefault((d["largest"], d["layers"][d["largest"]].shape[1:]), []).append(t)
+            groups.setdefault((d["first_largest"], d["layers"][d["first_largest"]].shape[1:]), []).append(t)
         # the longest tasks first, so that the two workers finish together
         tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"], best[t]["variant"]))
                  for s in cfg.seeds[: cfg.dense_seeds] for t in trees]
