@@ -148,6 +148,22 @@ def test_evaluate_probex_grid_is_checked_before_any_work(tiny_zoo, tmp_path, gri
     assert not (tmp_path / "rep").exists()
 
 
+def test_train_chooses_probex_settings_per_tree_on_validation(tiny_zoo, tmp_path):
+    from lamina.weights.experts import ProbeXMixture
+
+    r = run("train", tiny_zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "3", "--r-u", "4", "--r-v", "4",
+            "--r-t", "8", "--probex-grid", "activation=linear,weight-decay=1e-3")
+    assert r.exit_code == 0, r.output
+    assert "fc1 (64, 784) default: validation mAP" in r.output
+    assert "fc1 (64, 784) activation=linear, weight_decay=0.001: validation mAP" in r.output
+    mix = ProbeXMixture.load(tmp_path / "p")
+    for info in mix.experts_.values():  # each tree's expert is one of the two candidates, saved with its settings
+        c = info["expert"].config_
+        assert (c.activation, c.weight_decay) in {("relu", 1e-5), ("linear", 1e-3)} and c.r_u == 4
+    bad = run("train", tiny_zoo, "-o", tmp_path / "q", "--probex-grid", "activation=tanh")
+    assert bad.exit_code == 2 and "activation: expected one of" in bad.output and not (tmp_path / "q").exists()
+
+
 def test_search_index_scores_like_a_fresh_read(tiny_zoo, tiny_probe):
     # the probe's float16 search index must score a model as reading its layer from the file does
     from lamina.weights.experts import ProbeXMixture

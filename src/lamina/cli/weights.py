@@ -120,6 +120,10 @@ def train(
     activation: str = typer.Option(None, "--activation",
                                    help="After the shared projection: relu (the paper's) or linear [default: relu]."),
     weight_decay: float = typer.Option(None, "--weight-decay", help="Adam weight decay [default: 1e-5]."),
+    probex_grid: str = typer.Option(
+        "", "--probex-grid",
+        help="Other ProbeX settings the layer sweep may choose per tree, ';' between candidates, e.g. "
+             "'activation=linear,weight_decay=1e-3,epochs=60' (LoRA trees read better so)."),
     seed: int = typer.Option(0, "--seed", help="Seed of splits and initialisation."),
     threads: int = typer.Option(1, "--threads", help="torch threads (at most the cores you may use)."),
 ) -> None:
@@ -143,7 +147,7 @@ def train(
     except ValueError:
         raise InputError(f"--heldout: expected comma-separated integers, got {heldout!r}") from None
     probex = _probex_config(r_u, r_v, r_t, epochs, seed, activation=activation, weight_decay=weight_decay)
-    cfg = TrainConfig(probex=probex, layers=layer or None, heldout=held,
+    cfg = TrainConfig(probex=probex, probex_grid=_probex_grid(probex_grid), layers=layer or None, heldout=held,
                       seed=seed)
     mix = ProbeXMixture(cfg).fit_zoo(zoo, log=lambda m: typer.echo(m, err=True))
     mix.save(out, zoo=zoo)

@@ -54,7 +54,7 @@ from lamina.weights.catalogue import Catalogue
 from lamina.weights.experts import candidate_layers
 from lamina.weights.layers import layer_from_state, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
-from lamina.weights.probex import ProbeX, ProbeXConfig
+from lamina.weights.probex import ProbeX, ProbeXConfig, grid_configs
 from lamina.weights.vit import is_adapter, merge_adapter
 
 logger = logging.getLogger(__name__)
@@ -83,16 +83,7 @@ class EvalConfig:
             if not isinstance(getattr(self, name), ProbeXConfig):
                 raise InputError(f"{name}: expected a ProbeXConfig or a dict, got "
                                  f"{type(getattr(self, name)).__name__}")
-        if not isinstance(self.probex_grid, list) or not all(isinstance(o, dict) for o in self.probex_grid):
-            raise InputError(f"probex_grid: expected a list of dicts of ProbeX settings, got {self.probex_grid!r}")
-        for o in self.probex_grid:
-            bad = sorted(map(repr, set(o) - (set(ProbeXConfig.__dataclass_fields__) - {"seed"})))
-            if bad:
-                raise InputError(f"probex_grid: unknown ProbeX setting(s) {', '.join(bad)}")
-            ProbeXConfig(**{**self.probex.to_dict(), **o})  # checks the values
-        if any(not o for o in self.probex_grid) or len({repr(sorted(o.items())) for o in self.probex_grid}) < len(
-                self.probex_grid):
-            raise InputError("probex_grid: an empty or repeated entry (the default settings are always tried)")
+        grid_configs(self.probex, self.probex_grid)  # checks the grid
         if isinstance(self.seeds, str | bytes) or not hasattr(self.seeds, "__len__") or not self.seeds:
             raise InputError(f"seeds: expected a non-empty list of integer seeds, got {self.seeds!r}")
         self.seeds = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(self.seeds)]

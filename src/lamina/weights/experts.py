@@ -33,7 +33,7 @@ from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.layers import load_layers, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.phrasings import category_phrasings
-from lamina.weights.probex import ProbeX, ProbeXConfig
+from lamina.weights.probex import ProbeX, ProbeXConfig, grid_configs
 from lamina.weights.text import TextAligner, embed_phrasings, embed_text
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
 
@@ -52,6 +52,8 @@ class TrainConfig:
 
     Attributes:
         probex: the experts' dimensions and training.
+        probex_grid: other ProbeX settings (dicts over ``probex``) that the layer sweep may choose, per tree, on
+            validation mAP (e.g. ``[{"activation": "linear", "weight_decay": 1e-3, "epochs": 60}]``).
         layers: candidate layers (``None``: every body tensor with >= 2 dimensions).
         heldout: category indices never shown to any probe (for zero-shot search); default none.
         val_fraction: share of each tree's models used to pick the layer.
@@ -61,6 +63,7 @@ class TrainConfig:
     """
 
     probex: ProbeXConfig = field(default_factory=ProbeXConfig)
+    probex_grid: list[dict] = field(default_factory=list)
     layers: list[str] | None = None
     heldout: list[int] = field(default_factory=list)
     val_fraction: float = 0.15
@@ -73,6 +76,7 @@ class TrainConfig:
             self.probex = ProbeXConfig.from_dict(self.probex)
         if not isinstance(self.probex, ProbeXConfig):
             raise InputError(f"probex: expected a ProbeXConfig or a dict, got {type(self.probex).__name__}")
+        grid_configs(self.probex, self.probex_grid)  # checks the grid
         check_number("val_fraction", self.val_fraction, high=0.5)
         check_seed("seed", self.seed)
         check_positive_int("fingerprint_dim", self.fingerprint_dim)
@@ -159,6 +163,7 @@ class ProbeXMixture(BaseEstimator):
         self.text_ = text
         phrased = embed_phrasings(category_phrasings(self.categories_, self.prompts_))  # C arrays (P_c, 384)
         self.experts_: dict[str, dict] = {}
+        candidates = grid_configs(cfg.probex, cfg.probex_grid)
         rng = np.random.default_rng(cfg.seed)
         for t in sorted(set(trees)):
             idx = np.array([i for i, x in enumerate(trees) if x == t])
@@ -180,11 +185,16 @@ class ProbeXMixture(BaseEstimator):
                     continue
                 rows = idx[kept]  # model indices whose layer was read, in X's order
                 is_val = np.isin(rows, val)
-                est = ProbeX(cfg.probex).fit(X[~is_val], Y[rows[~is_val]][:, self.seen_])
-                score = multilabel_metrics(Y[rows[is_val]][:, self.seen_], est.decision_function(X[is_val]))["map"]
-                log(f"tree {t}: layer {layer} {tuple(X.shape[1:])}: validation mAP {score:.3f}")
-                if best is None or score > best[0]:
-                    best = (score, layer, est, X[~is_val], rows[~is_val])
+                for settings, pcfg in zip([{}, *cfg.probex_grid], candidates, strict=True):
+                    est = ProbeX(pcfg).fit(X[~is_val], Y[rows[~is_val]][:, self.seen_])
+                    score = multilabel_metrics(Y[rows[is_val]][:, self.seen_],
+                                               est.decision_function(X[is_val]))["map"]
+                    how = f" {', '.join(f'{k}={v}' for k, v in settings.items()) or 'default'}" if cfg.probex_grid \
+                        else ""
+                    log(f"tree {t}: layer {layer} {tuple(X.shape[1:])}{how}: validation mAP {score:.3f}")
+                    # a NaN score (too few validation models) wins only as the first run (default settings)
+                    if best is None or score > best[0] or (np.isnan(best[0]) and not np.isnan(score)):
+                        best = (score, layer, est, X[~is_val], rows[~is_val])
             if best is None:
                 continue
             score, layer, est, Xtr, tr_ids = best

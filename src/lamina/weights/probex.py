@@ -86,6 +86,23 @@ class ProbeXConfig:
         return cls(**d)
 
 
+def grid_configs(base: ProbeXConfig, grid: list[dict], name: str = "probex_grid") -> list[ProbeXConfig]:
+    """``base`` and one config per entry of ``grid`` (each a dict of :class:`ProbeXConfig` settings over ``base``,
+    any but the seed): the candidates a validation sweep chooses from. Bad entries raise :class:`InputError`."""
+    if not isinstance(grid, list) or not all(isinstance(o, dict) for o in grid):
+        raise InputError(f"{name}: expected a list of dicts of ProbeX settings, got {grid!r}")
+    allowed = set(ProbeXConfig.__dataclass_fields__) - {"seed"}
+    out = [base]
+    for o in grid:
+        bad = sorted(map(repr, set(o) - allowed))
+        if bad:
+            raise InputError(f"{name}: unknown ProbeX setting(s) {', '.join(bad)}")
+        out.append(ProbeXConfig(**{**base.to_dict(), **o}))  # checks the values
+    if any(not o for o in grid) or len({repr(sorted(o.items())) for o in grid}) < len(grid):
+        raise InputError(f"{name}: an empty or repeated entry (the default settings are always tried)")
+    return out
+
+
 class ProbeXNet(nn.Module):
     """The ProbeX network for inputs of shape (B, d_H, d_W)."""
 
