@@ -33,7 +33,7 @@ from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.layers import load_layers, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.phrasings import category_phrasings
-from lamina.weights.probex import ProbeX, ProbeXConfig, grid_configs
+from lamina.weights.probex import ProbeX, ProbeXConfig, grid_configs, settings_text
 from lamina.weights.text import TextAligner, embed_phrasings, embed_text
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
 
@@ -189,8 +189,7 @@ class ProbeXMixture(BaseEstimator):
                     est = ProbeX(pcfg).fit(X[~is_val], Y[rows[~is_val]][:, self.seen_])
                     score = multilabel_metrics(Y[rows[is_val]][:, self.seen_],
                                                est.decision_function(X[is_val]))["map"]
-                    how = f" {', '.join(f'{k}={v}' for k, v in settings.items()) or 'default'}" if cfg.probex_grid \
-                        else ""
+                    how = f" {settings_text(settings)}" if cfg.probex_grid else ""
                     log(f"tree {t}: layer {layer} {tuple(X.shape[1:])}{how}: validation mAP {score:.3f}")
                     # a NaN score (too few validation models) wins only as the first run (default settings)
                     if best is None or score > best[0] or (np.isnan(best[0]) and not np.isnan(score)):

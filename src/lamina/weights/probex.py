@@ -103,6 +103,11 @@ def grid_configs(base: ProbeXConfig, grid: list[dict], name: str = "probex_grid"
     return out
 
 
+def settings_text(settings: dict) -> str:
+    """A grid entry as ``"activation=linear, weight_decay=0.001"`` (``"default"`` when empty), for logs and reports."""
+    return ", ".join(f"{k}={v}" for k, v in settings.items()) or "default"
+
+
 class ProbeXNet(nn.Module):
     """The ProbeX network for inputs of shape (B, d_H, d_W)."""
 

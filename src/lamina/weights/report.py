@@ -9,6 +9,7 @@ import numpy as np
 
 from lamina._io import atomic_path, write_json_atomic, write_text_atomic
 from lamina._process import new_figure
+from lamina.weights.probex import settings_text
 
 METRICS = ("map", "map_chance", "auc", "accuracy", "accuracy_chance", "fit_seconds", "n_params")
 
@@ -85,13 +86,13 @@ def markdown(report: dict) -> str:
     for r in sorted(report["layer_sweep"], key=lambda r: (r["tree"], r["layer"], r.get("variant", 0))):
         how = ""
         if grid:
-            how = " " + (", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "default") + " |"
+            how = f" {settings_text(r['settings'])} |"
         lines.append(f"| {r['tree']} | {r['layer']} | {'x'.join(map(str, r['shape']))} |{how} {r['val_map']:.3f} |")
     for t, o in sorted((report.get("best_settings") or {}).items()):
         if o:
             lines.append("")
             lines.append(f"Tree {t}: ProbeX, its compact variant and the dense logistic probe train with the chosen "
-                         f"settings {', '.join(f'{k}={v}' for k, v in o.items())}.")
+                         f"settings {settings_text(o)}.")
     skipped = sum(len(v) for v in report["skipped"].values()) + len(d.get("skipped", []))
     lines += ["", f"Broken models skipped: {skipped}."]
     return "\n".join(lines) + "\n"
