@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -144,6 +145,8 @@ def test_max_minutes_stops_cleanly_and_keeps_the_best(tiny_chelsa, tmp_path):
     enc = pretrain(stack, TINY, _cfg(max_minutes=1e-9), tmp_path / "mm", progress=False)
     info = _stopped(tmp_path / "mm")
     assert info["stopped"] == "max_minutes" and info["steps"] == 1
+    # the loop left early; the batch prefetch thread was stopped and joined all the same
+    assert not [t for t in threading.enumerate() if t.name == "lamina-batch-prefetch"]
     assert np.isfinite(enc.embed(lon=[0.0], lat=[0.0], month=1)).all()
     # a resumed run of a finished one does not train further
     pretrain(stack, TINY, _cfg(max_minutes=1e-9), tmp_path / "mm", progress=False)

@@ -54,3 +54,32 @@ def test_disk_backed_stack_reads_windows(tiny_chelsa):
     step, first = next(it)
     assert step == 3 and np.array_equal(first.lon, sampler.batch(3).lon)
     it.close()
+
+
+def _prefetchers():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "lamina-batch-prefetch"]
+
+
+def test_closing_the_batch_iterator_stops_its_prefetch_thread(stack):
+    # a prefetch thread left running (blocked on a full queue, or mid-read) when the interpreter exits can abort
+    # the process ("terminate called without an active exception"); closing must stop and join it
+    s = PixelSampler(stack, batch_size=256, seed=2)
+    it = s.iterate(0, prefetch=1)
+    next(it)
+    assert len(_prefetchers()) == 1
+    it.close()
+    assert _prefetchers() == []
+
+
+def test_an_error_in_the_prefetch_thread_reaches_the_consumer_and_ends_the_thread(stack, monkeypatch):
+    s = PixelSampler(stack, batch_size=256, seed=2)
+
+    def broken(step):
+        raise OSError(f"cannot read the window of step {step}")
+
+    monkeypatch.setattr(s, "batch", broken)
+    with pytest.raises(OSError, match="step 4"):
+        next(s.iterate(4))
+    assert _prefetchers() == []

@@ -12,6 +12,7 @@ CPU); each rank draws its own share of every batch and rank 0 validates, checkpo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -284,9 +285,10 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
     t_window, n_window, loss_ema = time.perf_counter(), 0, None
     stop_reason = st.finished
     module.train()
-    with bar:
+    # closing the batch iterator stops and joins its prefetch thread before the process goes on (or exits)
+    it = sampler.iterate(st.step) if not stop_reason else (b for b in ())
+    with bar, contextlib.closing(it):
         task = bar.add_task("train", total=config.max_steps, completed=st.step, info="")
-        it = sampler.iterate(st.step) if not stop_reason else iter(())
         for step, batch in it:
             if step >= config.max_steps:
                 stop_reason = "max_steps"

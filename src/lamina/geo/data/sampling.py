@@ -186,26 +186,33 @@ class PixelSampler:
         return Batch(cat("lon"), cat("lat"), cat("month"), cat("values"))
 
     def iterate(self, start_step: int = 0, *, prefetch: int = 2) -> Iterator[tuple[int, Batch]]:
-        """Yield ``(step, batch)`` from ``start_step`` on, preparing the next batches in a background thread."""
+        """Yield ``(step, batch)`` from ``start_step`` on, preparing the next batches in a background thread.
+
+        Close the iterator (``it.close()`` or ``contextlib.closing``) when done: closing stops the thread and waits
+        for it, so that no thread is left reading rasters while the interpreter shuts down (which can abort the
+        process).
+        """
         q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         stop = threading.Event()
+
+        def offer(item) -> None:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
 
         def work():
             step = start_step
             try:
                 while not stop.is_set():
-                    item = (step, self.batch(step))
-                    while not stop.is_set():
-                        try:
-                            q.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
+                    offer((step, self.batch(step)))
                     step += 1
             except BaseException as exc:  # surface errors in the consumer
-                q.put(exc)
+                offer(exc)
 
-        th = threading.Thread(target=work, daemon=True)
+        th = threading.Thread(target=work, name="lamina-batch-prefetch", daemon=True)
         th.start()
         try:
             while True:
@@ -215,3 +222,4 @@ class PixelSampler:
                 yield item
         finally:
             stop.set()
+            th.join()
