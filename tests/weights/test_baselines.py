@@ -8,6 +8,7 @@ import torch
 from lamina.errors import InputError
 from lamina.weights.baselines import (
     DenseLinearProbe,
+    LowRankProbe,
     RidgeProbe,
     StatNN,
     UpperBound,
@@ -102,3 +103,59 @@ def test_behaviour_of_a_model_that_always_answers_one_class():
     assert b.shape == (2, 2)
     np.testing.assert_allclose(b[:, 0], 1.0)  # every image gets the same class
     np.testing.assert_allclose(b[:, 1], np.exp(10) / (np.exp(10) + 2), rtol=1e-5)
+
+
+def _per_category_rank_one(n, d=32, c=8, amp=0.08, seed=0):
+    """SYNTHETIC: noise layers plus, for each category a model has, the category's own rank-1 pattern a_c b_c^T."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((c, d)), rng.standard_normal((c, d))
+    y = (rng.random((n, c)) < 0.3).astype(np.float32)
+    x = rng.standard_normal((n, d, d)) + amp * np.einsum("nc,ch,cw->nhw", y, a, b)
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_low_rank_probe_beats_ridge_where_each_category_has_its_own_low_rank_pattern(seed):
+    x, y = _per_category_rank_one(600, seed=seed)
+    ridge = RidgeProbe().fit(x[:150], y[:150])
+    low = LowRankProbe(rank=1).fit(x[:150], y[:150])
+    m_ridge = multilabel_metrics(y[150:], ridge.decision_function(x[150:]))["map"]
+    m_low = multilabel_metrics(y[150:], low.decision_function(x[150:]))["map"]
+    assert m_low > m_ridge + 0.1  # 150 models cannot pin 1024 numbers per category; 64 per category they can
+    assert low.n_params_ == 8 * (32 + 32 + 1) and low.n_params_ * 15 < ridge.n_params_
+    # the probes found are the planted input directions (up to sign and scale)
+    b = np.random.default_rng(seed).standard_normal((2, 8, 32))[1]
+    cos = np.abs(np.sum(low.probes_[:, :, 0] * b, 1)) / (np.linalg.norm(low.probes_[:, :, 0], axis=1)
+                                                          * np.linalg.norm(b, axis=1))
+    assert np.median(cos) > 0.8
+
+
+def test_low_rank_probe_reads_the_planted_signal_and_counts_its_parameters():
+    x, y = planted()
+    est = LowRankProbe(rank=2).fit(x[:200], y[:200])
+    m = multilabel_metrics(y[200:], est.decision_function(x[200:]))
+    assert m["map"] > 1.8 * m["map_chance"] and m["auc"] > 0.8
+    assert est.n_params_ == 6 * (2 * (16 + 24) + 1)
+    p = est.predict_proba(x[200:])
+    assert p.shape == (100, 6) and p.min() >= 0 and p.max() <= 1
+    # a rank above the layer's smaller side is clipped to it
+    assert LowRankProbe(rank=50).fit(x[:60], y[:60]).probes_.shape == (6, 24, 16)
+
+
+def test_low_rank_probe_rejects_bad_input():
+    x, y = planted(n=40)
+    with pytest.raises(InputError, match="rank"):
+        LowRankProbe(rank=0).fit(x, y)
+    with pytest.raises(InputError, match="N, d_H, d_W"):
+        LowRankProbe().fit(x.reshape(40, -1), y)
+    with pytest.raises(InputError, match="Y: expected"):
+        LowRankProbe().fit(x, y[:30])
+    bad = x.copy()
+    bad[3, 0, 0] = np.nan
+    with pytest.raises(InputError, match="finite"):
+        LowRankProbe().fit(bad, y)
+    with pytest.raises(InputError, match="not fitted"):
+        LowRankProbe().decision_function(x)
+    est = LowRankProbe().fit(x, y)
+    with pytest.raises(InputError, match="16, 24"):
+        est.decision_function(x[:, :8])

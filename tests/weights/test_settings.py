@@ -59,7 +59,8 @@ def test_probex_config_ranges(field, value, message):
 
 
 @pytest.mark.parametrize(("field", "value"), [("workers", 0), ("workers", True), ("dense_seeds", 0),
-                                              ("max_models_per_tree", 0), ("energy_images", -1)])
+                                              ("max_models_per_tree", 0), ("energy_images", -1),
+                                              ("low_rank", 0), ("low_rank", 2.5)])
 def test_eval_config_counts(field, value):
     with pytest.raises(InputError, match=rf"^{field}: expected an integer >= 1"):
         EvalConfig(**{field: value})
@@ -140,6 +141,7 @@ def _error_line(args) -> str:
     (("evaluate", "ZOO", "-o", "R", "--seeds", "0,-1"), "--seeds"),
     (("evaluate", "ZOO", "-o", "R", "--workers", "0"), "--workers"),
     (("evaluate", "ZOO", "-o", "R", "--dense-seeds", "0"), "--dense-seeds"),
+    (("evaluate", "ZOO", "-o", "R", "--low-rank", "0"), "--low-rank"),
     (("evaluate", "ZOO", "-o", "R", "--max-models", "0"), "--max-models"),
     (("zoo", "build", "-o", "ZOO", "--workers", "0", "--quiet"), "--workers"),
 ])

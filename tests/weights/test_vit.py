@@ -177,7 +177,8 @@ def test_transformer_zoo_end_to_end(tmp_path):
     largest = rep["largest_layer"]["vit-lora"]
     assert largest.startswith("blocks.0.attn.")
     for m in ("probex", f"probex@{largest}.lora_A", f"probex@{largest}.lora_B", f"probex-compact@{largest}",
-              f"dense-logistic@{largest}", f"ridge@{largest}", "zero-shot", "data-aware (model)"):
+              f"dense-logistic@{largest}", f"ridge@{largest}", f"low-rank@{largest}", "zero-shot",
+              "data-aware (model)"):
         assert ("vit-lora", m) in methods, m
     assert not any(m.endswith((".lora_A", ".lora_B")) for t, m in methods if t == "vit-full")
     assert ("vit-full", "data-aware (layer)") not in methods  # the ViT's first layer reads patches

@@ -325,6 +325,7 @@ def evaluate(
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each)."),
     max_models: int = typer.Option(None, "--max-models", help="Use at most this many models per tree."),
     dense_seeds: int = typer.Option(1, "--dense-seeds", help="Seeds for the (slow) dense logistic probe."),
+    low_rank: int = typer.Option(2, "--low-rank", help="Probes per category of the low-rank probe."),
     probex_grid: str = typer.Option(
         "", "--probex-grid",
         help="Other ProbeX settings the validation sweep may choose per tree, ';' between candidates, e.g. "
@@ -348,10 +349,12 @@ def evaluate(
     check_positive_int("--epochs", epochs)
     check_positive_int("--workers", workers)
     check_positive_int("--dense-seeds", dense_seeds)
+    check_positive_int("--low-rank", low_rank)
     if max_models is not None:
         check_positive_int("--max-models", max_models)
     cfg = EvalConfig(seeds=seed_list, probex=ProbeXConfig(epochs=epochs), workers=workers,
-                     max_models_per_tree=max_models, dense_seeds=dense_seeds, probex_grid=_probex_grid(probex_grid))
+                     max_models_per_tree=max_models, dense_seeds=dense_seeds, low_rank=low_rank,
+                     probex_grid=_probex_grid(probex_grid))
     rep = evaluate_zoo(zoo, cfg, log=lambda m: typer.echo(m, err=True))
     files = write_report(rep, out)
     typer.echo((out / "report.md").read_text())

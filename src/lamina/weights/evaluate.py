@@ -16,6 +16,8 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
   zero-padded to the tree's largest rank, beside ``probex@L`` on their product ``B @ A``;
 - ``dense-logistic@L`` and ``ridge@L``: dense linear probes on the flattened largest layer (the logistic one, by
   far the slowest method, on the first ``dense_seeds`` seeds only);
+- ``low-rank@L``: per category, ``low_rank`` probes of layer L and a read vector for each, fitted in closed form
+  from the ridge solution (:class:`~lamina.weights.baselines.LowRankProbe`);
 - ``statnn``: weight statistics of every layer + gradient boosting;
 - ``cross-tree@L``: one ProbeX trained on the union of all trees whose layer L has the same shape (no experts);
 - ``data-aware (layer)`` and ``data-aware (model)``: data-aware probes that use images (the first layer's change
@@ -43,6 +45,7 @@ from lamina.errors import InputError
 from lamina.weights._checks import check_number
 from lamina.weights.baselines import (
     DenseLinearProbe,
+    LowRankProbe,
     RidgeProbe,
     StatNN,
     UpperBound,
@@ -74,6 +77,7 @@ class EvalConfig:
     max_models_per_tree: int | None = None
     energy_images: int = 32
     dense_seeds: int = 1
+    low_rank: int = 2  # probes per category of the low-rank probe (chosen on vit-lora's seed-0 validation models)
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -98,6 +102,7 @@ class EvalConfig:
             check_positive_int("max_models_per_tree", self.max_models_per_tree)
         check_positive_int("energy_images", self.energy_images)
         check_positive_int("dense_seeds", self.dense_seeds)
+        check_positive_int("low_rank", self.low_rank)
         check_positive_int("workers", self.workers)
 
     def to_dict(self) -> dict:
@@ -229,6 +234,9 @@ def _seed_task(args) -> list[dict]:
         ridge = RidgeProbe().fit(X[tr], Y[tr][:, seen])
         add(f"ridge@{largest}", largest, Y[te][:, seen], ridge.decision_function(X[te]), ridge.fit_seconds_,
             ridge.n_params_, alpha=ridge.alpha_)
+        low = LowRankProbe(rank=cfg.low_rank).fit(X[tr], Y[tr][:, seen])
+        add(f"low-rank@{largest}", largest, Y[te][:, seen], low.decision_function(X[te]), low.fit_seconds_,
+            low.n_params_)
         stat = StatNN(seed=seed).fit(d["stats"][tr], Y[tr][:, seen])
         add("statnn", "all", Y[te][:, seen], stat.predict_proba(d["stats"][te]), stat.fit_seconds_, 0)
         for name, key in (("data-aware (layer)", "response"), ("data-aware (model)", "behaviour")):

@@ -1,0 +1,126 @@
+"""Where a LoRA tree's layer keeps what its models were trained on: shared views against per-category directions,
+and whether a category is the sum of its parts (garment, view). All on one tree's layer, fitted on the training
+models of evaluation seed 0 and scored on its validation models (the test models are left alone).
+
+    python scripts/weights_lora_structure.py TZOO/ -o docs/figures/weights-transformer/lora_structure.json
+
+Readouts compared (closed form, ridge penalties by leave-one-out):
+- ``ridge``: the dense ridge probe on the flattened layer;
+- ``shared probes r``: the layer read through r shared input directions (the top principal directions of its rows,
+  as ProbeX's probes start), ridge on the (d_H x r) responses; ``shared two-sided r``: also r output directions;
+- ``ridge truncated k``: each category's ridge coefficient matrix cut to rank k (no refit);
+- ``low-rank k``: :class:`lamina.weights.baselines.LowRankProbe` with k probes per category;
+- composition: ridge probes of the parts (garment / view present among a model's seen categories), and the
+  held-out categories scored from their parts (sum of the part scores) or from an additive model of the seen
+  categories' ridge coefficients (category = garment + view).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import RidgeCV
+
+from lamina._io import write_json_atomic
+from lamina.weights.baselines import LowRankProbe
+from lamina.weights.catalogue import Catalogue
+from lamina.weights.data import GARMENTS
+from lamina.weights.evaluate import EvalConfig, _split, default_heldout
+from lamina.weights.layers import layer_from_state, read_state
+from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probex import preprocess
+
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+
+
+def _map(y, s) -> float:
+    return round(float(multilabel_metrics(y, s)["map"]), 4)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("zoo", type=Path)
+    ap.add_argument("-o", "--output", type=Path, required=True)
+    ap.add_argument("--tree", default="vit-lora")
+    ap.add_argument("--layer", default="blocks.1.attn.v")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    with Catalogue(args.zoo) as cat:
+        models = cat.models(args.tree)
+    x = np.stack([layer_from_state(read_state(args.zoo / m["path"]), args.layer, source=m["path"]) for m in models])
+    n_cat = max(max(m["categories"]) for m in models) + 1
+    n_views = -(-n_cat // len(GARMENTS))
+    n_cat = n_views * len(GARMENTS)
+    held = default_heldout([{}] * n_cat, n_views)
+    seen = [c for c in range(n_cat) if c not in held]
+    Yall = labels_matrix([m["categories"] for m in models], n_cat).astype(np.float32)
+    Y, H = Yall[:, seen], Yall[:, held]
+    tr, va, _ = _split(len(models), args.seed, EvalConfig(seeds=[args.seed]))
+    X = preprocess(x, x[tr].mean(0), True)
+    n, d_h, d_w = X.shape
+    flat = X.reshape(n, -1)
+    out: dict = {"zoo": str(args.zoo), "tree": args.tree, "layer": args.layer, "shape": [d_h, d_w],
+                 "models": {"train": len(tr), "validation": len(va)}, "seed": args.seed,
+                 "chance": {"seen": round(float(Y[va].mean()), 4), "heldout": round(float(H[va].mean()), 4)}}
+    C = len(seen)
+
+    dense = RidgeCV(alphas=ALPHAS).fit(flat[tr], Y[tr])
+    rows = [{"readout": "ridge", "params": C * (d_h * d_w + 1), "val_map": _map(Y[va], dense.predict(flat[va]))}]
+    _, _, right = np.linalg.svd(X[tr].reshape(-1, d_w), full_matrices=False)
+    _, _, left = np.linalg.svd(X[tr].transpose(0, 2, 1).reshape(-1, d_h), full_matrices=False)
+    for r in (4, 8, 16):
+        F = np.einsum("nhw,wk->nhk", X, right[:r].T).reshape(n, -1)
+        m = RidgeCV(alphas=ALPHAS).fit(F[tr], Y[tr])
+        rows.append({"readout": f"shared probes {r}", "params": d_w * r + C * (d_h * r + 1),
+                     "val_map": _map(Y[va], m.predict(F[va]))})
+        F = np.einsum("nhw,wk,hj->njk", X, right[:r].T, left[:r].T).reshape(n, -1)
+        m = RidgeCV(alphas=ALPHAS).fit(F[tr], Y[tr])
+        rows.append({"readout": f"shared two-sided {r}", "params": (d_w + d_h) * r + C * (r * r + 1),
+                     "val_map": _map(Y[va], m.predict(F[va]))})
+    coef = dense.coef_.reshape(C, d_h, d_w)
+    u, s, vt = np.linalg.svd(coef)
+    for k in (1, 2, 4):
+        cut = np.einsum("cik,ck,ckj->cij", u[:, :, :k], s[:, :k], vt[:, :k, :])
+        rows.append({"readout": f"ridge truncated {k}", "params": C * (k * (d_h + d_w) + 1),
+                     "val_map": _map(Y[va], np.einsum("nij,cij->nc", X[va], cut) + dense.intercept_)})
+    for k in (1, 2, 3, 4):
+        low = LowRankProbe(rank=k).fit(x[tr], Y[tr])
+        rows.append({"readout": f"low-rank {k}", "params": low.n_params_,
+                     "val_map": _map(Y[va], low.decision_function(x[va]))})
+    out["readouts"] = rows
+
+    # composition: the parts of seen categories, and held-out categories from their parts
+    Ys = Yall.copy()
+    Ys[:, held] = 0
+    garment = np.stack([Ys[:, g * n_views:(g + 1) * n_views].max(1) for g in range(len(GARMENTS))], 1)
+    view = np.stack([Ys[:, v::n_views].max(1) for v in range(n_views)], 1)
+    mg, mv = RidgeCV(alphas=ALPHAS).fit(flat[tr], garment[tr]), RidgeCV(alphas=ALPHAS).fit(flat[tr], view[tr])
+    sg, sv = mg.predict(flat[va]), mv.predict(flat[va])
+    by_parts = np.stack([sg[:, c // n_views] + sv[:, c % n_views] for c in held], 1)
+    parts = np.zeros((n_cat, len(GARMENTS) + n_views))
+    for c in range(n_cat):
+        parts[c, c // n_views] = parts[c, len(GARMENTS) + c % n_views] = 1
+    P = parts[seen]
+    additive = np.linalg.lstsq(P, np.c_[dense.coef_, dense.intercept_], rcond=None)[0]  # (parts, D + 1)
+    fitted_seen = flat[va] @ (P @ additive[:, :-1]).T + P @ additive[:, -1]
+    fitted_held = flat[va] @ (parts[held] @ additive[:, :-1]).T + parts[held] @ additive[:, -1]
+    out["composition"] = {
+        "garment_present_map": _map(garment[va], sg), "view_present_map": _map(view[va], sv),
+        "heldout_from_part_scores_map": _map(H[va], by_parts),
+        "heldout_from_additive_model_map": _map(H[va], fitted_held),
+        "seen_additive_model_map": _map(Y[va], fitted_seen),
+        "seen_ridge_map": rows[0]["val_map"],
+    }
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    write_json_atomic(args.output, out)
+    for r in rows:
+        print(f"{r['readout']:24s} params {r['params']:>9,}  validation mAP {r['val_map']:.3f}")
+    print({k: v for k, v in out["composition"].items()}, f"chance {out['chance']}")
+
+
+if __name__ == "__main__":
+    main()
