@@ -9,7 +9,8 @@ Readouts compared (closed form, ridge penalties by leave-one-out):
 - ``shared probes r``: the layer read through r shared input directions (the top principal directions of its rows,
   as ProbeX's probes start), ridge on the (d_H x r) responses; ``shared two-sided r``: also r output directions;
 - ``ridge truncated k``: each category's ridge coefficient matrix cut to rank k (no refit);
-- ``low-rank k``: :class:`lamina.weights.baselines.LowRankProbe` with k probes per category;
+- ``low-rank k``: :class:`lamina.weights.baselines.LowRankProbe` with k probes per category (one alternating step,
+  and at rank 2 also two and three);
 - composition: ridge probes of the parts (garment / view present among a model's seen categories), and the
   held-out categories scored from their parts (sum of the part scores) or from an additive model of the seen
   categories' ridge coefficients (category = garment + view).
@@ -87,9 +88,9 @@ def main() -> None:
         cut = np.einsum("cik,ck,ckj->cij", u[:, :, :k], s[:, :k], vt[:, :k, :])
         rows.append({"readout": f"ridge truncated {k}", "params": C * (k * (d_h + d_w) + 1),
                      "val_map": _map(Y[va], np.einsum("nij,cij->nc", X[va], cut) + dense.intercept_)})
-    for k in (1, 2, 3, 4):
-        low = LowRankProbe(rank=k).fit(x[tr], Y[tr])
-        rows.append({"readout": f"low-rank {k}", "params": low.n_params_,
+    for k, steps in ((1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (2, 3)):
+        low = LowRankProbe(rank=k, steps=steps).fit(x[tr], Y[tr])
+        rows.append({"readout": f"low-rank {k}" + (f", {steps} steps" if steps > 1 else ""), "params": low.n_params_,
                      "val_map": _map(Y[va], low.decision_function(x[va]))})
     out["readouts"] = rows
 

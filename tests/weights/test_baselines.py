@@ -146,16 +146,22 @@ def test_low_rank_probe_rejects_bad_input():
     x, y = planted(n=40)
     with pytest.raises(InputError, match="rank"):
         LowRankProbe(rank=0).fit(x, y)
+    with pytest.raises(InputError, match="steps"):
+        LowRankProbe(steps=0).fit(x, y)
     with pytest.raises(InputError, match="N, d_H, d_W"):
         LowRankProbe().fit(x.reshape(40, -1), y)
     with pytest.raises(InputError, match="Y: expected"):
         LowRankProbe().fit(x, y[:30])
     bad = x.copy()
     bad[3, 0, 0] = np.nan
-    with pytest.raises(InputError, match="finite"):
+    with pytest.raises(InputError, match="NaN or infinite"):
         LowRankProbe().fit(bad, y)
+    with pytest.raises(InputError, match="label is NaN"):
+        LowRankProbe().fit(x, np.where(y > 0, np.inf, 0))
     with pytest.raises(InputError, match="not fitted"):
         LowRankProbe().decision_function(x)
     est = LowRankProbe().fit(x, y)
     with pytest.raises(InputError, match="16, 24"):
         est.decision_function(x[:, :8])
+    with pytest.raises(InputError, match="NaN or infinite"):  # never a NaN score
+        est.decision_function(bad)

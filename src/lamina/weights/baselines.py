@@ -111,19 +111,23 @@ class LowRankProbe(BaseEstimator):
     sits in different directions of the layer for each category, so that a shared low-dimensional view loses it.
 
     Fit, all in closed form: the dense ridge solution (:class:`RidgeProbe`) gives each category's first probes (the
-    top right singular vectors of its coefficient matrix); then one alternating step refits, per category, the
-    read vectors with the probes fixed and the probes with the read vectors fixed, each by ridge regression with
-    its penalty picked by leave-one-out among ``alphas``. Further alternating steps overfit (validation mAP falls).
+    top right singular vectors of its coefficient matrix); then each of ``steps`` alternating steps refits, per
+    category, the read vectors with the probes fixed and the probes with the read vectors fixed, each by ridge
+    regression with its penalty picked by leave-one-out among ``alphas``. On the LoRA tree further steps overfit
+    (validation mAP falls; ``scripts/weights_lora_structure.py``), hence one by default.
     """
 
-    def __init__(self, rank: int = 2, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)):
+    def __init__(self, rank: int = 2, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0),
+                 steps: int = 1):
         self.rank = rank
         self.alphas = alphas
+        self.steps = steps
 
     def fit(self, X, Y) -> LowRankProbe:
         from sklearn.linear_model import RidgeCV
 
         check_positive_int("LowRankProbe.rank", self.rank)
+        check_positive_int("LowRankProbe.steps", self.steps)
         X, Y = _check_layers_and_labels(X, Y)
         t0 = time.perf_counter()
         self.mean_ = X.mean(0)
@@ -137,9 +141,11 @@ class LowRankProbe(BaseEstimator):
         self.intercept_ = np.zeros(Y.shape[1], np.float32)
         for c in range(Y.shape[1]):
             b = np.linalg.svd(coef[c], full_matrices=False)[2][:k].T.astype(np.float32)  # (d_W, k)
-            a = RidgeCV(alphas=self.alphas).fit((Z @ b).reshape(n, -1), Y[:, c]).coef_.reshape(d_h, k)
-            fit = RidgeCV(alphas=self.alphas).fit(np.einsum("nhw,hk->nwk", Z, a).reshape(n, -1), Y[:, c])
-            self.read_[c], self.probes_[c] = a, fit.coef_.reshape(d_w, k)
+            for _ in range(int(self.steps)):
+                a = RidgeCV(alphas=self.alphas).fit((Z @ b).reshape(n, -1), Y[:, c]).coef_.reshape(d_h, k)
+                fit = RidgeCV(alphas=self.alphas).fit(np.einsum("nhw,hk->nwk", Z, a).reshape(n, -1), Y[:, c])
+                b = fit.coef_.reshape(d_w, k)
+            self.read_[c], self.probes_[c] = a, b
             self.intercept_[c] = fit.intercept_
         self.fit_seconds_ = time.perf_counter() - t0
         self.n_params_ = int(Y.shape[1] * (k * (d_h + d_w) + 1))
@@ -148,25 +154,30 @@ class LowRankProbe(BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         if not hasattr(self, "probes_"):
             raise InputError("LowRankProbe: not fitted yet; call fit first")
-        X = np.asarray(X, np.float32)
-        if X.ndim != 3 or X.shape[1:] != self.mean_.shape:
-            raise InputError(f"X: expected (N, {self.mean_.shape[0]}, {self.mean_.shape[1]}) layers, got shape "
-                             f"{X.shape}")
-        Z = preprocess(X, self.mean_, True)
+        Z = preprocess(_check_layers(X, self.mean_.shape), self.mean_, True)
         return np.einsum("nhw,chk,cwk->nc", Z, self.read_, self.probes_, optimize=True) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
         return np.clip(self.decision_function(X), 0.0, 1.0)
 
 
+def _check_layers(X, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """X as float32 (N, d_H, d_W) finite layers (of ``shape`` when given)."""
+    X = np.asarray(X, np.float32)
+    want = "d_H, d_W" if shape is None else f"{shape[0]}, {shape[1]}"
+    if X.ndim != 3 or 0 in X.shape or (shape is not None and X.shape[1:] != tuple(shape)):
+        raise InputError(f"X: expected (N, {want}) layers, got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise InputError("X: a layer holds NaN or infinite values")
+    return X
+
+
 def _check_layers_and_labels(X, Y) -> tuple[np.ndarray, np.ndarray]:
-    X, Y = np.asarray(X, np.float32), np.asarray(Y, np.float32)
-    if X.ndim != 3 or 0 in X.shape:
-        raise InputError(f"X: expected (N, d_H, d_W) layers, got shape {X.shape}")
+    X, Y = _check_layers(X), np.asarray(Y, np.float32)
     if Y.ndim != 2 or len(Y) != len(X) or Y.shape[1] == 0:
         raise InputError(f"Y: expected ({len(X)}, C) labels, got shape {Y.shape}")
-    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
-        raise InputError("X and Y must be finite (a layer or a label is NaN or infinite)")
+    if not np.isfinite(Y).all():
+        raise InputError("Y: a label is NaN or infinite")
     return X, Y
 
 
