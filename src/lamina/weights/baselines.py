@@ -110,8 +110,9 @@ class LowRankProbe(BaseEstimator):
     dense probes. Unlike ProbeX, no probe is shared between categories: on a LoRA tree what tells categories apart
     sits in different directions of the layer for each category, so that a shared low-dimensional view loses it.
 
-    Fit, all in closed form: the dense ridge solution (:class:`RidgeProbe`) gives each category's first probes (the
-    top right singular vectors of its coefficient matrix); then each of ``steps`` alternating steps refits, per
+    Fit, all in closed form: a dense ridge fit on the flattened layer (as :class:`RidgeProbe`, with the penalty
+    picked among this probe's ``alphas``) gives each category's first probes (the top right singular vectors of its
+    coefficient matrix); then each of ``steps`` alternating steps refits, per
     category, the read vectors with the probes fixed and the probes with the read vectors fixed, each by ridge
     regression with its penalty picked by leave-one-out among ``alphas``. On the LoRA tree further steps overfit
     (validation mAP falls; ``scripts/weights_lora_structure.py``), hence one by default.

@@ -77,7 +77,7 @@ class EvalConfig:
     max_models_per_tree: int | None = None
     energy_images: int = 32
     dense_seeds: int = 1
-    low_rank: int = 2  # probes per category of the low-rank probe (chosen on vit-lora's seed-0 validation models)
+    low_rank: int = 2  # probes per category of the low-rank probe: a parameter budget near the compact ProbeX's
     workers: int = 2
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ Validation is spatial: the globe is cut into ``block_deg`` x ``block_deg`` block
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,4 +223,5 @@ class PixelSampler:
                 yield item
         finally:
             stop.set()
-            th.join()
+            if not sys.is_finalizing():  # at interpreter exit the thread can no longer run, so it cannot end
+                th.join()
