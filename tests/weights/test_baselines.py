@@ -188,3 +188,21 @@ def test_low_rank_probe_scores_are_its_bilinear_form_with_the_last_fits_intercep
         fit = RidgeCV(alphas=est.alphas).fit(feats, y[:, c])
         assert est.intercept_[c] == pytest.approx(fit.intercept_, abs=1e-5)
         np.testing.assert_allclose(est.probes_[c], fit.coef_.reshape(12, 2), rtol=1e-4, atol=1e-6)
+
+
+def test_low_rank_probe_calibrates_and_round_trips_through_its_state():
+    x, y = _per_category_rank_one(300, d=12, c=5, amp=0.4, seed=4)
+    est = LowRankProbe(rank=1).fit(x[:200], y[:200])
+    clipped = est.predict_proba(x[200:])
+    assert clipped.min() >= 0 and clipped.max() <= 1
+    est.calibrate(x[200:250], y[200:250])
+    p, s = est.predict_proba(x[250:]), est.decision_function(x[250:])
+    assert np.all((p > 0) & (p < 1)) and est.platt_[0] > 0  # higher score, higher probability
+    order = np.argsort(s.ravel())
+    assert np.all(np.diff(p.ravel()[order]) >= 0)
+    back = LowRankProbe.from_state(est.state_tensors("t/"), est.state_config(), prefix="t/")
+    np.testing.assert_array_equal(back.predict_proba(x[250:]), p)
+    with pytest.raises(InputError, match="both labels"):
+        est.calibrate(x[:10], np.zeros((10, 5)))
+    with pytest.raises(InputError, match=r"\(10, 5\)"):
+        est.calibrate(x[:10], np.zeros((10, 4)))

@@ -232,3 +232,37 @@ def test_nan_or_inf_layer_is_named_before_any_arithmetic(tiny_zoo, tiny_probe, t
                 mix.predict_file(path)
             with pytest.raises(InputError, match=f"{name}: holds NaN or infinite"):
                 mix.router_.route_state(state, source=str(path))
+
+
+def test_train_with_the_low_rank_reader_predicts_with_it_after_a_reload(tiny_zoo, tmp_path):
+    from lamina.weights.experts import ProbeXMixture
+    from lamina.weights.layers import read_layer
+
+    r = run("train", tiny_zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "2", "--r-u", "4", "--r-v", "4",
+            "--r-t", "8", "--reader", "low-rank", "--low-rank", "1")
+    assert r.exit_code == 0, r.output
+    assert "low-rank reader on fc1: validation mAP" in r.output
+    out = _json_tail(r.output)
+    assert {t["reader"] for t in out["trees"].values()} == {"low-rank"}
+    mix = ProbeXMixture.load(tmp_path / "p")
+    model = read_catalogue(tiny_zoo, "models", tree="mlp-digits")[0]
+    path = tiny_zoo / model["path"]
+    pred = mix.predict_file(path)
+    low = mix.experts_[pred["tree"]]["low_rank"]
+    assert low.rank == 1 and low.platt_ is not None  # calibrated on the validation models
+    expect = low.predict_proba(read_layer(path, "fc1")[None])[0]
+    np.testing.assert_allclose(pred["probabilities"][mix.seen_], expect, rtol=1e-5, atol=1e-6)
+    assert np.all((pred["probabilities"] > 0) & (pred["probabilities"] < 1))
+    # the search index was built with the same reader
+    i = mix.index_ids_.index(model["id"])
+    np.testing.assert_allclose(mix.index_probs_[i][mix.seen_], expect, rtol=1e-4, atol=1e-5)
+    # auto keeps, per tree, the reader with the better validation mAP
+    r = run("train", tiny_zoo, "-o", tmp_path / "a", "--layer", "fc1", "--epochs", "2", "--r-u", "4", "--r-v", "4",
+            "--r-t", "8", "--reader", "auto")
+    assert r.exit_code == 0, r.output
+    auto = ProbeXMixture.load(tmp_path / "a")
+    for info in auto.experts_.values():
+        if info["reader"] == "low-rank":
+            assert info["val_map"] > info["probex_val_map"]
+    bad = run("train", tiny_zoo, "-o", tmp_path / "q", "--reader", "ridge")
+    assert bad.exit_code == 2 and "--reader: expected one of" in bad.output and not (tmp_path / "q").exists()

@@ -103,6 +103,14 @@ def test_train_config_fraction():
         TrainConfig(val_fraction=math.inf)
 
 
+def test_train_config_reader():
+    with pytest.raises(InputError, match=r"^reader: expected one of 'probex', 'low-rank', 'auto', got 'ridge'"):
+        TrainConfig(reader="ridge")
+    with pytest.raises(InputError, match=r"^low_rank: expected an integer >= 1"):
+        TrainConfig(low_rank=0)
+    assert TrainConfig().reader == "probex"  # ProbeX unless asked otherwise
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"lr": math.inf}, r"^TextAligner\.lr: expected a finite number > 0"),
     ({"lr": True}, r"^TextAligner\.lr: expected a finite number > 0"),
@@ -142,6 +150,8 @@ def _error_line(args) -> str:
     (("evaluate", "ZOO", "-o", "R", "--workers", "0"), "--workers"),
     (("evaluate", "ZOO", "-o", "R", "--dense-seeds", "0"), "--dense-seeds"),
     (("evaluate", "ZOO", "-o", "R", "--low-rank", "0"), "--low-rank"),
+    (("train", "ZOO", "-o", "P", "--low-rank", "0"), "--low-rank"),
+    (("train", "ZOO", "-o", "P", "--reader", "ridge"), "--reader"),
     (("evaluate", "ZOO", "-o", "R", "--max-models", "0"), "--max-models"),
     (("zoo", "build", "-o", "ZOO", "--workers", "0", "--quiet"), "--workers"),
 ])

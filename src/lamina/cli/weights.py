@@ -124,6 +124,11 @@ def train(
         "", "--probex-grid",
         help="Other ProbeX settings the layer sweep may choose per tree, ';' between candidates, e.g. "
              "'activation=linear,weight_decay=1e-3,epochs=60' (LoRA trees read better so)."),
+    reader: str = typer.Option(
+        "probex", "--reader",
+        help="What gives a tree's seen-category probabilities: probex, low-rank (per category, a few probes of the "
+             "expert's layer; reads LoRA trees better) or auto (the better of the two on validation)."),
+    low_rank: int = typer.Option(2, "--low-rank", help="Probes per category of the low-rank reader."),
     seed: int = typer.Option(0, "--seed", help="Seed of splits and initialisation."),
     threads: int = typer.Option(1, "--threads", help="torch threads (at most the cores you may use)."),
 ) -> None:
@@ -135,12 +140,15 @@ def train(
 
     from lamina._validation import check_positive_int, check_seed
     from lamina.errors import InputError
-    from lamina.weights.experts import ProbeXMixture, TrainConfig
+    from lamina.weights.experts import READERS, ProbeXMixture, TrainConfig
     from lamina.weights.search import register_probe
 
     check_positive_int("--threads", threads)  # before torch.set_num_threads, which refuses 0 with a traceback
     check_seed("--seed", seed)
     check_positive_int("--epochs", epochs)
+    check_positive_int("--low-rank", low_rank)
+    if reader not in READERS:
+        raise InputError(f"--reader: expected one of {', '.join(READERS)}, got {reader!r}")
     torch.set_num_threads(threads)
     try:
         held = [int(x) for x in heldout.split(",") if x.strip()]
@@ -148,12 +156,14 @@ def train(
         raise InputError(f"--heldout: expected comma-separated integers, got {heldout!r}") from None
     probex = _probex_config(r_u, r_v, r_t, epochs, seed, activation=activation, weight_decay=weight_decay)
     cfg = TrainConfig(probex=probex, probex_grid=_probex_grid(probex_grid), layers=layer or None, heldout=held,
-                      seed=seed)
+                      seed=seed, reader=reader, low_rank=low_rank)
     mix = ProbeXMixture(cfg).fit_zoo(zoo, log=lambda m: typer.echo(m, err=True))
     mix.save(out, zoo=zoo)
     register_probe(zoo, out)
-    echo_json({"probe": str(out), "trees": {t: {"layer": e["layer"], "val_map": round(e["val_map"], 4),
-                                                "n_train": e["n_train"]} for t, e in mix.experts_.items()},
+    trees = {t: {"layer": e["layer"], "reader": e["reader"], "val_map": round(e["val_map"], 4), "n_train": e["n_train"],
+                 **({"probex_val_map": round(e["probex_val_map"], 4)} if "probex_val_map" in e else {})}
+             for t, e in mix.experts_.items()}
+    echo_json({"probe": str(out), "trees": trees,
                "skipped": mix.skipped_, "dropped": {"count": len(mix.dropped_), "files": mix.dropped_}})
 
 

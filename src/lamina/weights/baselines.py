@@ -158,8 +158,47 @@ class LowRankProbe(BaseEstimator):
         Z = preprocess(_check_layers(X, self.mean_.shape), self.mean_, True)
         return np.einsum("nhw,chk,cwk->nc", Z, self.read_, self.probes_, optimize=True) + self.intercept_
 
+    def calibrate(self, X, Y) -> LowRankProbe:
+        """Fit one sigmoid ``p = expit(s * score + b)`` for all categories on held-out models X (N, d_H, d_W), Y (N, C),
+        so that :meth:`predict_proba` gives probabilities (before: the scores clipped to [0, 1])."""
+        from sklearn.linear_model import LogisticRegression
+
+        scores = self.decision_function(X).ravel()
+        y = np.asarray(Y, np.float32)
+        if y.shape != (len(X), self.intercept_.size) or not np.isfinite(y).all():
+            raise InputError(f"Y: expected ({len(X)}, {self.intercept_.size}) finite labels, got shape {y.shape}")
+        y = y.ravel() > 0.5
+        if y.all() or not y.any():
+            raise InputError("calibrate: the held-out models need both labels (some categories in, some not)")
+        lr = LogisticRegression(C=1e4).fit(scores[:, None].astype(np.float64), y)
+        self.platt_ = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+        return self
+
     def predict_proba(self, X) -> np.ndarray:
-        return np.clip(self.decision_function(X), 0.0, 1.0)
+        s = self.decision_function(X)
+        if getattr(self, "platt_", None) is None:
+            return np.clip(s, 0.0, 1.0)
+        return expit(self.platt_[0] * s + self.platt_[1]).astype(np.float32)
+
+    # ------------------------------------------------------------------------ storage (a probe's checkpoint)
+    def state_tensors(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {f"{prefix}mean": self.mean_, f"{prefix}read": self.read_, f"{prefix}probes": self.probes_,
+                f"{prefix}intercept": self.intercept_}
+
+    def state_config(self) -> dict:
+        return {"rank": int(self.rank), "alphas": [float(a) for a in self.alphas], "steps": int(self.steps),
+                "platt": list(getattr(self, "platt_", None) or []), "n_params": self.n_params_,
+                "fit_seconds": self.fit_seconds_}
+
+    @classmethod
+    def from_state(cls, tensors: dict, doc: dict, prefix: str = "") -> LowRankProbe:
+        est = cls(rank=int(doc["rank"]), alphas=tuple(doc["alphas"]), steps=int(doc["steps"]))
+        for name in ("mean", "read", "probes", "intercept"):
+            setattr(est, f"{name}_", np.asarray(tensors[f"{prefix}{name}"], np.float32))
+        est.platt_ = tuple(doc["platt"]) if doc.get("platt") else None
+        est.n_params_ = int(doc.get("n_params", 0))
+        est.fit_seconds_ = float(doc.get("fit_seconds", float("nan")))
+        return est
 
 
 def _check_layers(X, shape: tuple[int, int] | None = None) -> np.ndarray:

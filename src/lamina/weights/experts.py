@@ -29,6 +29,7 @@ from lamina._process import torch_threads
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number, checkpoint_content
+from lamina.weights.baselines import LowRankProbe
 from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.layers import load_layers, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
@@ -46,6 +47,9 @@ def check_top(top) -> int:
     return check_positive_int("top", top)
 
 
+READERS = ("probex", "low-rank", "auto")
+
+
 @dataclass
 class TrainConfig:
     """How :meth:`ProbeXMixture.fit_zoo` trains.
@@ -60,6 +64,11 @@ class TrainConfig:
         seed: split and initialisation seed.
         fingerprint_dim: random projection size for tree discovery.
         min_sep: separation a Ward split needs to count as two trees (see :func:`~lamina.weights.trees.separation`).
+        reader: what gives the seen categories' probabilities of a tree: ``"probex"`` (its expert), ``"low-rank"``
+            (a :class:`~lamina.weights.baselines.LowRankProbe` on the expert's layer, calibrated on the validation
+            models) or ``"auto"`` (whichever of the two scores the higher validation mAP). ProbeX's probe responses
+            serve the text readout and the search index in every case.
+        low_rank: probes per category of the low-rank reader.
     """
 
     probex: ProbeXConfig = field(default_factory=ProbeXConfig)
@@ -70,6 +79,8 @@ class TrainConfig:
     seed: int = 0
     fingerprint_dim: int = 128
     min_sep: float = 6.0
+    reader: str = "probex"
+    low_rank: int = 2
 
     def __post_init__(self) -> None:
         if isinstance(self.probex, dict):
@@ -81,6 +92,9 @@ class TrainConfig:
         check_seed("seed", self.seed)
         check_positive_int("fingerprint_dim", self.fingerprint_dim)
         check_number("min_sep", self.min_sep)
+        if self.reader not in READERS:
+            raise InputError(f"reader: expected one of {', '.join(map(repr, READERS))}, got {self.reader!r}")
+        check_positive_int("low_rank", self.low_rank)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,18 +207,35 @@ class ProbeXMixture(BaseEstimator):
                     log(f"tree {t}: layer {layer} {tuple(X.shape[1:])}{how}: validation mAP {score:.3f}")
                     # a NaN score (too few validation models) wins only as the first run (default settings)
                     if best is None or score > best[0] or (np.isnan(best[0]) and not np.isnan(score)):
-                        best = (score, layer, est, X[~is_val], rows[~is_val])
+                        best = (score, layer, est, X[~is_val], rows[~is_val], X[is_val], rows[is_val])
             if best is None:
                 continue
-            score, layer, est, Xtr, tr_ids = best
+            score, layer, est, Xtr, tr_ids, Xva, va_ids = best
             aligner = TextAligner(seed=cfg.seed).fit(est.responses(Xtr), Y[tr_ids][:, self.seen_],
                                                      [phrased[c] for c in self.seen_])
-            self.experts_[t] = {"layer": layer, "expert": est, "aligner": aligner, "val_map": score,
-                                "n_train": len(tr_ids)}
+            info = {"layer": layer, "expert": est, "aligner": aligner, "val_map": score, "n_train": len(tr_ids),
+                    "reader": "probex"}
+            if cfg.reader != "probex":
+                self._fit_low_rank(t, info, cfg, Xtr, Y[tr_ids][:, self.seen_], Xva, Y[va_ids][:, self.seen_], log)
+            self.experts_[t] = info
         if not self.experts_:
             raise InputError(f"zoo: {zoo}: no tree has enough readable models to train an expert")
         self._build_index(models, paths, trees)
         return self
+
+    @staticmethod
+    def _fit_low_rank(tree: str, info: dict, cfg: TrainConfig, Xtr, Ytr, Xva, Yva, log) -> None:
+        """Fit the low-rank reader of a tree on its expert's layer; keep it per ``cfg.reader`` (see TrainConfig)."""
+        low = LowRankProbe(rank=cfg.low_rank).fit(Xtr, Ytr)
+        try:
+            val = multilabel_metrics(Yva, low.decision_function(Xva))["map"]
+            low.calibrate(Xva, Yva)
+        except InputError as exc:  # too few validation models to score or calibrate: ProbeX stays
+            log(f"tree {tree}: low-rank reader not used ({exc})")
+            return
+        log(f"tree {tree}: low-rank reader on {info['layer']}: validation mAP {val:.3f} (ProbeX {info['val_map']:.3f})")
+        if cfg.reader == "low-rank" or val > info["val_map"] or np.isnan(info["val_map"]):
+            info.update(reader="low-rank", low_rank=low, val_map=val, probex_val_map=info["val_map"])
 
     def _build_index(self, models: list[dict], paths: list[Path], trees: list[str]) -> None:
         ids, tr, probs, zs = [], [], [], []
@@ -233,6 +264,8 @@ class ProbeXMixture(BaseEstimator):
         info = self.experts_[tree]
         F = info["aligner"].features(info["expert"].responses(X)) if F is None else F
         out = info["aligner"].predict_proba_features(F, self.text_)
+        if info["reader"] == "low-rank":
+            seen = info["low_rank"].predict_proba(X)
         out[:, self.seen_] = info["expert"].predict_proba(X) if seen is None else seen
         return out
 
@@ -298,7 +331,12 @@ class ProbeXMixture(BaseEstimator):
             tensors.update(info["expert"].state_tensors(f"{t}/expert."))
             tensors.update(info["aligner"].state_tensors(f"{t}/aligner."))
             trees_doc[t] = {"layer": info["layer"], "val_map": info["val_map"], "n_train": info["n_train"],
-                            "expert": info["expert"].state_config(), "aligner": info["aligner"].state_config()}
+                            "expert": info["expert"].state_config(), "aligner": info["aligner"].state_config(),
+                            "reader": info["reader"]}
+            if info["reader"] == "low-rank":
+                tensors.update(info["low_rank"].state_tensors(f"{t}/low_rank."))
+                trees_doc[t]["low_rank"] = info["low_rank"].state_config()
+                trees_doc[t]["probex_val_map"] = info["probex_val_map"]
         rt, rdoc = self.router_.to_state()
         tensors.update(rt)
         tensors["index.z"] = self.index_z_
@@ -326,7 +364,11 @@ class ProbeXMixture(BaseEstimator):
                     "layer": d["layer"], "val_map": d["val_map"], "n_train": d["n_train"],
                     "expert": ProbeX.from_state(t, d["expert"], prefix=f"{tree}/expert."),
                     "aligner": TextAligner.from_state(t, d["aligner"], prefix=f"{tree}/aligner."),
+                    "reader": d.get("reader", "probex"),  # probes saved before readers existed: ProbeX
                 }
+                if m.experts_[tree]["reader"] == "low-rank":
+                    m.experts_[tree]["low_rank"] = LowRankProbe.from_state(t, d["low_rank"], prefix=f"{tree}/low_rank.")
+                    m.experts_[tree]["probex_val_map"] = d["probex_val_map"]
             m.index_ids_, m.index_trees_ = cfg["index_ids"], cfg["index_trees"]
             m.index_probs_, m.index_z_ = t["index.probs"], t["index.z"]
             m.skipped_ = doc.get("metadata", {}).get("skipped", [])
