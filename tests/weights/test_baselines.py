@@ -206,3 +206,11 @@ def test_low_rank_probe_calibrates_and_round_trips_through_its_state():
         est.calibrate(x[:10], np.zeros((10, 5)))
     with pytest.raises(InputError, match=r"\(10, 5\)"):
         est.calibrate(x[:10], np.zeros((10, 4)))
+
+
+@pytest.mark.parametrize("make", [RidgeProbe, LowRankProbe])
+@pytest.mark.parametrize("alphas", [(), (-1.0,), (float("nan"),), "abc", (True,)])
+def test_ridge_penalties_are_checked(make, alphas):
+    x, y = planted(n=30)
+    with pytest.raises(InputError, match="alphas"):
+        make(alphas=alphas).fit(x, y)

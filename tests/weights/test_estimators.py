@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from lamina.weights.baselines import DenseLinearProbe, RidgeProbe, StatNN, UpperBound
+from lamina.weights.baselines import DenseLinearProbe, LowRankProbe, RidgeProbe, StatNN, UpperBound
 from lamina.weights.experts import ProbeXMixture, TrainConfig
 from lamina.weights.probex import ProbeX, ProbeXConfig
 from lamina.weights.text import TextAligner
@@ -19,6 +19,7 @@ ESTIMATORS = [
     ProbeX(ProbeXConfig(r_u=4, r_v=4, r_t=8, epochs=2, seed=3)),
     DenseLinearProbe(epochs=3, lr=1e-2, seed=1),
     RidgeProbe(alphas=(1.0, 10.0)),
+    LowRankProbe(rank=1, alphas=(1.0, 10.0), steps=2),
     StatNN(max_iter=5, seed=2),
     UpperBound(),
     TextAligner(k=4, rank=2, epochs=5, seed=4),
@@ -43,10 +44,11 @@ def test_clone_get_params_set_params(est):
 
 def test_a_fitted_clone_is_unfitted_and_refits_to_the_same_predictions():
     x, y = planted(n=80)
-    for est in (ProbeX(ProbeXConfig(r_u=4, r_v=4, r_t=8, epochs=3, seed=1)), DenseLinearProbe(epochs=3, seed=1)):
+    for est in (ProbeX(ProbeXConfig(r_u=4, r_v=4, r_t=8, epochs=3, seed=1)), DenseLinearProbe(epochs=3, seed=1),
+                LowRankProbe(rank=2)):
         est.fit(x, y)
         twin = clone(est)
-        assert not hasattr(twin, "net_")
+        assert not hasattr(twin, "net_") and not hasattr(twin, "probes_")
         np.testing.assert_array_equal(twin.fit(x, y).decision_function(x[:5]), est.decision_function(x[:5]))
     assert ProbeX().config is None and ProbeX().fit(x, y).config_ == ProbeXConfig()  # None means the defaults
 

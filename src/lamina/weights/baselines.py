@@ -83,11 +83,12 @@ class RidgeProbe(BaseEstimator):
     def fit(self, X, Y) -> RidgeProbe:
         from sklearn.linear_model import RidgeCV
 
-        X = np.asarray(X, np.float32)
+        alphas = _check_alphas("RidgeProbe", self.alphas)
+        X, Y = _check_layers_and_labels(X, Y)
         t0 = time.perf_counter()
         self.mean_ = X.mean(0)
         Z = preprocess(X, self.mean_, True).reshape(len(X), -1)
-        self.model_ = RidgeCV(alphas=self.alphas).fit(Z, np.asarray(Y, np.float32))
+        self.model_ = RidgeCV(alphas=alphas).fit(Z, Y)
         self.alpha_ = float(self.model_.alpha_)
         self.fit_seconds_ = time.perf_counter() - t0
         self.n_params_ = int(Z.shape[1] * np.shape(Y)[1] + np.shape(Y)[1])
@@ -129,13 +130,14 @@ class LowRankProbe(BaseEstimator):
 
         check_positive_int("LowRankProbe.rank", self.rank)
         check_positive_int("LowRankProbe.steps", self.steps)
+        alphas = _check_alphas("LowRankProbe", self.alphas)
         X, Y = _check_layers_and_labels(X, Y)
         t0 = time.perf_counter()
         self.mean_ = X.mean(0)
         Z = preprocess(X, self.mean_, True)
         n, d_h, d_w = Z.shape
         k = min(int(self.rank), d_h, d_w)
-        dense = RidgeCV(alphas=self.alphas).fit(Z.reshape(n, -1), Y)
+        dense = RidgeCV(alphas=alphas).fit(Z.reshape(n, -1), Y)
         coef = np.asarray(dense.coef_, np.float64).reshape(Y.shape[1], d_h, d_w)
         self.read_ = np.zeros((Y.shape[1], d_h, k), np.float32)
         self.probes_ = np.zeros((Y.shape[1], d_w, k), np.float32)
@@ -143,8 +145,8 @@ class LowRankProbe(BaseEstimator):
         for c in range(Y.shape[1]):
             b = np.linalg.svd(coef[c], full_matrices=False)[2][:k].T.astype(np.float32)  # (d_W, k)
             for _ in range(int(self.steps)):
-                a = RidgeCV(alphas=self.alphas).fit((Z @ b).reshape(n, -1), Y[:, c]).coef_.reshape(d_h, k)
-                fit = RidgeCV(alphas=self.alphas).fit(np.einsum("nhw,hk->nwk", Z, a).reshape(n, -1), Y[:, c])
+                a = RidgeCV(alphas=alphas).fit((Z @ b).reshape(n, -1), Y[:, c]).coef_.reshape(d_h, k)
+                fit = RidgeCV(alphas=alphas).fit(np.einsum("nhw,hk->nwk", Z, a).reshape(n, -1), Y[:, c])
                 b = fit.coef_.reshape(d_w, k)
             self.read_[c], self.probes_[c] = a, b
             self.intercept_[c] = fit.intercept_
@@ -199,6 +201,13 @@ class LowRankProbe(BaseEstimator):
         est.n_params_ = int(doc.get("n_params", 0))
         est.fit_seconds_ = float(doc.get("fit_seconds", float("nan")))
         return est
+
+
+def _check_alphas(owner: str, alphas) -> tuple[float, ...]:
+    """The ridge penalties to choose among: a non-empty sequence of finite numbers > 0."""
+    if isinstance(alphas, str | bytes) or not hasattr(alphas, "__len__") or len(alphas) == 0:
+        raise InputError(f"{owner}.alphas: expected a non-empty list of penalties > 0, got {alphas!r}")
+    return tuple(check_number(f"{owner}.alphas", a) for a in alphas)
 
 
 def _check_layers(X, shape: tuple[int, int] | None = None) -> np.ndarray:
