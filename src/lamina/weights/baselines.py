@@ -165,10 +165,10 @@ class LowRankProbe(BaseEstimator):
         so that :meth:`predict_proba` gives probabilities (before: the scores clipped to [0, 1])."""
         from sklearn.linear_model import LogisticRegression
 
+        X, y = _check_layers_and_labels(X, Y)
+        if y.shape[1] != self.intercept_.size:
+            raise InputError(f"Y: expected ({len(X)}, {self.intercept_.size}) labels, got shape {y.shape}")
         scores = self.decision_function(X).ravel()
-        y = np.asarray(Y, np.float32)
-        if y.shape != (len(X), self.intercept_.size) or not np.isfinite(y).all():
-            raise InputError(f"Y: expected ({len(X)}, {self.intercept_.size}) finite labels, got shape {y.shape}")
         y = y.ravel() > 0.5
         if y.all() or not y.any():
             raise InputError("calibrate: the held-out models need both labels (some categories in, some not)")

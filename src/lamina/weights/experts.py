@@ -259,14 +259,17 @@ class ProbeXMixture(BaseEstimator):
                seen: np.ndarray | None = None) -> np.ndarray:
         """(N, C) probability of every category: the expert's head for seen ones, the text readout for the rest.
 
-        ``F``: the text readout's features of X, ``seen``: the expert's (N, C_seen) probabilities, if already computed.
+        ``F``: the text readout's features of X, ``seen``: the expert's (N, C_seen) probabilities, if already computed
+        (unused where the tree's reader is the low-rank probe).
         """
         info = self.experts_[tree]
         F = info["aligner"].features(info["expert"].responses(X)) if F is None else F
         out = info["aligner"].predict_proba_features(F, self.text_)
-        if info["reader"] == "low-rank":
+        if info["reader"] == "low-rank":  # the tree's reader gives the seen categories (``seen`` is ProbeX's)
             seen = info["low_rank"].predict_proba(X)
-        out[:, self.seen_] = info["expert"].predict_proba(X) if seen is None else seen
+        elif seen is None:
+            seen = info["expert"].predict_proba(X)
+        out[:, self.seen_] = seen
         return out
 
     def route(self, state: dict, source: str = "model") -> str:
