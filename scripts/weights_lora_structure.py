@@ -13,7 +13,15 @@ Readouts compared (closed form, ridge penalties by leave-one-out):
   and at rank 2 also two and three);
 - composition: ridge probes of the parts (garment / view present among a model's seen categories), and the
   held-out categories scored from their parts (sum of the part scores) or from an additive model of the seen
-  categories' ridge coefficients (category = garment + view).
+  categories' ridge coefficients (category = garment + view);
+- the part oracle: held-out categories scored by a reader that knows exactly which garments and which views each
+  model was trained on (from all its labels): 1 where the model saw both parts, else 0. No readout that composes a
+  category from its parts can rank better than this, so it bounds zero-shot by composition on this tree;
+- ProbeX from two starts (``--no-probex`` skips it), linear, at the report's full and compact dimensions:
+  ``init="ridge"`` (the ridge coefficients written in ProbeX's factors, :func:`lamina.weights.probex.ridge_factors`;
+  exact at the full dimensions), as it is and trained on with ProbeX's own loop, and ProbeX's usual start
+  (principal-direction probes, random rest) trained with the same settings. This separates what ProbeX's view can
+  hold from what its training reaches.
 """
 
 from __future__ import annotations
@@ -32,13 +40,31 @@ from lamina.weights.data import GARMENTS
 from lamina.weights.evaluate import EvalConfig, _split, default_heldout
 from lamina.weights.layers import layer_from_state, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
-from lamina.weights.probex import preprocess
+from lamina.weights.probex import ProbeX, ProbeXConfig, preprocess
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+PROBEX_DIMS = ((64, 64, 64), (16, 16, 32))  # (r_U, r_V, r_T): the full and the compact ProbeX of the report
+# (epochs, lr, weight decay, dropout); the last is the setting the transformer report's sweep chose
+PROBEX_TRAIN = ((20, 3e-4, 0.0, 0.0), (20, 1e-3, 1e-3, 0.0), (60, 3e-3, 1e-3, 0.5))
 
 
 def _map(y, s) -> float:
     return round(float(multilabel_metrics(y, s)["map"]), 4)
+
+
+def _probex_rows(x, Y, tr, va) -> list[dict]:
+    """ProbeX (linear) from the closed-form ridge start and from its usual start, before and after training."""
+    rows = []
+    for r_u, r_v, r_t in PROBEX_DIMS:
+        for init in ("ridge", "pca"):
+            for epochs, lr, wd, drop in ((0, 3e-3, 0.0, 0.0),) + PROBEX_TRAIN if init == "ridge" else PROBEX_TRAIN:
+                cfg = ProbeXConfig(r_u=r_u, r_v=r_v, r_t=r_t, activation="linear", init=init, epochs=epochs, lr=lr,
+                                   weight_decay=wd, dropout=drop, seed=0)
+                est = ProbeX(cfg).fit(x[tr], Y[tr])
+                rows.append({"readout": f"ProbeX {r_u}/{r_v}/{r_t}", "start": init, "epochs": epochs, "lr": lr,
+                             "weight_decay": wd, "dropout": drop, "params": est.n_params_,
+                             "val_map": _map(Y[va], est.decision_function(x[va]))})
+    return rows
 
 
 def main() -> None:
@@ -48,6 +74,7 @@ def main() -> None:
     ap.add_argument("--tree", default="vit-lora")
     ap.add_argument("--layer", default="blocks.1.attn.v")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-probex", action="store_true", help="skip the closed-form ProbeX section (about 2 min)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     with Catalogue(args.zoo) as cat:
@@ -116,11 +143,27 @@ def main() -> None:
         "seen_additive_model_map": _map(Y[va], fitted_seen),
         "seen_ridge_map": rows[0]["val_map"],
     }
+    g_all = np.stack([Yall[:, g * n_views:(g + 1) * n_views].max(1) for g in range(len(GARMENTS))], 1)
+    v_all = np.stack([Yall[:, v::n_views].max(1) for v in range(n_views)], 1)
+    oracle = np.stack([g_all[:, c // n_views] * v_all[:, c % n_views] for c in held], 1)
+    out["part_oracle"] = {
+        "heldout_both_parts_map": _map(H[va], oracle[va]),
+        "heldout_garment_only_map": _map(H[va], np.stack([g_all[va, c // n_views] for c in held], 1)),
+        "heldout_view_only_map": _map(H[va], np.stack([v_all[va, c % n_views] for c in held], 1)),
+        "heldout_chance": out["chance"]["heldout"],
+    }
+    if not args.no_probex:
+        out["probex_closed_form"] = _probex_rows(x, Y, tr, va)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     write_json_atomic(args.output, out)
     for r in rows:
         print(f"{r['readout']:24s} params {r['params']:>9,}  validation mAP {r['val_map']:.3f}")
     print({k: v for k, v in out["composition"].items()}, f"chance {out['chance']}")
+    print("part oracle", out["part_oracle"])
+    for r in out.get("probex_closed_form", []):
+        print(f"{r['readout']:16s} start {r['start']:5s} epochs {r['epochs']:>2} lr {r['lr']:g} drop {r['dropout']:g}"
+              f" wd {r['weight_decay']:g}"
+              f"  params {r['params']:>7,}  validation mAP {r['val_map']:.3f}")
 
 
 if __name__ == "__main__":

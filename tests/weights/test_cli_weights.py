@@ -266,3 +266,21 @@ def test_train_with_the_low_rank_reader_predicts_with_it_after_a_reload(tiny_zoo
             assert info["val_map"] > info["probex_val_map"]
     bad = run("train", tiny_zoo, "-o", tmp_path / "q", "--reader", "ridge")
     assert bad.exit_code == 2 and "--reader: expected one of" in bad.output and not (tmp_path / "q").exists()
+
+
+def test_train_from_the_ridge_start(tiny_zoo, tmp_path):
+    """--init ridge --epochs 0: each expert is the closed-form ridge solution in ProbeX's factors, saved as such."""
+    from lamina.weights.experts import ProbeXMixture
+
+    r = run("train", tiny_zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "0", "--r-u", "4", "--r-v", "4",
+            "--r-t", "8", "--init", "ridge", "--activation", "linear")
+    assert r.exit_code == 0, r.output
+    mix = ProbeXMixture.load(tmp_path / "p")
+    for info in mix.experts_.values():
+        assert info["expert"].config_.init == "ridge" and info["expert"].config_.epochs == 0
+        assert info["val_map"] > 0
+    for args, message in ((("--init", "ridge"), "init='ridge' needs activation='linear'"),
+                          (("--init", "svd", "--activation", "linear"), "init: expected one of"),
+                          (("--epochs", "0"), "--epochs: expected an integer >= 1, got 0")):
+        bad = run("train", tiny_zoo, "-o", tmp_path / "q", *args)
+        assert bad.exit_code == 2 and message in bad.output and not (tmp_path / "q").exists(), bad.output

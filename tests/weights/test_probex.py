@@ -93,3 +93,58 @@ def test_public_api_is_reachable_lazily():
     assert w.ProbeX is ProbeX and callable(w.build_zoo) and callable(w.search_text)
     with pytest.raises(AttributeError):
         w.nothing_here  # noqa: B018
+
+
+def _ridge_scores(x, y):
+    from lamina.weights.baselines import RidgeProbe
+    from lamina.weights.probex import RIDGE_ALPHAS
+
+    return RidgeProbe(alphas=RIDGE_ALPHAS).fit(x, y).decision_function(x)
+
+
+@pytest.mark.parametrize("dims", [(24, 16, 6), (32, 20, 10)])  # exactly the data's sizes; larger (zero-padded)
+def test_ridge_start_is_the_ridge_solution_written_in_probex_factors(dims):
+    """init="ridge" with no training: the linear expert's logits are the ridge scores under one affine map (the
+    Platt sigmoid) for every category, whenever the view is at least as large as the layer and the category count."""
+    x, y = planted(n=150)
+    r_u, r_v, r_t = dims
+    est = ProbeX(ProbeXConfig(r_u=r_u, r_v=r_v, r_t=r_t, init="ridge", activation="linear", epochs=0)).fit(x, y)
+    logits, ridge = est.decision_function(x), _ridge_scores(x, y)
+    slope, icpt = np.polyfit(ridge.ravel(), logits.ravel(), 1)
+    assert slope > 0 and np.all(np.isfinite(logits))
+    np.testing.assert_allclose(logits, slope * ridge + icpt, atol=1e-3 * np.abs(logits).max())
+
+
+def test_ridge_start_keeps_the_leading_part_of_the_solution_in_a_smaller_view():
+    """A view smaller than the layer keeps a truncation of the ridge solution: still a reader of the planted signal,
+    and closer to ridge than an untrained expert from the usual start."""
+    x, y = planted(n=300)
+    small = dict(r_u=6, r_v=6, r_t=6, activation="linear")
+    est = ProbeX(ProbeXConfig(init="ridge", epochs=0, **small)).fit(x[:200], y[:200])
+    m = multilabel_metrics(y[200:], est.decision_function(x[200:]))
+    assert m["map"] > 2 * m["map_chance"]
+    rng_start = ProbeX(ProbeXConfig(init="pca", epochs=1, lr=1e-6, **small)).fit(x[:200], y[:200])
+    assert m["map"] > multilabel_metrics(y[200:], rng_start.decision_function(x[200:]))["map"] + 0.1
+
+
+def test_ridge_start_trains_on_and_round_trips(tmp_path):
+    x, y = planted(n=120)
+    cfg = ProbeXConfig(r_u=8, r_v=8, r_t=8, init="ridge", activation="linear", epochs=2, lr=1e-4, weight_decay=0.0,
+                       dropout=0.0)
+    est = ProbeX(cfg).fit(x, y)
+    start = ProbeX(ProbeXConfig(**{**cfg.to_dict(), "epochs": 0})).fit(x, y)
+    assert not np.allclose(est.decision_function(x), start.decision_function(x))  # training moved it
+    est.save(tmp_path / "p")
+    again = ProbeX.load(tmp_path / "p")
+    assert again.config_.init == "ridge"
+    np.testing.assert_allclose(again.decision_function(x[:5]), est.decision_function(x[:5]), rtol=1e-5, atol=1e-6)
+
+
+def test_ridge_start_settings_are_checked():
+    with pytest.raises(InputError, match="init='ridge' needs activation='linear'"):
+        ProbeXConfig(init="ridge")
+    with pytest.raises(InputError, match="^epochs: expected an integer >= 1, got 0"):
+        ProbeXConfig(epochs=0)
+    with pytest.raises(InputError, match="^init: expected one of 'pca', 'random', 'ridge', got 'svd'"):
+        ProbeXConfig(init="svd", activation="linear")
+    assert ProbeXConfig(init="ridge", activation="linear", epochs=0).epochs == 0

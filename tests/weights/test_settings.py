@@ -179,3 +179,20 @@ def test_sweep_choice_needs_evidence_for_other_settings():
     runs = [run("a", 0, 0.4), run("a", 1, nan), run("b", 0, 0.6), run("b", 1, 0.6)]
     assert _best_run(runs) is runs[2]
     assert _best_run([run("a", 0, nan), run("a", 1, 0.1)])["variant"] == 1
+
+
+def test_the_dense_probe_never_takes_the_settings_of_a_ridge_start():
+    """Where the sweep picks ProbeX's closed-form ridge start (few epochs at a small step), the dense logistic probe,
+    which starts from zero, takes the best entry without that start; with none, ProbeX's default training."""
+    from lamina.weights.evaluate import _dense_settings, _dense_variant
+
+    cfg = EvalConfig(probex_grid=[{"init": "ridge", "activation": "linear", "epochs": 20, "lr": 3e-4},
+                                  {"activation": "linear", "weight_decay": 1e-3, "epochs": 60}])
+    runs = [{"variant": 0, "val_map": 0.50}, {"variant": 1, "val_map": 0.70}, {"variant": 2, "val_map": 0.60},
+            {"variant": 2, "val_map": float("nan")}]
+    assert _dense_variant(cfg, runs) == 2
+    assert _dense_settings(cfg, 2) == {"epochs": 60, "lr": 3e-3, "weight_decay": 1e-3, "batch_size": 32}
+    assert _dense_variant(cfg, [{"variant": 1, "val_map": 0.7}]) == 0  # nothing scored: the default entry
+    ridge_only = EvalConfig(probex={"init": "ridge", "activation": "linear", "epochs": 0})
+    assert _dense_variant(ridge_only, [{"variant": 0, "val_map": 0.7}]) is None
+    assert _dense_settings(ridge_only, None)["epochs"] == 20  # ProbeXConfig's default training, not epochs=0

@@ -120,6 +120,11 @@ def train(
     activation: str = typer.Option(None, "--activation",
                                    help="After the shared projection: relu (the paper's) or linear [default: relu]."),
     weight_decay: float = typer.Option(None, "--weight-decay", help="Adam weight decay [default: 1e-5]."),
+    init: str = typer.Option(
+        None, "--init",
+        help="Start of each expert: pca (probes at the layer's principal directions), random, or ridge (the "
+             "closed-form ridge solution in ProbeX's factors; needs --activation linear; --epochs 0 keeps it "
+             "untrained) [default: pca]."),
     probex_grid: str = typer.Option(
         "", "--probex-grid",
         help="Other ProbeX settings the layer sweep may choose per tree, ';' between candidates, e.g. "
@@ -145,7 +150,7 @@ def train(
 
     check_positive_int("--threads", threads)  # before torch.set_num_threads, which refuses 0 with a traceback
     check_seed("--seed", seed)
-    check_positive_int("--epochs", epochs)
+    check_positive_int("--epochs", epochs, minimum=0 if init == "ridge" else 1)
     check_positive_int("--low-rank", low_rank)
     if reader not in READERS:
         raise InputError(f"--reader: expected one of {', '.join(READERS)}, got {reader!r}")
@@ -154,7 +159,7 @@ def train(
         held = [int(x) for x in heldout.split(",") if x.strip()]
     except ValueError:
         raise InputError(f"--heldout: expected comma-separated integers, got {heldout!r}") from None
-    probex = _probex_config(r_u, r_v, r_t, epochs, seed, activation=activation, weight_decay=weight_decay)
+    probex = _probex_config(r_u, r_v, r_t, epochs, seed, activation=activation, weight_decay=weight_decay, init=init)
     cfg = TrainConfig(probex=probex, probex_grid=_probex_grid(probex_grid), layers=layer or None, heldout=held,
                       seed=seed, reader=reader, low_rank=low_rank)
     mix = ProbeXMixture(cfg).fit_zoo(zoo, log=lambda m: typer.echo(m, err=True))

@@ -7,7 +7,8 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
 - ``probex``: the ProbeX expert on the tree's best layer (layer sweep on validation, seed 0); with
   ``probex_grid`` the sweep also chooses among ProbeX settings (e.g. ``activation="linear"``), per tree, and the
   tree's ProbeX rows (not the cross-tree probe, which spans trees) and its dense logistic probe train with the
-  chosen settings;
+  chosen settings (where the chosen entry starts ProbeX from the closed-form ridge solution, ``init="ridge"``, the
+  dense logistic probe takes the best entry without that start instead);
 - ``probex@L``: the expert on the tree's largest layer L (of several layers of that size, the one with the best
   validation mAP in the sweep), beside the dense probes on that same layer;
 - ``probex-compact@L``: a ProbeX expert with fewer probes and a smaller representation (``EvalConfig.compact``) on
@@ -129,6 +130,22 @@ def _best_run(runs: list[dict]) -> dict:
     return [r for r in runs if r["variant"] == 0][-1]
 
 
+def _dense_variant(cfg: EvalConfig, runs: list[dict]) -> int | None:
+    """The grid entry whose training settings the dense logistic probe gets: the best one (as :func:`_best_run`)
+    among those that train ProbeX from its usual start. A ridge start's settings (few epochs at a small step, for
+    training on from a closed-form solution) would leave a dense probe trained from zero short; where every entry
+    starts from ridge, None: ProbeX's default training settings."""
+    own = [r for r in runs if cfg.candidate(r["variant"], 0).init != "ridge" and not np.isnan(r["val_map"])]
+    if own:
+        return max(own, key=lambda r: r["val_map"])["variant"]
+    return None if cfg.probex.init == "ridge" else 0
+
+
+def _dense_settings(cfg: EvalConfig, variant: int | None) -> dict:
+    c = cfg.candidate(variant, 0) if variant is not None else ProbeXConfig()
+    return {"epochs": c.epochs, "lr": c.lr, "weight_decay": c.weight_decay, "batch_size": c.batch_size}
+
+
 def default_heldout(vocab: list[dict], n_views: int) -> list[int]:
     """One held-out category per garment: garment g holds out view (g + 1) mod n_views (never the plain photo)."""
     n_garments = len(vocab) // n_views
@@ -196,7 +213,7 @@ def _seed_task(args) -> list[dict]:
         rows.append({"tree": tree, "seed": seed, "method": method, "layer": layer, **_scores(y, s),
                      "fit_seconds": fit_seconds, "n_params": n_params, **extra})
 
-    pcfg = cfg.candidate(variant, seed)
+    pcfg = cfg.candidate(variant, seed) if variant is not None else ProbeXConfig(seed=seed)
     if part == "probex":
         from lamina.weights.text import TextAligner
 
@@ -438,6 +455,7 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
             d["first_largest"] = tied[0]  # what trees are grouped by for the cross-tree probe
             # the largest layer; among layers of that size, the one the sweep liked best
             d["largest"] = _best_run([r for r in sweep if r["tree"] == t and r["layer"] in tied])["layer"]
+        dense_variant = {t: _dense_variant(cfg, [r for r in sweep if r["tree"] == t]) for t in trees}
         for t, r in best.items():
             how = f", ProbeX settings {r['settings']}" if r["variant"] else ""
             log(f"tree {t}: best layer {r['layer']}{how} (validation mAP {r['val_map']:.3f})")
@@ -445,7 +463,7 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
         for t, d in trees.items():
             groups.setdefault((d["first_largest"], d["layers"][d["first_largest"]].shape[1:]), []).append(t)
         # the longest tasks first, so that the two workers finish together
-        tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"], best[t]["variant"]))
+        tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"], dense_variant[t]))
                  for s in cfg.seeds[: cfg.dense_seeds] for t in trees]
         tasks += [("cross", (ts, key[0], s)) for key, ts in groups.items() if len(ts) > 1 for s in cfg.seeds]
         tasks += [("seed", (part, t, s, best[t]["layer"], trees[t]["largest"], best[t]["variant"]))
@@ -464,6 +482,7 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
         "layer_sweep": sweep,
         "best_layer": {t: r["layer"] for t, r in best.items()},
         "best_settings": {t: r["settings"] for t, r in best.items()},
+        "dense_settings": {t: _dense_settings(cfg, v) for t, v in dense_variant.items()},
         "largest_layer": {t: d["largest"] for t, d in trees.items()},
         "discovery": discovery,
         "rows": rows,

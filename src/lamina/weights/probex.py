@@ -13,7 +13,10 @@ One expert reads a weight matrix X of shape (d_H, d_W) (see :mod:`lamina.weights
 
 Before the probes, each matrix is centred on the training models' mean (within a tree that removes the shared
 root) and scaled to norm sqrt(d_H) (unit rms rows), which removes the nuisance of how far fine-tuning moved it.
-The probes U start at the top principal directions of the training matrices' rows (``init="pca"``).
+The probes U start at the top principal directions of the training matrices' rows (``init="pca"``). With
+``activation="linear"`` the whole expert is a bilinear readout, and ``init="ridge"`` starts it at the closed-form ridge
+solution written in its factors (:func:`ridge_factors`): on a LoRA tree the usual start does not train up to what the
+view can hold (``docs/weights.md``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from lamina.weights._train import train_bce
 
 KIND = "weights.ProbeX"
 ACTIVATIONS = ("relu", "linear")  # after the shared projection V
+INITS = ("pca", "random", "ridge")
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)  # the penalties init="ridge" chooses among (leave-one-out)
 
 
 @dataclass
@@ -46,7 +51,8 @@ class ProbeXConfig:
     projection of 64 and a representation of 64 (test mAP 0.859 +- 0.011 over three splits, against 0.840 for 128 /
     16 / 128 and 0.848 for the dense logistic probe; ``benchmarks/weights_probex_dims.py``), strong dropout before
     the encoder, 20 epochs of Adam with batch 32. ``init="pca"`` starts the probes at the top principal directions
-    of the training matrices' rows.
+    of the training matrices' rows; ``init="ridge"`` (with ``activation="linear"``) starts every weight at the ridge
+    solution in ProbeX's factors, and then ``epochs=0`` keeps that closed-form expert as it is.
     """
 
     r_u: int = 64
@@ -64,19 +70,23 @@ class ProbeXConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for k in ("r_u", "r_v", "r_t", "epochs", "batch_size"):
+        for k in ("r_u", "r_v", "r_t", "batch_size"):
             check_positive_int(k, getattr(self, k))
+        check_positive_int("epochs", self.epochs, minimum=0 if self.init == "ridge" else 1)
         check_number("lr", self.lr)
         check_number("weight_decay", self.weight_decay, low_open=False)
         check_number("dropout", self.dropout, low_open=False, high=1.0)
         check_seed("seed", self.seed)
         if not isinstance(self.center, bool) or not isinstance(self.normalize, bool):
             raise InputError(f"center / normalize: expected True or False, got {self.center!r} / {self.normalize!r}")
-        if self.init not in ("pca", "random"):
-            raise InputError(f"init: expected 'pca' or 'random', got {self.init!r}")
+        if self.init not in INITS:
+            raise InputError(f"init: expected one of {', '.join(map(repr, INITS))}, got {self.init!r}")
         if self.activation not in ACTIVATIONS:
             raise InputError(f"activation: expected one of {', '.join(map(repr, ACTIVATIONS))}, got "
                              f"{self.activation!r}")
+        if self.init == "ridge" and self.activation != "linear":
+            raise InputError("init='ridge' needs activation='linear': the ridge solution is linear in the weights, "
+                             "and a ReLU after the shared projection cannot hold it")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -163,6 +173,55 @@ def pca_probes(x: np.ndarray, r_u: int, *, seed: int = 0, max_models: int = 128)
     return (u * 3.0 * np.sqrt(x.shape[2] / r_u)).astype(np.float32)
 
 
+def ridge_factors(x: np.ndarray, Y: np.ndarray, r_u: int, r_v: int, r_t: int) -> dict[str, np.ndarray]:
+    """The closed-form start of ``init="ridge"``: ridge regression of Y on the flattened layers, in ProbeX's factors.
+
+    The linear expert scores category c as ``head_c . (encoder . flat(V X U)) + b_c``, a bilinear form with
+    coefficient matrix ``V^T G_c U^T`` whose cores G_c share the encoder's r_T directions. Each mode of the ridge
+    coefficient tensor (C, d_H, d_W) keeps its leading singular vectors: U (d_W, r_U), V (r_V, d_H), and the
+    (C, r_U r_V) cores are cut to rank r_T between encoder and head (a truncated Tucker decomposition). Dimensions
+    beyond what the data has (r_U > d_W, r_V > d_H, r_T > C) start at zero. At r_U >= d_W, r_V >= d_H and
+    r_T >= C the expert reproduces the ridge scores exactly. The scores are then mapped to logits by one Platt
+    sigmoid fitted on the training models, so that the binary cross-entropy training that follows starts from a
+    calibrated expert.
+
+    Args:
+        x: (N, d_H, d_W) preprocessed training matrices; Y: (N, C) 0/1 labels.
+
+    Returns:
+        float32 arrays ``U`` (d_W, r_U), ``V`` (r_V, d_H), ``encoder`` (r_T, r_U r_V), ``head`` (C, r_T),
+        ``bias`` (C,), and ``alpha`` (the ridge penalty chosen by leave-one-out among :data:`RIDGE_ALPHAS`).
+    """
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    n, d_h, d_w = x.shape
+    C = Y.shape[1]
+    ridge = RidgeCV(alphas=RIDGE_ALPHAS).fit(x.reshape(n, -1), Y)
+    coef = np.asarray(ridge.coef_, dtype=np.float64).reshape(C, d_h, d_w)
+    intercept = np.asarray(ridge.intercept_, dtype=np.float64).reshape(C)
+
+    def lead(m: np.ndarray, r: int) -> np.ndarray:  # (rows, r): leading left singular vectors, zero columns past rank
+        u = np.linalg.svd(m, full_matrices=False)[0][:, :r]
+        return np.pad(u, ((0, 0), (0, r - u.shape[1])))
+
+    pw = lead(coef.transpose(2, 0, 1).reshape(d_w, -1), r_u)
+    ph = lead(coef.transpose(1, 0, 2).reshape(d_h, -1), r_v)
+    core = np.einsum("hk,chw,wj->cjk", ph, coef, pw).reshape(C, -1)  # flat index j * r_V + k, as ProbeXNet.embed
+    q, sv, rt = np.linalg.svd(core, full_matrices=False)
+    k = min(r_t, len(sv))
+    encoder, head = np.zeros((r_t, core.shape[1])), np.zeros((C, r_t))
+    encoder[:k], head[:, :k] = rt[:k], q[:, :k] * sv[:k]
+    coef_kept = np.einsum("hk,cjk,wj->chw", ph, (head @ encoder).reshape(C, r_u, r_v), pw)
+    scores = x.reshape(n, -1) @ coef_kept.reshape(C, -1).T + intercept
+    a, b = 1.0, 0.0
+    if 0 < Y.mean() < 1 and np.ptp(scores) > 0:
+        platt = LogisticRegression(C=1e4).fit(scores.reshape(-1, 1), Y.reshape(-1))
+        a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    f32 = lambda v: np.ascontiguousarray(v, dtype=np.float32)  # noqa: E731
+    return {"U": f32(pw), "V": f32(ph.T), "encoder": f32(encoder), "head": f32(a * head),
+            "bias": f32(a * intercept + b), "alpha": np.float64(ridge.alpha_)}
+
+
 class ProbeX(BaseEstimator):
     """One ProbeX expert as a scikit-learn multi-label estimator (``clone``, ``get_params`` and Pipelines work).
 
@@ -199,6 +258,15 @@ class ProbeX(BaseEstimator):
             if cfg.init == "pca":
                 with torch.no_grad():
                     self.net_.U.copy_(torch.from_numpy(pca_probes(xt.numpy(), cfg.r_u, seed=cfg.seed)))
+            elif cfg.init == "ridge":
+                f = ridge_factors(xt.numpy(), Y, cfg.r_u, cfg.r_v, cfg.r_t)
+                with torch.no_grad():
+                    net = self.net_
+                    for param, key in ((net.U, "U"), (net.V.weight, "V"), (net.encoder.weight, "encoder"),
+                                       (net.head.weight, "head"), (net.head.bias, "bias")):
+                        param.copy_(torch.from_numpy(f[key]))
+                    net.encoder.bias.zero_()
+                net.eval()
             train_bce(self.net_, xt, yt, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                       batch_size=cfg.batch_size, seed=cfg.seed)
         self.fit_seconds_ = time.perf_counter() - t0

@@ -88,9 +88,18 @@ def markdown(report: dict) -> str:
         if grid:
             how = f" {settings_text(r['settings'])} |"
         lines.append(f"| {r['tree']} | {r['layer']} | {'x'.join(map(str, r['shape']))} |{how} {r['val_map']:.3f} |")
+    dense_settings = report.get("dense_settings") or {}
     for t, o in sorted((report.get("best_settings") or {}).items()):
-        if o:
-            lines.append("")
+        if not o:
+            continue
+        lines.append("")
+        if o.get("init") == "ridge":
+            dense = dense_settings.get(t, {})
+            lines.append(f"Tree {t}: ProbeX and its compact variant train with the chosen settings "
+                         f"{settings_text(o)} (from the closed-form ridge start); the dense logistic probe, which "
+                         f"starts from zero, trains with the best settings without that start "
+                         f"({settings_text(dense)}).")
+        else:
             lines.append(f"Tree {t}: ProbeX, its compact variant and the dense logistic probe train with the chosen "
                          f"settings {settings_text(o)}.")
     skipped = sum(len(v) for v in report["skipped"].values()) + len(d.get("skipped", []))
