@@ -261,9 +261,13 @@ def test_train_with_the_low_rank_reader_predicts_with_it_after_a_reload(tiny_zoo
             "--r-t", "8", "--reader", "auto")
     assert r.exit_code == 0, r.output
     auto = ProbeXMixture.load(tmp_path / "a")
-    for info in auto.experts_.values():
+    printed = _json_tail(r.output)["trees"]
+    for tree, info in auto.experts_.items():
         if info["reader"] == "low-rank":
             assert info["val_map"] > info["probex_val_map"]
+        assert printed[tree]["low_rank_val_map"] == round(info["low_rank_val_map"], 4)  # both readers' scores shown
+        if info["reader"] == "probex":
+            assert info["val_map"] >= info["low_rank_val_map"]
     bad = run("train", tiny_zoo, "-o", tmp_path / "q", "--reader", "ridge")
     assert bad.exit_code == 2 and "--reader: expected one of" in bad.output and not (tmp_path / "q").exists()
 
@@ -273,14 +277,16 @@ def test_train_from_the_ridge_start(tiny_zoo, tmp_path):
     from lamina.weights.experts import ProbeXMixture
 
     r = run("train", tiny_zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "0", "--r-u", "4", "--r-v", "4",
-            "--r-t", "8", "--init", "ridge", "--activation", "linear")
+            "--r-t", "8", "--init", "ridge", "--activation", "linear", "--lr", "3e-4", "--dropout", "0")
     assert r.exit_code == 0, r.output
     mix = ProbeXMixture.load(tmp_path / "p")
     for info in mix.experts_.values():
-        assert info["expert"].config_.init == "ridge" and info["expert"].config_.epochs == 0
+        c = info["expert"].config_
+        assert c.init == "ridge" and c.epochs == 0 and c.lr == 3e-4 and c.dropout == 0
         assert info["val_map"] > 0
     for args, message in ((("--init", "ridge"), "init='ridge' needs activation='linear'"),
                           (("--init", "svd", "--activation", "linear"), "init: expected one of"),
-                          (("--epochs", "0"), "--epochs: expected an integer >= 1, got 0")):
+                          (("--epochs", "0"), "--epochs: expected an integer >= 1, got 0"),
+                          (("--dropout", "1.5"), "dropout"), (("--lr", "nan"), "lr")):
         bad = run("train", tiny_zoo, "-o", tmp_path / "q", *args)
         assert bad.exit_code == 2 and message in bad.output and not (tmp_path / "q").exists(), bad.output

@@ -120,6 +120,8 @@ def train(
     activation: str = typer.Option(None, "--activation",
                                    help="After the shared projection: relu (the paper's) or linear [default: relu]."),
     weight_decay: float = typer.Option(None, "--weight-decay", help="Adam weight decay [default: 1e-5]."),
+    lr: float = typer.Option(None, "--lr", help="Adam step size [default: 3e-3]."),
+    dropout: float = typer.Option(None, "--dropout", help="Dropout before the encoder [default: 0.5]."),
     init: str = typer.Option(
         None, "--init",
         help="Start of each expert: pca (probes at the layer's principal directions), random, or ridge (the "
@@ -159,14 +161,15 @@ def train(
         held = [int(x) for x in heldout.split(",") if x.strip()]
     except ValueError:
         raise InputError(f"--heldout: expected comma-separated integers, got {heldout!r}") from None
-    probex = _probex_config(r_u, r_v, r_t, epochs, seed, activation=activation, weight_decay=weight_decay, init=init)
+    probex = _probex_config(r_u, r_v, r_t, epochs, seed, activation=activation, weight_decay=weight_decay, init=init,
+                            lr=lr, dropout=dropout)
     cfg = TrainConfig(probex=probex, probex_grid=_probex_grid(probex_grid), layers=layer or None, heldout=held,
                       seed=seed, reader=reader, low_rank=low_rank)
     mix = ProbeXMixture(cfg).fit_zoo(zoo, log=lambda m: typer.echo(m, err=True))
     mix.save(out, zoo=zoo)
     register_probe(zoo, out)
     trees = {t: {"layer": e["layer"], "reader": e["reader"], "val_map": round(e["val_map"], 4), "n_train": e["n_train"],
-                 **({"probex_val_map": round(e["probex_val_map"], 4)} if "probex_val_map" in e else {})}
+                 **{k: round(e[k], 4) for k in ("probex_val_map", "low_rank_val_map") if k in e}}
              for t, e in mix.experts_.items()}
     echo_json({"probe": str(out), "trees": trees,
                "skipped": mix.skipped_, "dropped": {"count": len(mix.dropped_), "files": mix.dropped_}})

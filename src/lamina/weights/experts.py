@@ -234,6 +234,7 @@ class ProbeXMixture(BaseEstimator):
             log(f"tree {tree}: low-rank reader not used ({exc})")
             return
         log(f"tree {tree}: low-rank reader on {info['layer']}: validation mAP {val:.3f} (ProbeX {info['val_map']:.3f})")
+        info["low_rank_val_map"] = val  # kept or not, so that the choice can be checked
         if cfg.reader == "low-rank" or val > info["val_map"] or np.isnan(info["val_map"]):
             info.update(reader="low-rank", low_rank=low, val_map=val, probex_val_map=info["val_map"])
 
@@ -336,6 +337,8 @@ class ProbeXMixture(BaseEstimator):
             trees_doc[t] = {"layer": info["layer"], "val_map": info["val_map"], "n_train": info["n_train"],
                             "expert": info["expert"].state_config(), "aligner": info["aligner"].state_config(),
                             "reader": info["reader"]}
+            if "low_rank_val_map" in info:
+                trees_doc[t]["low_rank_val_map"] = info["low_rank_val_map"]
             if info["reader"] == "low-rank":
                 tensors.update(info["low_rank"].state_tensors(f"{t}/low_rank."))
                 trees_doc[t]["low_rank"] = info["low_rank"].state_config()
@@ -369,6 +372,8 @@ class ProbeXMixture(BaseEstimator):
                     "aligner": TextAligner.from_state(t, d["aligner"], prefix=f"{tree}/aligner."),
                     "reader": d.get("reader", "probex"),  # probes saved before readers existed: ProbeX
                 }
+                if "low_rank_val_map" in d:
+                    m.experts_[tree]["low_rank_val_map"] = d["low_rank_val_map"]
                 if m.experts_[tree]["reader"] == "low-rank":
                     m.experts_[tree]["low_rank"] = LowRankProbe.from_state(t, d["low_rank"], prefix=f"{tree}/low_rank.")
                     m.experts_[tree]["probex_val_map"] = d["probex_val_map"]
