@@ -15,8 +15,9 @@ Readouts compared (closed form, ridge penalties by leave-one-out):
   held-out categories scored from their parts (sum of the part scores) or from an additive model of the seen
   categories' ridge coefficients (category = garment + view);
 - the part oracle: held-out categories scored by a reader that knows exactly which garments and which views each
-  model was trained on (from all its labels): 1 where the model saw both parts, else 0. No readout that composes a
-  category from its parts can rank better than this, so it bounds zero-shot by composition on this tree;
+  model was trained on (from all its labels): 1 where the model saw both parts, else 0: how far the presence of
+  both parts goes, known perfectly (a reader that also explains parts away by the seen categories could go
+  further);
 - ProbeX from two starts (``--no-probex`` skips it), linear, at the report's full and compact dimensions:
   ``init="ridge"`` (the ridge coefficients written in ProbeX's factors, :func:`lamina.weights.probex.ridge_factors`;
   exact at the full dimensions), as it is and trained on with ProbeX's own loop, and ProbeX's usual start

@@ -287,6 +287,6 @@ def test_train_from_the_ridge_start(tiny_zoo, tmp_path):
     for args, message in ((("--init", "ridge"), "init='ridge' needs activation='linear'"),
                           (("--init", "svd", "--activation", "linear"), "init: expected one of"),
                           (("--epochs", "0"), "--epochs: expected an integer >= 1, got 0"),
-                          (("--dropout", "1.5"), "dropout"), (("--lr", "nan"), "lr")):
+                          (("--dropout", "1.5"), "dropout: expected"), (("--lr", "nan"), "lr: expected")):
         bad = run("train", tiny_zoo, "-o", tmp_path / "q", *args)
         assert bad.exit_code == 2 and message in bad.output and not (tmp_path / "q").exists(), bad.output

@@ -115,6 +115,26 @@ def test_ridge_start_is_the_ridge_solution_written_in_probex_factors(dims):
     np.testing.assert_allclose(logits, slope * ridge + icpt, atol=1e-3 * np.abs(logits).max())
 
 
+def test_ridge_start_leaves_no_dead_dimensions():
+    """Past the data's sizes the factors start at random unit vectors that the head does not read yet: training
+    takes them up (all-zero slots would sit at a saddle with no gradient)."""
+    x, y = planted(n=120)
+    cfg = ProbeXConfig(r_u=32, r_v=20, r_t=10, init="ridge", activation="linear", epochs=0)
+    start = ProbeX(cfg).fit(x, y).net_
+    assert np.allclose(start.head.weight[:, 6:].detach().numpy(), 0)  # 6 categories: columns 6-9 unread
+    assert np.all(np.linalg.norm(start.U.detach().numpy()[:, 24:], axis=0) > 0.99)  # extra probes: unit vectors
+    trained = ProbeX(ProbeXConfig(**{**cfg.to_dict(), "epochs": 2, "lr": 1e-3})).fit(x, y).net_
+    assert np.abs(trained.head.weight[:, 6:].detach().numpy()).max() > 1e-4
+
+
+def test_ridge_start_without_both_labels_gives_the_base_rate():
+    x, _ = planted(n=60)
+    est = ProbeX(ProbeXConfig(r_u=4, r_v=4, r_t=4, init="ridge", activation="linear", epochs=0)).fit(
+        x, np.zeros((60, 3), np.float32))
+    p = est.predict_proba(x)
+    assert np.all(np.isfinite(p)) and p.max() < 0.01
+
+
 def test_ridge_start_keeps_the_leading_part_of_the_solution_in_a_smaller_view():
     """A view smaller than the layer keeps a truncation of the ridge solution: still a reader of the planted signal,
     and closer to ridge than an untrained expert from the usual start."""
@@ -133,6 +153,7 @@ def test_ridge_start_trains_on_and_round_trips(tmp_path):
                        dropout=0.0)
     est = ProbeX(cfg).fit(x, y)
     start = ProbeX(ProbeXConfig(**{**cfg.to_dict(), "epochs": 0})).fit(x, y)
+    assert start.ridge_alpha_ in (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
     assert not np.allclose(est.decision_function(x), start.decision_function(x))  # training moved it
     est.save(tmp_path / "p")
     again = ProbeX.load(tmp_path / "p")

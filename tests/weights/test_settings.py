@@ -192,7 +192,19 @@ def test_the_dense_probe_never_takes_the_settings_of_a_ridge_start():
             {"variant": 2, "val_map": float("nan")}]
     assert _dense_variant(cfg, runs) == 2
     assert _dense_settings(cfg, 2) == {"epochs": 60, "lr": 3e-3, "weight_decay": 1e-3, "batch_size": 32}
-    assert _dense_variant(cfg, [{"variant": 1, "val_map": 0.7}]) == 0  # nothing scored: the default entry
+    assert _dense_variant(cfg, [{"variant": 1, "val_map": 0.7}]) == 0  # only a ridge start scored: the default
+    assert _dense_variant(cfg, [{"variant": 2, "val_map": float("nan")}]) == 0  # nothing scored: the default
     ridge_only = EvalConfig(probex={"init": "ridge", "activation": "linear", "epochs": 0})
     assert _dense_variant(ridge_only, [{"variant": 0, "val_map": 0.7}]) is None
     assert _dense_settings(ridge_only, None)["epochs"] == 20  # ProbeXConfig's default training, not epochs=0
+
+
+def test_a_grid_entry_that_the_compact_expert_cannot_take_is_refused_up_front():
+    """The compact expert takes each entry's settings over its own dimensions and activation: an entry that only
+    works with the base's (a ridge start over a linear base, the compact one ReLU) fails before any work."""
+    from lamina.weights.probex import ProbeXConfig
+
+    with pytest.raises(InputError, match="init='ridge' needs activation='linear'"):
+        EvalConfig(probex=ProbeXConfig(activation="linear"), probex_grid=[{"init": "ridge", "epochs": 0}])
+    EvalConfig(probex=ProbeXConfig(activation="linear"), compact=ProbeXConfig(r_u=4, r_v=4, r_t=4,
+               activation="linear"), probex_grid=[{"init": "ridge", "epochs": 0}])

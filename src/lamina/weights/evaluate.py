@@ -89,6 +89,8 @@ class EvalConfig:
                 raise InputError(f"{name}: expected a ProbeXConfig or a dict, got "
                                  f"{type(getattr(self, name)).__name__}")
         grid_configs(self.probex, self.probex_grid)  # checks the grid
+        for v in range(1 + len(self.probex_grid)):  # and each entry on the compact expert's dimensions
+            self.candidate(v, 0, compact=True)
         if isinstance(self.seeds, str | bytes) or not hasattr(self.seeds, "__len__") or not self.seeds:
             raise InputError(f"seeds: expected a non-empty list of integer seeds, got {self.seeds!r}")
         self.seeds = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(self.seeds)]

@@ -173,20 +173,25 @@ def pca_probes(x: np.ndarray, r_u: int, *, seed: int = 0, max_models: int = 128)
     return (u * 3.0 * np.sqrt(x.shape[2] / r_u)).astype(np.float32)
 
 
-def ridge_factors(x: np.ndarray, Y: np.ndarray, r_u: int, r_v: int, r_t: int) -> dict[str, np.ndarray]:
+def ridge_factors(x: np.ndarray, Y: np.ndarray, r_u: int, r_v: int, r_t: int, *, seed: int = 0
+                  ) -> dict[str, np.ndarray]:
     """The closed-form start of ``init="ridge"``: ridge regression of Y on the flattened layers, in ProbeX's factors.
 
     The linear expert scores category c as ``head_c . (encoder . flat(V X U)) + b_c``, a bilinear form with
     coefficient matrix ``V^T G_c U^T`` whose cores G_c share the encoder's r_T directions. Each mode of the ridge
     coefficient tensor (C, d_H, d_W) keeps its leading singular vectors: U (d_W, r_U), V (r_V, d_H), and the
-    (C, r_U r_V) cores are cut to rank r_T between encoder and head (a truncated Tucker decomposition). Dimensions
-    beyond what the data has (r_U > d_W, r_V > d_H, r_T > C) start at zero. At r_U >= d_W, r_V >= d_H and
-    r_T >= C the expert reproduces the ridge scores exactly. The scores are then mapped to logits by one Platt
-    sigmoid fitted on the training models, so that the binary cross-entropy training that follows starts from a
-    calibrated expert.
+    (C, r_U r_V) cores are cut to rank r_T between encoder and head (a truncated Tucker decomposition). At
+    r_U >= d_W, r_V >= d_H and r_T >= C the expert reproduces the ridge scores exactly. Dimensions beyond what the
+    data has (r_U > d_W, r_V > d_H, r_T > C) start at random unit vectors (drawn from ``seed``) that the head does
+    not read yet (its weights on them are zero, as are the encoder's on the extra probes' features): the scores are
+    unchanged, and training can still take them up (all-zero slots would get no gradient). The scores are then
+    mapped to logits by one Platt sigmoid fitted on the training models, so that the binary cross-entropy training
+    that follows starts from a calibrated expert (without both labels, or with constant scores: a unit slope and
+    the labels' base rate).
 
     Args:
-        x: (N, d_H, d_W) preprocessed training matrices; Y: (N, C) 0/1 labels.
+        x: (N, d_H, d_W) preprocessed training matrices; Y: (N, C) labels (> 0.5 counts as positive for the
+            sigmoid).
 
     Returns:
         float32 arrays ``U`` (d_W, r_U), ``V`` (r_V, d_H), ``encoder`` (r_T, r_U r_V), ``head`` (C, r_T),
@@ -200,23 +205,36 @@ def ridge_factors(x: np.ndarray, Y: np.ndarray, r_u: int, r_v: int, r_t: int) ->
     coef = np.asarray(ridge.coef_, dtype=np.float64).reshape(C, d_h, d_w)
     intercept = np.asarray(ridge.intercept_, dtype=np.float64).reshape(C)
 
-    def lead(m: np.ndarray, r: int) -> np.ndarray:  # (rows, r): leading left singular vectors, zero columns past rank
-        u = np.linalg.svd(m, full_matrices=False)[0][:, :r]
-        return np.pad(u, ((0, 0), (0, r - u.shape[1])))
+    rng = np.random.default_rng(seed)
 
-    pw = lead(coef.transpose(2, 0, 1).reshape(d_w, -1), r_u)
-    ph = lead(coef.transpose(1, 0, 2).reshape(d_h, -1), r_v)
-    core = np.einsum("hk,chw,wj->cjk", ph, coef, pw).reshape(C, -1)  # flat index j * r_V + k, as ProbeXNet.embed
+    def unit(rows: int, cols: int) -> np.ndarray:  # random unit columns
+        v = rng.standard_normal((rows, cols))
+        return v / np.linalg.norm(v, axis=0, keepdims=True)
+
+    def lead(m: np.ndarray, r: int) -> tuple[np.ndarray, int]:  # (rows, r) leading left singular vectors; how many
+        u = np.linalg.svd(m, full_matrices=False)[0][:, :r]
+        return u, u.shape[1]
+
+    pw, ku = lead(coef.transpose(2, 0, 1).reshape(d_w, -1), r_u)
+    ph, kv = lead(coef.transpose(1, 0, 2).reshape(d_h, -1), r_v)
+    core = np.zeros((C, r_u, r_v))  # [c, j, k]: flat index j * r_V + k, as ProbeXNet.embed; zero on extra probes
+    core[:, :ku, :kv] = np.einsum("hk,chw,wj->cjk", ph, coef, pw)
+    core = core.reshape(C, -1)
     q, sv, rt = np.linalg.svd(core, full_matrices=False)
     k = min(r_t, len(sv))
-    encoder, head = np.zeros((r_t, core.shape[1])), np.zeros((C, r_t))
+    encoder, head = unit(core.shape[1], r_t).T, np.zeros((C, r_t))  # rows past k: read by no head weight
     encoder[:k], head[:, :k] = rt[:k], q[:, :k] * sv[:k]
-    coef_kept = np.einsum("hk,cjk,wj->chw", ph, (head @ encoder).reshape(C, r_u, r_v), pw)
-    scores = x.reshape(n, -1) @ coef_kept.reshape(C, -1).T + intercept
-    a, b = 1.0, 0.0
-    if 0 < Y.mean() < 1 and np.ptp(scores) > 0:
-        platt = LogisticRegression(C=1e4).fit(scores.reshape(-1, 1), Y.reshape(-1))
+    scores = np.einsum("nhw,hk,cjk,wj->nc", x, ph, (head[:, :k] @ rt[:k]).reshape(C, r_u, r_v)[:, :ku, :kv], pw)
+    scores = scores + intercept
+    pw = np.concatenate([pw, unit(d_w, r_u - ku)], axis=1)  # extra probes: their features have zero encoder weights
+    ph = np.concatenate([ph, unit(d_h, r_v - kv)], axis=1)
+    labels = (np.asarray(Y) > 0.5).reshape(-1)
+    if labels.min() != labels.max() and np.ptp(scores) > 0:
+        platt = LogisticRegression(C=1e4).fit(scores.reshape(-1, 1), labels)
         a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    else:
+        rate = float(np.clip(labels.mean(), 1e-3, 1 - 1e-3))
+        a, b = 1.0, float(np.log(rate / (1 - rate)) - scores.mean())
     f32 = lambda v: np.ascontiguousarray(v, dtype=np.float32)  # noqa: E731
     return {"U": f32(pw), "V": f32(ph.T), "encoder": f32(encoder), "head": f32(a * head),
             "bias": f32(a * intercept + b), "alpha": np.float64(ridge.alpha_)}
@@ -259,7 +277,8 @@ class ProbeX(BaseEstimator):
                 with torch.no_grad():
                     self.net_.U.copy_(torch.from_numpy(pca_probes(xt.numpy(), cfg.r_u, seed=cfg.seed)))
             elif cfg.init == "ridge":
-                f = ridge_factors(xt.numpy(), Y, cfg.r_u, cfg.r_v, cfg.r_t)
+                f = ridge_factors(xt.numpy(), Y, cfg.r_u, cfg.r_v, cfg.r_t, seed=cfg.seed)
+                self.ridge_alpha_ = float(f["alpha"])
                 with torch.no_grad():
                     net = self.net_
                     for param, key in ((net.U, "U"), (net.V.weight, "V"), (net.encoder.weight, "encoder"),
