@@ -218,14 +218,15 @@ def ridge_factors(x: np.ndarray, Y: np.ndarray, r_u: int, r_v: int, r_t: int, *,
     pw, ku = lead(coef.transpose(2, 0, 1).reshape(d_w, -1), r_u)
     ph, kv = lead(coef.transpose(1, 0, 2).reshape(d_h, -1), r_v)
     core = np.zeros((C, r_u, r_v))  # [c, j, k]: flat index j * r_V + k, as ProbeXNet.embed; zero on extra probes
-    core[:, :ku, :kv] = np.einsum("hk,chw,wj->cjk", ph, coef, pw)
+    core[:, :ku, :kv] = np.einsum("hk,chw,wj->cjk", ph, coef, pw, optimize=True)
     core = core.reshape(C, -1)
     q, sv, rt = np.linalg.svd(core, full_matrices=False)
     k = min(r_t, len(sv))
     encoder, head = unit(core.shape[1], r_t).T, np.zeros((C, r_t))  # rows past k: read by no head weight
     encoder[:k], head[:, :k] = rt[:k], q[:, :k] * sv[:k]
-    scores = np.einsum("nhw,hk,cjk,wj->nc", x, ph, (head[:, :k] @ rt[:k]).reshape(C, r_u, r_v)[:, :ku, :kv], pw)
-    scores = scores + intercept
+    kept = np.einsum("hk,cjk,wj->chw", ph, (head[:, :k] @ rt[:k]).reshape(C, r_u, r_v)[:, :ku, :kv], pw,
+                     optimize=True)  # (C, d_H, d_W): the coefficients the factors hold
+    scores = x.reshape(n, -1) @ kept.reshape(C, -1).T + intercept
     pw = np.concatenate([pw, unit(d_w, r_u - ku)], axis=1)  # extra probes: their features have zero encoder weights
     ph = np.concatenate([ph, unit(d_h, r_v - kv)], axis=1)
     labels = (np.asarray(Y) > 0.5).reshape(-1)
