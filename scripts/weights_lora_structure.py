@@ -41,9 +41,9 @@ from lamina.weights.data import GARMENTS
 from lamina.weights.evaluate import EvalConfig, _split, default_heldout
 from lamina.weights.layers import layer_from_state, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
-from lamina.weights.probex import ProbeX, ProbeXConfig, preprocess
+from lamina.weights.probex import RIDGE_ALPHAS, ProbeX, ProbeXConfig, preprocess
 
-ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+ALPHAS = RIDGE_ALPHAS
 PROBEX_DIMS = ((64, 64, 64), (16, 16, 32))  # (r_U, r_V, r_T): the full and the compact ProbeX of the report
 # (epochs, lr, weight decay, dropout); the last is the setting the transformer report's sweep chose
 PROBEX_TRAIN = ((20, 3e-4, 0.0, 0.0), (20, 1e-3, 1e-3, 0.0), (60, 3e-3, 1e-3, 0.5))
@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--tree", default="vit-lora")
     ap.add_argument("--layer", default="blocks.1.attn.v")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-probex", action="store_true", help="skip the closed-form ProbeX section (about 2 min)")
+    ap.add_argument("--no-probex", action="store_true", help="skip the ProbeX section (about 40 s of the run)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     with Catalogue(args.zoo) as cat:

@@ -30,7 +30,7 @@ from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number
 from lamina.weights._train import train_bce
-from lamina.weights.probex import count_params, preprocess
+from lamina.weights.probex import RIDGE_ALPHAS, count_params, preprocess
 
 
 class DenseLinearProbe(BaseEstimator):
@@ -119,7 +119,7 @@ class LowRankProbe(BaseEstimator):
     (validation mAP falls; ``scripts/weights_lora_structure.py``), hence one by default.
     """
 
-    def __init__(self, rank: int = 2, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0),
+    def __init__(self, rank: int = 2, alphas: tuple[float, ...] = RIDGE_ALPHAS,
                  steps: int = 1):
         self.rank = rank
         self.alphas = alphas

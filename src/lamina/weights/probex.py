@@ -286,7 +286,6 @@ class ProbeX(BaseEstimator):
                                        (net.head.weight, "head"), (net.head.bias, "bias")):
                         param.copy_(torch.from_numpy(f[key]))
                     net.encoder.bias.zero_()
-                net.eval()
             train_bce(self.net_, xt, yt, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                       batch_size=cfg.batch_size, seed=cfg.seed)
         self.fit_seconds_ = time.perf_counter() - t0
