@@ -14,13 +14,16 @@ from lamina.weights.layers import read_layer
 from lamina.weights.metrics import labels_matrix
 
 
-def tree_args(doc: str) -> argparse.Namespace:
-    """Parse ``ZOO [--tree] [--layer] [--seeds]``; ``doc`` is the script's docstring (first line = description)."""
+def tree_args(doc: str, results: str | None = None) -> argparse.Namespace:
+    """Parse ``ZOO [--tree] [--layer] [--seeds]`` (and ``--results NAME``, default ``results``, where given);
+    ``doc`` is the script's docstring (first line = description)."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("zoo", type=Path)
     ap.add_argument("--tree", default="mlp-digits")
     ap.add_argument("--layer", default="fc1")
     ap.add_argument("--seeds", default="0,1,2")
+    if results is not None:
+        ap.add_argument("--results", default=results, help="name of the results files in benchmarks/results/")
     return ap.parse_args()
 
 

@@ -11,9 +11,14 @@ the same seen labels and scored on the test models, on seen categories and zero-
   into a shared 128-d space, cosine logits with learned scale and offset, BCE (re-implemented here only for this
   comparison);
 - ``readout, all hidden units``: :class:`lamina.weights.text.TextAligner` with k = d_H (no compression);
-- ``readout, k = 32``: the package default.
+- ``readout, k = 32``: the package default (rank 4), and the same at ranks 1 and 2;
+- ``readout, k = 32, rank chosen on seen folds``: the rank (1, 2 or 4) that :func:`lamina.weights.text.choose_text_rank`
+  picks by zero-shot on folds of the seen categories, with 15% of the training models for validation; then refitted
+  on all training models (``lamina weights evaluate/train --text-ranks``).
 
-Results go to ``benchmarks/results/weights_text_readout.{json,md}``.
+Results go to ``benchmarks/results/weights_text_readout.{json,md}`` (``--results NAME`` for another name, e.g. for
+another zoo: ``python benchmarks/weights_text_readout.py tzoo/ --tree vit-lora --layer blocks.1.attn.v --results
+weights_text_readout_vit_lora``).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from lamina._process import torch_seed
 from lamina.weights._train import train_bce
 from lamina.weights.metrics import multilabel_metrics
 from lamina.weights.probex import ProbeX, ProbeXConfig
-from lamina.weights.text import TextAligner, embed_text
+from lamina.weights.text import TextAligner, category_folds, choose_text_rank, embed_text
 
 
 class _LinearZNet(nn.Module):
@@ -73,7 +78,7 @@ def _cell(stats: dict, key: str, *, std: bool = True) -> str:
 
 
 def main() -> None:
-    args = tree_args(__doc__)
+    args = tree_args(__doc__, results="weights_text_readout")
     torch.set_num_threads(2)
     tree = load_tree(args.zoo, args.tree, args.layer)
     X, Y, seen, held, vocab = tree.X, tree.Y, tree.seen, tree.held, tree.vocab
@@ -86,7 +91,8 @@ def main() -> None:
         has_g = Y[:, [c for c in seen if c // n_views == g]].max(1)
         has_v = Y[:, [c for c in seen if c % n_views == v]].max(1)
         confounded.append(float((has_g * has_v)[Y[:, h] == 0].mean()))
-    rows = []
+    folds = category_folds([v["name"] for v in vocab], seen)
+    rows, chosen = [], []
     for seed in [int(s) for s in args.seeds.split(",")]:
         perm = np.random.default_rng(seed).permutation(len(X))
         tr, te = perm[: int(0.75 * len(X))], perm[int(0.75 * len(X)) :]
@@ -96,7 +102,15 @@ def main() -> None:
         Rtr, Rte = est.responses(X[tr]), est.responses(X[te])
         sides = [("linear z", LinearZ(seed=seed), est.transform(X[tr]), est.transform(X[te])),
                  ("readout, all hidden units", TextAligner(k=X.shape[1], seed=seed), Rtr, Rte),
-                 ("readout, k = 32", TextAligner(seed=seed), Rtr, Rte)]
+                 ("readout, k = 32", TextAligner(seed=seed), Rtr, Rte),
+                 ("readout, k = 32, rank 1", TextAligner(rank=1, seed=seed), Rtr, Rte),
+                 ("readout, k = 32, rank 2", TextAligner(rank=2, seed=seed), Rtr, Rte)]
+        inner = np.random.default_rng([seed, 1]).permutation(len(tr))
+        i_va, i_tr = inner[: int(0.15 * len(tr))], inner[int(0.15 * len(tr)) :]
+        rank, cv = choose_text_rank(Rtr[i_tr], Y[tr][i_tr][:, seen], Rtr[i_va], Y[tr][i_va][:, seen], T[seen],
+                                    folds, (1, 2, 4), seed=seed)
+        sides.append(("readout, k = 32, rank chosen on seen folds", TextAligner(rank=rank, seed=seed), Rtr, Rte))
+        chosen.append({"seed": seed, "rank": rank, "fold_map": {str(r): v for r, v in cv.items()}})
         for name, side, ftr, fte in sides:
             t0 = time.perf_counter()
             side.fit(ftr, Y[tr][:, seen], T[seen])
@@ -111,7 +125,10 @@ def main() -> None:
              "mAP mean +- std over seeds.",
              "", "| text side | seen mAP | zero-shot mAP | zero-shot chance | fit (s) |", "|---|---|---|---|---|"]
     tail = ["", f"Models that did not learn a held-out category but learned both of its parts in seen categories: "
-                f"{np.mean(confounded):.0%} (mean over the held-out categories)."]
+                f"{np.mean(confounded):.0%} (mean over the held-out categories).",
+            "", "Rank chosen on seen folds (mean fold zero-shot mAP per rank): " + "; ".join(
+                f"seed {c['seed']}: {c['rank']} (" + ", ".join(f"{r}: {v:.3f}" for r, v in c["fold_map"].items())
+                + ")" for c in chosen) + "."]
     summary = {}
     for m in methods:
         rs = [r for r in rows if r["method"] == m]
@@ -120,9 +137,10 @@ def main() -> None:
         lines.append(f"| {m} | {_cell(summary[m], 'seen_map')} | {_cell(summary[m], 'zero_shot_map')} | "
                      f"{_cell(summary[m], 'zero_shot_chance', std=False)} | {summary[m]['fit_seconds'][0]:.1f} |")
     lines += tail
-    j, md = write_results("weights_text_readout", {"machine": machine(), "zoo": str(args.zoo), "tree": args.tree,
-                                                    "rows": rows, "summary": summary,
-                                                    "confounded_negatives": confounded}, "\n".join(lines) + "\n")
+    j, md = write_results(args.results, {"machine": machine(), "zoo": str(args.zoo), "tree": args.tree,
+                                         "layer": args.layer, "rows": rows, "summary": summary,
+                                         "confounded_negatives": confounded, "rank_chosen": chosen},
+                          "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {j} and {md}")
 

@@ -121,10 +121,15 @@ def test_broken_model_in_zoo_is_reported_and_skipped(tiny_zoo, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
-    r = run("evaluate", tiny_zoo, "-o", tmp_path / "rep", "--seeds", "0", "--epochs", "3", "--workers", "2")
+    r = run("evaluate", tiny_zoo, "-o", tmp_path / "rep", "--seeds", "0", "--epochs", "3", "--workers", "2",
+            "--text-ranks", "1,4")
     assert r.exit_code == 0, r.output
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     methods = {row["method"] for row in rep["rows"]}
+    for row in rep["rows"]:  # the text readout's rank, chosen on folds of the seen categories, is recorded
+        if row["method"] in ("text", "zero-shot"):
+            assert row["text_rank"] in (1, 4) and set(row["text_rank_cv"]) == {"1", "4"}
+    assert "the text readout's rank, chosen per seed" in (tmp_path / "rep" / "report.md").read_text()
     assert {"probex", "statnn", "zero-shot", "data-aware (layer)", "data-aware (model)", "cross-tree@fc1"} <= methods
     assert any(m.startswith("dense-logistic@") for m in methods)
     assert rep["discovery"]["ari"] == 1.0
@@ -148,6 +153,14 @@ def test_evaluate_probex_grid_is_checked_before_any_work(tiny_zoo, tmp_path, gri
     assert not (tmp_path / "rep").exists()
 
 
+@pytest.mark.parametrize("ranks", ["0", "1,x", "2.5", ",", "-1"])
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+def test_text_ranks_are_checked_before_any_work(tiny_zoo, tmp_path, command, ranks):
+    r = run(command, tiny_zoo, "-o", tmp_path / "out", "--text-ranks", ranks)
+    assert r.exit_code == 2 and "--text-ranks" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_train_chooses_probex_settings_per_tree_on_validation(tiny_zoo, tmp_path):
     from lamina.weights.experts import ProbeXMixture
 
@@ -162,6 +175,19 @@ def test_train_chooses_probex_settings_per_tree_on_validation(tiny_zoo, tmp_path
         assert (c.activation, c.weight_decay) in {("relu", 1e-5), ("linear", 1e-3)} and c.r_u == 4
     bad = run("train", tiny_zoo, "-o", tmp_path / "q", "--probex-grid", "activation=tanh")
     assert bad.exit_code == 2 and "activation: expected one of" in bad.output and not (tmp_path / "q").exists()
+
+
+def test_train_chooses_the_text_readout_rank_on_seen_category_folds(tiny_zoo, tmp_path):
+    from lamina.weights.experts import ProbeXMixture
+
+    r = run("train", tiny_zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "2", "--r-u", "4", "--r-v", "4",
+            "--r-t", "8", "--heldout", "1,13", "--text-ranks", "1,3")
+    assert r.exit_code == 0, r.output
+    assert "text readout rank" in r.output and "zero-shot mAP on seen-category folds: rank 1" in r.output
+    trees = _json_tail(r.output[r.output.index('{\n  "probe"'):])["trees"]
+    mix = ProbeXMixture.load(tmp_path / "p")
+    for t, info in mix.experts_.items():  # the chosen rank is the saved aligner's, and the one printed
+        assert info["aligner"].rank in (1, 3) and trees[t]["text_rank"] == info["aligner"].rank
 
 
 def test_search_index_scores_like_a_fresh_read(tiny_zoo, tiny_probe):

@@ -111,6 +111,18 @@ def test_train_config_reader():
     assert TrainConfig().reader == "probex"  # ProbeX unless asked otherwise
 
 
+@pytest.mark.parametrize("config", [EvalConfig, TrainConfig])
+def test_text_ranks_are_a_list_of_positive_integers(config):
+    for bad, message in (("1,2", r"^text_ranks: expected a list of integer ranks"),
+                         (4, r"^text_ranks: expected a list of integer ranks"),
+                         ([1, 0], r"^text_ranks\[1\]: expected an integer >= 1"),
+                         ([2.0], r"^text_ranks\[0\]: expected an integer"),
+                         ([True], r"^text_ranks\[0\]: expected an integer")):
+        with pytest.raises(InputError, match=message):
+            config(text_ranks=bad)
+    assert config().text_ranks == [] and config(text_ranks=(1, 2)).text_ranks == [1, 2]
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"lr": math.inf}, r"^TextAligner\.lr: expected a finite number > 0"),
     ({"lr": True}, r"^TextAligner\.lr: expected a finite number > 0"),

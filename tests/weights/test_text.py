@@ -15,22 +15,29 @@ def test_minilm_embeds_offline_and_means_something():
         embed_text([" "])
 
 
-def test_aligner_reads_an_unseen_pair_of_seen_parts():
-    # synthetic: categories are (garment, mark) pairs; a model trained on pair (g, m) has the probe response
-    # h_g u_m^T added (hidden signature of the garment x input pattern of the mark), and a category's text is the
-    # sum of its parts' texts. The pair (3, 3) is never shown, but both of its parts are.
-    rng = np.random.default_rng(0)
-    n_g, n_m, d_h, r_u, n = 4, 4, 24, 12, 900
+def _pairs_world(seed: int = 0, n: int = 500, rate: float = 0.25):
+    """Synthetic (unit tests only): categories "g | m" of 4 garments x 4 views (view 0 the plain one); a model
+    trained on (g, m) has h_g u_m^T added to its probe responses; a category's text is the sum of its parts'."""
+    rng = np.random.default_rng(seed)
+    n_g, n_m, d_h, r_u = 4, 4, 24, 12
     h, u = rng.standard_normal((n_g, d_h)), rng.standard_normal((n_m, r_u))
     tg, tm = rng.standard_normal((n_g, 384)), rng.standard_normal((n_m, 384))
     pairs = [(g, m) for g in range(n_g) for m in range(n_m)]
+    names = [f"garment{g} | view{m}" for g, m in pairs]
     text = np.stack([tg[g] + tm[m] for g, m in pairs])
     text /= np.linalg.norm(text, axis=1, keepdims=True)
-    y = (rng.random((n, len(pairs))) < 0.2).astype(np.float32)
+    y = (rng.random((n, len(pairs))) < rate).astype(np.float32)
     R = 0.3 * rng.standard_normal((n, d_h, r_u))
     for c, (g, m) in enumerate(pairs):
         R += y[:, c, None, None] * np.outer(h[g], u[m])[None]
-    held = len(pairs) - 1
+    return names, text.astype(np.float32), y, R.astype(np.float32)
+
+
+def test_aligner_reads_an_unseen_pair_of_seen_parts():
+    # synthetic (see _pairs_world): the pair (3, 3) is never shown, but both of its parts are
+    names, text, y, R = _pairs_world(n=900, rate=0.2)
+    r_u = R.shape[2]
+    held = len(names) - 1
     seen = list(range(held))
     al = TextAligner(k=8, rank=2, epochs=300).fit(R[:600], y[:600, seen], text[seen])
     s = al.decision_function(R[600:], text[held:])[:, 0]
@@ -56,3 +63,59 @@ def test_aligner_reads_an_unseen_pair_of_seen_parts():
     old_doc = {k: v for k, v in al.state_config().items() if k != "rank"}
     with pytest.raises(InputError, match="older lamina"):
         TextAligner.from_state(al.state_tensors("a."), old_doc, "a.")
+
+
+def test_category_folds_mimic_the_held_out_draw():
+    from lamina.weights.data import DEFAULT_VIEWS, vocabulary
+    from lamina.weights.evaluate import default_heldout
+    from lamina.weights.text import category_folds
+
+    vocab = vocabulary()
+    names = [c.name for c in vocab]
+    held = default_heldout([{}] * len(vocab), len(DEFAULT_VIEWS))
+    seen = [c for c in range(len(vocab)) if c not in held]
+    folds = category_folds(names, seen)
+    cats = [[seen[p] for p in f] for f in folds]
+    assert len(folds) == len(DEFAULT_VIEWS) - 2  # one of the V - 1 patterns is the held-out draw itself
+    for f in cats:  # one non-plain view per garment, none of them held out
+        assert sorted(vocab[c].garment for c in f) == list(range(10))
+        assert all(vocab[c].view != DEFAULT_VIEWS[0] and c not in held for c in f)
+    flat = [c for f in cats for c in f]
+    assert len(flat) == len(set(flat)) == 40  # disjoint, and every non-plain seen category is in one
+    assert len(category_folds(names, list(range(len(vocab))))) == len(DEFAULT_VIEWS) - 1  # nothing held out
+    with pytest.raises(InputError, match="named 'garment \\| view'"):
+        category_folds(["a photo of a coat", "a coat | white frame"], [0, 1])
+    with pytest.raises(InputError, match="at least two views"):
+        category_folds(["coat | plain", "dress | plain"], [0, 1])
+
+
+def test_choose_text_rank_scores_each_rank_by_zero_shot_on_seen_folds():
+    from lamina.weights.metrics import multilabel_metrics
+    from lamina.weights.text import category_folds, choose_text_rank
+
+    names, text, y, R = _pairs_world()
+    seen = list(range(len(names) - 1))  # the last pair is the evaluation's held-out one: never passed in
+    folds = category_folds(names, seen)
+    tr, va = slice(0, 350), slice(350, None)
+    kw = {"k": 8, "epochs": 150}
+    rank, scores = choose_text_rank(R[tr], y[tr][:, seen], R[va], y[va][:, seen], text[seen], folds, [1, 2], seed=3,
+                                    **kw)
+    assert set(scores) == {1, 2} and rank == max(scores, key=scores.get)
+    # a rank's score is the mean zero-shot mAP of its folds, each fitted without the fold's categories
+    maps = []
+    for fold in folds:
+        rest = [i for i in range(len(seen)) if i not in fold]
+        al = TextAligner(rank=1, seed=3, **kw).fit(R[tr], y[tr][:, rest], text[rest])
+        maps.append(multilabel_metrics(y[va][:, fold], al.decision_function(R[va], text[fold]))["map"])
+    assert scores[1] == pytest.approx(np.mean(maps), abs=1e-6)
+    assert min(scores.values()) > y[va].mean() + 0.3  # the planted parts carry over to the folds' categories
+    # no validation model holds a fold's category: the default rank, unscored
+    rank, scores = choose_text_rank(R[tr], y[tr][:, seen], R[va], 0 * y[va][:, seen], text[seen], folds, [1, 2],
+                                    **kw)
+    assert rank == TextAligner().rank and all(np.isnan(v) for v in scores.values())
+    for ranks, folds_, message in (([], folds, "at least one rank"), ([0], folds, "text ranks"),
+                                   ([1.5], folds, "text ranks"), ([1], [[99]], "folds"), ([1], [], "folds")):
+        with pytest.raises(InputError, match=message):
+            choose_text_rank(R[tr], y[tr][:, seen], R[va], y[va][:, seen], text[seen], folds_, ranks)
+    with pytest.raises(InputError, match="columns"):
+        choose_text_rank(R[tr], y[tr], R[va], y[va][:, seen], text[seen], folds, [1])

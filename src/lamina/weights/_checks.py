@@ -31,6 +31,15 @@ def check_number(name: str, value, *, low: float = 0.0, low_open: bool = True, h
     return v
 
 
+def check_ranks(name: str, value) -> list[int]:
+    """``value`` as a list of integer ranks >= 1 (a list or tuple; an empty one is allowed)."""
+    from lamina._validation import check_positive_int
+
+    if not isinstance(value, list | tuple):
+        raise InputError(f"{name}: expected a list of integer ranks, got {value!r}")
+    return [check_positive_int(f"{name}[{i}]", r) for i, r in enumerate(value)]
+
+
 @contextlib.contextmanager
 def checkpoint_content(directory) -> Iterator[None]:
     """Turn a saved checkpoint whose ``config.json`` is valid JSON with the wrong content (a missing key, a value of

@@ -43,7 +43,7 @@ import torch
 from lamina._process import single_threaded, torch_threads
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import check_number
+from lamina.weights._checks import check_number, check_ranks
 from lamina.weights.baselines import (
     DenseLinearProbe,
     LowRankProbe,
@@ -79,6 +79,7 @@ class EvalConfig:
     energy_images: int = 32
     dense_seeds: int = 1
     low_rank: int = 2  # probes per category of the low-rank probe: a parameter budget near the compact ProbeX's
+    text_ranks: list[int] = field(default_factory=list)  # ranks the text readout chooses from (empty: its default)
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -106,6 +107,7 @@ class EvalConfig:
         check_positive_int("energy_images", self.energy_images)
         check_positive_int("dense_seeds", self.dense_seeds)
         check_positive_int("low_rank", self.low_rank)
+        self.text_ranks = check_ranks("text_ranks", self.text_ranks)
         check_positive_int("workers", self.workers)
 
     def to_dict(self) -> dict:
@@ -207,7 +209,7 @@ def _seed_task(args) -> list[dict]:
     part, tree, seed, best, largest, variant = args
     d, cfg = _D["trees"][tree], _D["cfg"]
     seen, held, text = _D["seen"], _D["heldout"], _D["text"]
-    tr, _, te = _split(len(d["ids"]), seed, cfg)
+    tr, va, te = _split(len(d["ids"]), seed, cfg)
     Y = d["Y"]
     rows = []
 
@@ -217,7 +219,7 @@ def _seed_task(args) -> list[dict]:
 
     pcfg = cfg.candidate(variant, seed) if variant is not None else ProbeXConfig(seed=seed)
     if part == "probex":
-        from lamina.weights.text import TextAligner
+        from lamina.weights.text import TextAligner, choose_text_rank
 
         for layer, name in [(best, "probex")] + ([(largest, f"probex@{largest}")] if largest != best else []):
             X = d["layers"][layer]
@@ -228,12 +230,20 @@ def _seed_task(args) -> list[dict]:
             if largest == best:
                 add(f"probex@{largest}", layer, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_,
                     est.n_params_)
-            al = TextAligner(seed=seed).fit(est.responses(X[tr]), Y[tr][:, seen], text[seen])
+            r_tr = est.responses(X[tr])
+            how = {}
+            if cfg.text_ranks:  # the readout's rank by zero-shot on folds of the seen categories (validation models)
+                rank, cv = choose_text_rank(r_tr, Y[tr][:, seen], est.responses(X[va]), Y[va][:, seen], text[seen],
+                                            _D["folds"], cfg.text_ranks, seed=seed)
+                how = {"text_rank": rank,
+                       "text_rank_cv": {str(r): None if np.isnan(v) else round(v, 4) for r, v in cv.items()}}
+            al = TextAligner(seed=seed, **({"rank": how["text_rank"]} if how else {})).fit(
+                r_tr, Y[tr][:, seen], text[seen])
             fte = al.features(est.responses(X[te]))
             add("text", layer, Y[te][:, seen], al.decision_function_features(fte, text[seen]), al.fit_seconds_,
-                al.n_params_)
+                al.n_params_, **how)
             add("zero-shot", layer, Y[te][:, held], al.decision_function_features(fte, text[held]),
-                al.fit_seconds_, al.n_params_)
+                al.fit_seconds_, al.n_params_, **how)
         X = d["layers"][largest]
         est = ProbeX(cfg.candidate(variant, seed, compact=True)).fit(X[tr], Y[tr][:, seen])
         add(f"probex-compact@{largest}", largest, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_,
@@ -383,7 +393,7 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=None) ->
 
 def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
     from lamina.weights.data import category_pools, vocabulary
-    from lamina.weights.text import embed_text
+    from lamina.weights.text import category_folds, embed_text
     from lamina.weights.trees import adjusted_rand, discover_trees, fingerprint_files
 
     t_start = time.perf_counter()
@@ -395,6 +405,7 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
     views = zcfg.get("views", [])
     heldout = cfg.heldout if cfg.heldout is not None else default_heldout(vocab, len(views))
     seen = [c for c in range(len(vocab)) if c not in set(heldout)]
+    folds = category_folds([v["name"] for v in vocab], seen) if cfg.text_ranks else []
     text = embed_text([v["prompt"] for v in vocab])
 
     # tree discovery on the whole collection
@@ -446,7 +457,7 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
     if not trees:
         raise InputError(f"zoo: {zoo} has no tree with at least 20 readable models")
     _D.clear()
-    _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text)
+    _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text, folds=folds)
     with ctx.Pool(cfg.workers) as pool:
         sweep = pool.map(_sweep_task, [(t, k, v) for t, d in trees.items() for k in d["layers"]
                                        for v in range(1 + len(cfg.probex_grid))], chunksize=1)

@@ -28,14 +28,14 @@ from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_threads
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import check_number, checkpoint_content
+from lamina.weights._checks import check_number, check_ranks, checkpoint_content
 from lamina.weights.baselines import LowRankProbe
 from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.layers import load_layers, read_state
 from lamina.weights.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.phrasings import category_phrasings
 from lamina.weights.probex import ProbeX, ProbeXConfig, grid_configs, settings_text
-from lamina.weights.text import TextAligner, embed_phrasings, embed_text
+from lamina.weights.text import TextAligner, category_folds, choose_text_rank, embed_phrasings, embed_text
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
 
 KIND = "weights.ProbeXMixture"
@@ -69,6 +69,8 @@ class TrainConfig:
             models) or ``"auto"`` (whichever of the two scores the higher validation mAP). ProbeX's probe responses
             serve the text readout and the search index in every case.
         low_rank: probes per category of the low-rank reader.
+        text_ranks: ranks the text readout chooses from, per tree, by zero-shot mAP on folds of the seen
+            categories (validation models; :func:`~lamina.weights.text.choose_text_rank`); empty: its fixed default.
     """
 
     probex: ProbeXConfig = field(default_factory=ProbeXConfig)
@@ -81,6 +83,7 @@ class TrainConfig:
     min_sep: float = 6.0
     reader: str = "probex"
     low_rank: int = 2
+    text_ranks: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.probex, dict):
@@ -95,6 +98,7 @@ class TrainConfig:
         if self.reader not in READERS:
             raise InputError(f"reader: expected one of {', '.join(map(repr, READERS))}, got {self.reader!r}")
         check_positive_int("low_rank", self.low_rank)
+        self.text_ranks = check_ranks("text_ranks", self.text_ranks)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,6 +181,7 @@ class ProbeXMixture(BaseEstimator):
         self.text_ = text
         phrased = embed_phrasings(category_phrasings(self.categories_, self.prompts_))  # C arrays (P_c, 384)
         self.experts_: dict[str, dict] = {}
+        folds = category_folds(self.categories_, self.seen_) if cfg.text_ranks else []
         candidates = grid_configs(cfg.probex, cfg.probex_grid)
         rng = np.random.default_rng(cfg.seed)
         for t in sorted(set(trees)):
@@ -211,8 +216,15 @@ class ProbeXMixture(BaseEstimator):
             if best is None:
                 continue
             score, layer, est, Xtr, tr_ids, Xva, va_ids = best
-            aligner = TextAligner(seed=cfg.seed).fit(est.responses(Xtr), Y[tr_ids][:, self.seen_],
-                                                     [phrased[c] for c in self.seen_])
+            r_tr, texts = est.responses(Xtr), [phrased[c] for c in self.seen_]
+            chosen = {}
+            if cfg.text_ranks:  # the readout's rank by zero-shot on folds of the seen categories (validation models)
+                rank, cv = choose_text_rank(r_tr, Y[tr_ids][:, self.seen_], est.responses(Xva),
+                                            Y[va_ids][:, self.seen_], texts, folds, cfg.text_ranks, seed=cfg.seed)
+                chosen = {"rank": rank}
+                log(f"tree {t}: text readout rank {rank} (zero-shot mAP on seen-category folds: "
+                    + ", ".join(f"rank {r} {v:.3f}" for r, v in cv.items()) + ")")
+            aligner = TextAligner(seed=cfg.seed, **chosen).fit(r_tr, Y[tr_ids][:, self.seen_], texts)
             info = {"layer": layer, "expert": est, "aligner": aligner, "val_map": score, "n_train": len(tr_ids),
                     "reader": "probex"}
             if cfg.reader != "probex":

@@ -102,6 +102,14 @@ def markdown(report: dict) -> str:
         else:
             lines.append(f"Tree {t}: ProbeX, its compact variant and the dense logistic probe train with the chosen "
                          f"settings {settings_text(o)}.")
+    chosen: dict[str, list[str]] = {}
+    for r in report["rows"]:
+        if r["method"] == "zero-shot" and "text_rank" in r:
+            cv = ", ".join(f"{k}: " + ("n/a" if v is None else f"{v:.3f}") for k, v in r["text_rank_cv"].items())
+            chosen.setdefault(r["tree"], []).append(f"seed {r['seed']}: rank {r['text_rank']} ({cv})")
+    for t, runs in sorted(chosen.items()):
+        lines += ["", f"Tree {t}: the text readout's rank, chosen per seed by zero-shot mAP on folds of the seen "
+                      f"categories (validation models; held-out categories unseen): {'; '.join(runs)}."]
     skipped = sum(len(v) for v in report["skipped"].values()) + len(d.get("skipped", []))
     lines += ["", f"Broken models skipped: {skipped}."]
     return "\n".join(lines) + "\n"

@@ -19,6 +19,11 @@ Trained on one prompt per category, the readout knows 60 points of MiniLM's spac
 nearer another view's prompt as often as not. :meth:`TextAligner.fit` therefore also takes several phrasings per
 category (:mod:`lamina.weights.phrasings`) and reads one of them, drawn anew, at every step: the readout learns what
 all wordings of a garment and of a view share (``benchmarks/weights_paraphrase.py``).
+
+The readout's rank trades the seen categories against new ones: a lower rank reads the seen prompts less
+closely and carries more to unseen pairs on the transformer trees. :func:`choose_text_rank` picks it by zero-shot on
+folds of the seen categories (:func:`category_folds`), never looking at the held-out ones (``lamina weights train``
+and ``evaluate``, ``--text-ranks``).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from torch import nn
 from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import check_number
+from lamina.weights._checks import check_number, check_ranks
 from lamina.weights._train import train_bce
 
 TEXT_DIM = 384
@@ -337,3 +342,74 @@ class TextAligner(BaseEstimator):
         a.net_.load_state_dict(sd, strict=True)
         a.net_.eval()
         return a
+
+
+def category_folds(names: list[str], seen: list[int]) -> list[list[int]]:
+    """Folds of the seen categories that mimic the held-out ones, for choosing the text readout by zero-shot.
+
+    Categories are named ``"garment | view"``; the first view met is the plain photo. Fold j takes, from each
+    garment, its non-plain view number ``1 + (g + j) mod (V - 1)`` (g: the garment's number, V: the number of views),
+    as :func:`lamina.weights.evaluate.default_heldout` draws the held-out categories, so each fold holds one
+    garment-view pair per garment whose parts the other folds still show. Folds are lists of positions into
+    ``seen``; empty ones are dropped.
+    """
+    parts = [str(n).split(" | ") for n in names]
+    if any(len(p) != 2 for p in parts):
+        raise InputError("text ranks: choosing the text readout needs categories named 'garment | view'")
+    garments = list(dict.fromkeys(p[0] for p in parts))
+    views = list(dict.fromkeys(p[1] for p in parts))
+    if len(views) < 2:
+        raise InputError("text ranks: choosing the text readout needs at least two views per garment")
+    folds = [[] for _ in range(len(views) - 1)]
+    for pos, c in enumerate(seen):
+        g, v = garments.index(parts[c][0]), views.index(parts[c][1])
+        if v > 0:
+            folds[(v - 1 - g) % (len(views) - 1)].append(pos)
+    return [f for f in folds if f]
+
+
+def choose_text_rank(R_tr, Y_tr, R_va, Y_va, T, folds: list[list[int]], ranks, *, seed: int = 0,
+                     **settings) -> tuple[int, dict[int, float]]:
+    """The text readout's rank with the best zero-shot on seen categories held out in turn.
+
+    For every rank and fold, a :class:`TextAligner` is fitted on the training models' labels of the categories
+    outside the fold and scores the fold's categories, through their prompts, on the validation models; a rank's
+    score is the mean of its folds' mAP. The held-out categories of an evaluation are never looked at.
+
+    Args:
+        R_tr, R_va: probe responses (N, d_H, r_U) of the training and validation models.
+        Y_tr, Y_va: their 0/1 labels over the seen categories.
+        T: the seen categories' text, as :meth:`TextAligner.fit` takes it (the first phrasing is the prompt).
+        folds: lists of category positions (columns of Y), e.g. from :func:`category_folds`.
+        ranks: candidate ranks. seed and ``settings``: the other :class:`TextAligner` settings.
+
+    Returns:
+        (rank, {rank: mean fold mAP}); the first of equal ranks. Where no fold could be scored (no validation model
+        holds a fold's category), TextAligner's default rank, with NaN scores.
+    """
+    ranks = check_ranks("text ranks", list(ranks) if isinstance(ranks, range) else ranks)
+    if not ranks:
+        raise InputError("text ranks: expected at least one rank")
+    phr = TextAligner._check_phrasings(T)
+    Y_tr, Y_va = np.asarray(Y_tr, np.float32), np.asarray(Y_va, np.float32)
+    if Y_tr.shape[1] != len(phr) or Y_va.shape[1] != len(phr):
+        raise InputError(f"Y: expected {len(phr)} columns (one per category of T), got {Y_tr.shape[1]} and "
+                         f"{Y_va.shape[1]}")
+    if not folds or any(not f or min(f) < 0 or max(f) >= len(phr) for f in folds):
+        raise InputError(f"folds: expected non-empty lists of category positions in 0..{len(phr) - 1}")
+    from lamina.weights.metrics import multilabel_metrics
+
+    scores: dict[int, float] = {}
+    for r in ranks:
+        maps = []
+        for fold in folds:
+            rest = [i for i in range(len(phr)) if i not in set(fold)]
+            y = Y_va[:, fold]
+            if not np.any((y.sum(0) > 0) & (y.sum(0) < len(y))):
+                continue  # no category of the fold has both positive and negative validation models
+            al = TextAligner(rank=r, seed=seed, **settings).fit(R_tr, Y_tr[:, rest], [phr[i] for i in rest])
+            prompts = np.stack([phr[i][0] for i in fold])
+            maps.append(multilabel_metrics(y, al.decision_function(R_va, prompts))["map"])
+        scores[r] = float(np.mean(maps)) if maps else float("nan")
+    scored = [r for r in ranks if not np.isnan(scores[r])]
+    return (max(scored, key=lambda r: scores[r]) if scored else TextAligner().rank), scores
