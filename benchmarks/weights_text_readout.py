@@ -13,8 +13,9 @@ the same seen labels and scored on the test models, on seen categories and zero-
 - ``readout, all hidden units``: :class:`lamina.weights.text.TextAligner` with k = d_H (no compression);
 - ``readout, k = 32``: the package default (rank 4), and the same at ranks 1 and 2;
 - ``readout, k = 32, rank chosen on seen folds``: the rank (1, 2 or 4) that :func:`lamina.weights.text.choose_text_rank`
-  picks by zero-shot on folds of the seen categories, with 15% of the training models for validation; then refitted
-  on all training models (``lamina weights evaluate/train --text-ranks``).
+  picks by zero-shot on folds of the seen categories (per fold, an expert fitted without the fold's categories on
+  85% of the training models, the other 15% scored); then refitted on all training models with the seed's expert
+  (``lamina weights evaluate/train --text-ranks``).
 
 Results go to ``benchmarks/results/weights_text_readout.{json,md}`` (``--results NAME`` for another name, e.g. for
 another zoo: ``python benchmarks/weights_text_readout.py tzoo/ --tree vit-lora --layer blocks.1.attn.v --results
@@ -105,10 +106,14 @@ def main() -> None:
                  ("readout, k = 32", TextAligner(seed=seed), Rtr, Rte),
                  ("readout, k = 32, rank 1", TextAligner(rank=1, seed=seed), Rtr, Rte),
                  ("readout, k = 32, rank 2", TextAligner(rank=2, seed=seed), Rtr, Rte)]
-        inner = np.random.default_rng([seed, 1]).permutation(len(tr))
+        inner = np.random.default_rng([seed, 1]).permutation(tr)  # 15% of the training models for the choice
         i_va, i_tr = inner[: int(0.15 * len(tr))], inner[int(0.15 * len(tr)) :]
-        rank, cv = choose_text_rank(Rtr[i_tr], Y[tr][i_tr][:, seen], Rtr[i_va], Y[tr][i_va][:, seen], T[seen],
-                                    folds, (1, 2, 4), seed=seed)
+
+        def refit(rest, seed=seed, i_tr=i_tr, i_va=i_va):  # an expert on the inner models, without a fold's categories
+            e = ProbeX(ProbeXConfig(seed=seed)).fit(X[i_tr], Y[i_tr][:, seen][:, rest])
+            return e.responses(X[i_tr]), e.responses(X[i_va])
+
+        rank, cv = choose_text_rank(refit, Y[i_tr][:, seen], Y[i_va][:, seen], T[seen], folds, (1, 2, 4), seed=seed)
         sides.append(("readout, k = 32, rank chosen on seen folds", TextAligner(rank=rank, seed=seed), Rtr, Rte))
         chosen.append({"seed": seed, "rank": rank, "fold_map": {str(r): v for r, v in cv.items()}})
         for name, side, ftr, fte in sides:

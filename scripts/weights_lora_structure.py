@@ -20,12 +20,12 @@ Readouts compared (closed form, ridge penalties by leave-one-out):
   further);
 - category rank: the two-sided view with its category mode cut to r_T (reduced-rank ridge: the fitted scores
   projected on their top r_T principal directions), as ProbeX's encoder cuts it;
-- conjunction (analyses that fit the held-out categories' own labels, so bounds, not zero-shot readers): ridge on
-  the layer fitted to each held-out category's labels (does the layer hold it at all?); the same labels read from
-  the layer's predicted parts only (garment and view present among the seen categories, out-of-fold, and their
-  product; a logistic combiner per category); and read as the best linear combination of the seen categories'
-  ridge readers (out-of-fold scores): what any readout that writes a new category's reader from the seen ones, as
-  a text map fitted on seen categories does, can reach at most.
+- conjunction (analyses that fit the held-out categories' own labels: references, not zero-shot readers): ridge
+  on the layer fitted to each held-out category's labels (does the layer hold it at all?); the same labels read
+  from the layer's predicted parts only (garment and view present among the seen categories, out-of-fold, and
+  their product; a logistic combiner per category); and read as a linear combination of the seen categories'
+  ridge readers (out-of-fold scores), fitted to those labels. The last is no bound on the text readout, whose
+  readers need not lie in the span of the seen ridge readers (on the MLP dev zoo it reads more than it).
 - ProbeX from two starts (``--no-probex`` skips it), linear, at the report's full and compact dimensions:
   ``init="ridge"`` (the ridge coefficients written in ProbeX's factors, :func:`lamina.weights.probex.ridge_factors`;
   exact at the full dimensions), as it is and trained on with ProbeX's own loop, and ProbeX's usual start

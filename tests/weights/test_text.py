@@ -94,28 +94,50 @@ def test_choose_text_rank_scores_each_rank_by_zero_shot_on_seen_folds():
     from lamina.weights.text import category_folds, choose_text_rank
 
     names, text, y, R = _pairs_world()
-    seen = list(range(len(names) - 1))  # the last pair is the evaluation's held-out one: never passed in
+    held = 6  # "garment1 | view2": the evaluation's held-out pair, never passed in; positions != category indices
+    seen = [c for c in range(len(names)) if c != held]
     folds = category_folds(names, seen)
     tr, va = slice(0, 350), slice(350, None)
+    calls = []
+
+    def refit(rest):  # the synthetic responses do not depend on an expert; the calls say what it would have seen
+        calls.append(rest)
+        return R[tr], R[va]
+
     kw = {"k": 8, "epochs": 150}
-    rank, scores = choose_text_rank(R[tr], y[tr][:, seen], R[va], y[va][:, seen], text[seen], folds, [1, 2], seed=3,
-                                    **kw)
-    assert set(scores) == {1, 2} and rank == max(scores, key=scores.get)
+    Ytr, Yva = y[tr][:, seen], y[va][:, seen]
+    rank, scores = choose_text_rank(refit, Ytr, Yva, text[seen], folds, [1, 2, 1], seed=3, **kw)
+    assert list(scores) == [1, 2] and scores[rank] == max(scores.values())
+    # one expert per fold, never shown the fold's categories
+    assert len(calls) == len(folds)
+    for fold, rest in zip(folds, calls, strict=True):
+        assert sorted(rest + fold) == list(range(len(seen)))
     # a rank's score is the mean zero-shot mAP of its folds, each fitted without the fold's categories
-    maps = []
-    for fold in folds:
-        rest = [i for i in range(len(seen)) if i not in fold]
-        al = TextAligner(rank=1, seed=3, **kw).fit(R[tr], y[tr][:, rest], text[rest])
-        maps.append(multilabel_metrics(y[va][:, fold], al.decision_function(R[va], text[fold]))["map"])
-    assert scores[1] == pytest.approx(np.mean(maps), abs=1e-6)
-    assert min(scores.values()) > y[va].mean() + 0.3  # the planted parts carry over to the folds' categories
-    # no validation model holds a fold's category: the default rank, unscored
-    rank, scores = choose_text_rank(R[tr], y[tr][:, seen], R[va], 0 * y[va][:, seen], text[seen], folds, [1, 2],
-                                    **kw)
-    assert rank == TextAligner().rank and all(np.isnan(v) for v in scores.values())
+    def by_hand(rank, folds):
+        maps = []
+        for fold in folds:
+            rest = [i for i in range(len(seen)) if i not in fold]
+            al = TextAligner(rank=rank, seed=3, **kw).fit(R[tr], Ytr[:, rest], text[seen][rest])
+            maps.append(multilabel_metrics(Yva[:, fold], al.decision_function(R[va], text[seen][fold]))["map"])
+        return np.mean(maps)
+
+    assert scores[1] == pytest.approx(by_hand(1, folds), abs=1e-6)
+    assert min(scores.values()) > Yva.mean() + 0.3  # the planted parts carry over to the folds' categories
+    # a fold no validation model can score is left out (and its expert never fitted)
+    Yva_part = Yva.copy()
+    Yva_part[:, folds[0]] = 0
+    calls.clear()
+    _, part = choose_text_rank(refit, Ytr, Yva_part, text[seen], folds, [2], seed=3, **kw)
+    assert len(calls) == len(folds) - 1 and part[2] == pytest.approx(by_hand(2, folds[1:]), abs=1e-6)
+    # none can: the default rank where offered, else the first candidate, unscored
+    for ranks, expected in (([1, 4], TextAligner().rank), ([2, 1], 2)):
+        rank, scores = choose_text_rank(refit, Ytr, 0 * Yva, text[seen], folds, ranks, **kw)
+        assert rank == expected and all(np.isnan(v) for v in scores.values())
     for ranks, folds_, message in (([], folds, "at least one rank"), ([0], folds, "text ranks"),
                                    ([1.5], folds, "text ranks"), ([1], [[99]], "folds"), ([1], [], "folds")):
         with pytest.raises(InputError, match=message):
-            choose_text_rank(R[tr], y[tr][:, seen], R[va], y[va][:, seen], text[seen], folds_, ranks)
+            choose_text_rank(refit, Ytr, Yva, text[seen], folds_, ranks)
     with pytest.raises(InputError, match="columns"):
-        choose_text_rank(R[tr], y[tr], R[va], y[va][:, seen], text[seen], folds, [1])
+        choose_text_rank(refit, y[tr], Yva, text[seen], folds, [1])
+    with pytest.raises(InputError, match="responses: expected a function"):
+        choose_text_rank((R[tr], R[va]), Ytr, Yva, text[seen], folds, [1])

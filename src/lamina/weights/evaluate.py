@@ -233,8 +233,12 @@ def _seed_task(args) -> list[dict]:
             r_tr = est.responses(X[tr])
             how = {}
             if cfg.text_ranks:  # the readout's rank by zero-shot on folds of the seen categories (validation models)
-                rank, cv = choose_text_rank(r_tr, Y[tr][:, seen], est.responses(X[va]), Y[va][:, seen], text[seen],
-                                            _D["folds"], cfg.text_ranks, seed=seed)
+                def refit(rest, X=X):  # the expert without a fold's categories
+                    e = ProbeX(pcfg).fit(X[tr], Y[tr][:, seen][:, rest])
+                    return e.responses(X[tr]), e.responses(X[va])
+
+                rank, cv = choose_text_rank(refit, Y[tr][:, seen], Y[va][:, seen], text[seen], _D["folds"],
+                                            cfg.text_ranks, seed=seed)
                 how = {"text_rank": rank,
                        "text_rank_cv": {str(r): None if np.isnan(v) else round(v, 4) for r, v in cv.items()}}
             al = TextAligner(seed=seed, **({"rank": how["text_rank"]} if how else {})).fit(

@@ -166,6 +166,7 @@ class ProbeXMixture(BaseEstimator):
         self.prompts_ = [v["prompt"] for v in vocab]
         C = len(vocab)
         self.seen_ = [c for c in range(C) if c not in set(cfg.heldout)]
+        folds = category_folds(self.categories_, self.seen_) if cfg.text_ranks else []  # checks the names first
         paths = [zoo / m["path"] for m in models]
         log(f"fingerprinting {len(paths)} models")
         fp = fingerprint_files(paths, dim=cfg.fingerprint_dim, seed=cfg.seed)
@@ -181,7 +182,6 @@ class ProbeXMixture(BaseEstimator):
         self.text_ = text
         phrased = embed_phrasings(category_phrasings(self.categories_, self.prompts_))  # C arrays (P_c, 384)
         self.experts_: dict[str, dict] = {}
-        folds = category_folds(self.categories_, self.seen_) if cfg.text_ranks else []
         candidates = grid_configs(cfg.probex, cfg.probex_grid)
         rng = np.random.default_rng(cfg.seed)
         for t in sorted(set(trees)):
@@ -219,8 +219,13 @@ class ProbeXMixture(BaseEstimator):
             r_tr, texts = est.responses(Xtr), [phrased[c] for c in self.seen_]
             chosen = {}
             if cfg.text_ranks:  # the readout's rank by zero-shot on folds of the seen categories (validation models)
-                rank, cv = choose_text_rank(r_tr, Y[tr_ids][:, self.seen_], est.responses(Xva),
-                                            Y[va_ids][:, self.seen_], texts, folds, cfg.text_ranks, seed=cfg.seed)
+                def refit(rest, pcfg=est.config_, Xtr=Xtr, Xva=Xva, tr_ids=tr_ids):  # without a fold's categories
+                    e = ProbeX(pcfg).fit(Xtr, Y[tr_ids][:, self.seen_][:, rest])
+                    return e.responses(Xtr), e.responses(Xva)
+
+                log(f"tree {t}: choosing the text readout's rank ({len(folds)} folds, the expert refitted for each)")
+                rank, cv = choose_text_rank(refit, Y[tr_ids][:, self.seen_], Y[va_ids][:, self.seen_], texts, folds,
+                                            cfg.text_ranks, seed=cfg.seed)
                 chosen = {"rank": rank}
                 log(f"tree {t}: text readout rank {rank} (zero-shot mAP on seen-category folds: "
                     + ", ".join(f"rank {r} {v:.3f}" for r, v in cv.items()) + ")")

@@ -368,48 +368,56 @@ def category_folds(names: list[str], seen: list[int]) -> list[list[int]]:
     return [f for f in folds if f]
 
 
-def choose_text_rank(R_tr, Y_tr, R_va, Y_va, T, folds: list[list[int]], ranks, *, seed: int = 0,
+def choose_text_rank(responses, Y_tr, Y_va, T, folds: list[list[int]], ranks, *, seed: int = 0,
                      **settings) -> tuple[int, dict[int, float]]:
     """The text readout's rank with the best zero-shot on seen categories held out in turn.
 
-    For every rank and fold, a :class:`TextAligner` is fitted on the training models' labels of the categories
-    outside the fold and scores the fold's categories, through their prompts, on the validation models; a rank's
-    score is the mean of its folds' mAP. The held-out categories of an evaluation are never looked at.
+    For every fold, the expert is refitted without the fold's categories (``responses``), so that, as for the real
+    held-out categories, neither the expert nor the readout has seen them; then for every rank a
+    :class:`TextAligner` is fitted on the training models' labels of the other categories and scores the fold's
+    categories, through their prompts, on the validation models. A rank's score is the mean of its folds' mAP. The
+    held-out categories of an evaluation are never looked at.
 
     Args:
-        R_tr, R_va: probe responses (N, d_H, r_U) of the training and validation models.
-        Y_tr, Y_va: their 0/1 labels over the seen categories.
+        responses: ``responses(rest) -> (R_tr, R_va)``: the probe responses (N, d_H, r_U) of the training and the
+            validation models from an expert fitted on the seen categories at positions ``rest`` only.
+        Y_tr, Y_va: the training and validation models' 0/1 labels over the seen categories.
         T: the seen categories' text, as :meth:`TextAligner.fit` takes it (the first phrasing is the prompt).
         folds: lists of category positions (columns of Y), e.g. from :func:`category_folds`.
-        ranks: candidate ranks. seed and ``settings``: the other :class:`TextAligner` settings.
+        ranks: candidate ranks (repeats ignored). seed and ``settings``: the other :class:`TextAligner` settings.
 
     Returns:
-        (rank, {rank: mean fold mAP}); the first of equal ranks. Where no fold could be scored (no validation model
-        holds a fold's category), TextAligner's default rank, with NaN scores.
+        (rank, {rank: mean fold mAP}); the first of equal ranks. Where no fold can be scored (no validation model
+        holds a fold's category), TextAligner's default rank if it is a candidate, else the first candidate, with
+        NaN scores.
     """
-    ranks = check_ranks("text ranks", list(ranks) if isinstance(ranks, range) else ranks)
+    ranks = list(dict.fromkeys(check_ranks("text ranks", list(ranks) if isinstance(ranks, range) else ranks)))
     if not ranks:
         raise InputError("text ranks: expected at least one rank")
+    if not callable(responses):
+        raise InputError("responses: expected a function rest -> (R_tr, R_va) that refits the expert")
     phr = TextAligner._check_phrasings(T)
     Y_tr, Y_va = np.asarray(Y_tr, np.float32), np.asarray(Y_va, np.float32)
-    if Y_tr.shape[1] != len(phr) or Y_va.shape[1] != len(phr):
-        raise InputError(f"Y: expected {len(phr)} columns (one per category of T), got {Y_tr.shape[1]} and "
-                         f"{Y_va.shape[1]}")
+    if Y_tr.ndim != 2 or Y_va.ndim != 2 or Y_tr.shape[1] != len(phr) or Y_va.shape[1] != len(phr):
+        raise InputError(f"Y: expected {len(phr)} columns (one per category of T), got shapes {Y_tr.shape} and "
+                         f"{Y_va.shape}")
     if not folds or any(not f or min(f) < 0 or max(f) >= len(phr) for f in folds):
         raise InputError(f"folds: expected non-empty lists of category positions in 0..{len(phr) - 1}")
     from lamina.weights.metrics import multilabel_metrics
 
-    scores: dict[int, float] = {}
-    for r in ranks:
-        maps = []
-        for fold in folds:
-            rest = [i for i in range(len(phr)) if i not in set(fold)]
-            y = Y_va[:, fold]
-            if not np.any((y.sum(0) > 0) & (y.sum(0) < len(y))):
-                continue  # no category of the fold has both positive and negative validation models
+    maps: dict[int, list[float]] = {r: [] for r in ranks}
+    for fold in folds:
+        y = Y_va[:, fold]
+        if not np.any((y.sum(0) > 0) & (y.sum(0) < len(y))):
+            continue  # no category of the fold has both positive and negative validation models
+        rest = [i for i in range(len(phr)) if i not in set(fold)]
+        R_tr, R_va = responses(rest)
+        prompts = np.stack([phr[i][0] for i in fold])
+        for r in ranks:
             al = TextAligner(rank=r, seed=seed, **settings).fit(R_tr, Y_tr[:, rest], [phr[i] for i in rest])
-            prompts = np.stack([phr[i][0] for i in fold])
-            maps.append(multilabel_metrics(y, al.decision_function(R_va, prompts))["map"])
-        scores[r] = float(np.mean(maps)) if maps else float("nan")
+            maps[r].append(multilabel_metrics(y, al.decision_function(R_va, prompts))["map"])
+    scores = {r: float(np.mean(m)) if m else float("nan") for r, m in maps.items()}
     scored = [r for r in ranks if not np.isnan(scores[r])]
-    return (max(scored, key=lambda r: scores[r]) if scored else TextAligner().rank), scores
+    if scored:
+        return max(scored, key=lambda r: scores[r]), scores
+    return (TextAligner().rank if TextAligner().rank in ranks else ranks[0]), scores
