@@ -68,6 +68,19 @@ def new_app(help: str) -> typer.Typer:
     return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 
 
+def positive_ints(text: str, name: str) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4]: at least one integer, each >= 1 (a clear InputError naming ``name`` otherwise)."""
+    from lamina.errors import InputError
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{name}: expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise InputError(f"{name}: expected comma-separated integers >= 1, got {text!r}")
+    return values
+
+
 def number_or_text(raw: str) -> int | float | str:
     """A command-line value: an int if it reads as one, else a float, else the text itself."""
     for cast in (int, float):

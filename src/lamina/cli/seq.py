@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import new_app, number_or_text
+from lamina.cli._common import new_app, number_or_text, positive_ints
 
 app = new_app("Single-layer transformers: constructed with a certified error, and trained.")
 
@@ -25,18 +25,6 @@ def _params(items: list[str] | None) -> dict:
         key, raw = item.split("=", 1)
         out[key.strip().replace("-", "_")] = number_or_text(raw)
     return out
-
-
-def _ints(text: str, name: str) -> list[int]:
-    from lamina.errors import InputError
-
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"{name}: expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise InputError(f"{name}: expected comma-separated integers >= 1, got {text!r}")
-    return values
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -194,7 +182,7 @@ def sweep_cmd(
     from lamina.seq.targets import make_task
 
     extra = _params(param)
-    vals = _ints(values, "--values")
+    vals = positive_ints(values, "--values")
     first = make_task(target, n=n, d=d, **extra)
     mcfg = _model_config(first, heads, d_model, d_head, d_ff, positional, "softmax", None, False)
     tcfg = _train_config(steps, batch_size, lr, num_train, num_test, time_limit, threads, seed, max(1, steps // 10))
@@ -229,7 +217,7 @@ def compare_cmd(
     if not isinstance(task, Target):
         raise InputError(f"target: {target} is a sampled task, not a map on a box; it cannot be constructed")
     tcfg = _train_config(steps, 256, lr, 0, 2_000, None, threads, seed, max(1, steps // 10))
-    res = compare_report(out, task, eps_values=_floats(eps, "--eps"), widths=_ints(widths, "--widths"),
+    res = compare_report(out, task, eps_values=_floats(eps, "--eps"), widths=positive_ints(widths, "--widths"),
                          train_cfg=tcfg, d_model=d_model)
     typer.echo(f"constructed: {[(r['n_params'], round(r['measured_sup'], 5)) for r in res['constructed']]}")
     typer.echo(f"trained:     {[(r['n_params'], round(r['measured_sup'], 5)) for r in res['trained']]}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import echo_json, new_app, number_or_text
+from lamina.cli._common import echo_json, new_app, number_or_text, positive_ints
 
 app = new_app("Learning on model weights (ProbeX): what a model was trained on, from one layer.")
 zoo_app = new_app("Model zoos: trees of fine-tuned image classifiers, built offline from real images.")
@@ -83,23 +83,9 @@ def _probex_config(r_u: int | None, r_v: int | None, r_t: int | None, epochs: in
     return ProbeXConfig(**dims, epochs=epochs, seed=seed, **{k: v for k, v in more.items() if v is not None})
 
 
-def _ranks(flag: str, text: str) -> list[int]:
-    """Comma-separated positive integers ('' -> [])."""
-    from lamina._validation import check_positive_int
-    from lamina.errors import InputError
-
-    out = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        try:
-            value = int(item)
-        except ValueError:
-            raise InputError(f"{flag}: expected comma-separated integers, got {text!r}") from None
-        out.append(check_positive_int(flag, value))
-    if text.strip() and not out:
-        raise InputError(f"{flag}: expected comma-separated integers, got {text!r}")
-    return out
+def _text_ranks(text: str) -> list[int]:
+    """--text-ranks: '' (the readout's fixed rank) or comma-separated ranks >= 1."""
+    return positive_ints(text, "--text-ranks") if text.strip() else []
 
 
 def _probex_grid(text: str) -> list[dict]:
@@ -187,7 +173,7 @@ def train(
     probex = _probex_config(r_u, r_v, r_t, epochs, seed, activation=activation, weight_decay=weight_decay, init=init,
                             lr=lr, dropout=dropout)
     cfg = TrainConfig(probex=probex, probex_grid=_probex_grid(probex_grid), layers=layer or None, heldout=held,
-                      seed=seed, reader=reader, low_rank=low_rank, text_ranks=_ranks("--text-ranks", text_ranks))
+                      seed=seed, reader=reader, low_rank=low_rank, text_ranks=_text_ranks(text_ranks))
     mix = ProbeXMixture(cfg).fit_zoo(zoo, log=lambda m: typer.echo(m, err=True))
     mix.save(out, zoo=zoo)
     register_probe(zoo, out)
@@ -400,7 +386,7 @@ def evaluate(
         check_positive_int("--max-models", max_models)
     cfg = EvalConfig(seeds=seed_list, probex=ProbeXConfig(epochs=epochs), workers=workers,
                      max_models_per_tree=max_models, dense_seeds=dense_seeds, low_rank=low_rank,
-                     probex_grid=_probex_grid(probex_grid), text_ranks=_ranks("--text-ranks", text_ranks))
+                     probex_grid=_probex_grid(probex_grid), text_ranks=_text_ranks(text_ranks))
     rep = evaluate_zoo(zoo, cfg, log=lambda m: typer.echo(m, err=True))
     files = write_report(rep, out)
     typer.echo((out / "report.md").read_text())

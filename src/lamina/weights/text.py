@@ -20,8 +20,8 @@ nearer another view's prompt as often as not. :meth:`TextAligner.fit` therefore 
 category (:mod:`lamina.weights.phrasings`) and reads one of them, drawn anew, at every step: the readout learns what
 all wordings of a garment and of a view share (``benchmarks/weights_paraphrase.py``).
 
-The readout's rank trades the seen categories against new ones: a lower rank reads the seen prompts less
-closely and carries more to unseen pairs on the transformer trees. :func:`choose_text_rank` picks it by zero-shot on
+The readout's rank matters for new categories: on the transformer trees a lower rank carries more to unseen pairs
+(and on some trees reads the seen prompts less well). :func:`choose_text_rank` picks it by zero-shot on
 folds of the seen categories (:func:`category_folds`), never looking at the held-out ones (``lamina weights train``
 and ``evaluate``, ``--text-ranks``).
 """
