@@ -97,3 +97,20 @@ def test_coordinate_mlp_learns_a_smooth_function(kind):
         assert np.mean((pred - y[500:]) ** 2) < 0.1 * np.var(y[500:], axis=0).mean()
     again = CoordinateMLP(kind, epochs=40, patience=40, random_state=1).fit(lon=lon[:500], lat=lat[:500], y=y[:500])
     np.testing.assert_array_equal(again.predict(lon=lon[500:], lat=lat[500:]), pred)  # seeded
+
+
+def test_era5_random_features_are_fixed_per_point_and_seed():
+    from lamina.geo.eval.baselines import ERA5RandomFeatures
+
+    try:
+        f = ERA5RandomFeatures(seed=0)
+        a = f.features(lon=np.array([8.55, -60.0, 100.0]), lat=np.array([47.37, -3.0, 30.0]))
+    except InputError as exc:  # the ERA5 wheel is optional
+        pytest.skip(str(exc))
+    assert a.shape == (3, 1024) and a.dtype == np.float32 and np.isfinite(a).all()
+    # fixed standardisation: a point's features do not depend on the other points asked with it
+    np.testing.assert_allclose(f.features(lon=np.array([-60.0]), lat=np.array([-3.0]))[0], a[1], rtol=1e-6)
+    assert not np.allclose(ERA5RandomFeatures(seed=1).features(lon=np.array([8.55]), lat=np.array([47.37]))[0], a[0])
+    with_sh = ERA5RandomFeatures(seed=0, sh_degree=10).features(lon=np.array([8.55]), lat=np.array([47.37]))
+    assert with_sh.shape == (1, 1024 + 121)
+    np.testing.assert_allclose(with_sh[0, :1024], a[0], rtol=1e-6)

@@ -121,8 +121,39 @@ def test_torchrun_two_processes(tiny_chelsa, tmp_path):
 def test_config_validation():
     with pytest.raises(InputError, match="schedule"):
         PretrainConfig(schedule="linear")
-    with pytest.raises(InputError, match="val_fraction"):
-        PretrainConfig(val_fraction=0.0)
+    for bad in (1.0, -0.1, "0.1", True, float("nan")):
+        with pytest.raises(InputError, match="val_fraction"):
+            PretrainConfig(val_fraction=bad)
+    assert PretrainConfig(val_fraction=0.0).in_sample_validation  # every pixel trains: a run to ship
+    for bad in (0.0, 1.0, float("nan"), True, "0.7"):
+        with pytest.raises(InputError, match="land_share"):
+            PretrainConfig(land_share=bad)
+    with pytest.raises(InputError, match="land_share.*land_only"):
+        PretrainConfig(land_share=0.7, land_only=True)
+
+
+def test_every_pixel_run_records_in_sample_metrics(tiny_chelsa, tmp_path):
+    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    pretrain(stack, TINY, _cfg(max_steps=20, eval_every=10, val_fraction=0.0, land_share=0.7), tmp_path / "all",
+             progress=False)
+    meta = json.loads((tmp_path / "all" / "final" / "config.json").read_text())["metadata"]
+    assert "heldout_metrics" not in meta and set(meta["insample_metrics"]["per_variable"]) == {"tas", "pr"}
+    assert meta["training"]["validation"].startswith("in-sample")
+    assert meta["training"]["pretrain_config"]["land_share"] == 0.7
+
+
+def test_resume_refuses_another_recipe_but_takes_more_time(tiny_chelsa, tmp_path):
+    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    pretrain(stack, TINY, _cfg(max_steps=10), tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match=r"another recipe \(land_share: None -> 0.5\)"):
+        pretrain(stack, TINY, _cfg(max_steps=10, land_share=0.5), tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match="lr: 0.003 -> 0.001"):
+        pretrain(stack, TINY, _cfg(max_steps=10, lr=1e-3), tmp_path / "r", progress=False)
+    # a larger step budget with the constant schedule, or another time budget, continues the same run
+    pretrain(stack, TINY, _cfg(max_steps=20, max_minutes=30.0), tmp_path / "r", progress=False)
+    assert json.loads((tmp_path / "r" / "history.json").read_text())[-1]["step"] == 20
+    with pytest.raises(InputError, match="max_steps"):  # the cosine schedule's shape depends on max_steps
+        pretrain(stack, TINY, _cfg(max_steps=30, schedule="cosine"), tmp_path / "r", progress=False)
 
 
 def _stopped(out):

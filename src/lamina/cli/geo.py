@@ -6,6 +6,7 @@ including the evaluation commands of :mod:`lamina.cli.geo_evaluate`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -192,6 +193,9 @@ def pretrain(
     no_residual: bool = typer.Option(False, "--no-residual", help="Plain SIREN (no pre-activation averaging)."),
     location_encoding: str = typer.Option("direct", help="direct (paper: lon/180, lat/90) | sphere (3-D unit "
                                           "vector, continuous across the antimeridian) | spherical_harmonics"),
+    sh_degree: int = typer.Option(10, min=0, max=100, help="Degree of the spherical harmonics "
+                                  "(--location-encoding spherical_harmonics; (L+1)^2 inputs)."),
+    w0_initial: float = typer.Option(30.0, help="First-layer frequency factor w0 (paper: 30)."),
     static_path: bool = typer.Option(False, "--static-path", help="Predict static variables (elevation, land "
                                      "fraction) from the month-free input, so they cannot vary with the month."),
     steps: int = typer.Option(20_000, min=1, help="Maximum optimiser steps."),
@@ -200,6 +204,10 @@ def pretrain(
     schedule: str = typer.Option("constant", help="constant | cosine"),
     minutes: float | None = typer.Option(None, help="Wall-clock budget in minutes."),
     land_only: bool = typer.Option(False, help="Sample land pixels only."),
+    land_share: float | None = typer.Option(None, help="Fraction of every batch drawn from land pixels, in (0, 1) "
+                                            "(default: pixels as they come, about 29% land)."),
+    val_fraction: float = typer.Option(0.1, help="Fraction of 10-degree blocks held out for validation, in [0, 1); "
+                                       "0 trains on every pixel (validation is then in-sample)."),
     eval_every: int = typer.Option(250, min=1),
     patience: int = typer.Option(5, min=1),
     months_per_window: int = typer.Option(12, min=1, max=12, help="Months read per tile (fewer = fewer reads)."),
@@ -213,14 +221,17 @@ def pretrain(
     from lamina.geo.pretrain import pretrain as run
 
     pcfg = PretrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, max_minutes=minutes,
-                          land_only=land_only, eval_every=eval_every, checkpoint_every=eval_every,
-                          patience=patience, months_per_window=months_per_window, seed=seed)  # checked first
+                          land_only=land_only, land_share=land_share, val_fraction=val_fraction,
+                          eval_every=eval_every, checkpoint_every=eval_every, patience=patience,
+                          months_per_window=months_per_window, seed=seed)  # checked first
     st = _stack(stack)
     ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
                          residual=not no_residual, hyperbolic_first=not no_hsiren, location_encoding=location_encoding,
+                         sh_degree=sh_degree, w0_initial=w0_initial,
                          static_variables=[j for j, f in enumerate(st.fields) if static_path and not f.monthly])
     run(st, ecfg, pcfg, out, resume=resume, progress=progress)
-    typer.echo(f"best checkpoint with held-out metrics: {out / 'final'}", err=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        typer.echo(f"final checkpoint (best weights, with their validation metrics): {out / 'final'}", err=True)
 
 
 def info(checkpoint: Path | None = CHECKPOINT) -> None:

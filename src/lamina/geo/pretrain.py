@@ -27,7 +27,7 @@ from lamina._io import atomic_path, clean_stale_temporaries, write_json_atomic
 from lamina._process import torch_seed
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.data.rasters import RasterStack
-from lamina.geo.data.sampling import Batch, PixelSampler, SpatialSplit
+from lamina.geo.data.sampling import Batch, LandShareSampler, PixelSampler, SpatialSplit
 from lamina.geo.data.transforms import forward_columns, inverse_columns
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
 
@@ -52,7 +52,11 @@ class PretrainConfig:
         checkpoint_every: steps between resumable checkpoints.
         max_minutes: wall-clock budget (None = unlimited); training stops cleanly when spent.
         land_only: draw land pixels only.
-        val_fraction, val_block_deg: the spatial hold-out (fraction of blocks, block size in degrees).
+        land_share: draw this fraction of every batch from land pixels and the rest from sea (None: pixels as
+            they come, about 29% land); cannot be combined with ``land_only``.
+        val_fraction, val_block_deg: the spatial hold-out (fraction of blocks, block size in degrees). 0 trains
+            on every pixel (a run to ship, after the recipe was chosen on held-out blocks): validation is then
+            in-sample, on a fixed set of training pixels, and only monitors the fit.
         n_val: samples in the fixed validation set.
         n_windows, months_per_window: sampler settings (see :class:`~lamina.geo.data.sampling.PixelSampler`).
         stats_stride: read every k-th row and column when computing normalisation statistics.
@@ -71,6 +75,7 @@ class PretrainConfig:
     checkpoint_every: int = 250
     max_minutes: float | None = None
     land_only: bool = False
+    land_share: float | None = None
     val_fraction: float = 0.1
     val_block_deg: float = 10.0
     n_val: int = 32_768
@@ -101,11 +106,42 @@ class PretrainConfig:
                 raise InputError(f"{name}: expected a finite number {bound}, got {value!r}")
         if not isinstance(self.land_only, bool):
             raise InputError(f"land_only: expected True or False, got {self.land_only!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise InputError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, int | float | np.floating) \
+                or not 0.0 <= self.val_fraction < 1.0:
+            raise InputError(f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}")
+        if self.land_share is not None:
+            if isinstance(self.land_share, bool) or not isinstance(self.land_share, int | float | np.floating) \
+                    or not 0.0 < self.land_share < 1.0:
+                raise InputError(f"land_share: expected a value in (0, 1) (the fraction of each batch drawn from "
+                                 f"land), got {self.land_share!r}")
+            if self.land_only:
+                raise InputError("land_share: cannot be combined with land_only (which draws land pixels only)")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def in_sample_validation(self) -> bool:
+        """True when no block is held out (``val_fraction == 0``): validation monitors the fit on training pixels."""
+        return self.val_fraction == 0
+
+
+RESUMABLE_CHANGES = ("max_minutes", "patience", "max_steps")
+"""Pretraining settings a resumed run may change; any other change (data recipe, optimiser, schedule) is refused.
+``max_steps`` may change only with the constant schedule (the cosine schedule's shape depends on it)."""
+
+
+def check_resumable(saved: dict, config: PretrainConfig, path) -> None:
+    """Refuse to continue a training state written with another recipe (naming the settings that differ)."""
+    old = dict(saved)
+    new = config.to_dict()
+    old.setdefault("land_share", None)  # states written before land_share existed
+    allowed = set(RESUMABLE_CHANGES) - ({"max_steps"} if new["schedule"] == "cosine" else set())
+    diff = sorted(k for k in new if k not in allowed and old.get(k) != new[k])
+    if diff:
+        pairs = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in diff)
+        raise InputError(f"resume: {path} was trained with another recipe ({pairs}); continuing would mix them. "
+                         "Use a new output folder, --no-resume, or the original settings")
 
 
 @dataclass
@@ -243,12 +279,14 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
         if saved["encoder_config"] != encoder_config.to_dict() or saved["variables"] != stack.names:
             raise InputError(f"resume: {state_path} belongs to another encoder or stack; use a new output folder "
                              "or --no-resume")
+        if isinstance(saved.get("pretrain_config"), dict):
+            check_resumable(saved["pretrain_config"], config, state_path)
         module.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         st = TrainState(**saved["state"])
         more_time = config.max_minutes is None or st.elapsed_s < 60 * config.max_minutes
-        if st.finished == "max_minutes" and more_time and st.step < config.max_steps:
-            st.finished = ""  # stopped by the clock: a rerun with a larger (or no) budget continues it
+        if st.finished in ("max_minutes", "max_steps") and more_time and st.step < config.max_steps:
+            st.finished = ""  # stopped by a budget: a rerun with a larger one (time, or steps) continues it
         mean, std = np.asarray(saved["mean"]), np.asarray(saved["std"])
     else:
         stats = stack.statistics(land_only=config.land_only, stride=config.stats_stride)
@@ -260,14 +298,25 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
 
     transforms = [v.transform for v in stack.variables]  # normalising transform per variable (log1p for tp)
     split = SpatialSplit(config.val_block_deg, config.val_fraction, config.seed)
-    kw = dict(split=split, land_only=config.land_only, n_windows=max(1, config.n_windows // world),
-              months_per_window=config.months_per_window, seed=config.seed)
-    sampler = PixelSampler(stack, batch_size=config.batch_size // world, part="train", rank=rank, **kw)
-    val_set = PixelSampler(stack, batch_size=8192, part="val", **kw).fixed_set(config.n_val) if rank == 0 else None
+    kw = dict(split=split, n_windows=max(1, config.n_windows // world), months_per_window=config.months_per_window,
+              seed=config.seed)
+    if config.land_share is not None:
+        sampler = LandShareSampler(stack, land_share=config.land_share, batch_size=config.batch_size // world,
+                                   part="train", rank=rank, **kw)
+    else:
+        sampler = PixelSampler(stack, batch_size=config.batch_size // world, part="train", rank=rank,
+                               land_only=config.land_only, **kw)
+    # validation: held-out blocks as the pixels come (land only with land_only); in-sample without held-out blocks
+    val_part = "train" if config.in_sample_validation else "val"
+    val_set = (PixelSampler(stack, batch_size=8192, part=val_part, land_only=config.land_only, **kw)
+               .fixed_set(config.n_val) if rank == 0 else None)
     extra = {"encoder_config": encoder_config.to_dict(), "variables": stack.names, "mean": mean.tolist(),
              "std": std.tolist(), "pretrain_config": config.to_dict()}
     provenance = {"stack": stack.name, "stack_description": stack.description, "pretrain_config": config.to_dict(),
-                  "world_size": world, "torch": torch.__version__, "threads": torch.get_num_threads()}
+                  "world_size": world, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                  "validation": ("in-sample: a fixed set of training pixels (val_fraction 0, no held-out blocks)"
+                                 if config.in_sample_validation else
+                                 f"held-out {config.val_block_deg:g}-degree blocks ({config.val_fraction:.0%})")}
 
     def make_encoder(meta: dict) -> ClimateEncoder:
         return ClimateEncoder(ClimateModule(encoder_config), stack.variables, mean, std, meta)
@@ -346,7 +395,8 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
         best.save(out_dir / "final", extra_metadata={
             "training": {**provenance, "stopped": stop_reason, "best_step": st.best_step,
                          "steps": st.step, "samples_seen": st.samples_seen, "elapsed_s": round(st.elapsed_s, 1)},
-            "heldout_metrics": _named(final_metrics, stack.names, stack.variables),
+            ("insample_metrics" if config.in_sample_validation else "heldout_metrics"):
+                _named(final_metrics, stack.names, stack.variables),
         })
     return best
 

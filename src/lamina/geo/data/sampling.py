@@ -57,6 +57,9 @@ class SpatialSplit:
         return table[np.clip(i, 0, table.shape[0] - 1), np.clip(j, 0, table.shape[1] - 1)]
 
 
+SURFACES = ("any", "land", "sea")
+
+
 @dataclass
 class Batch:
     """A batch of samples: coordinates in degrees, months 1..12, targets in physical units (NaN = no data)."""
@@ -70,7 +73,62 @@ class Batch:
         return self.lon.size
 
 
-class PixelSampler:
+class _Batches:
+    """``fixed_set`` and ``iterate`` for any sampler with a deterministic ``batch(step)``."""
+
+    def fixed_set(self, n: int, *, seed_offset: int = 10**6) -> Batch:
+        """A fixed set of ``n`` samples (e.g. the validation set), drawn from batches far from training steps."""
+        parts, have, k = [], 0, 0
+        while have < n:
+            b = self.batch(seed_offset + k)
+            parts.append(b)
+            have += len(b)
+            k += 1
+        cat = lambda name: np.concatenate([getattr(b, name) for b in parts])[:n]  # noqa: E731
+        return Batch(cat("lon"), cat("lat"), cat("month"), cat("values"))
+
+    def iterate(self, start_step: int = 0, *, prefetch: int = 2) -> Iterator[tuple[int, Batch]]:
+        """Yield ``(step, batch)`` from ``start_step`` on, preparing the next batches in a background thread.
+
+        Close the iterator (``it.close()`` or ``contextlib.closing``) when done: closing stops the thread and waits
+        for it, so that no thread is left reading rasters while the interpreter shuts down (which can abort the
+        process).
+        """
+        q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+        stop = threading.Event()
+
+        def offer(item) -> None:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def work():
+            step = start_step
+            try:
+                while not stop.is_set():
+                    offer((step, self.batch(step)))
+                    step += 1
+            except BaseException as exc:  # surface errors in the consumer
+                offer(exc)
+
+        th = threading.Thread(target=work, name="lamina-batch-prefetch", daemon=True)
+        th.start()
+        try:
+            while True:
+                item = q.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            if not sys.is_finalizing():  # at interpreter exit the thread can no longer run, so it cannot end
+                th.join()
+
+
+class PixelSampler(_Batches):
     """Random (pixel, month) samples of a stack, restricted to land and to one side of a spatial split.
 
     Args:
@@ -78,7 +136,8 @@ class PixelSampler:
         batch_size: samples per batch (per rank).
         split: the spatial hold-out; ``part`` says which side to draw from.
         part: ``"train"`` or ``"val"``.
-        land_only: draw only pixels whose centre is land (GLOBE 30'' mask).
+        land_only: draw only pixels whose centre is land (GLOBE 30'' mask); same as ``surface="land"``.
+        surface: ``"any"``, ``"land"`` or ``"sea"``: which pixels are eligible (by the GLOBE 30'' mask).
         n_windows: tiles read per batch.
         tile: tile size in reference-grid pixels (default: about 2 degrees).
         months_per_window: distinct months read per tile (12 = a random month for every pixel; fewer saves
@@ -89,19 +148,23 @@ class PixelSampler:
 
     def __init__(self, stack: RasterStack, *, batch_size: int = 8192, split: SpatialSplit | None = None,
                  part: str = "train", land_only: bool = False, n_windows: int = 64, tile: int | None = None,
-                 months_per_window: int = 12, seed: int = 0, rank: int = 0):
+                 months_per_window: int = 12, seed: int = 0, rank: int = 0, surface: str = "any"):
         if part not in ("train", "val"):
             raise ValueError(f"part: expected 'train' or 'val', got {part!r}")
+        if surface not in SURFACES:
+            raise ValueError(f"surface: expected one of {SURFACES}, got {surface!r}")
+        if land_only:
+            surface = "land"
         self.stack, self.batch_size, self.part = stack, int(batch_size), part
         self.split = split or SpatialSplit(val_fraction=0.0)
-        self.land_only, self.n_windows = land_only, int(n_windows)
+        self.surface, self.land_only, self.n_windows = surface, surface == "land", int(n_windows)
         self.months_per_window = int(np.clip(months_per_window, 1, 12))
         self.seed, self.rank = int(seed), int(rank)
         self.grid: Grid = stack.reference_grid
         self.tile = int(tile or max(1, round(2.0 / self.grid.dlon)))
         self._tile_weights = self._eligible_counts()
         if self._tile_weights.sum() == 0:
-            raise ValueError(f"no eligible pixels for part={part!r} (land_only={land_only}, split={self.split})")
+            raise ValueError(f"no eligible pixels for part={part!r} (surface={surface!r}, split={self.split})")
         self._cum = np.cumsum(self._tile_weights.ravel())
 
     # eligibility ---------------------------------------------------------------------------------------------
@@ -110,10 +173,10 @@ class PixelSampler:
         lon, lat = self.grid.centres(rows.ravel(), cols.ravel())
         lat = np.clip(lat, -90.0, 90.0)
         ok = ~self.split.is_validation(lon, lat) if self.part == "train" else self.split.is_validation(lon, lat)
-        if self.land_only:
+        if self.surface != "any":
             from lamina.geo.data.landmask import is_land
 
-            ok &= is_land(lon, lat)
+            ok &= is_land(lon, lat) if self.surface == "land" else ~is_land(lon, lat)
         return ok.reshape(rows.shape)
 
     def _eligible_counts(self) -> np.ndarray:
@@ -175,53 +238,36 @@ class PixelSampler:
                 values[:, j] = f.values_at(lon, lat, month)
         return Batch(lon, lat, month, values)
 
-    def fixed_set(self, n: int, *, seed_offset: int = 10**6) -> Batch:
-        """A fixed set of ``n`` samples (e.g. the validation set), drawn from batches far from training steps."""
-        parts, have, k = [], 0, 0
-        while have < n:
-            b = self.batch(seed_offset + k)
-            parts.append(b)
-            have += len(b)
-            k += 1
-        cat = lambda name: np.concatenate([getattr(b, name) for b in parts])[:n]  # noqa: E731
-        return Batch(cat("lon"), cat("lat"), cat("month"), cat("values"))
 
-    def iterate(self, start_step: int = 0, *, prefetch: int = 2) -> Iterator[tuple[int, Batch]]:
-        """Yield ``(step, batch)`` from ``start_step`` on, preparing the next batches in a background thread.
 
-        Close the iterator (``it.close()`` or ``contextlib.closing``) when done: closing stops the thread and waits
-        for it, so that no thread is left reading rasters while the interpreter shuts down (which can abort the
-        process).
-        """
-        q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-        stop = threading.Event()
+class LandShareSampler(_Batches):
+    """Batches with a fixed share of land pixels: ``land_share`` of each batch from land, the rest from sea.
 
-        def offer(item) -> None:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+    Pixel-uniform sampling gives land about 29% of the samples (its share of the Earth's surface); users of a
+    climate encoder mostly query land, so pretraining can weight it up. Land and sea parts are two
+    :class:`PixelSampler` s with seeds derived from ``seed``, so a batch stays a pure function of (seed, step, rank).
 
-        def work():
-            step = start_step
-            try:
-                while not stop.is_set():
-                    offer((step, self.batch(step)))
-                    step += 1
-            except BaseException as exc:  # surface errors in the consumer
-                offer(exc)
+    Args:
+        stack, batch_size, split, part, n_windows, months_per_window, seed, rank: as :class:`PixelSampler`
+            (``n_windows`` is shared between the two parts in proportion).
+        land_share: fraction of every batch drawn from land pixels, in (0, 1).
+    """
 
-        th = threading.Thread(target=work, name="lamina-batch-prefetch", daemon=True)
-        th.start()
-        try:
-            while True:
-                item = q.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            if not sys.is_finalizing():  # at interpreter exit the thread can no longer run, so it cannot end
-                th.join()
+    def __init__(self, stack: RasterStack, *, land_share: float, batch_size: int = 8192,
+                 split: SpatialSplit | None = None, part: str = "train", n_windows: int = 64,
+                 months_per_window: int = 12, seed: int = 0, rank: int = 0):
+        if not 0.0 < float(land_share) < 1.0:
+            raise ValueError(f"land_share: expected a value in (0, 1), got {land_share}")
+        self.land_share, self.batch_size, self.part = float(land_share), int(batch_size), part
+        n_land = min(max(1, round(self.land_share * self.batch_size)), self.batch_size - 1)
+        w_land = min(max(1, round(self.land_share * n_windows)), max(1, n_windows - 1))
+        kw = dict(split=split, part=part, months_per_window=months_per_window, rank=rank)
+        self.land = PixelSampler(stack, batch_size=n_land, surface="land", n_windows=w_land, seed=seed, **kw)
+        self.sea = PixelSampler(stack, batch_size=self.batch_size - n_land, surface="sea",
+                                n_windows=max(1, n_windows - w_land), seed=seed + 104_729, **kw)
+        self.stack, self.grid = stack, self.land.grid
+
+    def batch(self, step: int) -> Batch:
+        """The batch of ``step``: land samples first, then sea (deterministic in seed, step, rank)."""
+        a, b = self.land.batch(step), self.sea.batch(step)
+        return Batch(*(np.concatenate([getattr(a, k), getattr(b, k)]) for k in ("lon", "lat", "month", "values")))

