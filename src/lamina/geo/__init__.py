@@ -8,6 +8,7 @@ Typical use::
     enc = lamina.geo.load()                               # bundled default checkpoint, offline
     emb = enc.embed(lon=[8.55], lat=[47.37], month=6)     # (1, 256) float32
     emb4 = enc.embed(lon=[8.55], lat=[47.37])             # (1, 1024): months 3, 6, 9, 12 concatenated
+    loc = lamina.geo.LocationEncoder.from_pretrained()    # the same as a torch.nn.Module: (B, 2) degrees -> (B, D)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _LAZY = {
     "ClimateEncoder": "lamina.geo.encoder",
     "EncoderConfig": "lamina.geo.encoder",
     "load": "lamina.geo.encoder",
+    "LocationEncoder": "lamina.geo.location_encoder",
     "embed_frame": "lamina.geo.points",
     "RasterStack": "lamina.geo.data.rasters",
 }
@@ -29,3 +31,7 @@ def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lamina.geo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -49,7 +49,7 @@ def _sh_torch(lon: torch.Tensor, lat: torch.Tensor, degree: int) -> torch.Tensor
     phi = torch.deg2rad(lon)
     L = degree
     # p[(l, m)] for m >= 0, orthonormal on the sphere (includes 1/sqrt(4 pi)), no Condon-Shortley phase.
-    out = torch.empty(lon.shape + ((L + 1) ** 2,), dtype=dtype)
+    out = torch.empty(lon.shape + ((L + 1) ** 2,), dtype=dtype, device=lon.device)
     pmm = torch.full_like(x, 1.0 / math.sqrt(4.0 * math.pi))
     sqrt2 = math.sqrt(2.0)
     for m in range(L + 1):
