@@ -69,3 +69,35 @@ def test_huge_and_out_of_range_numbers_are_refused_cleanly():
         with pytest.raises(InputError, match=r"seed: expected an integer in \[0, 4294967295\]"):
             check_seed("seed", bad)
     assert check_seed("seed", np.int64(7)) == 7
+
+
+def test_worker_counts_are_capped_at_the_machine(caplog):
+    import logging
+
+    from lamina._validation import available_cpus, check_workers
+
+    cpus = available_cpus()
+    assert check_workers("--workers", 1) == 1
+    with caplog.at_level(logging.WARNING, logger="lamina"):
+        assert check_workers("--workers", 99999999999999999999) == cpus
+    assert f"lowered to {cpus}" in caplog.text and "--workers" in caplog.text
+    assert check_workers("--workers", 8, tasks=1) == 1  # no more processes than tasks
+    for bad in (0, -3, 2.0, True, "2"):
+        with pytest.raises(InputError, match="--workers"):
+            check_workers("--workers", bad)
+
+
+def test_zoo_build_cli_caps_absurd_worker_counts(tmp_path):
+    """The case that forked thousands of processes: an absurd --workers now runs on at most the machine's CPUs."""
+    from typer.testing import CliRunner
+
+    from lamina.cli import app
+
+    cfg = tmp_path / "z.toml"
+    cfg.write_text(
+        "[zoo]\nseed = 1\nviews = ['original', 'upside down']\npool_per_category = 10\ntest_per_category = 5\n"
+        "[[roots]]\nname = 'mlp'\narch = 'mlp'\nhidden = [8, 8]\npretrain = 'digits'\nepochs = 1\nn_models = 2\n"
+        "[finetune]\ncategories_per_model = [2, 2]\nimages_per_category = [5, 5]\nepochs = [1, 1]\n")
+    r = CliRunner().invoke(app, ["weights", "zoo", "build", "--config", str(cfg), "-o", str(tmp_path / "zoo"),
+                                 "--workers", "99999999999999999999", "--quiet"])
+    assert r.exit_code == 0, r.output

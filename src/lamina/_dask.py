@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Iterator
 
+from lamina._validation import check_workers
 from lamina.errors import InputError
 
 CONNECT_TIMEOUT = "10s"
@@ -43,6 +44,7 @@ def open_client(scheduler: str | None, workers: int, *, extra: str):
         except (OSError, TimeoutError, ValueError) as exc:
             raise InputError(f"scheduler: cannot reach {scheduler} ({type(exc).__name__}); start it with "
                              "`dask scheduler` and one `dask worker ADDRESS` per node") from None
+    workers = check_workers("workers", workers)  # never more local processes than CPUs
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=":0", silence_logs=logging.ERROR)
     return distributed.Client(cluster), cluster

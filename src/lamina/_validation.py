@@ -8,8 +8,10 @@ rounding it silently. ``float(True)`` is ``1.0`` and ``float(np.complex128(2))``
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -144,6 +146,31 @@ def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
 
 
 check_count = check_positive_int  # the name lamina.seq uses; one rule for every count
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def check_workers(name: str, value, *, tasks: int | None = None) -> int:
+    """A count of worker processes: an integer >= 1, capped at the CPUs available and at ``tasks`` when given.
+
+    A larger request is not an error (a script written for a bigger machine still runs) but is never trusted as
+    it is: it is lowered, with a warning naming the cap, so that no call forks more processes than the machine has
+    cores (or than there is work for).
+    """
+    n = check_positive_int(name, value)
+    cpus = available_cpus()
+    cap = cpus if tasks is None else max(1, min(cpus, int(tasks)))
+    if n > cap:
+        why = f"the {cpus} CPUs available" if cap == cpus else f"the {cap} tasks to run"
+        logging.getLogger("lamina").warning("%s: %d worker processes lowered to %d (%s)", name, n, cap, why)
+        return cap
+    return n
 
 
 def _describe(low: float | None, low_open: bool, high: float | None) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina._process import single_threaded
+from lamina._validation import check_workers
 from lamina.errors import InputError
 from lamina.geo.eval.baselines import CoordinateMLP
 from lamina.geo.eval.features import DEFAULT_METHODS, Method, build_methods
@@ -172,7 +173,7 @@ def run_evaluation(
     total = len(tasks) * len(methods) * len(settings.splits) * len(settings.seeds)
     records, feature_info = [], {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    n_jobs = max(1, int(settings.n_jobs))
+    n_jobs = check_workers("n_jobs", settings.n_jobs, tasks=total)
     pool = Parallel(n_jobs=n_jobs, return_as="generator_unordered", backend="loky" if n_jobs > 1 else "sequential")
     with pool, Progress(*columns, disable=not progress, transient=False) as bar:
         job = bar.add_task("evaluate", total=total)
