@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lamina.weights.catalogue import Catalogue
-from lamina.weights.evaluate import default_heldout
+from lamina.weights.eval.evaluate import default_heldout
 from lamina.weights.layers import read_layer
-from lamina.weights.metrics import labels_matrix
+from lamina.weights.probes.metrics import labels_matrix
+from lamina.weights.zoo.catalogue import Catalogue
 
 
 def tree_args(doc: str, results: str | None = None) -> argparse.Namespace:

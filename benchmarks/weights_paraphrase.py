@@ -5,18 +5,18 @@
     python benchmarks/weights_paraphrase.py --build dev --zoo-seed 11 --work /tmp/para11/   # a fresh zoo
 
 On one tree of a zoo (default mlp-digits, layer fc1), as ``lamina weights train`` does: one ProbeX expert on 85% of
-the models over every category, then two text readouts (:class:`lamina.weights.text.TextAligner`) on the same
+the models over every category, then two text readouts (:class:`lamina.weights.text.aligner.TextAligner`) on the same
 labels, read against
 
 - ``one prompt``: the category prompt only (lamina before the phrasings);
-- ``phrasings``: every phrasing of :func:`lamina.weights.phrasings.category_phrasings`, one drawn per category at
+- ``phrasings``: every phrasing of :func:`lamina.weights.text.phrasings.category_phrasings`, one drawn per category at
   each step (what ``lamina weights train`` now does).
 
 Every model of the tree is ranked by each reworded query of ``tests/weights/paraphrases.json`` as search does (the
 readout of the query's MiniLM embedding), and precision@10 counts the top ten models whose training categories
 (catalogue) hold the query's target category. The ``tuning`` queries chose the method on the dev zoo; the
 ``heldout`` ones give the figure. A second part checks that zero-shot is not worse: a 75 / 25 split of the models,
-an expert on the seen categories (held-out: :func:`lamina.weights.evaluate.default_heldout`), both readouts, mAP on
+an expert on the seen categories (held-out: :func:`lamina.weights.eval.evaluate.default_heldout`), both readouts, mAP on
 the test models for seen categories (``text``) and for held-out ones through their prompts (``zero-shot``).
 
 Results go to ``benchmarks/results/weights_paraphrase.{json,md}``.
@@ -34,10 +34,10 @@ import torch
 
 from _common import machine, write_results
 from _weights import load_tree
-from lamina.weights.metrics import multilabel_metrics
-from lamina.weights.phrasings import category_phrasings
-from lamina.weights.probex import ProbeX, ProbeXConfig
-from lamina.weights.text import TextAligner, embed_phrasings, embed_text
+from lamina.weights.probes.metrics import multilabel_metrics
+from lamina.weights.probes.probex import ProbeX, ProbeXConfig
+from lamina.weights.text.aligner import TextAligner, embed_phrasings, embed_text
+from lamina.weights.text.phrasings import category_phrasings
 
 QUERIES = Path(__file__).resolve().parents[1] / "tests" / "weights" / "paraphrases.json"
 
@@ -73,7 +73,7 @@ def main() -> None:
     if zoo is None:
         if not args.build:
             raise SystemExit("error: give --zoo DIR or --build CONFIG")
-        from lamina.weights.zoo import ZooConfig, build_zoo
+        from lamina.weights.zoo.build import ZooConfig, build_zoo
 
         cfg = ZooConfig.load(args.build)
         cfg.seed = args.zoo_seed

@@ -19,10 +19,10 @@ import torch
 
 from _common import machine, write_results
 from _weights import load_tree, tree_args
-from lamina.weights.baselines import DenseLinearProbe
-from lamina.weights.evaluate import EvalConfig, _split
-from lamina.weights.metrics import multilabel_metrics
-from lamina.weights.probex import ProbeX, ProbeXConfig
+from lamina.weights.eval.evaluate import EvalConfig, _split
+from lamina.weights.probes.linear import DenseLinearProbe
+from lamina.weights.probes.metrics import multilabel_metrics
+from lamina.weights.probes.probex import ProbeX, ProbeXConfig
 
 SETTINGS = {
     "r_U 128, r_V 16, r_T 128 (earlier default)": dict(r_u=128, r_v=16, r_t=128),

@@ -6,14 +6,14 @@
 
 In one run, on the zoo's model files:
 
-- predict, new path: :func:`lamina.weights.predict.iter_predictions` (each file read once, batches routed with one
+- predict, new path: :func:`lamina.weights.serve.predict.iter_predictions` (each file read once, batches routed with one
   projection product per signature, the projection drawn once per signature and kept), over ``--predict`` models
   of the MLP trees, interleaved; once cold (the projection drawn inside the timing) and once warm;
 - predict, old path: the per-file route of lamina before this benchmark (read the file, check every tensor, route
   by ``Router.route_state``: flatten the body and multiply it by the (128, D) projection, one model at a time,
   then the expert on a batch of one) over ``--old`` of the same models; and the per-file API today
   (``ProbeXMixture.predict_file``: the batch path with one file);
-- index: :func:`lamina.weights.index.build_index` over ``--index-models`` models of the zoo (spread over its
+- index: :func:`lamina.weights.serve.index.build_index` over ``--index-models`` models of the zoo (spread over its
   trees; models/s, the per-tree text bases included); how far its compressed text features move the text scores
   from the full features (``--agree`` models read again, 10 queries: mean and 99th percentile of |probability
   difference|, top-10 overlap); then indexes of 1,000, 4,000 and 100,000 models (the indexed rows replicated under
@@ -38,14 +38,14 @@ import numpy as np
 
 from _common import machine, write_results
 from lamina._process import torch_threads
-from lamina.weights.catalogue import Catalogue
 from lamina.weights.experts import ProbeXMixture
-from lamina.weights.index import ModelIndex, add_to_index, build_index
 from lamina.weights.layers import layer_from_state, read_state
-from lamina.weights.predict import Source, catalogue_sources, iter_predictions
-from lamina.weights.search import probe_of, search_like, search_text
-from lamina.weights.text import embed_text
+from lamina.weights.serve.index import ModelIndex, add_to_index, build_index
+from lamina.weights.serve.predict import Source, catalogue_sources, iter_predictions
+from lamina.weights.serve.search import probe_of, search_like, search_text
+from lamina.weights.text.aligner import embed_text
 from lamina.weights.trees import projector
+from lamina.weights.zoo.catalogue import Catalogue
 
 QUERIES = ["a photo of a sneaker with a white frame", "a photo of a coat", "a handwritten digit seven",
            "a photo of a bag with a bar at the bottom", "a digit three with a diagonal line", "a photo of a sandal",

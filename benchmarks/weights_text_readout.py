@@ -4,15 +4,17 @@
     flock /work/heavy.lock python benchmarks/weights_text_readout.py dev/ --tree mlp-digits --seeds 0,1,2
 
 On one tree of a zoo, for each seed: a random 75 / 25 split of the models, one ProbeX expert trained on the seen
-categories (the held-out ones are :func:`lamina.weights.evaluate.default_heldout`), then three text sides trained on
+categories (the held-out ones are :func:`lamina.weights.eval.evaluate.default_heldout`), then three text sides
+trained on
 the same seen labels and scored on the test models, on seen categories and zero-shot on held-out ones:
 
 - ``linear z``: the paper's alignment, a linear map of the expert's representation z and one of the text embedding
   into a shared 128-d space, cosine logits with learned scale and offset, BCE (re-implemented here only for this
   comparison);
-- ``readout, all hidden units``: :class:`lamina.weights.text.TextAligner` with k = d_H (no compression);
+- ``readout, all hidden units``: :class:`lamina.weights.text.aligner.TextAligner` with k = d_H (no compression);
 - ``readout, k = 32``: the package default (rank 4), and the same at ranks 1 and 2;
-- ``readout, k = 32, rank chosen on seen folds``: the rank (1, 2 or 4) that :func:`lamina.weights.text.choose_text_rank`
+- ``readout, k = 32, rank chosen on seen folds``: the rank (1, 2 or 4) that
+:func:`lamina.weights.text.aligner.choose_text_rank`
   picks by zero-shot on folds of the seen categories (per fold, an expert fitted without the fold's categories on
   85% of the training models, the other 15% scored); then refitted on all training models with the seed's expert
   (``lamina weights evaluate/train --text-ranks``).
@@ -33,10 +35,10 @@ from torch import nn
 from _common import machine, write_results
 from _weights import load_tree, tree_args
 from lamina._process import torch_seed
-from lamina.weights._train import train_bce
-from lamina.weights.metrics import multilabel_metrics
-from lamina.weights.probex import ProbeX, ProbeXConfig
-from lamina.weights.text import TextAligner, category_folds, choose_text_rank, embed_text
+from lamina.weights.probes._train import train_bce
+from lamina.weights.probes.metrics import multilabel_metrics
+from lamina.weights.probes.probex import ProbeX, ProbeXConfig
+from lamina.weights.text.aligner import TextAligner, category_folds, choose_text_rank, embed_text
 
 
 class _LinearZNet(nn.Module):

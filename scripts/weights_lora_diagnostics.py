@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from lamina._io import write_json_atomic
-from lamina.weights.catalogue import Catalogue
 from lamina.weights.layers import read_state
-from lamina.weights.vit import LORA_TARGETS, lora_a_init
+from lamina.weights.zoo.catalogue import Catalogue
+from lamina.weights.zoo.vit import LORA_TARGETS, lora_a_init
 
 
 def initial_a(seed: int, rank: int, dim: int, depth: int) -> dict[str, np.ndarray]:
-    """The A matrices :func:`lamina.weights.vit.add_lora` drew for a model (same generator, same order)."""
+    """The A matrices :func:`lamina.weights.zoo.vit.add_lora` drew for a model (same generator, same order)."""
     gen = torch.Generator().manual_seed(int(seed))
     out = {}
     for i in range(depth):

@@ -9,7 +9,7 @@ Readouts compared (closed form, ridge penalties by leave-one-out):
 - ``shared probes r``: the layer read through r shared input directions (the top principal directions of its rows,
   as ProbeX's probes start), ridge on the (d_H x r) responses; ``shared two-sided r``: also r output directions;
 - ``ridge truncated k``: each category's ridge coefficient matrix cut to rank k (no refit);
-- ``low-rank k``: :class:`lamina.weights.baselines.LowRankProbe` with k probes per category (one alternating step,
+- ``low-rank k``: :class:`lamina.weights.probes.linear.LowRankProbe` with k probes per category (one alternating step,
   and at rank 2 also two and three);
 - composition: ridge probes of the parts (garment / view present among a model's seen categories), and the
   held-out categories scored from their parts (sum of the part scores) or from an additive model of the seen
@@ -27,7 +27,8 @@ Readouts compared (closed form, ridge penalties by leave-one-out):
   ridge readers (out-of-fold scores), fitted to those labels. The last is no bound on the text readout, whose
   readers need not lie in the span of the seen ridge readers (on the MLP dev zoo it reads more than it).
 - ProbeX from two starts (``--no-probex`` skips it), linear, at the report's full and compact dimensions:
-  ``init="ridge"`` (the ridge coefficients written in ProbeX's factors, :func:`lamina.weights.probex.ridge_factors`;
+  ``init="ridge"`` (the ridge coefficients written in ProbeX's factors,
+  :func:`lamina.weights.probes.probex.ridge_factors`;
   exact at the full dimensions), as it is and trained on with ProbeX's own loop, and ProbeX's usual start
   (principal-direction probes, random rest) trained with the same settings. This separates what ProbeX's view can
   hold from what its training reaches.
@@ -48,13 +49,13 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import KFold
 
 from lamina._io import write_json_atomic
-from lamina.weights.baselines import LowRankProbe
-from lamina.weights.catalogue import Catalogue
-from lamina.weights.data import GARMENTS
-from lamina.weights.evaluate import EvalConfig, _split, default_heldout
+from lamina.weights.eval.evaluate import EvalConfig, _split, default_heldout
 from lamina.weights.layers import layer_from_state, read_state
-from lamina.weights.metrics import labels_matrix, multilabel_metrics
-from lamina.weights.probex import RIDGE_ALPHAS, ProbeX, ProbeXConfig, preprocess
+from lamina.weights.probes.linear import LowRankProbe
+from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probes.probex import RIDGE_ALPHAS, ProbeX, ProbeXConfig, preprocess
+from lamina.weights.zoo.catalogue import Catalogue
+from lamina.weights.zoo.data import GARMENTS
 
 ALPHAS = RIDGE_ALPHAS
 PROBEX_DIMS = ((64, 64, 64), (16, 16, 32))  # (r_U, r_V, r_T): the full and the compact ProbeX of the report
@@ -120,7 +121,7 @@ def _readouts(x, X, Y, dense, tr, va) -> list[dict]:
 
 def _zero_shot_where(x, Y, H, seen_prompts, held_prompts, tr, va, seed) -> dict:
     """The text readout's zero-shot, against what the features it reads hold about the held-out categories."""
-    from lamina.weights.text import TextAligner, embed_text
+    from lamina.weights.text.aligner import TextAligner, embed_text
 
     t_seen, t_held = embed_text(seen_prompts), embed_text(held_prompts)
     out = {"heldout_chance": round(float(H[va].mean()), 4)}

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lamina._io import atomic_path
-from lamina.weights.data import DEFAULT_VIEWS, GARMENTS, apply_view, fashion_mnist
+from lamina.weights.zoo.data import DEFAULT_VIEWS, GARMENTS, apply_view, fashion_mnist
 
 
 def main() -> None:

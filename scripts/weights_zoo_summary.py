@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina._io import write_json_atomic
-from lamina.weights.catalogue import Catalogue
+from lamina.weights.zoo.catalogue import Catalogue
 
 
 def summary(zoo: Path) -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lamina.weights.catalogue import Catalogue
-from lamina.weights.zoo import ZooConfig, build_zoo
+from lamina.weights.zoo.build import ZooConfig, build_zoo
+from lamina.weights.zoo.catalogue import Catalogue
 
 
 def tiny_config(n_models: int = 20) -> ZooConfig:
@@ -36,8 +36,8 @@ def tiny_zoo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_probe(tiny_zoo, tmp_path_factory):
     from lamina.weights.experts import ProbeXMixture, TrainConfig
-    from lamina.weights.probex import ProbeXConfig
-    from lamina.weights.search import register_probe
+    from lamina.weights.probes.probex import ProbeXConfig
+    from lamina.weights.serve.search import register_probe
 
     out = tmp_path_factory.mktemp("probe") / "probe"
     cfg = TrainConfig(probex=ProbeXConfig(r_u=8, r_v=8, r_t=16, epochs=5), layers=["fc1"], heldout=[1, 13])

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lamina.errors import InputError
-from lamina.weights.baselines import (
+from lamina.weights.layers import read_layer
+from lamina.weights.probes.linear import (
     DenseLinearProbe,
     LowRankProbe,
     RidgeProbe,
@@ -16,8 +17,7 @@ from lamina.weights.baselines import (
     first_layer_response,
     weight_statistics,
 )
-from lamina.weights.layers import read_layer
-from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
 
 from .conftest import read_catalogue
 from .test_probex import planted
@@ -172,7 +172,7 @@ def test_low_rank_probe_scores_are_its_bilinear_form_with_the_last_fits_intercep
     from sklearn.base import clone
     from sklearn.linear_model import RidgeCV
 
-    from lamina.weights.probex import preprocess
+    from lamina.weights.probes.probex import preprocess
 
     x, y = _per_category_rank_one(200, d=12, c=4, amp=0.3, seed=3)
     y[:, 2] = 0  # a category no training model has: scored, never an error

@@ -6,10 +6,10 @@ import sqlite3
 import pytest
 from typer.testing import CliRunner
 
-import lamina.weights.catalogue as catalogue
+import lamina.weights.zoo.catalogue as catalogue
 from lamina.cli import app
 from lamina.errors import CheckpointError, InputError
-from lamina.weights.catalogue import CATALOGUE, Catalogue
+from lamina.weights.zoo.catalogue import CATALOGUE, Catalogue
 
 ROW = {"tree": "t", "parent": "t", "arch": {"kind": "mlp"}, "categories": [1, 2], "hparams": {"lr": 0.1},
        "accuracy": 0.5, "path": "models/t/x.safetensors", "sha256": "0" * 64, "seconds": 1.0}

@@ -9,7 +9,7 @@ from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
 from lamina.cli import app
-from lamina.weights.catalogue import Catalogue
+from lamina.weights.zoo.catalogue import Catalogue
 
 from .conftest import read_catalogue
 
@@ -194,7 +194,7 @@ def test_search_index_scores_like_a_fresh_read(tiny_zoo, tiny_probe):
     # the probe's float16 search index must score a model as reading its layer from the file does
     from lamina.weights.experts import ProbeXMixture
     from lamina.weights.layers import read_layer
-    from lamina.weights.text import embed_text
+    from lamina.weights.text.aligner import embed_text
 
     mix = ProbeXMixture.load(tiny_probe)
     query = "a photo of a coat with a white frame"
@@ -211,7 +211,7 @@ def test_top_has_one_rule_for_predict_and_search(tiny_zoo, tiny_probe):
 
     from lamina.errors import InputError
     from lamina.weights.experts import ProbeXMixture
-    from lamina.weights.search import search_like, search_text
+    from lamina.weights.serve.search import search_like, search_text
 
     model = tiny_zoo / read_catalogue(tiny_zoo, "models", tree="cnn-digits")[0]["path"]
     for top in ("-5", "0"):
@@ -316,3 +316,41 @@ def test_train_from_the_ridge_start(tiny_zoo, tmp_path):
                           (("--dropout", "1.5"), "dropout: expected"), (("--lr", "nan"), "lr: expected")):
         bad = run("train", tiny_zoo, "-o", tmp_path / "q", *args)
         assert bad.exit_code == 2 and message in bad.output and not (tmp_path / "q").exists(), bad.output
+
+
+def test_predict_reads_torch_files_and_folders_alike(tiny_zoo, tiny_probe, tmp_path):
+    """The same model as a zoo safetensors file, a torch.save state dict and a folder with a shard index predicts
+    the same; --dir lists the folder once; -o with nothing readable exits 2."""
+    import torch
+    from safetensors.torch import save_file as save_torch
+
+    from lamina.weights.layers import read_state
+
+    model = read_catalogue(tiny_zoo, "models", tree="mlp-digits-fashion")[0]
+    state = {k: torch.from_numpy(v) for k, v in read_state(tiny_zoo / model["path"]).items()}
+    hub = tmp_path / "hub"
+    (hub / "folder").mkdir(parents=True)
+    torch.save(state, hub / "model.pt")
+    names = sorted(state)
+    half = len(names) // 2
+    save_torch({k: state[k] for k in names[:half]}, str(hub / "folder" / "model-00001-of-00002.safetensors"))
+    save_torch({k: state[k] for k in names[half:]}, str(hub / "folder" / "model-00002-of-00002.safetensors"))
+    (hub / "folder" / "config.json").write_text("{}")
+    (hub / "folder" / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        k: f"model-0000{1 + (i >= half)}-of-00002.safetensors" for i, k in enumerate(names)}}))
+    r = run("predict", tiny_probe, tiny_zoo / model["path"], "--top", "3")
+    want = _json_tail(r.output)["categories"]
+    r = run("predict", tiny_probe, "--dir", hub, "-o", tmp_path / "p.jsonl", "--quiet")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [row["model"] for row in rows] == [str(hub / "folder"), str(hub / "model.pt")]
+    for row in rows:
+        assert "error" not in row, row
+        assert [c["name"] for c in row["categories"][:3]] == [c["name"] for c in want]
+        assert [c["probability"] for c in row["categories"][:3]] == [c["probability"] for c in want]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.pt").write_bytes(b"not a pickle")
+    (broken / "b.safetensors").write_bytes(b"\x00" * 16)
+    r = run("predict", tiny_probe, "--dir", broken, "-o", tmp_path / "q.jsonl", "--quiet")
+    assert r.exit_code == 2 and "no model could be read" in r.output

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from lamina.cli import app
 from lamina.errors import CheckpointError, InputError
 from lamina.weights.experts import ProbeXMixture
-from lamina.weights.predict import catalogue_sources, iter_predictions, write_predictions
-from lamina.weights.zoo import build_zoo
+from lamina.weights.serve.predict import catalogue_sources, iter_predictions, write_predictions
+from lamina.weights.zoo.build import build_zoo
 
 from .conftest import read_catalogue, tiny_config
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.weights.data import (
+from lamina.weights.zoo.data import (
     DEFAULT_VIEWS,
     GARMENTS,
     apply_view,

@@ -7,10 +7,10 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from lamina.weights.baselines import DenseLinearProbe, LowRankProbe, RidgeProbe, StatNN, UpperBound
 from lamina.weights.experts import ProbeXMixture, TrainConfig
-from lamina.weights.probex import ProbeX, ProbeXConfig
-from lamina.weights.text import TextAligner
+from lamina.weights.probes.linear import DenseLinearProbe, LowRankProbe, RidgeProbe, StatNN, UpperBound
+from lamina.weights.probes.probex import ProbeX, ProbeXConfig
+from lamina.weights.text.aligner import TextAligner
 from lamina.weights.trees import Router
 
 from .test_probex import planted
@@ -74,8 +74,8 @@ def _assert_unchanged(before):
 
 
 def test_fitting_leaves_threads_rng_and_environment_unchanged(other_threads):
-    from lamina.weights.models import ArchConfig, build_model
-    from lamina.weights.text import embed_text
+    from lamina.weights.text.aligner import embed_text
+    from lamina.weights.zoo.models import ArchConfig, build_model
 
     x, y = planted(n=60)
     torch.manual_seed(123)
@@ -92,7 +92,7 @@ def test_fitting_leaves_threads_rng_and_environment_unchanged(other_threads):
 
 
 def test_zoo_build_leaves_threads_and_rng_unchanged(other_threads, tmp_path):
-    from lamina.weights.zoo import ZooConfig, build_zoo
+    from lamina.weights.zoo.build import ZooConfig, build_zoo
 
     from .test_integrity import MICRO
 
@@ -105,7 +105,7 @@ def test_zoo_build_leaves_threads_and_rng_unchanged(other_threads, tmp_path):
 def test_report_figures_leave_the_matplotlib_backend_alone(tmp_path):
     import matplotlib
 
-    from lamina.weights.report import write_report
+    from lamina.weights.eval.report import write_report
 
     from .test_report import fake_report
 

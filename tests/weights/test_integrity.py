@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from lamina.cli import app
 from lamina.errors import CheckpointError, InputError
-from lamina.weights.catalogue import CATALOGUE, Catalogue
-from lamina.weights.modelfile import model_file_bytes
-from lamina.weights.zoo import build_zoo
+from lamina.weights.io.modelfile import model_file_bytes
+from lamina.weights.zoo.build import build_zoo
+from lamina.weights.zoo.catalogue import CATALOGUE, Catalogue
 
 from .conftest import read_catalogue, tiny_config
 
@@ -142,7 +142,7 @@ def test_damaged_catalogue_is_one_line_exit_2(tiny_zoo, tiny_probe, tmp_path, da
 
 
 def test_full_disk_while_building_keeps_the_catalogue_consistent(tmp_path, monkeypatch):
-    import lamina.weights.modelfile as modelfile
+    import lamina.weights.io.modelfile as modelfile
     from lamina._io import atomic_path
 
     real = modelfile.write_bytes_atomic
@@ -176,7 +176,7 @@ def test_full_disk_while_building_keeps_the_catalogue_consistent(tmp_path, monke
 
 
 def test_a_full_disk_for_a_root_is_one_line_too(tmp_path, monkeypatch):
-    import lamina.weights.modelfile as modelfile
+    import lamina.weights.io.modelfile as modelfile
 
     def full_disk(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")

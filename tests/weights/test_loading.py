@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from lamina.cli import app
 from lamina.errors import CheckpointError
-from lamina.weights.catalogue import Catalogue
 from lamina.weights.experts import ProbeXMixture
 from lamina.weights.trees import Fingerprints, Router, project, projector
+from lamina.weights.zoo.catalogue import Catalogue
 
 
 def _edit(probe, tmp_path, change):

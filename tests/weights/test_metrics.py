@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.weights.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
 
 
 def test_perfect_and_random_scores():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.weights.data import DEFAULT_VIEWS, VIEWS, vocabulary
-from lamina.weights.phrasings import GARMENT_WORDS, VIEW_WORDS, category_phrasings, has_phrasings, phrasings
-from lamina.weights.text import TextAligner, embed_phrasings, embed_text
+from lamina.weights.text.aligner import TextAligner, embed_phrasings, embed_text
+from lamina.weights.text.phrasings import GARMENT_WORDS, VIEW_WORDS, category_phrasings, has_phrasings, phrasings
+from lamina.weights.zoo.data import DEFAULT_VIEWS, VIEWS, vocabulary
 
 PARAPHRASES = json.loads((Path(__file__).parent / "paraphrases.json").read_text())
 

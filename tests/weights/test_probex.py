@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.weights.metrics import multilabel_metrics
-from lamina.weights.probex import ProbeX, ProbeXConfig, ProbeXNet
+from lamina.weights.probes.metrics import multilabel_metrics
+from lamina.weights.probes.probex import ProbeX, ProbeXConfig, ProbeXNet
 
 
 def planted(n=300, d_h=16, d_w=24, c=6, seed=0):
@@ -96,8 +96,8 @@ def test_public_api_is_reachable_lazily():
 
 
 def _ridge_scores(x, y):
-    from lamina.weights.baselines import RidgeProbe
-    from lamina.weights.probex import RIDGE_ALPHAS
+    from lamina.weights.probes.linear import RidgeProbe
+    from lamina.weights.probes.probex import RIDGE_ALPHAS
 
     return RidgeProbe(alphas=RIDGE_ALPHAS).fit(x, y).decision_function(x)
 

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from lamina.weights.report import aggregate, markdown, write_report
+from lamina.weights.eval.report import aggregate, markdown, write_report
 
 # (tree, method, layer) -> per-seed mAP; the other metrics follow from it below
 MAPS = {

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from lamina.cli import app
 from lamina.errors import CheckpointError, InputError
 from lamina.weights.experts import ProbeXMixture
-from lamina.weights.index import ModelIndex, add_to_index, build_index
 from lamina.weights.layers import read_state
-from lamina.weights.predict import Source, catalogue_sources, folder_sources, iter_predictions, write_predictions
-from lamina.weights.search import search_like, search_text
+from lamina.weights.serve.index import ModelIndex, add_to_index, build_index
+from lamina.weights.serve.predict import Source, catalogue_sources, folder_sources, iter_predictions, write_predictions
+from lamina.weights.serve.search import search_like, search_text
 
 from .conftest import read_catalogue
 
@@ -119,7 +119,8 @@ def test_an_interrupted_batch_leaves_nothing_at_its_output(mix, folder, tmp_path
 
 def test_predict_bad_input_names_the_argument(tiny_probe, tmp_path, mix):
     (tmp_path / "empty").mkdir()
-    for args, words in [(("--dir", tmp_path / "nope"), "--dir:"), (("--dir", tmp_path / "empty"), "no .safetensors"),
+    for args, words in [(("--dir", tmp_path / "nope"), "--dir:"),
+                        (("--dir", tmp_path / "empty"), "holds no model files"),
                         (("--batch-size", "0", "--dir", tmp_path), "--batch-size"), ((), "model: give model")]:
         r = run("predict", tiny_probe, *args)
         assert r.exit_code == 2 and words in r.output, (args, r.output)

@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 
 from lamina.cli import app
 from lamina.errors import InputError
-from lamina.weights.baselines import DenseLinearProbe, StatNN
-from lamina.weights.evaluate import EvalConfig
+from lamina.weights.eval.evaluate import EvalConfig
 from lamina.weights.experts import TrainConfig
-from lamina.weights.probex import ProbeXConfig
-from lamina.weights.text import TextAligner
-from lamina.weights.zoo import RootConfig, ZooConfig
+from lamina.weights.probes.linear import DenseLinearProbe, StatNN
+from lamina.weights.probes.probex import ProbeXConfig
+from lamina.weights.text.aligner import TextAligner
+from lamina.weights.zoo.build import RootConfig, ZooConfig
 
 BAD_SEEDS = [-1, 2**32, True, 1.5, "3", None]
 
@@ -179,7 +179,7 @@ def test_cli_flags_are_checked_before_any_work(tmp_path, args, flag):
 
 
 def test_sweep_choice_needs_evidence_for_other_settings():
-    from lamina.weights.evaluate import _best_run
+    from lamina.weights.eval.evaluate import _best_run
 
     def run(layer, variant, val):
         return {"layer": layer, "variant": variant, "val_map": val}
@@ -196,7 +196,7 @@ def test_sweep_choice_needs_evidence_for_other_settings():
 def test_the_dense_probe_never_takes_the_settings_of_a_ridge_start():
     """Where the sweep picks ProbeX's closed-form ridge start (few epochs at a small step), the dense logistic probe,
     which starts from zero, takes the best entry without that start; with none, ProbeX's default training."""
-    from lamina.weights.evaluate import _dense_settings, _dense_variant
+    from lamina.weights.eval.evaluate import _dense_settings, _dense_variant
 
     cfg = EvalConfig(probex_grid=[{"init": "ridge", "activation": "linear", "epochs": 20, "lr": 3e-4},
                                   {"activation": "linear", "weight_decay": 1e-3, "epochs": 60}])
@@ -214,7 +214,7 @@ def test_the_dense_probe_never_takes_the_settings_of_a_ridge_start():
 def test_a_grid_entry_that_the_compact_expert_cannot_take_is_refused_up_front():
     """The compact expert takes each entry's settings over its own dimensions and activation: an entry that only
     works with the base's (a ridge start over a linear base, the compact one ReLU) fails before any work."""
-    from lamina.weights.probex import ProbeXConfig
+    from lamina.weights.probes.probex import ProbeXConfig
 
     with pytest.raises(InputError, match="init='ridge' needs activation='linear'"):
         EvalConfig(probex=ProbeXConfig(activation="linear"), probex_grid=[{"init": "ridge", "epochs": 0}])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.weights.text import TextAligner, embed_text
+from lamina.weights.text.aligner import TextAligner, embed_text
 
 
 def test_minilm_embeds_offline_and_means_something():
@@ -66,9 +66,9 @@ def test_aligner_reads_an_unseen_pair_of_seen_parts():
 
 
 def test_category_folds_mimic_the_held_out_draw():
-    from lamina.weights.data import DEFAULT_VIEWS, vocabulary
-    from lamina.weights.evaluate import default_heldout
-    from lamina.weights.text import category_folds
+    from lamina.weights.eval.evaluate import default_heldout
+    from lamina.weights.text.aligner import category_folds
+    from lamina.weights.zoo.data import DEFAULT_VIEWS, vocabulary
 
     vocab = vocabulary()
     names = [c.name for c in vocab]
@@ -90,8 +90,8 @@ def test_category_folds_mimic_the_held_out_draw():
 
 
 def test_choose_text_rank_scores_each_rank_by_zero_shot_on_seen_folds():
-    from lamina.weights.metrics import multilabel_metrics
-    from lamina.weights.text import category_folds, choose_text_rank
+    from lamina.weights.probes.metrics import multilabel_metrics
+    from lamina.weights.text.aligner import category_folds, choose_text_rank
 
     names, text, y, R = _pairs_world()
     held = 6  # "garment1 | view2": the evaluation's held-out pair, never passed in; positions != category indices

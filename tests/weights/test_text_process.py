@@ -17,13 +17,13 @@ state = lambda: [hub.HF_HUB_OFFLINE, hub.HF_HUB_DISABLE_PROGRESS_BARS, transform
 
 CALLER_FIRST = READ + """
 before = state()
-from lamina.weights.text import embed_text
+from lamina.weights.text.aligner import embed_text
 emb = embed_text(["x"])
 print(json.dumps({"before": before, "after": state(), "shape": list(emb.shape)}))
 """
 
 LAMINA_FIRST = """
-from lamina.weights.text import embed_text
+from lamina.weights.text.aligner import embed_text
 emb = embed_text(["x"])
 """ + READ + """
 print(json.dumps({"after": state(), "shape": list(emb.shape)}))

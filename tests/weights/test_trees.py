@@ -40,8 +40,18 @@ def test_discovery_recovers_the_tiny_zoo_trees(tiny_zoo):
     router = Router().fit(fp, true)
     m = models[-1]
     assert router.route_state(read_state(tiny_zoo / m["path"]))[0] == m["tree"]
-    with pytest.raises(InputError, match="match no tree"):
+    with pytest.raises(InputError, match="match no tree") as err:
         router.route_state({"fc1.weight": np.zeros((3, 3), np.float32)}, source="x.safetensors")
+    # the message names the nearest tree, what it expects and what the model has instead
+    msg = str(err.value)
+    assert "nearest: the tree(s)" in msg and "has instead fc1.weight (3, 3)" in msg
+    # a model of a known architecture with one layer of another shape: the nearest tree is its own
+    state = read_state(tiny_zoo / m["path"])
+    wanted = state["fc1.weight"].shape
+    state["fc1.weight"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(InputError, match=f"nearest: the tree\\(s\\) [^;]*{m['tree']}") as err:
+        router.route_state(state, source="y.safetensors")
+    assert f"it expects fc1.weight {wanted}" in str(err.value)
 
 
 def test_router_checks_its_input():

@@ -10,10 +10,10 @@ import torch
 from lamina.errors import InputError
 from lamina.weights.experts import candidate_layers
 from lamina.weights.layers import layer_from_state
-from lamina.weights.models import ArchConfig, build_model, state_to_numpy, train_classifier
 from lamina.weights.trees import body_vector, signature
-from lamina.weights.vit import adapter_state, add_lora, is_adapter, merge_adapter
-from lamina.weights.zoo import ZooConfig, build_zoo, model_spec
+from lamina.weights.zoo.build import ZooConfig, build_zoo, model_spec
+from lamina.weights.zoo.models import ArchConfig, build_model, state_to_numpy, train_classifier
+from lamina.weights.zoo.vit import adapter_state, add_lora, is_adapter, merge_adapter
 
 ARCH = ArchConfig("vit", [16, 1, 2])
 
@@ -147,10 +147,10 @@ def tiny_vit_config() -> ZooConfig:
 
 
 def test_transformer_zoo_end_to_end(tmp_path):
-    from lamina.weights.catalogue import Catalogue
-    from lamina.weights.evaluate import EvalConfig, evaluate_zoo
+    from lamina.weights.eval.evaluate import EvalConfig, evaluate_zoo
     from lamina.weights.layers import read_state
-    from lamina.weights.probex import ProbeXConfig
+    from lamina.weights.probes.probex import ProbeXConfig
+    from lamina.weights.zoo.catalogue import Catalogue
 
     zoo = tmp_path / "zoo"
     build_zoo(tiny_vit_config(), zoo, workers=2, quiet=True)

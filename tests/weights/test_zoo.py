@@ -9,8 +9,8 @@ import pytest
 from safetensors import safe_open
 
 from lamina.errors import InputError
-from lamina.weights.catalogue import Catalogue
-from lamina.weights.zoo import ZooConfig, build_zoo, model_spec
+from lamina.weights.zoo.build import ZooConfig, build_zoo, model_spec
+from lamina.weights.zoo.catalogue import Catalogue
 
 from .conftest import read_catalogue, tiny_config
 
@@ -91,7 +91,8 @@ def test_kill_9_during_a_build_then_rerun_gives_the_clean_build(tmp_path):
     import sys
     import time
 
-    code = ("import sys; from tests.weights.conftest import tiny_config; from lamina.weights.zoo import build_zoo;"
+    code = ("import sys; from tests.weights.conftest import tiny_config; "
+            "from lamina.weights.zoo.build import build_zoo;"
             "build_zoo(tiny_config(n_models=3), sys.argv[1], workers=1, quiet=True)")
     root = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-c", code, str(tmp_path / "z")]

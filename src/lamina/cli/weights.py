@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from lamina.cli._common import echo_json, new_app, number_or_text, positive_ints
+from lamina.errors import LaminaError
 
 app = new_app("Learning on model weights (ProbeX): what a model was trained on, from one layer.")
 zoo_app = new_app("Model zoos: trees of fine-tuned image classifiers, built offline from real images.")
@@ -59,7 +60,7 @@ def zoo_build(
     """Build (or resume) a zoo: pretrain the roots, then fine-tune every tree's models in parallel (local processes,
     or a Dask cluster with --dask / --scheduler; this process alone writes the catalogue either way)."""
     from lamina._validation import check_positive_int
-    from lamina.weights.zoo import ZooConfig, build_zoo
+    from lamina.weights.zoo.build import ZooConfig, build_zoo
 
     check_positive_int("--workers", workers)  # before the config is read
     summary = build_zoo(ZooConfig.load(config), out, workers=workers, quiet=quiet,
@@ -77,7 +78,7 @@ def _scheduler(dask: bool, address: str | None) -> str | None:
 
 
 def _probex_config(r_u: int | None, r_v: int | None, r_t: int | None, epochs: int, seed: int, **more):
-    from lamina.weights.probex import ProbeXConfig
+    from lamina.weights.probes.probex import ProbeXConfig
 
     dims = {k: v for k, v in (("r_u", r_u), ("r_v", r_v), ("r_t", r_t)) if v is not None}
     return ProbeXConfig(**dims, epochs=epochs, seed=seed, **{k: v for k, v in more.items() if v is not None})
@@ -157,7 +158,7 @@ def train(
     from lamina._validation import check_positive_int, check_seed
     from lamina.errors import InputError
     from lamina.weights.experts import READERS, ProbeXMixture, TrainConfig
-    from lamina.weights.search import register_probe
+    from lamina.weights.serve.search import register_probe
 
     check_positive_int("--threads", threads)  # before torch.set_num_threads, which refuses 0 with a traceback
     check_seed("--seed", seed)
@@ -199,7 +200,7 @@ def _bar(what: str, total: int, quiet: bool):
 
 def _sources(model: list[Path] | None, folder: Path | None, zoo: Path | None) -> list:
     from lamina.errors import InputError
-    from lamina.weights.predict import Source, catalogue_sources, folder_sources
+    from lamina.weights.serve.predict import Source, catalogue_sources, folder_sources
 
     out = [Source(p) for p in model or []]
     if folder is not None:
@@ -214,9 +215,10 @@ def _sources(model: list[Path] | None, folder: Path | None, zoo: Path | None) ->
 @app.command("predict")
 def predict(
     probe: Path = typer.Argument(..., help="Probe folder (from `lamina weights train`)."),
-    model: list[Path] = typer.Argument(None, help="Model file(s) (.safetensors)."),
+    model: list[Path] = typer.Argument(None, help="Model files (.safetensors, .pt, .bin) or model folders "
+                                                  "(Hugging Face, PEFT adapter)."),
     top: int = typer.Option(10, "--top", help="Categories to list per model (>= 1)."),
-    folder: Path = typer.Option(None, "--dir", help="Also every .safetensors file under this folder."),
+    folder: Path = typer.Option(None, "--dir", help="Also every model file and model folder under this folder."),
     zoo: Path = typer.Option(None, "--zoo", help="Also every model of this zoo's catalogue (rows get its ids)."),
     out: Path = typer.Option(None, "-o", "--out", help="Write JSON Lines here (streamed, atomic; unreadable files "
                                                        "get an error row) instead of JSON on stdout."),
@@ -233,7 +235,7 @@ def predict(
     on a Dask cluster with --dask / --scheduler)."""
     from lamina._validation import check_positive_int
     from lamina.weights.experts import ProbeXMixture, check_top
-    from lamina.weights.predict import iter_predictions, top_row, write_predictions
+    from lamina.weights.serve.predict import iter_predictions, top_row, write_predictions
 
     check_top(top)  # before loading anything
     check_positive_int("--batch-size", batch_size)
@@ -243,8 +245,11 @@ def predict(
     mix = ProbeXMixture.load(probe)
     with _bar("predicting", len(sources), quiet or len(sources) == 1) as advance:
         if out is not None:
-            echo_json(write_predictions(mix, sources, out, top=top, batch_size=batch_size, progress=advance,
-                                        scheduler=on, workers=workers))
+            summary = write_predictions(mix, sources, out, top=top, batch_size=batch_size, progress=advance,
+                                        scheduler=on, workers=workers)
+            echo_json(summary)
+            if summary["models"] == 0:
+                raise LaminaError(f"predict: no model could be read ({summary['errors']} errors, see {out})")
             return
         rows = [top_row(mix, r, top) for r in iter_predictions(mix, sources, batch_size=batch_size,
                                                                  progress=advance, scheduler=on, workers=workers)]
@@ -263,8 +268,8 @@ def search(
     """Rank the zoo's (or an index's) models by a text query, or by likeness to a model (--like)."""
     from lamina.errors import InputError
     from lamina.weights.experts import ProbeXMixture, check_top
-    from lamina.weights.index import ModelIndex
-    from lamina.weights.search import probe_of, search_like, search_text
+    from lamina.weights.serve.index import ModelIndex
+    from lamina.weights.serve.search import probe_of, search_like, search_text
 
     if (query is None) == (like is None):
         raise InputError("search: give either a text query or --like MODEL (not both)")
@@ -284,7 +289,7 @@ def search(
 def index_build(
     out: Path = typer.Option(..., "-o", "--out", help="Index file to write (atomically; replaced if it exists)."),
     zoo: Path = typer.Option(None, "--zoo", help="Index every model of this zoo's catalogue (ids from it)."),
-    folder: Path = typer.Option(None, "--dir", help="Index every .safetensors file under this folder."),
+    folder: Path = typer.Option(None, "--dir", help="Index every model file and model folder under this folder."),
     probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one trained for --zoo)."),
     dims: int = typer.Option(256, "--dims", help="Text-feature basis size per tree (2 bytes per model each)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Models read, routed and probed together (>= 1)."),
@@ -294,8 +299,8 @@ def index_build(
     from lamina._validation import check_positive_int
     from lamina.errors import InputError
     from lamina.weights.experts import ProbeXMixture
-    from lamina.weights.index import build_index
-    from lamina.weights.search import probe_of
+    from lamina.weights.serve.index import build_index
+    from lamina.weights.serve.search import probe_of
 
     check_positive_int("--batch-size", batch_size)
     check_positive_int("--dims", dims)
@@ -325,8 +330,8 @@ def index_add(
     from lamina._validation import check_positive_int
     from lamina.errors import InputError
     from lamina.weights.experts import ProbeXMixture
-    from lamina.weights.index import ModelIndex, add_to_index
-    from lamina.weights.predict import Source, catalogue_sources
+    from lamina.weights.serve.index import ModelIndex, add_to_index
+    from lamina.weights.serve.predict import Source, catalogue_sources
 
     check_positive_int("--batch-size", batch_size)
     model = model or []
@@ -342,6 +347,9 @@ def index_add(
     with _bar("indexing", len(sources), quiet) as advance:
         summary = add_to_index(index, mix, sources, batch_size=batch_size, progress=advance)
     echo_json(summary)
+    if summary["added"] == 0:
+        raise LaminaError(f"index add: nothing was added to {index} ({len(summary['skipped'])} models skipped, "
+                          f"{len(sources)} given)")
 
 
 @app.command("evaluate")
@@ -366,9 +374,9 @@ def evaluate(
     """Evaluate ProbeX, the baselines, tree discovery and zero-shot search on a zoo; write the report."""
     from lamina._validation import check_positive_int, check_seed
     from lamina.errors import InputError
-    from lamina.weights.evaluate import EvalConfig, evaluate_zoo
-    from lamina.weights.probex import ProbeXConfig
-    from lamina.weights.report import write_report
+    from lamina.weights.eval.evaluate import EvalConfig, evaluate_zoo
+    from lamina.weights.eval.report import write_report
+    from lamina.weights.probes.probex import ProbeXConfig
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]

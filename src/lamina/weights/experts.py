@@ -5,8 +5,8 @@ Training (:meth:`ProbeXMixture.fit_zoo`):
 1. fingerprint every model and find the trees from weights alone (:mod:`lamina.weights.trees`);
 2. per tree, a layer sweep: one ProbeX per candidate layer on the training models, the best on validation mAP
    is kept;
-3. per tree, a :class:`~lamina.weights.text.TextAligner` that reads the expert's probe responses against the
-   MiniLM embeddings of many phrasings of each category (:mod:`lamina.weights.phrasings`; held-out categories are
+3. per tree, a :class:`~lamina.weights.text.aligner.TextAligner` that reads the expert's probe responses against the
+   MiniLM embeddings of many phrasings of each category (:mod:`lamina.weights.text.phrasings`; held-out categories are
    never shown);
 4. an index of every model in the zoo (tree, predicted probabilities, the aligner's compact features; float16) for
    search.
@@ -29,14 +29,14 @@ from lamina._process import torch_threads
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number, check_ranks, checkpoint_content
-from lamina.weights.baselines import LowRankProbe
-from lamina.weights.catalogue import Catalogue, verify_files
 from lamina.weights.layers import load_layers, read_state
-from lamina.weights.metrics import labels_matrix, multilabel_metrics
-from lamina.weights.phrasings import category_phrasings
-from lamina.weights.probex import ProbeX, ProbeXConfig, grid_configs, settings_text
-from lamina.weights.text import TextAligner, category_folds, choose_text_rank, embed_phrasings, embed_text
+from lamina.weights.probes.linear import LowRankProbe
+from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probes.probex import ProbeX, ProbeXConfig, grid_configs, settings_text
+from lamina.weights.text.aligner import TextAligner, category_folds, choose_text_rank, embed_phrasings, embed_text
+from lamina.weights.text.phrasings import category_phrasings
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
+from lamina.weights.zoo.catalogue import Catalogue, verify_files
 
 KIND = "weights.ProbeXMixture"
 logger = logging.getLogger(__name__)
@@ -65,12 +65,13 @@ class TrainConfig:
         fingerprint_dim: random projection size for tree discovery.
         min_sep: separation a Ward split needs to count as two trees (see :func:`~lamina.weights.trees.separation`).
         reader: what gives the seen categories' probabilities of a tree: ``"probex"`` (its expert), ``"low-rank"``
-            (a :class:`~lamina.weights.baselines.LowRankProbe` on the expert's layer, calibrated on the validation
+            (a :class:`~lamina.weights.probes.linear.LowRankProbe` on the expert's layer, calibrated on the validation
             models) or ``"auto"`` (whichever of the two scores the higher validation mAP). ProbeX's probe responses
             serve the text readout and the search index in every case.
         low_rank: probes per category of the low-rank reader.
         text_ranks: ranks the text readout chooses from, per tree, by zero-shot mAP on folds of the seen
-            categories (validation models; :func:`~lamina.weights.text.choose_text_rank`); empty: its fixed default.
+            categories (validation models; :func:`~lamina.weights.text.aligner.choose_text_rank`); empty: its fixed
+            default.
     """
 
     probex: ProbeXConfig = field(default_factory=ProbeXConfig)
@@ -302,7 +303,7 @@ class ProbeXMixture(BaseEstimator):
         Returns:
             ``{"tree", "layer", "probabilities": (C,) array}``.
         """
-        from lamina.weights.predict import iter_predictions
+        from lamina.weights.serve.predict import iter_predictions
 
         r = next(iter_predictions(self, [path], batch_size=1))
         return {"tree": r["tree"], "layer": r["layer"], "probabilities": r["probabilities"]}
@@ -318,7 +319,7 @@ class ProbeXMixture(BaseEstimator):
             ``{"model", "tree", "layer", "categories": [{"name", "probability", "source"}]}``; ``source`` is
             ``"expert"`` for a category the probes were trained on, ``"text (zero-shot)"`` otherwise.
         """
-        from lamina.weights.predict import top_row
+        from lamina.weights.serve.predict import top_row
 
         top = check_top(top)
         return top_row(self, {"model": str(path), **self.predict_file(path)}, top)
@@ -326,7 +327,7 @@ class ProbeXMixture(BaseEstimator):
     def text_scores(self, query: str, index=None) -> np.ndarray:
         """Probability per indexed model that it learned what ``query`` describes, (N_index,).
 
-        ``index``: a :class:`~lamina.weights.index.ModelIndex` built with this probe (default: the probe's own).
+        ``index``: a :class:`~lamina.weights.serve.index.ModelIndex` built with this probe (default: the probe's own).
         """
         with torch_threads(1):  # one short text: more threads only spin on a shared machine (500 ms against 30)
             t = embed_text([query])

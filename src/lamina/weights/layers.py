@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina.errors import CheckpointError, InputError
+from lamina.weights.io.readers import read_model
 
 logger = logging.getLogger(__name__)
 
@@ -81,40 +82,28 @@ def layer_from_state(state, layer: str, *, source: str = "model") -> np.ndarray:
 
 
 def read_layer(path: str | os.PathLike, layer: str) -> np.ndarray:
-    """Read one layer of a safetensors model file as its (d_H, d_W) matrix.
+    """Read one layer of a model (file or folder, any format of :mod:`lamina.weights.io.readers`) as its
+    (d_H, d_W) matrix; only that layer's tensors are read.
 
     Raises:
-        CheckpointError: the file is missing, truncated or not safetensors.
-        InputError: the file has no such layer.
+        CheckpointError: the path is missing, unreadable or of no known model format.
+        InputError: the model has no such layer (the message lists the layers it has).
     """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
-    try:
-        with safe_open(str(path), framework="numpy") as fh:
-            names = list(fh.keys())
-            base = _key(layer)
-            wanted = {f"{base}.weight", base, f"{base}.in_proj_weight", f"{base}.lora_A", f"{base}.lora_B"}
-            state = {k: (fh.get_tensor(k) if k in wanted else None) for k in names}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    base = _key(layer)
+    wanted = {f"{base}.weight", base, f"{base}.in_proj_weight", f"{base}.lora_A", f"{base}.lora_B"}
+    state = read_model(path, wanted.__contains__)
+    if not state:  # name what the model does have
+        state = {k: np.zeros(0) for k in read_model(path)}
     return layer_from_state(state, layer, source=str(path))
 
 
 def read_state(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every tensor of a safetensors model file (CheckpointError if unreadable)."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    """Every tensor of a model (file or folder, any format of :mod:`lamina.weights.io.readers`), by normalised name.
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    Raises:
+        CheckpointError: the path is missing, unreadable or of no known model format.
+    """
+    return read_model(path)
 
 
 def load_layers(paths: list[Path], layer: str, *, warn: bool = True) -> tuple[np.ndarray, list[int], list[str]]:

@@ -315,9 +315,25 @@ class Router(BaseEstimator):
             raise InputError("router: not fitted; train a probe first (lamina weights train)")
         key = signature_key(sig)
         if key not in self.nearest_:
-            shapes = ", ".join(f"{k} {tuple(s)}" for k, s in sig[:4])
-            raise InputError(f"{source}: its layers ({shapes}, ...) match no tree this probe knows")
+            raise InputError(f"{source}: its layers match no tree this probe knows; {self._nearest_hint(sig)}")
         return key
+
+    def _nearest_hint(self, sig) -> str:
+        """What the nearest known signature expects that the model lacks, and what the model has in excess."""
+        have = {k: tuple(s) for k, s in sig}
+        best = None
+        for key, trees in self.nearest_.items():
+            want = {name: tuple(int(x) for x in shape.split("x") if x) for name, _, shape in
+                    (item.rpartition(":") for item in key.split(";") if item)}
+            score = (sum(have.get(n) == s for n, s in want.items()), len(have.keys() & want.keys()))
+            if best is None or score > best[0]:  # most tensors alike, then most names alike
+                best = (score, trees, want)
+        (shared, _), trees, want = best
+        missing = [f"{n} {s}" for n, s in want.items() if have.get(n) != s]
+        extra = [f"{n} {s}" for n, s in have.items() if want.get(n) != s]
+        show = lambda xs: ", ".join(xs[:4]) + (f" (+{len(xs) - 4} more)" if len(xs) > 4 else "") or "none"  # noqa: E731
+        return (f"nearest: the tree(s) {', '.join(trees)}, sharing {shared} of {len(want)} tensors (name and shape); "
+                f"it expects {show(missing)}; the model has instead {show(extra)}")
 
     def route_state(self, state: dict, *, source: str = "model") -> tuple[str, float]:
         """Tree of a loaded model and its distance to that tree's centroid."""

@@ -18,7 +18,7 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
 - ``dense-logistic@L`` and ``ridge@L``: dense linear probes on the flattened largest layer (the logistic one, by
   far the slowest method, on the first ``dense_seeds`` seeds only);
 - ``low-rank@L``: per category, ``low_rank`` probes of layer L and a read vector for each, fitted in closed form
-  from the ridge solution (:class:`~lamina.weights.baselines.LowRankProbe`);
+  from the ridge solution (:class:`~lamina.weights.probes.linear.LowRankProbe`);
 - ``statnn``: weight statistics of every layer + gradient boosting;
 - ``cross-tree@L``: one ProbeX trained on the union of all trees whose layer L has the same shape (no experts);
 - ``data-aware (layer)`` and ``data-aware (model)``: data-aware probes that use images (the first layer's change
@@ -41,10 +41,12 @@ import numpy as np
 import torch
 
 from lamina._process import single_threaded, torch_threads
-from lamina._validation import check_positive_int, check_seed
+from lamina._validation import check_positive_int, check_seed, check_workers
 from lamina.errors import InputError
 from lamina.weights._checks import check_number, check_ranks
-from lamina.weights.baselines import (
+from lamina.weights.experts import candidate_layers
+from lamina.weights.layers import layer_from_state, read_state
+from lamina.weights.probes.linear import (
     DenseLinearProbe,
     LowRankProbe,
     RidgeProbe,
@@ -54,12 +56,10 @@ from lamina.weights.baselines import (
     first_layer_response,
     weight_statistics,
 )
-from lamina.weights.catalogue import Catalogue
-from lamina.weights.experts import candidate_layers
-from lamina.weights.layers import layer_from_state, read_state
-from lamina.weights.metrics import labels_matrix, multilabel_metrics
-from lamina.weights.probex import ProbeX, ProbeXConfig, grid_configs
-from lamina.weights.vit import is_adapter, merge_adapter
+from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
+from lamina.weights.probes.probex import ProbeX, ProbeXConfig, grid_configs
+from lamina.weights.zoo.catalogue import Catalogue
+from lamina.weights.zoo.vit import is_adapter, merge_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def _seed_task(args) -> list[dict]:
 
     pcfg = cfg.candidate(variant, seed) if variant is not None else ProbeXConfig(seed=seed)
     if part == "probex":
-        from lamina.weights.text import TextAligner, choose_text_rank
+        from lamina.weights.text.aligner import TextAligner, choose_text_rank
 
         for layer, name in [(best, "probex")] + ([(largest, f"probex@{largest}")] if largest != best else []):
             X = d["layers"][layer]
@@ -342,7 +342,7 @@ def _merge(parts: list[dict]) -> dict:
 def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, images: np.ndarray, log) -> dict:
     """Read every model of a tree once: all candidate layers, StatNN statistics, the data-aware features."""
     from lamina.errors import CheckpointError
-    from lamina.weights.models import ArchConfig, build_model
+    from lamina.weights.zoo.models import ArchConfig, build_model
 
     root = read_state(root_path)
     first = None if arch["arch"] == "vit" else ("conv1" if "conv1.weight" in root else "fc1")  # ViT: reads patches
@@ -387,7 +387,7 @@ def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, image
 
 
 def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=None) -> dict:
-    """Run the whole evaluation and return the report as a dict (see :mod:`lamina.weights.report` to write it).
+    """Run the whole evaluation and return the report as a dict (see :mod:`lamina.weights.eval.report` to write it).
 
     ``log``: called with one line per step (default: ``logging`` at INFO level).
     """
@@ -396,9 +396,9 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=None) ->
 
 
 def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
-    from lamina.weights.data import category_pools, vocabulary
-    from lamina.weights.text import category_folds, embed_text
+    from lamina.weights.text.aligner import category_folds, embed_text
     from lamina.weights.trees import adjusted_rand, discover_trees, fingerprint_files
+    from lamina.weights.zoo.data import category_pools, vocabulary
 
     t_start = time.perf_counter()
     with Catalogue(zoo) as cat:
@@ -439,7 +439,8 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
     _D.clear()
     _D["images"] = imgs
     ctx = mp.get_context("fork")
-    with ctx.Pool(cfg.workers) as pool:
+    n_workers = check_workers("workers", cfg.workers)
+    with ctx.Pool(n_workers) as pool:
         for tname in sorted(roots):
             ms = [m for m in models if m["tree"] == tname]
             if cfg.max_models_per_tree:
@@ -462,7 +463,7 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
         raise InputError(f"zoo: {zoo} has no tree with at least 20 readable models")
     _D.clear()
     _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text, folds=folds)
-    with ctx.Pool(cfg.workers) as pool:
+    with ctx.Pool(n_workers) as pool:
         sweep = pool.map(_sweep_task, [(t, k, v) for t, d in trees.items() for k in d["layers"]
                                        for v in range(1 + len(cfg.probex_grid))], chunksize=1)
         best = {t: _best_run([r for r in sweep if r["tree"] == t]) for t in trees}

@@ -9,7 +9,7 @@ import numpy as np
 
 from lamina._io import atomic_path, write_json_atomic, write_text_atomic
 from lamina._process import new_figure
-from lamina.weights.probex import settings_text
+from lamina.weights.probes.probex import settings_text
 
 METRICS = ("map", "map_chance", "auc", "accuracy", "accuracy_chance", "fit_seconds", "n_params")
 

@@ -29,8 +29,8 @@ from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number
-from lamina.weights._train import train_bce
-from lamina.weights.probex import RIDGE_ALPHAS, count_params, preprocess
+from lamina.weights.probes._train import train_bce
+from lamina.weights.probes.probex import RIDGE_ALPHAS, count_params, preprocess
 
 
 class DenseLinearProbe(BaseEstimator):

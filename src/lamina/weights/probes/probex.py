@@ -35,7 +35,7 @@ from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number, checkpoint_content
-from lamina.weights._train import train_bce
+from lamina.weights.probes._train import train_bce
 
 KIND = "weights.ProbeX"
 ACTIVATIONS = ("relu", "linear")  # after the shared projection V
@@ -356,7 +356,7 @@ class ProbeX(BaseEstimator):
 
     def score(self, X, Y) -> float:
         """Mean average precision of the predictions against Y (N, C)."""
-        from lamina.weights.metrics import multilabel_metrics
+        from lamina.weights.probes.metrics import multilabel_metrics
 
         return multilabel_metrics(Y, self.decision_function(X))["map"]
 

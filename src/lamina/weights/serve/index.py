@@ -36,7 +36,8 @@ from lamina._io import write_bytes_atomic
 from lamina._process import single_threaded
 from lamina._validation import check_positive_int
 from lamina.errors import CheckpointError, InputError
-from lamina.weights.predict import Source, iter_predictions
+from lamina.weights.io.readers import model_name
+from lamina.weights.serve.predict import Source, iter_predictions
 
 INDEX_FORMAT = "lamina-model-index"
 INDEX_VERSION = 1
@@ -184,7 +185,7 @@ def text_basis(aligner, prompts: np.ndarray, dims: int, *, seed: int = 0, n_mixe
     singular vectors: a query near the categories has its readout in this span to within a small error.
 
     Args:
-        aligner: a fitted :class:`~lamina.weights.text.TextAligner`.
+        aligner: a fitted :class:`~lamina.weights.text.aligner.TextAligner`.
         prompts: (C, 384) embeddings of the category prompts.
     """
     rng = np.random.default_rng(seed)
@@ -236,7 +237,7 @@ def _rows(mix, sources, bases: dict, batch_size: int, progress) -> tuple[ModelIn
         if "error" in r:
             skipped.append(r["error"])
             continue
-        ids.append(r["id"] if r["id"] is not None else Path(r["model"]).name.removesuffix(".safetensors"))
+        ids.append(r["id"] if r["id"] is not None else model_name(r["model"]))
         codes.append(names.index(r["tree"]))
         probs.append(r["probabilities"].astype(np.float16))
         qs.append((r["features"] @ bases[r["tree"]].astype(np.float32)).astype(np.float16))  # (m,)
@@ -263,7 +264,7 @@ def add_to_index(path: str | os.PathLike, mix, sources: list[Source], *, skip_pr
     old = ModelIndex.load(path)
     old.check_probe(mix, str(path))
     have = set(old.ids)
-    named = [(s, s.id if s.id is not None else Path(s.path).name.removesuffix(".safetensors")) for s in sources]
+    named = [(s, s.id if s.id is not None else model_name(s.path)) for s in sources]
     if skip_present:
         named = [(s, i) for s, i in named if i not in have]
     clash = [i for _, i in named if i in have]

@@ -26,11 +26,11 @@ import numpy as np
 from lamina._io import atomic_path
 from lamina._validation import check_positive_int
 from lamina.errors import CheckpointError, InputError
-from lamina.weights.catalogue import Catalogue
+from lamina.weights.io.readers import FILE_SUFFIXES, find_models
 from lamina.weights.layers import layer_from_state, read_state
 from lamina.weights.trees import body_vector, signature
+from lamina.weights.zoo.catalogue import Catalogue
 
-MODEL_SUFFIX = ".safetensors"
 logger = logging.getLogger(__name__)
 
 
@@ -43,14 +43,16 @@ class Source:
 
 
 def folder_sources(folder: str | os.PathLike) -> list[Source]:
-    """Every ``*.safetensors`` file under ``folder`` (recursively), sorted by path; InputError if there is none."""
+    """Every model under ``folder`` (recursively, sorted by path): model files (``.safetensors``, ``.pt``, ``.pth``,
+    ``.bin``) and model folders (Hugging Face, PEFT adapters; each one model, see
+    :func:`lamina.weights.io.readers.find_models`). InputError if there is none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--dir: {folder} is not a folder")
-    files = sorted(p for p in folder.rglob(f"*{MODEL_SUFFIX}") if p.is_file())
-    if not files:
-        raise InputError(f"--dir: {folder} holds no {MODEL_SUFFIX} model files")
-    return [Source(p) for p in files]
+    found = find_models(folder)
+    if not found:
+        raise InputError(f"--dir: {folder} holds no model files ({', '.join(FILE_SUFFIXES)}) or model folders")
+    return [Source(p) for p in found]
 
 
 def catalogue_sources(zoo: str | os.PathLike) -> list[Source]:
@@ -137,7 +139,7 @@ def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batc
             CheckpointError naming it); ``"report"``: it gets a row ``{"model", "id", "error"}`` and a logged
             warning, and the others go on.
         progress: called with the number of files done after each batch.
-        scheduler: ``None`` predicts here; otherwise the batches run on Dask (:mod:`lamina.weights.scale`, same
+        scheduler: ``None`` predicts here; otherwise the batches run on Dask (:mod:`lamina.weights.serve.scale`, same
             rows, same order): ``"local"`` for a LocalCluster of ``workers`` processes, a scheduler's address
             (``tcp://host:8786``) or a :class:`distributed.Client`. The workers load ``mix`` from its folder (it
             must come from :meth:`ProbeXMixture.load`) and read the model files at the same paths.
@@ -152,7 +154,7 @@ def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batc
         raise InputError(f"errors: expected 'raise' or 'report', got {errors!r}")
     if scheduler is not None:
         from lamina._dask import dask_client
-        from lamina.weights.scale import dask_predictions, probe_location
+        from lamina.weights.serve.scale import dask_predictions, probe_location
 
         probe_location(mix)  # before a cluster is started
         with dask_client(scheduler, check_positive_int("workers", workers), extra="weights") as client:
@@ -196,7 +198,7 @@ def write_predictions(mix, sources: Iterable[Source], out: str | os.PathLike, *,
     from lamina._dask import dask_client, is_client
 
     if scheduler is not None and not is_client(scheduler):  # a bad address fails before the file is opened
-        from lamina.weights.scale import probe_location
+        from lamina.weights.serve.scale import probe_location
 
         probe_location(mix)
         with dask_client(scheduler, check_positive_int("workers", workers), extra="weights") as client:

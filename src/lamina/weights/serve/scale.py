@@ -3,7 +3,7 @@
 Both run on a ``dask.distributed`` cluster: a :class:`~distributed.LocalCluster` of one-thread worker processes by
 default, or an existing one joined by its scheduler's address (see :mod:`lamina._dask`).
 
-Zoo building (:func:`finetune_rows`, used by :func:`lamina.weights.zoo.build_zoo` with ``scheduler=``): the
+Zoo building (:func:`finetune_rows`, used by :func:`lamina.weights.zoo.build.build_zoo` with ``scheduler=``): the
 category image pools are sent to every worker once (scattered); each worker process keeps them, with the roots it
 has read, for all the fine-tunes of the build, exactly as a process of the local pool does. A worker writes each
 model file itself (atomically), so on a real cluster the zoo folder must be a file system that every node mounts
@@ -11,7 +11,7 @@ at the same path (NFS, Lustre, ...). Only the rows come back; the client stays t
 catalogue and commits them in batches as they complete, so an interrupted Dask build resumes like a local one.
 A bounded number of tasks is in flight at a time, whatever the number of models.
 
-Prediction (:func:`dask_predictions`, used by :func:`lamina.weights.predict.iter_predictions` with
+Prediction (:func:`dask_predictions`, used by :func:`lamina.weights.serve.predict.iter_predictions` with
 ``scheduler=``): each worker process loads the saved probe once (from its folder, the same path on every node;
 its sha256 is checked against the client's) and predicts batches of files; the client yields the rows in input
 order.
@@ -38,7 +38,7 @@ _JOB: dict = {}  # the fine-tune job whose state this worker process holds: {"to
 def _finetune_task(specs: list[dict], token: str, pools, tests, zoo: str, roots: dict) -> list[dict]:
     """One task: fine-tune ``specs`` in this worker process (one thread) and return their rows; stops at the first
     ``{"error": ...}`` row (a file that could not be written)."""
-    from lamina.weights import zoo as z
+    from lamina.weights.zoo import build as z
 
     if _JOB.get("token") != token:  # first task of this build on this worker: the state of a pool process
         z._worker_init(pools, tests, zoo, roots)
@@ -52,7 +52,7 @@ def _finetune_task(specs: list[dict], token: str, pools, tests, zoo: str, roots:
 
 
 def finetune_rows(client, todo: list[dict], pools, tests, zoo: str, roots: dict) -> Iterator[dict]:
-    """Fine-tune the models ``todo`` (specs of :func:`~lamina.weights.zoo.model_spec`) on ``client``'s cluster.
+    """Fine-tune the models ``todo`` (specs of :func:`~lamina.weights.zoo.build.model_spec`) on ``client``'s cluster.
 
     Args:
         client: a :class:`distributed.Client`.
@@ -131,7 +131,7 @@ def _predict_task(path: str, sha256: str | None, batch: list, errors: str) -> li
 
     from lamina._dask import threads_per_task
     from lamina._process import torch_threads
-    from lamina.weights.predict import _predict_batch
+    from lamina.weights.serve.predict import _predict_batch
 
     mix = _worker_probe(path, sha256)
     n = threads_per_task()
@@ -141,13 +141,13 @@ def _predict_task(path: str, sha256: str | None, batch: list, errors: str) -> li
 
 def dask_predictions(mix, sources: Iterable, *, client, batch_size: int, errors: str,
                      progress: Callable[[int], None] | None = None) -> Iterator[dict]:
-    """:func:`~lamina.weights.predict.iter_predictions` on ``client``'s cluster: batches of files are predicted on
+    """:func:`~lamina.weights.serve.predict.iter_predictions` on ``client``'s cluster: batches of files are predicted on
     the workers, a bounded number at a time, and their rows yielded in input order (each row's ``model`` as given).
 
     ``mix`` must have been loaded from its folder (:meth:`ProbeXMixture.load`): the workers load it from the same
     path. Model paths are sent to the workers made absolute.
     """
-    from lamina.weights.predict import Source
+    from lamina.weights.serve.predict import Source
 
     path, sha = probe_location(mix)
     it = iter(s if isinstance(s, Source) else Source(Path(s)) for s in sources)

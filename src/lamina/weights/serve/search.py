@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from lamina.errors import InputError
-from lamina.weights.catalogue import Catalogue
 from lamina.weights.experts import ProbeXMixture, check_top
+from lamina.weights.io.readers import is_model_path
+from lamina.weights.zoo.catalogue import Catalogue
 
 
 def register_probe(zoo: str | Path, probe: str | Path) -> None:
@@ -42,7 +43,7 @@ def _rows(ids: list[str], trees, order: np.ndarray, scores: np.ndarray, top: int
 
 def _index(mix: ProbeXMixture, index):
     """The rows searched: ``index`` (checked against the probe), else the probe's own."""
-    from lamina.weights.index import ModelIndex
+    from lamina.weights.serve.index import ModelIndex
 
     if index is None:
         return None, mix.index_ids_, mix.index_trees_, mix.index_probs_
@@ -75,7 +76,7 @@ def search_text(mix: ProbeXMixture, query: str, *, top: int = 10, index=None) ->
     """Models ranked by how likely they were trained on what ``query`` describes.
 
     Args:
-        index: a :class:`~lamina.weights.index.ModelIndex` built with ``mix`` (default: the probe's own index).
+        index: a :class:`~lamina.weights.serve.index.ModelIndex` built with ``mix`` (default: the probe's own index).
 
     Returns:
         ``[{"rank", "id", "tree", "score"}]``, best first; score is a probability in [0, 1].
@@ -92,7 +93,7 @@ def search_like(mix: ProbeXMixture, model: str | Path, *, top: int = 10, index=N
     """Models most like ``model`` (an indexed model id, or a model file), by predicted categories.
 
     Args:
-        index: a :class:`~lamina.weights.index.ModelIndex` built with ``mix`` (default: the probe's own index).
+        index: a :class:`~lamina.weights.serve.index.ModelIndex` built with ``mix`` (default: the probe's own index).
 
     Returns:
         ``[{"rank", "id", "tree", "score"}]``, best first; score is a cosine similarity in [-1, 1].
@@ -103,11 +104,11 @@ def search_like(mix: ProbeXMixture, model: str | Path, *, top: int = 10, index=N
     if str(model) in ids:
         self_i = ids[str(model)]
         v = np.asarray(P[self_i], np.float32)
-    elif Path(model).is_file():
+    elif is_model_path(model):
         self_i = -1
         v = mix.predict_file(model)["probabilities"]
     else:
-        raise InputError(f"like: {model!r} is neither a model id of the index nor a model file")
+        raise InputError(f"like: {model!r} is neither a model id of the index nor a model file or folder")
     P = np.asarray(P, np.float32)
     s = (P @ v) / (np.linalg.norm(P, axis=1) * np.linalg.norm(v) + 1e-12)
     if self_i >= 0:

@@ -17,7 +17,8 @@ readout at 0.48 (``benchmarks/weights_text_readout.py``).
 
 Trained on one prompt per category, the readout knows 60 points of MiniLM's space, and a reworded query lands
 nearer another view's prompt as often as not. :meth:`TextAligner.fit` therefore also takes several phrasings per
-category (:mod:`lamina.weights.phrasings`) and reads one of them, drawn anew, at every step: the readout learns what
+category (:mod:`lamina.weights.text.phrasings`) and reads one of them, drawn anew, at every step: the readout learns
+what
 all wordings of a garment and of a view share (``benchmarks/weights_paraphrase.py``).
 
 The readout's rank matters for new categories: on the transformer trees a lower rank carries more to unseen pairs
@@ -43,7 +44,7 @@ from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number, check_ranks
-from lamina.weights._train import train_bce
+from lamina.weights.probes._train import train_bce
 
 TEXT_DIM = 384
 
@@ -110,7 +111,7 @@ def embed_phrasings(phrasings: list[list[str]]) -> list[np.ndarray]:
     """Embed several phrasings per category in one pass.
 
     Args:
-        phrasings: per category, a non-empty list of texts (:func:`lamina.weights.phrasings.category_phrasings`).
+        phrasings: per category, a non-empty list of texts (:func:`lamina.weights.text.phrasings.category_phrasings`).
 
     Returns:
         per category, (P_c, 384) float32, L2-normalised.
@@ -220,7 +221,7 @@ class TextAligner(BaseEstimator):
             R: (N, d_H, r_U) probe responses (:meth:`ProbeX.responses`).
             Y: (N, C) 0/1 labels.
             T: (C, 384) one text embedding per category, or a list of C arrays (P_c, 384): several phrasings per
-                category (:func:`lamina.weights.phrasings.category_phrasings`), of which every training step reads
+                category (:func:`lamina.weights.text.phrasings.category_phrasings`), of which every training step reads
                 one per category, drawn at random (seeded), so that the readout learns what the phrasings share.
         """
         for name in ("k", "rank", "epochs", "phrasing_epochs"):
@@ -349,7 +350,7 @@ def category_folds(names: list[str], seen: list[int]) -> list[list[int]]:
 
     Categories are named ``"garment | view"``; the first view met is the plain photo. Fold j takes, from each
     garment, its non-plain view number ``1 + (g + j) mod (V - 1)`` (g: the garment's number, V: the number of views),
-    as :func:`lamina.weights.evaluate.default_heldout` draws the held-out categories, so each fold holds one
+    as :func:`lamina.weights.eval.evaluate.default_heldout` draws the held-out categories, so each fold holds one
     garment-view pair per garment whose parts the other folds still show. Folds are lists of positions into
     ``seen``; empty ones are dropped.
     """
@@ -403,7 +404,7 @@ def choose_text_rank(responses, Y_tr, Y_va, T, folds: list[list[int]], ranks, *,
                          f"{Y_va.shape}")
     if not folds or any(not f or min(f) < 0 or max(f) >= len(phr) for f in folds):
         raise InputError(f"folds: expected non-empty lists of category positions in 0..{len(phr) - 1}")
-    from lamina.weights.metrics import multilabel_metrics
+    from lamina.weights.probes.metrics import multilabel_metrics
 
     maps: dict[int, list[float]] = {r: [] for r in ranks}
     for fold in folds:

@@ -5,10 +5,11 @@ space per category, and a reworded query ("a coat with a white border") falls wh
 another view's prompt than its own: MiniLM's sentence embedding is dominated by the garment noun, and the view words
 move it only a little. :func:`phrasings` writes many sentences per category from hand-written descriptions of its two
 parts (garment and view) and a few sentence templates; the text readout is trained on all of them
-(:class:`lamina.weights.text.TextAligner` draws one phrasing per category at every step) and a query is matched
+(:class:`lamina.weights.text.aligner.TextAligner` draws one phrasing per category at every step) and a query is matched
 against them (:mod:`lamina.weights.query`).
 
-Only parts of :data:`lamina.weights.data.GARMENTS` and :data:`lamina.weights.data.VIEWS` have phrasings; a category of
+Only parts of :data:`lamina.weights.zoo.data.GARMENTS` and :data:`lamina.weights.zoo.data.VIEWS` have phrasings; a
+category of
 another vocabulary keeps its one prompt. The held-out paraphrases that measure search
 (``tests/weights/paraphrases.json``) share no view wording with these lists (checked by a test).
 """
@@ -91,7 +92,7 @@ def has_phrasings(name: str) -> bool:
 
 
 def phrasings(name: str) -> list[str]:
-    """Every training sentence for a category named ``"garment | view"`` (a :class:`~lamina.weights.data.Category`
+    """Every training sentence for a category named ``"garment | view"`` (a :class:`~lamina.weights.zoo.data.Category`
     name), in a fixed order: every garment noun with every view wording, in one of the templates (taken in turn),
     duplicates removed.
 

@@ -1,6 +1,6 @@
 """Model zoos: trees of small image classifiers fine-tuned from a few roots, built offline from real images.
 
-A zoo folder holds ``catalogue.sqlite`` (see :mod:`lamina.weights.catalogue`), ``roots/NAME.safetensors`` and
+A zoo folder holds ``catalogue.sqlite`` (see :mod:`lamina.weights.zoo.catalogue`), ``roots/NAME.safetensors`` and
 ``models/TREE/ID.safetensors``. Each root is pretrained on data other than the fine-tune categories (scikit-learn's
 digits, or the Fashion-MNIST test split with its 10 plain labels) or is itself a fine-tune of another root (a
 nested tree). Each root is fine-tuned into many models, each on a random subset of the vocabulary's categories with
@@ -30,15 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from lamina._process import single_threaded, torch_threads
-from lamina._validation import check_positive_int, check_seed
+from lamina._validation import check_positive_int, check_seed, check_workers
 from lamina.errors import InputError
 from lamina.weights._checks import check_number
-from lamina.weights.catalogue import Catalogue, os_message, verify_catalogue, write_failed
-from lamina.weights.data import DEFAULT_VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
-from lamina.weights.modelfile import load_model_state as _load_state
-from lamina.weights.modelfile import save_model_file
-from lamina.weights.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
-from lamina.weights.vit import adapter_state, add_lora
+from lamina.weights.io.modelfile import load_model_state as _load_state
+from lamina.weights.io.modelfile import save_model_file
+from lamina.weights.zoo.catalogue import Catalogue, os_message, verify_catalogue, write_failed
+from lamina.weights.zoo.data import DEFAULT_VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
+from lamina.weights.zoo.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
+from lamina.weights.zoo.vit import adapter_state, add_lora
 
 PRETRAIN_SOURCES = ("digits", "fashion-test")
 FINETUNE_METHODS = ("full", "lora")
@@ -56,7 +56,7 @@ class RootConfig:
 
     Attributes:
         name: tree name (also the root's name).
-        arch: ``"mlp"`` or ``"cnn"``; ``hidden``: its widths (see :class:`~lamina.weights.models.ArchConfig`).
+        arch: ``"mlp"`` or ``"cnn"``; ``hidden``: its widths (see :class:`~lamina.weights.zoo.models.ArchConfig`).
         pretrain: ``"digits"`` (scikit-learn digits, upscaled) or ``"fashion-test"`` (Fashion-MNIST test split,
             10 plain garment labels).
         parent: another root's name: start from its weights (a nested tree); ``None`` for a root from scratch.
@@ -64,7 +64,7 @@ class RootConfig:
         n_models: fine-tunes in this tree.
         finetune: ``"full"`` (every weight trained, the head fresh) or ``"lora"`` (ViT only: LoRA adapters on the
             attention query and value projections and a fresh head, everything else frozen; the model file holds
-            the adapters and the head, see :mod:`lamina.weights.vit`).
+            the adapters and the head, see :mod:`lamina.weights.zoo.vit`).
         shares_root: another tree's name whose root this tree fine-tunes too (no pretraining of its own; its
             architecture and pretraining settings must be that tree's), e.g. a full fine-tune sub-tree beside a
             LoRA tree of one ViT.
@@ -207,7 +207,7 @@ class ZooConfig:
         """Load a TOML config: a file path, or the name of a bundled one (``"benchmark"``, ``"small"``, ``"dev"``)."""
         p = Path(path_or_name)
         if p.suffix != ".toml" and not p.exists():
-            res = resources.files("lamina.weights") / "configs" / f"{path_or_name}.toml"
+            res = resources.files("lamina.weights.zoo") / "configs" / f"{path_or_name}.toml"
             if not res.is_file():
                 raise InputError(
                     f"config: no bundled zoo config named {str(path_or_name)!r} (try benchmark, small, dev)")
@@ -352,13 +352,14 @@ def _build_root(cfg: ZooConfig, r: RootConfig, zoo: Path, cat: Catalogue, consol
 @contextlib.contextmanager
 def _finetuned(todo: list[dict], workers: int, client, initargs: tuple) -> Iterator[Iterator[dict]]:
     """The rows of the fine-tunes ``todo`` as they complete: on a fork pool of ``workers`` processes, or on the
-    Dask cluster of ``client`` (:mod:`lamina.weights.scale`)."""
+    Dask cluster of ``client`` (:mod:`lamina.weights.serve.scale`)."""
     if client is not None:
-        from lamina.weights.scale import finetune_rows
+        from lamina.weights.serve.scale import finetune_rows
 
         with contextlib.closing(finetune_rows(client, todo, *initargs)) as rows:
             yield rows
         return
+    workers = check_workers("workers", workers, tasks=len(todo))
     with mp.get_context("fork").Pool(workers, initializer=_worker_init, initargs=initargs) as pool:
         yield pool.imap_unordered(_finetune_one, todo, chunksize=4)
 
@@ -379,7 +380,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
             (``scheduler="local"``); ignored when joining a cluster.
         limit: stop after this many new models (for tests of resumption); ``None`` for all.
         quiet: no progress bar.
-        scheduler: ``None`` fine-tunes on a local process pool; otherwise on Dask (:mod:`lamina.weights.scale`):
+        scheduler: ``None`` fine-tunes on a local process pool; otherwise on Dask (:mod:`lamina.weights.serve.scale`):
             ``"local"`` for a LocalCluster of ``workers`` processes, the address of a running scheduler
             (``tcp://host:8786``; the zoo folder must then be the same shared path on every worker), or a
             :class:`distributed.Client`. The roots are pretrained here either way, and this process alone writes

@@ -6,7 +6,7 @@ Two architectures, both on (B, 28, 28) images in [0, 1]:
 - ``cnn``: ``conv1`` (1 -> c1, 5 x 5), ReLU, max-pool, ``conv2`` (c1 -> c2, 3 x 3), ReLU, max-pool,
   ``fc1`` (c2 * 7 * 7 -> h), ReLU, ``head`` (h -> classes).
 
-- ``vit``: a small Vision Transformer, ``hidden`` = (D, depth, heads) (see :mod:`lamina.weights.vit`).
+- ``vit``: a small Vision Transformer, ``hidden`` = (D, depth, heads) (see :mod:`lamina.weights.zoo.vit`).
 
 Fine-tuning replaces the head by a fresh one (zero-initialised by default, as in ViT fine-tuning) and trains every
 layer with AdamW.
@@ -93,7 +93,7 @@ class CNN(nn.Module):
 
 def build_model(arch: ArchConfig, n_classes: int, *, seed: int) -> nn.Module:
     """A freshly initialised model (deterministic in ``seed``)."""
-    from lamina.weights.vit import ViT
+    from lamina.weights.zoo.vit import ViT
 
     with torch_seed(seed):  # the layers draw their initial weights from torch's global generator
         return {"mlp": MLP, "cnn": CNN, "vit": ViT}[arch.arch](arch.hidden, n_classes)

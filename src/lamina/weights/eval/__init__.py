@@ -1,0 +1,1 @@
+"""Evaluation of a zoo (evaluate) and its reports (report)."""
