@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from lamina._validation import check_workers
 from lamina.errors import InputError
@@ -94,3 +94,49 @@ def threads_per_task(threads: int | None = None) -> int:
         return max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
     except (ImportError, ValueError):
         return 1
+
+
+def bounded_map(client, fn: Callable, items: Iterable, *args, ordered: bool = True, in_flight: int | None = None,
+                key: Callable[[object], str] | None = None) -> Iterator[tuple[object, object]]:
+    """``(item, fn(item, *args))`` for every item, computed on ``client``'s cluster with at most ``in_flight`` tasks
+    submitted at a time (default: twice the cluster's threads, plus one), whatever the number of items.
+
+    Args:
+        client: a :class:`distributed.Client`.
+        fn: the task, a module-level function (it is pickled by reference to its module).
+        items: the work, consumed lazily (a generator of batches is fine).
+        args: extra arguments of every task (futures of scattered data, paths, ...).
+        ordered: yield in the order of ``items``; else as tasks complete.
+        key: the task key of an item (default: Dask's own).
+
+    Yields:
+        ``(item, result)``. A task's exception is raised here (in input order when ``ordered``). Closing the
+        generator, or an exception, cancels the tasks not yet done.
+    """
+    from distributed import as_completed
+
+    limit = in_flight or 2 * total_threads(client) + 1
+    it = iter(items)
+    live: dict = {}  # future -> item, in submission order
+    done = None if ordered else as_completed()
+
+    def submit() -> None:
+        for item in it:
+            fut = client.submit(fn, item, *args, pure=False, **({} if key is None else {"key": key(item)}))
+            live[fut] = item
+            if done is not None:
+                done.add(fut)
+            return
+
+    try:
+        for _ in range(limit):
+            submit()
+        while live:
+            fut = next(iter(live)) if ordered else next(done)
+            result = fut.result()
+            item = live.pop(fut)
+            submit()
+            yield item, result
+    finally:
+        if live:
+            client.cancel(list(live))

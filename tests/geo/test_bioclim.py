@@ -5,6 +5,7 @@ import pytest
 
 from lamina.errors import InputError
 from lamina.geo.data.sources.bioclim import BIO_VARIABLES, bioclim, bioclim_from_monthly
+from lamina.geo.data.sources.chelsa import chelsa_stack
 
 
 def test_definitions_on_a_hand_computed_example():
@@ -55,10 +56,9 @@ def test_era5_fields_agree_with_the_monthly_file():
 
 def test_land_share_sampler(tiny_chelsa):
     from lamina.geo.data.landmask import is_land
-    from lamina.geo.data.rasters import RasterStack
     from lamina.geo.data.sampling import LandShareSampler, SpatialSplit
 
-    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas"])
+    stack = chelsa_stack(tiny_chelsa, ["tas"])
     s = LandShareSampler(stack, land_share=0.7, batch_size=1000, split=SpatialSplit(10, 0.2, 0), n_windows=8)
     b = s.batch(5)
     land = is_land(b.lon, b.lat)

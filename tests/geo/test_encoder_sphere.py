@@ -10,6 +10,7 @@ import torch
 import lamina.geo
 from lamina.errors import InputError
 from lamina.geo.data.grid import Variable
+from lamina.geo.data.sources.chelsa import chelsa_stack
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
 
 LATS = np.linspace(-80.0, 80.0, 33)
@@ -126,10 +127,9 @@ def test_old_bundled_checkpoint_gives_the_same_outputs():
 
 def test_pretraining_with_the_static_path_and_sphere_input(tiny_chelsa, tmp_path):
     """A short run on SYNTHETIC CHELSA-named files (conftest): a monthly and a static variable."""
-    from lamina.geo.data.rasters import RasterStack
     from lamina.geo.pretrain import PretrainConfig, pretrain
 
-    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "bio1"])
+    stack = chelsa_stack(tiny_chelsa, ["tas", "bio1"])
     cfg = EncoderConfig(n_variables=2, dim_hidden=32, num_layers=3, dim_embedding=8, location_encoding="sphere",
                         static_variables=[1])
     pcfg = PretrainConfig(max_steps=60, batch_size=256, lr=3e-3, eval_every=30, checkpoint_every=30, n_val=512,

@@ -15,7 +15,7 @@ import torch
 
 import lamina.geo
 from lamina.errors import InputError
-from lamina.geo.data.rasters import RasterStack
+from lamina.geo.data.sources.chelsa import chelsa_stack
 from lamina.geo.encoder import EncoderConfig
 from lamina.geo.pretrain import PretrainConfig, masked_mse, pretrain
 
@@ -42,7 +42,7 @@ def test_masked_mse_ignores_missing_entries():
 
 
 def test_pretrain_learns_writes_metrics_and_is_reproducible(tiny_chelsa, tmp_path):
-    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    stack = chelsa_stack(tiny_chelsa, ["tas", "pr"])
     enc = pretrain(stack, TINY, _cfg(), tmp_path / "a", progress=False)
     hist = json.loads((tmp_path / "a" / "history.json").read_text())
     assert [h["step"] for h in hist] == [50, 100, 150]
@@ -61,7 +61,7 @@ def test_pretrain_learns_writes_metrics_and_is_reproducible(tiny_chelsa, tmp_pat
 
 
 def test_resume_refuses_another_configuration(tiny_chelsa, tmp_path):
-    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    stack = chelsa_stack(tiny_chelsa, ["tas", "pr"])
     pretrain(stack, TINY, _cfg(max_steps=10), tmp_path / "r", progress=False)
     other = EncoderConfig(n_variables=2, dim_hidden=16, num_layers=2, dim_embedding=8)
     with pytest.raises(InputError, match="another encoder"):
@@ -133,7 +133,7 @@ def test_config_validation():
 
 
 def test_every_pixel_run_records_in_sample_metrics(tiny_chelsa, tmp_path):
-    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    stack = chelsa_stack(tiny_chelsa, ["tas", "pr"])
     pretrain(stack, TINY, _cfg(max_steps=20, eval_every=10, val_fraction=0.0, land_share=0.7), tmp_path / "all",
              progress=False)
     meta = json.loads((tmp_path / "all" / "final" / "config.json").read_text())["metadata"]
@@ -143,7 +143,7 @@ def test_every_pixel_run_records_in_sample_metrics(tiny_chelsa, tmp_path):
 
 
 def test_resume_refuses_another_recipe_but_takes_more_time(tiny_chelsa, tmp_path):
-    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    stack = chelsa_stack(tiny_chelsa, ["tas", "pr"])
     pretrain(stack, TINY, _cfg(max_steps=10), tmp_path / "r", progress=False)
     with pytest.raises(InputError, match=r"another recipe \(land_share: None -> 0.5\)"):
         pretrain(stack, TINY, _cfg(max_steps=10, land_share=0.5), tmp_path / "r", progress=False)
@@ -161,7 +161,7 @@ def _stopped(out):
 
 
 def test_early_stopping_ends_the_run_after_patience_validations_without_progress(tiny_chelsa, tmp_path):
-    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    stack = chelsa_stack(tiny_chelsa, ["tas", "pr"])
     # a learning rate so small that validation cannot improve by the 1e-6 the stopping rule asks for
     pretrain(stack, TINY, _cfg(lr=1e-12, eval_every=5, checkpoint_every=5, patience=2), tmp_path / "es",
              progress=False)
@@ -172,7 +172,7 @@ def test_early_stopping_ends_the_run_after_patience_validations_without_progress
 
 
 def test_max_minutes_stops_cleanly_and_keeps_the_best(tiny_chelsa, tmp_path):
-    stack = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    stack = chelsa_stack(tiny_chelsa, ["tas", "pr"])
     enc = pretrain(stack, TINY, _cfg(max_minutes=1e-9), tmp_path / "mm", progress=False)
     info = _stopped(tmp_path / "mm")
     assert info["stopped"] == "max_minutes" and info["steps"] == 1

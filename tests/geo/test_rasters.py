@@ -5,6 +5,7 @@ from lamina.errors import InputError
 from lamina.geo.data.grid import Grid, Variable
 from lamina.geo.data.rasters import Field, RasterStack
 from lamina.geo.data.readers import ArrayReader
+from lamina.geo.data.sources.chelsa import chelsa_stack
 
 from .conftest import synthetic_field
 
@@ -60,7 +61,7 @@ def test_statistics_match_numpy_in_one_streaming_pass():
 
 
 def test_chelsa_folder(tiny_chelsa):
-    s = RasterStack.from_chelsa(tiny_chelsa)
+    s = chelsa_stack(tiny_chelsa)
     assert s.names == ["bio1", "pr", "tas"]
     tas = s.fields[2]
     assert tas.monthly and tas.variable.units == "degC" and "CC BY" in tas.variable.licence
@@ -69,16 +70,16 @@ def test_chelsa_folder(tiny_chelsa):
     assert v[0, 0] == pytest.approx(expected, abs=0.06)  # 0.1 K quantisation
     assert np.isnan(v[1, 0])  # nodata
     with pytest.raises(InputError, match="not found"):
-        RasterStack.from_chelsa(tiny_chelsa, ["cmi"])
+        chelsa_stack(tiny_chelsa, ["cmi"])
 
 
 def test_chelsa_folder_errors(tmp_path, tiny_chelsa):
     with pytest.raises(InputError, match="no CHELSA GeoTIFFs"):
-        RasterStack.from_chelsa(tmp_path)
+        chelsa_stack(tmp_path)
     import shutil
 
     partial = tmp_path / "partial"
     partial.mkdir()
     shutil.copy(tiny_chelsa / "CHELSA_tas_01_1981-2010_V.2.1.tif", partial)
     with pytest.raises(InputError, match="expected months 01..12"):
-        RasterStack.from_chelsa(partial)
+        chelsa_stack(partial)

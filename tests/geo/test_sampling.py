@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from lamina.geo.data.landmask import is_land
-from lamina.geo.data.rasters import RasterStack
 from lamina.geo.data.sampling import PixelSampler, SpatialSplit
 from lamina.geo.data.sources import load_stack
+from lamina.geo.data.sources.chelsa import chelsa_stack
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_land_only(stack):
 
 
 def test_disk_backed_stack_reads_windows(tiny_chelsa):
-    s = RasterStack.from_chelsa(tiny_chelsa, ["tas", "pr"])
+    s = chelsa_stack(tiny_chelsa, ["tas", "pr"])
     sampler = PixelSampler(s, batch_size=500, n_windows=5, months_per_window=2, seed=0)
     b = sampler.batch(0)
     assert len(b) == 500 and b.values.shape == (500, 2)

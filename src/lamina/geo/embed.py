@@ -16,8 +16,9 @@ import numpy as np
 
 from lamina._io import atomic_path
 from lamina.errors import InputError
+from lamina.geo.columns import embedding_columns
 from lamina.geo.data.grid import Grid
-from lamina.geo.encoder import EMBED_MONTHS, ClimateEncoder
+from lamina.geo.encoder import ClimateEncoder
 from lamina.geo.points import is_geo_table
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -88,14 +89,6 @@ def table_rows(path: Path) -> int | None:
                 raise
             raise _unreadable(path, exc) from None
     return None
-
-
-def embedding_columns(encoder: ClimateEncoder, month_given: bool) -> list[str]:
-    """Output column names: ``emb_000..`` for one month, ``emb_m03_000..`` for months 3, 6, 9, 12."""
-    d = encoder.embedding_dim
-    if month_given:
-        return [f"emb_{i:03d}" for i in range(d)]
-    return [f"emb_m{m:02d}_{i:03d}" for m in EMBED_MONTHS for i in range(d)]
 
 
 def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os.PathLike, *, what: str = "embed",

@@ -24,13 +24,12 @@ from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
 from lamina._validation import check_lon_lat, check_month, check_positive_int
 from lamina.errors import CheckpointError, InputError
+from lamina.geo.columns import EMBED_MONTHS
 from lamina.geo.data.grid import Variable
 from lamina.geo.data.transforms import inverse_columns
 from lamina.nn import SIREN, SphericalHarmonics, cyclic_month
 
 KIND = "geo.ClimateEncoder"
-EMBED_MONTHS = (3, 6, 9, 12)
-"""Months whose embeddings are concatenated when no month is given (as in the paper)."""
 
 
 @dataclass

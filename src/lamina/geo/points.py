@@ -108,7 +108,7 @@ def embed_frame(gdf, month=None, *, encoder=None, precision: str = "float32", wr
     import geopandas as gpd
     import pandas as pd
 
-    from lamina.geo.embed import embedding_columns
+    from lamina.geo.columns import embedding_columns
     from lamina.geo.encoder import load
 
     if not isinstance(gdf, gpd.GeoDataFrame):

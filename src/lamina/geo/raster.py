@@ -13,11 +13,15 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lamina.errors import InputError
-from lamina.geo.encoder import EMBED_MONTHS, ClimateEncoder
+from lamina.geo.columns import EMBED_MONTHS
+
+if TYPE_CHECKING:
+    from lamina.geo.encoder import ClimateEncoder
 
 CRS = "EPSG:4326"
 MAX_VALUES = 2_000_000_000

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lamina._dask import open_client, threads_per_task
+from lamina._dask import bounded_map, dask_client, threads_per_task
 from lamina._io import write_json_atomic
+from lamina._validation import check_workers
 from lamina.errors import InputError
 
 JOB_FILE = "_lamina_job.json"
@@ -95,9 +96,9 @@ def _output_name(src: Path, out_suffix: str | None) -> str:
     return src.with_suffix(out_suffix).name
 
 
-def _client(scheduler: str | None, workers: int):
-    """A client of ``scheduler``, or of a new loopback LocalCluster of ``workers`` processes (closed by the caller)."""
-    return open_client(scheduler, workers, extra="geo")
+def _embed_pair(pair: tuple[Path, Path], ckpt, sha, threads, kwargs) -> int:
+    """One task: a partition ``(input, output)`` (the paths as strings on the worker)."""
+    return _embed_part(str(pair[0]), str(pair[1]), ckpt, sha, threads, kwargs)
 
 
 def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
@@ -169,28 +170,18 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
     skipped = len(files) - len(pending)
     rows = 0
     if pending:
-        client, cluster = _client(scheduler, workers)
-        threads = max(1, (os.cpu_count() or 1) // workers) if cluster is not None else None
-        try:
-            from distributed import as_completed
-
-            futures = [client.submit(_embed_part, str(p), str(q), ckpt, sha, threads, kwargs, pure=False,
-                                     key=f"lamina-embed-{i}-{q.name}") for i, (p, q) in enumerate(pending)]
+        with dask_client(scheduler or "local", workers, extra="geo") as client:
+            local = scheduler is None
+            threads = max(1, (os.cpu_count() or 1) // check_workers("workers", workers)) if local else None
             bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TextColumn("partitions"),
                            TimeElapsedColumn(), disable=not progress)
             with bar:
                 task = bar.add_task(what, total=len(files), completed=skipped)
-                try:
-                    for fut in as_completed(futures):
-                        rows += fut.result()  # the first failure raises here, with its own message
-                        bar.advance(task)
-                except BaseException:
-                    client.cancel(futures)
-                    raise
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+                jobs = bounded_map(client, _embed_pair, pending, ckpt, sha, threads, kwargs, ordered=False,
+                                   key=lambda pq: f"lamina-embed-{pq[1].name}")
+                for _, n in jobs:  # the first failure raises here, with its own message
+                    rows += n
+                    bar.advance(task)
     write_json_atomic(dst / JOB_FILE, {**job, "complete": True})
     return {"partitions": len(files), "skipped": skipped, "rows": rows, "output": str(dst)}
 
@@ -257,7 +248,7 @@ def embed_dask_frame(ddf, *, month: int | None = None, month_col: str | None = N
     Raises:
         InputError: missing columns (checked on the frame's schema, before anything runs) or a bad checkpoint.
     """
-    from lamina.geo.embed import embedding_columns
+    from lamina.geo.columns import embedding_columns
     from lamina.geo.encoder import load, resolve_checkpoint
     from lamina.geo.raster import months_of, weights_sha256
 

@@ -33,6 +33,7 @@ from lamina.weights.layers import load_layers, read_state
 from lamina.weights.probes.linear import LowRankProbe
 from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.probes.probex import ProbeX, ProbeXConfig, grid_configs, settings_text
+from lamina.weights.routing import Source, predict_batch, top_row
 from lamina.weights.text.aligner import TextAligner, category_folds, choose_text_rank, embed_phrasings, embed_text
 from lamina.weights.text.phrasings import category_phrasings
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
@@ -303,9 +304,7 @@ class ProbeXMixture(BaseEstimator):
         Returns:
             ``{"tree", "layer", "probabilities": (C,) array}``.
         """
-        from lamina.weights.serve.predict import iter_predictions
-
-        r = next(iter_predictions(self, [path], batch_size=1))
+        r = predict_batch(self, [Source(Path(path))], "raise")[0]
         return {"tree": r["tree"], "layer": r["layer"], "probabilities": r["probabilities"]}
 
     def top_categories(self, path: str | Path, *, top: int = 10) -> dict:
@@ -319,8 +318,6 @@ class ProbeXMixture(BaseEstimator):
             ``{"model", "tree", "layer", "categories": [{"name", "probability", "source"}]}``; ``source`` is
             ``"expert"`` for a category the probes were trained on, ``"text (zero-shot)"`` otherwise.
         """
-        from lamina.weights.serve.predict import top_row
-
         top = check_top(top)
         return top_row(self, {"model": str(path), **self.predict_file(path)}, top)
 

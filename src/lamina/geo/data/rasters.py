@@ -6,7 +6,7 @@ without regridding. It answers point queries (:meth:`RasterStack.values_at`), co
 normalisation statistics in one streaming pass (:meth:`RasterStack.statistics`), and feeds the pretraining
 sampler (:mod:`lamina.geo.data.sampling`), which reads windows and never the whole stack.
 
-CHELSA climatologies: :func:`lamina.geo.data.sources.chelsa.chelsa_stack` (also :meth:`RasterStack.from_chelsa`)
+CHELSA climatologies: :func:`lamina.geo.data.sources.chelsa.chelsa_stack`
 takes a folder of CHELSA v2.1 GeoTIFFs named as CHELSA distributes them (``CHELSA_tas_01_1981-2010_V.2.1.tif`` ...).
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from lamina._validation import check_lon_lat, check_month
 from lamina.errors import InputError
 from lamina.geo.data.grid import Grid, Variable
-from lamina.geo.data.readers import Reader, TiffReader
+from lamina.geo.data.readers import MonthlyTiffs, Reader, TiffReader
 
 
 @dataclass
@@ -245,40 +245,8 @@ class RasterStack:
                 months = sorted(spec)
                 if months != list(range(1, 13)):
                     raise InputError(f"{var}: expected GeoTIFFs for months 1..12, got months {months}")
-                reader = _MonthlyTiffs([TiffReader(spec[m], **decode) for m in months])
+                reader = MonthlyTiffs([TiffReader(spec[m], **decode) for m in months])
             else:
                 reader = TiffReader(spec, **decode)
             fields.append(Field(Variable(var, units.get(var, ""), source=str(spec)), reader))
         return cls(fields, name=name)
-
-    @classmethod
-    def from_chelsa(cls, folder: str | os.PathLike, variables: Sequence[str] | None = None) -> RasterStack:
-        """A stack from a folder of CHELSA v2.1 climatology GeoTIFFs, decoded to physical units.
-
-        Same as :func:`lamina.geo.data.sources.chelsa.chelsa_stack` (kept here for convenience).
-        """
-        from lamina.geo.data.sources.chelsa import chelsa_stack
-
-        return chelsa_stack(folder, variables)
-
-
-class _MonthlyTiffs(Reader):
-    """Twelve single-band readers on one grid, seen as one 12-layer reader."""
-
-    def __init__(self, readers: Sequence[Reader]):
-        super().__init__()
-        grids = {r.grid for r in readers}
-        if len(grids) != 1:
-            raise InputError(f"monthly files do not share one grid: {sorted(map(str, grids))}")
-        self.readers = list(readers)
-        self.grid = readers[0].grid
-        self.n_layers = len(readers)
-
-    def read_raw(self, layer, r0, r1, c0, c1):
-        return self.readers[layer].read_raw(0, r0, r1, c0, c1)
-
-    def read(self, layer, r0, r1, c0, c1):
-        return self.readers[layer].read(0, r0, r1, c0, c1)
-
-    def read_points(self, layer, rows, cols, *, block: int = 256):
-        return self.readers[layer].read_points(0, rows, cols, block=block)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,25 @@ def _gdal_metadata(tags, path) -> dict:
                                  f"or pass {key}=")  # fmt: skip
             out[key] = value
     return out
+
+
+class MonthlyTiffs(Reader):
+    """Twelve single-band readers on one grid, seen as one 12-layer reader."""
+
+    def __init__(self, readers: Sequence[Reader]):
+        super().__init__()
+        grids = {r.grid for r in readers}
+        if len(grids) != 1:
+            raise InputError(f"monthly files do not share one grid: {sorted(map(str, grids))}")
+        self.readers = list(readers)
+        self.grid = readers[0].grid
+        self.n_layers = len(readers)
+
+    def read_raw(self, layer, r0, r1, c0, c1):
+        return self.readers[layer].read_raw(0, r0, r1, c0, c1)
+
+    def read(self, layer, r0, r1, c0, c1):
+        return self.readers[layer].read(0, r0, r1, c0, c1)
+
+    def read_points(self, layer, rows, cols, *, block: int = 256):
+        return self.readers[layer].read_points(0, rows, cols, block=block)

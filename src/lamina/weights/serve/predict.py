@@ -1,11 +1,11 @@
-"""Predicting for many model files: each file read once, routed in batches, one projection per signature.
+"""Predicting for many model files: each file read once, in batches (:func:`lamina.weights.routing.predict_batch`),
+here or on a Dask cluster.
 
-A batch of files is read (every tensor checked finite), grouped by signature and routed with one matrix product per
-group (:meth:`~lamina.weights.trees.Router.route_bodies`: the projection, drawn once per signature and kept by
-:data:`~lamina.weights.trees.projector`, is read once per batch instead of once per model); then grouped by tree,
-each tree's expert reads its layer of all the batch's models at once. Only one batch of model states is held at a
-time, so memory stays bounded whatever the number of files; :func:`write_predictions` streams the rows to a JSON
-Lines file written atomically.
+Only one batch of model states is held at a time (per worker on Dask), so memory stays bounded whatever the number
+of files; :func:`write_predictions` streams the rows to a JSON Lines file written atomically. On Dask
+(:func:`dask_predictions`) each worker process loads the saved probe once (from its folder, the same path on every
+node; its sha256 is checked against the client's) and predicts batches of files; the client yields the rows in
+input order.
 
 The results equal those of :meth:`~lamina.weights.experts.ProbeXMixture.predict_file` file by file (which is this
 path with a batch of one) up to float32 rounding in the batched products.
@@ -17,29 +17,18 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
-
 from lamina._io import atomic_path
 from lamina._validation import check_positive_int
-from lamina.errors import CheckpointError, InputError
+from lamina.errors import InputError
 from lamina.weights.io.readers import FILE_SUFFIXES, find_models
-from lamina.weights.layers import layer_from_state, read_state
-from lamina.weights.trees import body_vector, signature
+from lamina.weights.routing import Source, predict_batch, top_row
 from lamina.weights.zoo.catalogue import Catalogue
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Source:
-    """One model to predict for: its file and, for a catalogue's model, its id."""
-
-    path: Path
-    id: str | None = None
 
 
 def folder_sources(folder: str | os.PathLike) -> list[Source]:
@@ -64,68 +53,6 @@ def catalogue_sources(zoo: str | os.PathLike) -> list[Source]:
     return [Source(Path(zoo) / m["path"], m["id"]) for m in rows]
 
 
-def _read(mix, src: Source) -> tuple[dict, str, np.ndarray]:
-    """A model's tensors, signature key and flattened body (errors name the file)."""
-    state = read_state(src.path)
-    for name, tensor in state.items():  # before any arithmetic: no RuntimeWarning, the file named
-        if not np.all(np.isfinite(tensor)):
-            raise InputError(f"{src.path}: tensor {name!r} holds NaN or infinite values")
-    sig = signature(state)
-    key = mix.router_.check_signature(sig, source=str(src.path))
-    return state, key, body_vector(state, sig)
-
-
-def _group(pairs: Iterable[tuple[int, str]]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for j, k in pairs:
-        out.setdefault(k, []).append(j)
-    return out
-
-
-def _predict_batch(mix, batch: list[Source], errors: str) -> list[dict]:
-    failed: dict[int, Exception] = {}
-    read: dict[int, tuple[dict, str, np.ndarray]] = {}
-    for j, src in enumerate(batch):
-        try:
-            read[j] = _read(mix, src)
-        except (CheckpointError, InputError) as exc:
-            failed[j] = exc
-    tree_of: dict[int, str] = {}
-    for key, js in _group((j, r[1]) for j, r in read.items()).items():
-        trees, _ = mix.router_.route_bodies(key, np.stack([read[j][2] for j in js]))  # (B, D) -> B trees
-        tree_of.update(zip(js, trees, strict=True))
-    out: dict[int, dict] = {}
-    for tree, js in _group(tree_of.items()).items():
-        if tree not in mix.experts_:
-            for j in js:
-                failed[j] = InputError(f"{batch[j].path}: belongs to tree {tree!r}, which has no expert (too few "
-                                       "models)")
-            continue
-        info = mix.experts_[tree]
-        mats, ok = [], []
-        for j in js:
-            try:
-                mats.append(layer_from_state(read[j][0], info["layer"], source=str(batch[j].path)))
-                ok.append(j)
-            except InputError as exc:
-                failed[j] = exc
-        if not ok:
-            continue
-        X = np.stack(mats)  # (n, d_H, d_W)
-        R, seen = info["expert"].responses_and_proba(X)  # (n, d_H, r_U), (n, C_seen): X preprocessed once
-        F = info["aligner"].features(R)  # (n, k) the text readout's features
-        P = mix._probs(tree, X, F, seen)  # (n, C)
-        for r, j in enumerate(ok):
-            out[j] = {"model": str(batch[j].path), "id": batch[j].id, "tree": tree, "layer": info["layer"],
-                      "probabilities": P[r], "features": F[r]}
-    if failed and errors == "raise":
-        raise failed[min(failed)]
-    for j, exc in failed.items():
-        logger.warning("skipped %s", exc)
-        out[j] = {"model": str(batch[j].path), "id": batch[j].id, "error": str(exc)}
-    return [out[j] for j in range(len(batch))]
-
-
 def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batch_size: int = 64,
                      errors: str = "raise", progress: Callable[[int], None] | None = None, scheduler=None,
                      workers: int = 2) -> Iterator[dict]:
@@ -139,7 +66,7 @@ def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batc
             CheckpointError naming it); ``"report"``: it gets a row ``{"model", "id", "error"}`` and a logged
             warning, and the others go on.
         progress: called with the number of files done after each batch.
-        scheduler: ``None`` predicts here; otherwise the batches run on Dask (:mod:`lamina.weights.serve.scale`, same
+        scheduler: ``None`` predicts here; otherwise the batches run on Dask (:func:`dask_predictions`, same
             rows, same order): ``"local"`` for a LocalCluster of ``workers`` processes, a scheduler's address
             (``tcp://host:8786``) or a :class:`distributed.Client`. The workers load ``mix`` from its folder (it
             must come from :meth:`ProbeXMixture.load`) and read the model files at the same paths.
@@ -154,7 +81,6 @@ def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batc
         raise InputError(f"errors: expected 'raise' or 'report', got {errors!r}")
     if scheduler is not None:
         from lamina._dask import dask_client
-        from lamina.weights.serve.scale import dask_predictions, probe_location
 
         probe_location(mix)  # before a cluster is started
         with dask_client(scheduler, check_positive_int("workers", workers), extra="weights") as client:
@@ -163,23 +89,9 @@ def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batc
         return
     it = iter(Source(Path(s)) if not isinstance(s, Source) else s for s in sources)
     while batch := list(islice(it, batch_size)):
-        yield from _predict_batch(mix, batch, errors)
+        yield from predict_batch(mix, batch, errors)
         if progress is not None:
             progress(len(batch))
-
-
-def top_row(mix, result: dict, top: int) -> dict:
-    """A prediction as the ``top`` most likely categories: ``{"model", ["id",] "tree", "layer", "categories":
-    [{"name", "probability", "source"}]}`` (an error row is returned as it is, without ``id`` when it has none)."""
-    head = {"model": result["model"]} | ({"id": result["id"]} if result.get("id") is not None else {})
-    if "error" in result:
-        return head | {"error": result["error"]}
-    p = result["probabilities"]
-    seen = set(mix.seen_)
-    order = np.argsort(-p, kind="stable")[:top]
-    return head | {"tree": result["tree"], "layer": result["layer"],
-                   "categories": [{"name": mix.categories_[c], "probability": round(float(p[c]), 4),
-                                   "source": "expert" if c in seen else "text (zero-shot)"} for c in order]}
 
 
 def write_predictions(mix, sources: Iterable[Source], out: str | os.PathLike, *, top: int = 10,
@@ -198,8 +110,6 @@ def write_predictions(mix, sources: Iterable[Source], out: str | os.PathLike, *,
     from lamina._dask import dask_client, is_client
 
     if scheduler is not None and not is_client(scheduler):  # a bad address fails before the file is opened
-        from lamina.weights.serve.scale import probe_location
-
         probe_location(mix)
         with dask_client(scheduler, check_positive_int("workers", workers), extra="weights") as client:
             return write_predictions(mix, sources, out, top=top, batch_size=batch_size, progress=progress,
@@ -215,3 +125,60 @@ def write_predictions(mix, sources: Iterable[Source], out: str | os.PathLike, *,
         fh.flush()
         os.fsync(fh.fileno())
     return {"predictions": str(out), "models": n_ok, "errors": n_err}
+
+
+# -------------------------------------------------------------------------------------------------------------- Dask
+@lru_cache(maxsize=2)
+def _worker_probe(path: str, sha256: str | None):
+    """The probe of this worker process, loaded once per (folder, sha256) and checked against ``sha256``."""
+    from lamina.weights.experts import ProbeXMixture
+
+    mix = ProbeXMixture.load(path)
+    if mix.sha256_ != sha256:
+        raise InputError(f"probe: {path} on this worker is another probe (sha256 {str(mix.sha256_)[:12]}.., the "
+                         f"client's is {str(sha256)[:12]}..); give every node the same probe folder")
+    return mix
+
+
+def probe_location(mix) -> tuple[str, str | None]:
+    """``(folder, sha256)`` of a probe loaded from its folder, which the workers load it from; InputError if it
+    was not loaded from one (a probe fitted in this process)."""
+    path = getattr(mix, "path_", None)
+    if path is None:
+        raise InputError("scheduler: predicting on Dask loads the probe on every worker from its folder; save it "
+                         "(ProbeXMixture.save) and use the loaded probe (ProbeXMixture.load)")
+    return path, getattr(mix, "sha256_", None)
+
+
+def _predict_task(batch: list[Source], path: str, sha256: str | None, errors: str) -> list[dict]:
+    """One Dask task: the rows of one batch of files, with this worker's probe and its share of the cores."""
+    from threadpoolctl import threadpool_limits
+
+    from lamina._dask import threads_per_task
+    from lamina._process import torch_threads
+
+    mix = _worker_probe(path, sha256)
+    n = threads_per_task()
+    with torch_threads(n), threadpool_limits(limits=n):
+        return predict_batch(mix, [Source(Path(s.path).absolute(), s.id) for s in batch], errors)
+
+
+def dask_predictions(mix, sources: Iterable, *, client, batch_size: int, errors: str,
+                     progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+    """:func:`iter_predictions` on ``client``'s cluster: batches of files predicted on the workers, a bounded number
+    at a time (:func:`lamina._dask.bounded_map`), rows yielded in input order (each row's ``model`` as given).
+
+    ``mix`` must have been loaded from its folder (:meth:`ProbeXMixture.load`): the workers load it from the same
+    path. Model paths are sent to the workers made absolute.
+    """
+    from lamina._dask import bounded_map
+
+    path, sha = probe_location(mix)
+    it = iter(s if isinstance(s, Source) else Source(Path(s)) for s in sources)
+    batches = iter(lambda: list(islice(it, batch_size)), [])
+    for batch, rows in bounded_map(client, _predict_task, batches, path, sha, errors, ordered=True):
+        for src, row in zip(batch, rows, strict=True):
+            row["model"] = str(src.path)
+        yield from rows
+        if progress is not None:
+            progress(len(batch))

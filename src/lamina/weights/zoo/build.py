@@ -17,11 +17,13 @@ Typical use::
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import multiprocessing as mp
 import os
 import time
 import tomllib
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina._dask import bounded_map, total_threads
 from lamina._process import single_threaded, torch_threads
 from lamina._validation import check_positive_int, check_seed, check_workers
 from lamina.errors import InputError
@@ -39,6 +42,8 @@ from lamina.weights.zoo.catalogue import Catalogue, os_message, verify_catalogue
 from lamina.weights.zoo.data import DEFAULT_VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
 from lamina.weights.zoo.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
 from lamina.weights.zoo.vit import adapter_state, add_lora
+
+logger = logging.getLogger(__name__)
 
 PRETRAIN_SOURCES = ("digits", "fashion-test")
 FINETUNE_METHODS = ("full", "lora")
@@ -349,14 +354,58 @@ def _build_root(cfg: ZooConfig, r: RootConfig, zoo: Path, cat: Catalogue, consol
                   + (f" from {r.parent}" if r.parent else "") + f", held-out accuracy {acc:.3f}")
 
 
+_JOB: dict = {}  # the Dask build whose state this worker process holds: {"token": ...}
+
+
+def _finetune_task(specs: list[dict], token: str, pools, tests, zoo: str, roots: dict) -> list[dict]:
+    """One Dask task: fine-tune ``specs`` in this worker process (one thread) and return their rows; stops at the
+    first ``{"error": ...}`` row (a file that could not be written). The first task of a build on a worker sets up
+    the state a local pool process gets from its initializer."""
+    if _JOB.get("token") != token:
+        _worker_init(pools, tests, zoo, roots)
+        _JOB["token"] = token
+    rows = []
+    for spec in specs:
+        rows.append(_finetune_one(spec))
+        if "error" in rows[-1]:
+            break
+    return rows
+
+
+def _dask_rows(client, todo: list[dict], pools, tests, zoo: str, roots: dict) -> Iterator[dict]:
+    """Fine-tune ``todo`` on ``client``'s cluster; rows in the order they complete.
+
+    The image pools are scattered to every worker once; each worker keeps them, with the roots it has read, for all
+    the fine-tunes of the build. A worker writes each model file itself (atomically), so on a real cluster the zoo
+    folder must be a file system every node mounts at the same path; only the rows come back and the client stays
+    the single writer of the catalogue. A bounded number of tasks is in flight (:func:`lamina._dask.bounded_map`).
+    """
+    from itertools import islice
+
+    threads = total_threads(client)
+    busy = [w for w, n in client.nthreads().items() if n > 1]
+    if busy:
+        logger.warning("zoo: worker %s runs %d threads; start workers with `--nthreads 1` (one fine-tune per "
+                       "process, as in a local build)", busy[0], client.nthreads()[busy[0]])
+    chunk = max(1, min(8, len(todo) // (8 * threads)))  # few tasks per worker for big zoos, balance for small ones
+    token = uuid.uuid4().hex
+    pools_f, tests_f = client.scatter([pools, tests], broadcast=True, hash=False)
+    specs = iter(todo)
+    parts = iter(lambda: list(islice(specs, chunk)), [])
+    try:
+        for _, rows in bounded_map(client, _finetune_task, parts, token, pools_f, tests_f, zoo, roots, ordered=False,
+                                   key=lambda part: f"lamina-finetune-{part[0]['id']}-{token[:8]}"):
+            yield from rows
+    finally:
+        client.cancel([pools_f, tests_f])
+
+
 @contextlib.contextmanager
 def _finetuned(todo: list[dict], workers: int, client, initargs: tuple) -> Iterator[Iterator[dict]]:
     """The rows of the fine-tunes ``todo`` as they complete: on a fork pool of ``workers`` processes, or on the
-    Dask cluster of ``client`` (:mod:`lamina.weights.serve.scale`)."""
+    Dask cluster of ``client``."""
     if client is not None:
-        from lamina.weights.serve.scale import finetune_rows
-
-        with contextlib.closing(finetune_rows(client, todo, *initargs)) as rows:
+        with contextlib.closing(_dask_rows(client, todo, *initargs)) as rows:
             yield rows
         return
     workers = check_workers("workers", workers, tasks=len(todo))
@@ -380,7 +429,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
             (``scheduler="local"``); ignored when joining a cluster.
         limit: stop after this many new models (for tests of resumption); ``None`` for all.
         quiet: no progress bar.
-        scheduler: ``None`` fine-tunes on a local process pool; otherwise on Dask (:mod:`lamina.weights.serve.scale`):
+        scheduler: ``None`` fine-tunes on a local process pool; otherwise on Dask (:func:`lamina._dask.bounded_map`):
             ``"local"`` for a LocalCluster of ``workers`` processes, the address of a running scheduler
             (``tcp://host:8786``; the zoo folder must then be the same shared path on every worker), or a
             :class:`distributed.Client`. The roots are pretrained here either way, and this process alone writes

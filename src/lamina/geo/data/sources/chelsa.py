@@ -14,8 +14,8 @@ from pathlib import Path
 
 from lamina.errors import InputError
 from lamina.geo.data.grid import Variable
-from lamina.geo.data.rasters import Field, RasterStack, _MonthlyTiffs
-from lamina.geo.data.readers import Reader, TiffReader
+from lamina.geo.data.rasters import Field, RasterStack
+from lamina.geo.data.readers import MonthlyTiffs, Reader, TiffReader
 
 CHELSA_LICENCE = "CHELSA v2.1 (Karger et al. 2017, 2021), CC BY 4.0; https://chelsa-climate.org"
 # CHELSA v2.1 stores scaled integers; (scale, offset, units, long name), physical = raw * scale + offset.
@@ -83,7 +83,7 @@ def chelsa_stack(folder: str | os.PathLike, variables: Sequence[str] | None = No
             if months != list(range(1, 13)):
                 raise InputError(f"{var}: expected months 01..12 in {folder}, found {months}")
             readers = [_chelsa_reader(monthly[var][mo], scale, offset) for mo in months]
-            reader: Reader = _MonthlyTiffs(readers)
+            reader: Reader = MonthlyTiffs(readers)
             src = str(monthly[var][1]).replace("_01_", "_MM_")
         else:
             reader = _chelsa_reader(static[var], scale, offset)
