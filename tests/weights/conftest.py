@@ -25,11 +25,11 @@ def read_catalogue(zoo, what: str = "models", **kwargs):
 
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory):
-    import torch
+    from lamina._process import torch_threads
 
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("zoo")
-    build_zoo(tiny_config(), out, workers=2, quiet=True)
+    with torch_threads(1):  # scoped: the session's thread setting is left as it was (tests check library calls)
+        build_zoo(tiny_config(), out, workers=2, quiet=True)
     return out
 
 

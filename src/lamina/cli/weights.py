@@ -17,6 +17,8 @@ zoo_app = new_app("Model zoos: trees of fine-tuned image classifiers, built offl
 app.add_typer(zoo_app, name="zoo")
 index_app = new_app("Search indexes on disk: build once, append new models without re-reading the others.")
 app.add_typer(index_app, name="index")
+catalogue_app = new_app("Catalogues of your own models (any format lamina reads), so that `train` works on them.")
+app.add_typer(catalogue_app, name="catalogue")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -399,3 +401,48 @@ def evaluate(
     files = write_report(rep, out)
     typer.echo((out / "report.md").read_text())
     echo_json({k: str(v) for k, v in files.items()})
+
+
+@catalogue_app.command("add")
+def catalogue_add(
+    zoo: Path = typer.Argument(..., help="Catalogue folder (created when missing; the models stay where they are)."),
+    model: list[Path] = typer.Argument(None, help="Model files or folders trained on --categories."),
+    categories: str = typer.Option(None, "--categories", help="Comma-separated names of the categories the models "
+                                                              "were trained on (e.g. 'bird,fish')."),
+    ids: list[str] = typer.Option(None, "--id", help="Catalogue id per model (default: the file or folder name)."),
+    tree: str = typer.Option(None, "--tree", help="Label for the models' tree (default: 'user'; trees are found "
+                                                  "from the weights)."),
+    csv: Path = typer.Option(None, "--csv", help="A CSV with columns path, categories (names separated by ';'), "
+                                                 "and optionally id, tree: one model per row."),
+) -> None:
+    """Catalogue models lamina did not build, with what each was trained on (then: lamina weights train ZOO)."""
+    import csv as csv_mod
+
+    from lamina.errors import InputError
+    from lamina.weights.zoo.catalogue import add_user_models
+
+    model = model or []
+    if ids and len(ids) != len(model):
+        raise InputError(f"--id: {len(ids)} given for {len(model)} model(s); give one per model or none")
+    if model and not categories:
+        raise InputError("--categories: give the categories the models were trained on (e.g. --categories bird,fish)")
+    entries = [{"path": p, "categories": categories, "id": i, "tree": tree}
+               for p, i in zip(model, ids or [None] * len(model), strict=True)]
+    if csv is not None:
+        try:
+            with open(csv, newline="", encoding="utf-8") as fh:
+                rows = list(csv_mod.DictReader(fh))
+        except (OSError, UnicodeDecodeError, csv_mod.Error) as exc:
+            raise InputError(f"--csv: cannot read {csv} ({exc})") from None
+        if rows and not {"path", "categories"} <= set(rows[0]):
+            raise InputError(f"--csv: {csv} needs columns path and categories, has {sorted(rows[0])}")
+        base = csv.parent
+        entries += [{"path": base / r["path"] if not Path(r["path"]).is_absolute() else Path(r["path"]),
+                     "categories": [c for c in (r["categories"] or "").split(";")], "id": r.get("id") or None,
+                     "tree": r.get("tree") or tree} for r in rows]
+    if not entries:
+        raise InputError("model: give model files or folders with --categories, or --csv FILE")
+    summary = add_user_models(zoo, entries)
+    echo_json(summary)
+    if not summary["added"] and not summary["unchanged"]:
+        raise LaminaError(f"catalogue add: nothing was added to {zoo}")

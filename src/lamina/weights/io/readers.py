@@ -275,3 +275,20 @@ def model_name(path: str | os.PathLike) -> str:
     """A short name for a model path: a file's name without its suffix, a folder's name."""
     p = Path(path)
     return p.name if p.is_dir() else p.name.removesuffix(p.suffix)
+
+
+def model_digest(path: str | os.PathLike) -> str:
+    """sha256 of a model: of the file's bytes, or for a model folder of the sorted list of its files' relative
+    names and sha256 (hidden files left out), so that changing, adding or removing any file changes it."""
+    import hashlib
+
+    from lamina._io import sha256_file
+
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and not any(x.startswith(".") for x in
+                                                                          p.relative_to(path).parts)):
+        h.update(f"{f.relative_to(path).as_posix()}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()

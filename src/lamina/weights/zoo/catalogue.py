@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from lamina._io import sha256_file
 from lamina.errors import CheckpointError, InputError
+from lamina.weights.io.readers import model_digest, model_name, read_model
 
 CATALOGUE = "catalogue.sqlite"
 logger = logging.getLogger(__name__)
@@ -191,10 +192,10 @@ class Catalogue:
 def file_problem(zoo: str | Path, row: dict) -> str | None:
     """Why the file of a catalogue row (model or root) cannot be trusted, or None if its bytes match its sha256."""
     path = Path(zoo) / row["path"]
-    if not path.is_file():
+    if not path.exists():
         return f"{path}: missing"
     try:
-        digest = sha256_file(path)
+        digest = model_digest(path)
     except OSError as exc:
         return f"{path}: unreadable ({exc.strerror})"
     if digest != row["sha256"]:
@@ -245,3 +246,82 @@ def write_failed(message: str, cat: Catalogue) -> InputError:
     """The error that stops a build whose file could not be written: what the catalogue holds and how to resume."""
     return InputError(f"out: cannot write {message}; the catalogue lists the {cat.count()} models whose files were "
                       "written completely; free space and run the same command to resume")
+
+
+USER_TREE = "user"
+"""Tree name of catalogued user models when none is given (trees are found from the weights anyway; the name only
+labels the trees found)."""
+
+
+def _check_categories(categories, where: str) -> list[str]:
+    if isinstance(categories, str):
+        categories = [c for c in categories.split(",")]
+    names = [str(c).strip() for c in categories] if isinstance(categories, list | tuple) else []
+    if not names or any(not n for n in names):
+        raise InputError(f"{where}: categories: expected one or more non-empty names, got {categories!r}")
+    if len(set(names)) != len(names):
+        raise InputError(f"{where}: categories: {names} repeats a name")
+    return names
+
+
+def add_user_models(zoo: str | os.PathLike, entries: list[dict]) -> dict:
+    """Catalogue models that lamina did not build, with the categories each was trained on, so that
+    ``lamina weights train`` works on them.
+
+    Args:
+        zoo: the catalogue's folder (created when missing). Paths are stored relative to it; the models stay where
+            they are.
+        entries: ``{"path", "categories": [names] or "a,b", "id" (default: the file or folder name), "tree"
+            (default :data:`USER_TREE`)}``. A category new to the catalogue joins its vocabulary, with its name as
+            the text prompt that zero-shot search reads.
+
+    Returns:
+        ``{"zoo", "added", "unchanged": ids already catalogued with the same path and content, "models": total,
+        "categories": vocabulary size}``.
+
+    Raises:
+        InputError: a bad entry (nothing is added then): unreadable model, empty or repeated categories, an id used
+            by another model.
+        CheckpointError: a model file or folder that cannot be read as a model.
+    """
+    zoo = Path(zoo)
+    if not isinstance(entries, list | tuple) or not entries:
+        raise InputError("models: expected one or more entries (path and categories)")
+    rows, seen_ids = [], set()
+    for k, e in enumerate(entries):
+        if not isinstance(e, dict) or "path" not in e:
+            raise InputError(f"models[{k}]: expected a mapping with 'path' and 'categories', got {e!r}")
+        path = Path(e["path"])
+        names = _check_categories(e.get("categories"), str(path))
+        state = read_model(path)  # a model lamina can read, or a one-line error naming it
+        if not state:
+            raise InputError(f"{path}: holds no tensors")
+        mid = str(e.get("id") or model_name(path))
+        if mid in seen_ids:
+            raise InputError(f"{path}: id {mid!r} is given twice; pass distinct ids")
+        seen_ids.add(mid)
+        rows.append({"id": mid, "tree": str(e.get("tree") or USER_TREE), "parent": "", "arch": {"source": "user"},
+                     "names": names, "hparams": {}, "accuracy": None,
+                     "path": os.path.relpath(path.resolve(), zoo.resolve() if zoo.exists() else zoo.absolute()),
+                     "sha256": model_digest(path), "seconds": None})
+    with Catalogue(zoo, create=True) as cat:
+        have = {m["id"]: m for m in cat.models()}
+        unchanged = [r["id"] for r in rows if r["id"] in have and have[r["id"]]["sha256"] == r["sha256"]
+                     and have[r["id"]]["path"] == r["path"]]
+        clash = [r["id"] for r in rows if r["id"] in have and r["id"] not in unchanged]
+        if clash:
+            raise InputError(f"id: {clash[0]!r} is already catalogued for another model; pass --id")
+        vocab = cat.get_meta("vocabulary", [])
+        index = {v["name"]: v["index"] for v in vocab}
+        for r in rows:
+            for n in r["names"]:
+                if n not in index:
+                    index[n] = len(vocab)
+                    vocab.append({"index": len(vocab), "name": n, "prompt": n})
+        new = [r for r in rows if r["id"] not in unchanged]
+        for r in new:
+            r["categories"] = sorted(index[n] for n in r.pop("names"))
+        cat.set_meta("vocabulary", vocab)
+        cat.add_models(new)
+        return {"zoo": str(zoo), "added": [r["id"] for r in new], "unchanged": unchanged, "models": cat.count(),
+                "categories": len(vocab)}
