@@ -106,7 +106,9 @@ def test_geotiff_holds_the_embedding_with_crs_transform_and_provenance(enc, tmp_
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 4326 and ds.count == 8 and ds.shape == (16, 20)
         assert ds.transform.c == 5.0 and ds.transform.f == 48.0 and ds.res == (0.5, 0.5)
-        assert ds.block_shapes[0] == (128, 128) and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        structure = ds.tags(ns="IMAGE_STRUCTURE")
+        assert ds.block_shapes[0] == (128, 128) and structure["LAYOUT"] == "COG"
+        assert structure["PREDICTOR"] == "3" and structure["COMPRESSION"] == "DEFLATE"  # floating-point predictor
         assert ds.descriptions[0] == "emb_000"
         tags = ds.tags()
         x, y = ds.xy(3, 7)  # pixel centre of row 3, column 7
@@ -124,6 +126,7 @@ def test_cog_has_overviews_and_the_fallback_without_the_cog_driver_too(enc, tmp_
     assert info["driver"] == "GTiff"
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         assert a.shape == (10, 600) and a.overviews(1) == b.overviews(1) == [2]
+        assert a.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == b.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"
         assert a.block_shapes[0] == b.block_shapes[0] == (512, 512)
         np.testing.assert_array_equal(a.read(), b.read())
 

@@ -1,0 +1,56 @@
+"""Package a pretraining run as lamina's bundled default checkpoint, naming the run that chose its recipe.
+
+The shipped run trains on every pixel (``--val-fraction 0``), so it has no held-out metrics of its own; the recipe
+was chosen by a selection run on held-out 10-degree blocks. This script copies the shipped run's final checkpoint
+into ``src/lamina/geo/pretrained/NAME`` with, in its metadata, ``selection``: the selection run's command, results
+file, chosen candidate and its held-out metrics (labelled as the selection run's, not this checkpoint's).
+
+    python scripts/geo_package_default.py runs/ship --selection-run runs/selection2/land70 \\
+        --selection-results benchmarks/results/geo_recipe_selection_round2.md --candidate land70 [--name default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from lamina.geo.encoder import ClimateEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="the shipped run's folder (its final/ is packaged)")
+    ap.add_argument("--selection-run", type=Path, required=True, help="the chosen candidate's run folder")
+    ap.add_argument("--selection-results", required=True, help="results file of the selection, relative to the repo")
+    ap.add_argument("--candidate", required=True)
+    ap.add_argument("--command", default="", help="the command that trained the shipped run")
+    ap.add_argument("--name", default="default")
+    args = ap.parse_args()
+    enc = ClimateEncoder.from_checkpoint(args.run / "final")
+    sel = json.loads((args.selection_run / "final" / "config.json").read_text())["metadata"]
+    selection = {
+        "candidate": args.candidate,
+        "results": args.selection_results,
+        "training": {k: sel["training"][k] for k in ("pretrain_config", "steps", "samples_seen", "elapsed_s")},
+        "heldout_metrics": sel["heldout_metrics"],
+        "note": "held-out metrics of the selection run (same recipe, 10% of 10-degree blocks held out, fewer "
+                "samples); the shipped checkpoint trained on every pixel and has in-sample metrics only",
+    }
+    out = ROOT / "src" / "lamina" / "geo" / "pretrained" / args.name
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    training = {**enc.metadata.get("training", {}), "command": args.command}
+    enc.save(tmp, extra_metadata={"selection": selection, "training": training})
+    ClimateEncoder.from_checkpoint(tmp)  # loads strictly before it replaces anything
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"packaged {args.run / 'final'} as {out} ({size / 2**20:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
