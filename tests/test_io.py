@@ -153,3 +153,37 @@ def test_reading_a_checkpoint_while_it_is_rewritten_never_sees_a_mix(tmp_path):
         th.join()
     assert errors == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+def test_an_edited_config_json_is_refused_and_bad_values_name_the_file(tmp_path):
+    """config.json is covered by its content_sha256: an edited architecture field is refused, not loaded; a value
+    out of range (also with a digest that matches) names the file."""
+    import json
+
+    import lamina.geo
+    from lamina._io import content_sha256
+    from lamina.errors import CheckpointError
+    from lamina.geo.data.grid import Variable
+    from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
+
+    cfg = EncoderConfig(n_variables=1, dim_hidden=8, num_layers=2, dim_embedding=4)
+    enc = ClimateEncoder(ClimateModule(cfg), [Variable("t", "degC")], [0.0], [1.0])
+    enc.save(tmp_path / "ck")
+    lamina.geo.load(tmp_path / "ck")  # intact: loads
+    path = tmp_path / "ck" / "config.json"
+    doc = json.loads(path.read_text())
+    for field, value in [("w0_initial", 31.0), ("residual", False)]:
+        path.write_text(json.dumps({**doc, "config": {**doc["config"], field: value}}))
+        with pytest.raises(CheckpointError, match="changed after it was written"):
+            lamina.geo.load(tmp_path / "ck")
+    edited = {**doc, "metadata": {**doc["metadata"], "normalisation": {"mean": [5.0], "std": [1.0]}}}
+    path.write_text(json.dumps(edited))
+    with pytest.raises(CheckpointError, match="changed after it was written"):
+        lamina.geo.load(tmp_path / "ck")
+    for field, value, words in [("w0_initial", float("inf"), "w0_initial"), ("residual", "yes", "residual"),
+                                ("static_variables", ["x"], "static_variables"), ("sh_degree", 1e9, "sh_degree")]:
+        bad = {**doc, "config": {**doc["config"], field: value}}
+        bad["content_sha256"] = content_sha256(json.loads(json.dumps(bad).replace("Infinity", "1e999")))
+        path.write_text(json.dumps(bad))
+        with pytest.raises(CheckpointError, match=f"config.json.*{words}|{words}"):
+            lamina.geo.load(tmp_path / "ck")

@@ -5,7 +5,10 @@ A lamina checkpoint is a directory holding two files:
 - ``model.safetensors``: the tensors;
 - ``config.json``: ``{"format", "format_version", "kind", "lamina_version", "sha256", "config", "metadata"}``,
   where ``config`` rebuilds the model, ``metadata`` states provenance and the input contract, and ``sha256`` is the
-  digest of ``model.safetensors`` (checked on load, so a corrupt or swapped file is refused).
+  digest of ``model.safetensors`` (checked on load, so a corrupt or swapped file is refused). ``content_sha256``
+  is the digest of ``kind``, ``config`` and ``metadata`` (canonical JSON), checked on load too: an edited
+  architecture field, normalisation or variable list is refused, not loaded silently. Checkpoints written before
+  that field existed (without it) still load.
 
 Writers never leave a half-written file or directory behind: they write to a temporary sibling and rename.
 """
@@ -288,8 +291,15 @@ def save_checkpoint(
             "config": dict(config),
             "metadata": dict(metadata or {}),
         }
+        doc["content_sha256"] = content_sha256(json.loads(dumps_json(doc)))  # as it will read back
         (tmp / CONFIG_FILE).write_text(dumps_json(doc))
     return directory
+
+
+def content_sha256(doc: dict) -> str:
+    """Digest of a checkpoint document's ``kind``, ``config`` and ``metadata`` (canonical JSON: sorted keys)."""
+    part = {k: doc.get(k) for k in ("kind", "config", "metadata")}
+    return hashlib.sha256(json.dumps(part, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _parse_config(text: bytes, where: Path, kind: str | None) -> dict:
@@ -306,6 +316,9 @@ def _parse_config(text: bytes, where: Path, kind: str | None) -> dict:
         )
     if kind is not None and doc.get("kind") != kind:
         raise CheckpointError(f"checkpoint: {where.parent} holds a {doc.get('kind')!r}, expected a {kind!r}")
+    if "content_sha256" in doc and doc["content_sha256"] != content_sha256(doc):
+        raise CheckpointError(f"checkpoint: {where} was changed after it was written (its content_sha256 does not "
+                              "match its config and metadata); restore the file or save the checkpoint again")
     return doc
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
-from lamina._validation import check_lon_lat, check_month, check_positive_int
+from lamina._validation import check_lon_lat, check_month, check_positive_int, check_real
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.columns import EMBED_MONTHS
 from lamina.geo.data.grid import Variable
@@ -76,13 +76,21 @@ class EncoderConfig:
         if self.location_encoding not in LOCATION_ENCODINGS:
             raise InputError(f"location_encoding: expected one of {list(LOCATION_ENCODINGS)}, got "
                              f"{self.location_encoding!r}")
+        if not isinstance(self.static_variables, list | tuple) or any(
+                isinstance(i, bool) or not isinstance(i, int | np.integer) for i in self.static_variables):
+            raise InputError(f"static_variables: expected a list of integer indices, got {self.static_variables!r}")
         self.static_variables = tuple(int(i) for i in self.static_variables)
         bad = [i for i in self.static_variables if not 0 <= i < self.n_variables]
         if bad or len(set(self.static_variables)) != len(self.static_variables):
             raise InputError(f"static_variables: expected distinct indices in [0, {self.n_variables}), got "
                              f"{list(self.static_variables)}")
-        if self.w0 <= 0 or self.w0_initial <= 0:
-            raise InputError(f"w0, w0_initial: expected > 0, got {self.w0}, {self.w0_initial}")
+        for name in ("w0", "w0_initial", "c"):
+            check_real(name, getattr(self, name), low=0.0, low_open=True)  # finite, > 0: Infinity gave NaN outputs
+        for name in ("residual", "hyperbolic_first"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        if isinstance(self.sh_degree, bool) or not isinstance(self.sh_degree, int) or not 0 <= self.sh_degree <= 100:
+            raise InputError(f"sh_degree: expected an integer in [0, 100], got {self.sh_degree!r}")
 
     @property
     def dim_in(self) -> int:
@@ -96,6 +104,8 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> EncoderConfig:
+        if not isinstance(d, dict):
+            raise CheckpointError(f"encoder config: expected a JSON object, got {type(d).__name__}")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise CheckpointError(f"encoder config: unknown fields {sorted(unknown)} (written by a newer lamina?)")
@@ -313,7 +323,10 @@ class ClimateEncoder:
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> ClimateEncoder:
         tensors, doc = load_checkpoint(path, kind=KIND)
-        config = EncoderConfig.from_dict(doc["config"])
+        try:
+            config = EncoderConfig.from_dict(doc["config"])
+        except (InputError, TypeError) as exc:  # a field of the wrong type or out of range: name the file
+            raise CheckpointError(f"checkpoint: {Path(path) / 'config.json'}: {exc}") from None
         meta = doc.get("metadata", {})
         try:
             variables = [Variable.from_dict(v) for v in meta["variables"]]
