@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import lamina.geo
+from lamina._io import content_sha256
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.data.grid import Variable
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
@@ -88,11 +89,13 @@ def test_save_load_round_trip_and_strictness(tmp_path):
     np.testing.assert_array_equal(again.embed(**x), enc.embed(**x))
     # a config that does not match the tensors is refused
     doc["config"]["dim_hidden"] = 64
+    doc["content_sha256"] = content_sha256(doc)  # consistent: the content itself is what is wrong
     (tmp_path / "ck" / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="does not match its config"):
         lamina.geo.load(tmp_path / "ck")
     doc["config"]["dim_hidden"] = 32
     doc["config"]["mystery"] = 1
+    doc["content_sha256"] = content_sha256(doc)
     (tmp_path / "ck" / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="unknown fields"):
         lamina.geo.load(tmp_path / "ck")

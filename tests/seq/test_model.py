@@ -200,10 +200,13 @@ def test_the_module_also_takes_numpy_and_lists():
 def test_a_config_json_of_the_wrong_content_is_a_checkpoint_error(tmp_path, edit):
     import json
 
+    from lamina._io import content_sha256
+
     save_model(SingleLayerTransformer(SeqConfig(n_ctx=3, d_in=1, d_model=8)), tmp_path / "m")
     path = tmp_path / "m" / "config.json"
     doc = json.loads(path.read_text())
     edit(doc)
+    doc["content_sha256"] = content_sha256(doc)  # a consistent digest: only the content is wrong
     path.write_text(json.dumps(doc))  # valid JSON, and the weights' sha256 still matches
     with pytest.raises(CheckpointError, match=r"^checkpoint: .* has an unreadable model config"):
         load_model(tmp_path / "m")

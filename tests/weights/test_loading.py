@@ -11,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from lamina._io import content_sha256
 from lamina.cli import app
 from lamina.errors import CheckpointError
 from lamina.weights.experts import ProbeXMixture
@@ -23,6 +24,7 @@ def _edit(probe, tmp_path, change):
     shutil.copytree(probe, out)
     doc = json.loads((out / "config.json").read_text())
     change(doc["config"])
+    doc["content_sha256"] = content_sha256(doc)  # consistent: the content itself is what is tested
     (out / "config.json").write_text(json.dumps(doc))
     return out
 
