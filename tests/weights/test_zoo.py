@@ -115,3 +115,30 @@ def test_kill_9_during_a_build_then_rerun_gives_the_clean_build(tmp_path):
         assert (tmp_path / "z" / a[k]["path"]).read_bytes() == (tmp_path / "clean" / b[k]["path"]).read_bytes()
     leftovers = [p for p in (tmp_path / "z").rglob(".*") if "~lamina-" in p.name]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("line, words", [
+    ("batch_size = [-5]", "finetune.batch_size"),
+    ("batch_size = [0]", "finetune.batch_size"),
+    ("lr = [nan, nan]", "finetune.lr"),
+    ("lr = \"fast\"", "finetune.lr"),
+    ("weight_decay = [-1.0]", "finetune.weight_decay"),
+    ("weight_decay = [nan]", "finetune.weight_decay"),
+    ("images_per_category = [10.5, 20]", "finetune.images_per_category"),
+    ("epochs = [0, 1]", "finetune.epochs"),
+    ("lora_alpha = [inf]", "finetune.lora_alpha"),
+    ("categories_per_model = [1, 3]", "finetune.categories_per_model"),
+])
+def test_bad_finetune_values_are_refused_before_any_work(tmp_path, line, words):
+    """Every value of a zoo config is checked when it is read: nothing is trained, no folder is made."""
+    cfg = tmp_path / "z.toml"
+    cfg.write_text("[zoo]\nseed = 1\nviews = ['original', 'upside down']\npool_per_category = 20\n"
+                   "test_per_category = 5\n[[roots]]\nname = 'mlp'\narch = 'mlp'\nhidden = [8, 8]\n"
+                   "pretrain = 'digits'\nepochs = 1\nn_models = 2\n[finetune]\ncategories_per_model = [2, 2]\n"
+                   "images_per_category = [5, 5]\nepochs = [1, 1]\n" + line + "\n")
+    text = cfg.read_text()
+    key = line.split(" = ")[0]
+    lines = [x for x in text.splitlines() if not (x.startswith(key + " = ") and x != line)]
+    cfg.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=words):
+        ZooConfig.load(cfg)

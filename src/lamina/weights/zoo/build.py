@@ -33,7 +33,7 @@ import numpy as np
 
 from lamina._dask import bounded_map, total_threads
 from lamina._process import single_threaded, torch_threads
-from lamina._validation import check_positive_int, check_seed, check_workers
+from lamina._validation import check_positive_int, check_real, check_seed, check_workers
 from lamina.errors import InputError
 from lamina.weights._checks import check_number
 from lamina.weights.io.modelfile import load_model_state as _load_state
@@ -49,10 +49,25 @@ PRETRAIN_SOURCES = ("digits", "fashion-test")
 FINETUNE_METHODS = ("full", "lora")
 
 
-def _pair(name: str, v, cast=float) -> list:
-    if not isinstance(v, list | tuple) or len(v) != 2 or cast(v[0]) > cast(v[1]):
+def _pair(name: str, v, cast=float, *, minimum: float = 0.0) -> list:
+    """``[low, high]`` with ``low <= high``: integers >= ``minimum`` (``cast=int``; floats such as 10.5 refused, not
+    truncated) or finite reals > ``minimum`` (``cast=float``)."""
+    if not isinstance(v, list | tuple) or len(v) != 2:
+        raise InputError(f"{name}: expected [low, high], got {v!r}")
+    if cast is int:
+        pair = [check_positive_int(name, x, minimum=int(minimum)) for x in v]
+    else:
+        pair = [check_real(name, x, low=minimum, low_open=True) for x in v]
+    if pair[0] > pair[1]:
         raise InputError(f"{name}: expected [low, high] with low <= high, got {v!r}")
-    return [cast(v[0]), cast(v[1])]
+    return pair
+
+
+def _values(name: str, v, check) -> list:
+    """A non-empty list of values, each passed through ``check(name, value)``."""
+    if not isinstance(v, list | tuple) or not v:
+        raise InputError(f"{name}: expected a non-empty list of values, got {v!r}")
+    return [check(name, x) for x in v]
 
 
 @dataclass
@@ -127,28 +142,19 @@ class FinetuneConfig:
     lora_epochs: list[int] | None = None  # LoRA fine-tunes draw their epochs here when set (else from ``epochs``)
 
     def __post_init__(self) -> None:
-        self.categories_per_model = _pair("finetune.categories_per_model", self.categories_per_model, int)
-        self.images_per_category = _pair("finetune.images_per_category", self.images_per_category, int)
-        self.epochs = _pair("finetune.epochs", self.epochs, int)
+        self.categories_per_model = _pair("finetune.categories_per_model", self.categories_per_model, int, minimum=2)
+        self.images_per_category = _pair("finetune.images_per_category", self.images_per_category, int, minimum=1)
+        self.epochs = _pair("finetune.epochs", self.epochs, int, minimum=1)
         self.lr = _pair("finetune.lr", self.lr, float)
-        if self.categories_per_model[0] < 2 or self.images_per_category[0] < 1 or self.epochs[0] < 1:
-            raise InputError("finetune: needs >= 2 categories, >= 1 image per category and >= 1 epoch per model")
-        if self.lr[0] <= 0:
-            raise InputError(f"finetune.lr: must be > 0, got {self.lr}")
-        if not self.weight_decay or not self.batch_size:
-            raise InputError("finetune.weight_decay and finetune.batch_size: need at least one value each")
-        self.lora_rank = _pair("finetune.lora_rank", self.lora_rank, int)
+        self.weight_decay = _values("finetune.weight_decay", self.weight_decay,
+                                    lambda n, x: check_real(n, x, low=0.0))
+        self.batch_size = _values("finetune.batch_size", self.batch_size, check_positive_int)
+        self.lora_rank = _pair("finetune.lora_rank", self.lora_rank, int, minimum=1)
         self.lora_lr = _pair("finetune.lora_lr", self.lora_lr, float)
-        if self.lora_rank[0] < 1 or self.lora_lr[0] <= 0:
-            raise InputError(f"finetune.lora_rank / lora_lr: must be >= 1 / > 0, got {self.lora_rank} / "
-                             f"{self.lora_lr}")
         if self.lora_epochs is not None:
-            self.lora_epochs = _pair("finetune.lora_epochs", self.lora_epochs, int)
-            if self.lora_epochs[0] < 1:
-                raise InputError(f"finetune.lora_epochs: needs >= 1 epoch, got {self.lora_epochs}")
-        if not self.lora_alpha or any(not float(a) > 0 for a in self.lora_alpha):
-            raise InputError(f"finetune.lora_alpha: expected positive values, got {self.lora_alpha!r}")
-        self.lora_alpha = [float(a) for a in self.lora_alpha]
+            self.lora_epochs = _pair("finetune.lora_epochs", self.lora_epochs, int, minimum=1)
+        self.lora_alpha = _values("finetune.lora_alpha", self.lora_alpha,
+                                  lambda n, x: check_real(n, x, low=0.0, low_open=True))
         if self.head_init not in ("zeros", "random"):
             raise InputError(f"finetune.head_init: expected 'zeros' or 'random', got {self.head_init!r}")
 
