@@ -80,3 +80,40 @@ def test_embed_grid():
     assert grid.shape == (18, 36) and emb.shape == (18, 36, 8)
     with pytest.raises(InputError, match="resolution"):
         embed_grid(tiny_encoder(), resolution_deg=0.0)
+
+
+def test_every_table_output_says_which_encoder_made_it(tmp_path):
+    """Parquet schema metadata, a CSV sidecar, GeoParquet metadata and GeoPackage layer metadata all carry the
+    checkpoint's sha256 (as its config.json states it) and lamina's version."""
+    import json
+
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+    import pyogrio
+    import shapely
+
+    import lamina
+    from lamina._io import read_checkpoint_config
+    from lamina.geo.embed import csv_sidecar, process_table
+    from lamina.geo.encoder import default_checkpoint_path
+
+    enc = lamina.geo.load()
+    sha = read_checkpoint_config(default_checkpoint_path())["sha256"]
+    pts = tmp_path / "pts.csv"
+    pts.write_text("lon,lat\n8.55,47.37\n-70,-15\n")
+    process_table(enc, pts, tmp_path / "e.parquet", month=6, progress=False)
+    prov = json.loads(pq.read_schema(tmp_path / "e.parquet").metadata[b"lamina"])
+    assert prov["checkpoint_sha256"] == sha and prov["lamina_version"] == lamina.__version__ and prov["months"] == "6"
+    process_table(enc, pts, tmp_path / "e.csv", progress=False)
+    side = json.loads(csv_sidecar(tmp_path / "e.csv").read_text())
+    assert side["checkpoint_sha256"] == sha and side["months"] == "3,6,9,12"
+    gdf = gpd.GeoDataFrame({"site": ["a", "b"]}, geometry=shapely.points([8.55, -70.0], [47.37, -15.0]),
+                           crs="EPSG:4326")
+    gdf.to_parquet(tmp_path / "g.parquet")
+    gdf.to_file(tmp_path / "g.gpkg")
+    process_table(enc, tmp_path / "g.parquet", tmp_path / "o.parquet", month=3, progress=False)
+    meta = pq.read_schema(tmp_path / "o.parquet").metadata
+    assert json.loads(meta[b"lamina"])["checkpoint_sha256"] == sha and b"geo" in meta
+    process_table(enc, tmp_path / "g.gpkg", tmp_path / "o.gpkg", month=3, progress=False)
+    layer_meta = pyogrio.read_info(tmp_path / "o.gpkg")["layer_metadata"]
+    assert json.loads(layer_meta["lamina"])["checkpoint_sha256"] == sha

@@ -80,8 +80,12 @@ def embed(
     enc = _encoder(checkpoint)
     if table is None:
         emb = enc.embed(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon, precision=precision)
+        from lamina import __version__
+        from lamina.geo.raster import weights_sha256
+
         echo_json({"lon": lon, "lat": lat, "month": month if month is not None else [3, 6, 9, 12],
-                   "dim": int(emb.shape[1]), "embedding": [[round(float(v), 6) for v in row] for row in emb]})
+                   "dim": int(emb.shape[1]), "embedding": [[round(float(v), 6) for v in row] for row in emb],
+                   "checkpoint_sha256": weights_sha256(enc), "lamina_version": __version__})
         return
     from lamina.geo.embed import process_table
 

@@ -8,15 +8,16 @@ and renamed, so a failure (bad coordinates in row 9,000,000, a full disk, Ctrl-C
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from lamina._io import atomic_path
+from lamina._io import atomic_path, write_json_atomic
 from lamina.errors import InputError
-from lamina.geo.columns import embedding_columns
+from lamina.geo.columns import EMBED_MONTHS, embedding_columns
 from lamina.geo.data.grid import Grid
 from lamina.geo.encoder import ClimateEncoder
 from lamina.geo.points import is_geo_table
@@ -91,6 +92,30 @@ def table_rows(path: Path) -> int | None:
     return None
 
 
+PROVENANCE_KEY = "lamina"
+"""Key of the provenance in Parquet schema metadata and GeoPackage layer metadata; CSV outputs get a sidecar
+``NAME.csv.lamina.json`` with the same JSON."""
+
+
+def table_provenance(encoder: ClimateEncoder, *, what: str, month, month_col, src) -> dict:
+    """What made a table of embeddings or reconstructions: the checkpoint's sha256 (as its config.json states it),
+    lamina's version, the operation, the month(s) and the input file."""
+    from lamina import __version__
+    from lamina.geo.raster import weights_sha256
+
+    return {"lamina_version": __version__, "checkpoint_sha256": weights_sha256(encoder), "what": what,
+            "months": (f"column {month_col}" if month_col else
+                       ",".join(map(str, EMBED_MONTHS)) if month is None else str(month)),
+            "input": str(src), "variables": ",".join(encoder.variable_names) if what == "reconstruct" else "",
+            "embedding": "Climplicit climate embedding (Dollinger et al. 2025, arXiv:2504.05089)"}
+
+
+def csv_sidecar(path: str | os.PathLike) -> Path:
+    """The provenance file of a CSV output: ``NAME.csv.lamina.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lamina.json")
+
+
 def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os.PathLike, *, what: str = "embed",
                   lon_col: str = "lon", lat_col: str = "lat", month_col: str | None = None, month: int | None = None,
                   chunk_rows: int = 65_536, wrap_lon: bool = False, keep_columns: bool = True,
@@ -141,9 +166,11 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
         raise InputError("month: reconstruct needs --month or --month-col (the variables are monthly)")
     if dst.resolve() == src.resolve():
         raise InputError(f"output: {dst} is the input file; choose another path")
+    prov = table_provenance(encoder, what=what, month=month, month_col=month_col, src=src)
     if geo:
         return _process_geo(encoder, src, dst, what=what, month_col=month_col, month=month, chunk_rows=chunk_rows,
-                            wrap_lon=wrap_lon, keep_columns=keep_columns, precision=precision, progress=progress)
+                            wrap_lon=wrap_lon, keep_columns=keep_columns, precision=precision, progress=progress,
+                            provenance=prov)
     total = table_rows(src)
     out_is_csv = dst.suffix.lower() == ".csv"
     n_done = 0
@@ -173,8 +200,13 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
                     for j, name in enumerate(base.schema.names):
                         table = table.add_column(j, name, base.column(j))
                 if writer is None:
+                    meta = {PROVENANCE_KEY.encode(): json.dumps(prov).encode()}
                     writer = (pacsv.CSVWriter(tmp, table.schema) if out_is_csv else
-                              pq.ParquetWriter(tmp, table.schema, compression="zstd"))
+                              pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd"))
+                    if not out_is_csv:
+                        table = table.replace_schema_metadata(meta)
+                elif not out_is_csv:
+                    table = table.replace_schema_metadata(writer.schema.metadata)
                 writer.write_table(table)
                 n_done += chunk.num_rows
                 bar.update(task, completed=n_done)
@@ -183,11 +215,13 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
                 writer.close()
         if writer is None:
             raise InputError(f"input: {src} has no rows")
+        if out_is_csv:  # CSV has no metadata: a sidecar, written before the table appears
+            write_json_atomic(csv_sidecar(dst), prov)
     return n_done
 
 
 def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk_rows, wrap_lon, keep_columns,
-                 precision, progress) -> int:
+                 precision, progress, provenance: dict | None = None) -> int:
     """:func:`process_table` for GeoParquet / GeoPackage points: reprojected to lon / lat, geometry kept."""
     import pyarrow as pa
     import shapely
@@ -205,7 +239,7 @@ def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk
         task = bar.add_task(what, total=reader.rows)
         if dst.suffix.lower() in GEO_SUFFIXES:
             tmp.unlink()  # GDAL creates the GeoPackage itself
-        writer = GeoWriter(tmp, reader, layer=dst.stem)
+        writer = GeoWriter(tmp, reader, layer=dst.stem, provenance=provenance)
         try:
             for attrs, wkb in reader:
                 if month_col and month_col not in attrs.schema.names:

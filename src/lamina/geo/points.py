@@ -191,8 +191,9 @@ def _gdal_call(path, fn, *args, **kwargs):
 class GeoWriter:
     """Writes chunks ``(attribute table, WKB points)`` as GeoParquet or GeoPackage, keeping the input CRS."""
 
-    def __init__(self, path: Path, reader: GeoReader, layer: str):
+    def __init__(self, path: Path, reader: GeoReader, layer: str, provenance: dict | None = None):
         self.path, self.reader, self.layer, self._pq, self._n = path, reader, layer, None, 0
+        self.provenance = provenance
         self.gpkg = path.suffix.lower() in GEO_SUFFIXES
 
     def write(self, table, wkb: np.ndarray) -> None:
@@ -203,15 +204,19 @@ class GeoWriter:
         if self.gpkg:
             import pyogrio
 
+            meta = ({"lamina": json.dumps(self.provenance)} if self.provenance and self._n == 0 else None)
             pyogrio.write_arrow(table, self.path, layer=self.layer, driver="GPKG", geometry_name=name,
-                                geometry_type="Point", crs=_crs_text(self.reader.crs), append=self._n > 0)
+                                geometry_type="Point", crs=_crs_text(self.reader.crs), append=self._n > 0,
+                                layer_metadata=meta)
         else:
             import pyarrow.parquet as pq
 
+            meta = {b"geo": self._geo_metadata()}
+            if self.provenance:
+                meta[b"lamina"] = json.dumps(self.provenance).encode()
             if self._pq is None:
-                self._pq = pq.ParquetWriter(self.path, table.schema.with_metadata({b"geo": self._geo_metadata()}),
-                                            compression="zstd")
-            self._pq.write_table(table.replace_schema_metadata({b"geo": self._geo_metadata()}))
+                self._pq = pq.ParquetWriter(self.path, table.schema.with_metadata(meta), compression="zstd")
+            self._pq.write_table(table.replace_schema_metadata(meta))
         self._n += table.num_rows
 
     def _geo_metadata(self) -> bytes:
