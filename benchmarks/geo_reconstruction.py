@@ -35,6 +35,11 @@ def main() -> None:
     path = args.checkpoint or default_checkpoint_path()
     enc = load(path)
     pcfg = enc.metadata["training"]["pretrain_config"]
+    if pcfg.get("val_fraction", 0.1) == 0:
+        sel = enc.metadata.get("selection", {})
+        raise SystemExit(f"{path}: trained on every pixel, so it has no held-out blocks; its recipe's held-out "
+                         f"figures come from the selection run ({sel.get('results', 'see its metadata')}); give "
+                         "that run's checkpoint with --checkpoint")
     stack = load_stack(enc.variable_names)
     split = SpatialSplit(pcfg["val_block_deg"], pcfg["val_fraction"], pcfg["seed"])
     kw = dict(split=split, land_only=pcfg["land_only"], seed=pcfg["seed"] + 12345)
