@@ -117,3 +117,20 @@ def test_report_figures_leave_the_matplotlib_backend_alone(tmp_path):
     finally:
         matplotlib.use(previous)
     assert (tmp_path / "map_per_method.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unfitted_estimators_raise_sklearns_not_fitted_error():
+    """Before fit, the weights estimators raise scikit-learn's NotFittedError (also a lamina InputError)."""
+    from sklearn.exceptions import NotFittedError
+
+    from lamina.errors import InputError
+    from lamina.weights.probes.linear import LowRankProbe
+    from lamina.weights.probes.probex import ProbeX, ProbeXConfig
+    from lamina.weights.text.aligner import TextAligner
+
+    X = np.zeros((2, 4, 3), np.float32)
+    for call in (lambda: ProbeX(ProbeXConfig()).predict_proba(X), lambda: LowRankProbe().decision_function(X),
+                 lambda: TextAligner().features(np.zeros((2, 4, 8), np.float32))):
+        with pytest.raises(NotFittedError) as err:
+            call()
+        assert isinstance(err.value, InputError)

@@ -9,8 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from sklearn.exceptions import NotFittedError as _SklearnNotFitted
 
 from lamina.errors import CheckpointError, InputError
+
+
+class NotFittedError(InputError, _SklearnNotFitted):
+    """An estimator used before ``fit``: scikit-learn's NotFittedError (so ``check_is_fitted``-style code and
+    scikit-learn's estimator checks recognise it) and a lamina InputError (one line at the command line)."""
 
 
 def check_number(name: str, value, *, low: float = 0.0, low_open: bool = True, high: float = math.inf,

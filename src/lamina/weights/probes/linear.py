@@ -28,7 +28,7 @@ from torch import nn
 from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import check_number
+from lamina.weights._checks import NotFittedError, check_number
 from lamina.weights.probes._train import train_bce
 from lamina.weights.probes.probex import RIDGE_ALPHAS, count_params, preprocess
 
@@ -156,7 +156,7 @@ class LowRankProbe(BaseEstimator):
 
     def decision_function(self, X) -> np.ndarray:
         if not hasattr(self, "probes_"):
-            raise InputError("LowRankProbe: not fitted yet; call fit first")
+            raise NotFittedError("LowRankProbe: not fitted yet; call fit first")
         Z = preprocess(_check_layers(X, self.mean_.shape), self.mean_, True)
         return np.einsum("nhw,chk,cwk->nc", Z, self.read_, self.probes_, optimize=True) + self.intercept_
 

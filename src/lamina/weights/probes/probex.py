@@ -34,7 +34,7 @@ from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import check_number, checkpoint_content
+from lamina.weights._checks import NotFittedError, check_number, checkpoint_content
 from lamina.weights.probes._train import train_bce
 
 KIND = "weights.ProbeX"
@@ -301,7 +301,7 @@ class ProbeX(BaseEstimator):
             raise InputError(f"X: expected (N, d_H, d_W) weight matrices, got shape {X.shape}")
         if fitted:
             if not hasattr(self, "net_"):
-                raise InputError("ProbeX: not trained yet; call fit (CLI: lamina weights train) first")
+                raise NotFittedError("ProbeX: not trained yet; call fit (CLI: lamina weights train) first")
             if tuple(X.shape[1:]) != self.shape_:
                 raise InputError(f"{layer}: has shape {tuple(X.shape[1:])}, this expert reads {self.shape_}")
         if not np.all(np.isfinite(X)):

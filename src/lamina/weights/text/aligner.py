@@ -43,7 +43,7 @@ from torch import nn
 from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import check_number, check_ranks
+from lamina.weights._checks import NotFittedError, check_number, check_ranks
 from lamina.weights.probes._train import train_bce
 
 TEXT_DIM = 384
@@ -202,7 +202,7 @@ class TextAligner(BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "net_"):
-            raise InputError("TextAligner: not trained yet; call fit (CLI: lamina weights train) first")
+            raise NotFittedError("TextAligner: not trained yet; call fit (CLI: lamina weights train) first")
 
     @classmethod
     def _check_phrasings(cls, T) -> list[np.ndarray]:
