@@ -58,3 +58,13 @@ def test_a_missing_extra_is_named_with_its_install_command(monkeypatch):
     assert "needs the 'weights' extra" in r.stderr and "pip install 'lamina[weights]'" in r.stderr
     r = runner.invoke(demo, ["other"])  # a module no extra provides is a bug: its traceback is kept
     assert isinstance(r.exception, ModuleNotFoundError)
+
+
+def test_help_shows_defaults_written_in_help_strings():
+    """Help text is shown as written: a "[default: ...]" inside a help string is not eaten as rich markup."""
+    from typer.testing import CliRunner
+
+    from lamina.cli import app
+
+    r = CliRunner().invoke(app, ["weights", "train", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "[default: ProbeXConfig's, 64]" in r.output

@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
 )
 app.add_typer(geo_app, name="geo")
 app.add_typer(weights_app, name="weights")

@@ -65,7 +65,9 @@ _IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, e
 
 def new_app(help: str) -> typer.Typer:
     """A Typer sub-app with lamina's settings."""
-    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+    # rich_markup_mode=None: help text is shown as written ("[default: 64]" inside a help string is text, not markup)
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+                       rich_markup_mode=None)
 
 
 def positive_ints(text: str, name: str) -> list[int]:
