@@ -77,6 +77,77 @@ def train_rate(cfg: EncoderConfig, batch: int, steps: int = 4) -> float:
     return batch / best_time(step, repeat=steps, min_time=0.0)
 
 
+def _ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, batch: int, steps: int, out) -> None:
+    """One rank of a data-parallel pretraining step loop (gloo, one torch thread), as ``lamina geo pretrain``
+    runs under torchrun; rank 0 puts its samples/s (all ranks' samples) in ``out``."""
+    import os
+    import time
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)  # a benchmark process of its own
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    m = torch.nn.parallel.DistributedDataParallel(ClimateModule(EncoderConfig(**cfg_dict)))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    cfg = EncoderConfig(**cfg_dict)
+    x, y = torch.rand(batch // world, cfg.dim_in) * 2 - 1, torch.randn(batch // world, cfg.n_variables)
+
+    def step():
+        loss = (m(x)[1] - y).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 0.5)
+        opt.step()
+
+    step()
+    dist.barrier()
+    best = float("inf")
+    for _ in range(steps):
+        t = time.perf_counter()
+        for _ in range(3):
+            step()
+        dist.barrier()
+        best = min(best, (time.perf_counter() - t) / 3)
+    if rank == 0:
+        out.put(batch / best)
+    dist.destroy_process_group()
+
+
+def ddp_train_rate(cfg: EncoderConfig, batch: int, world: int = 2, steps: int = 4) -> float:
+    """Samples/s of data-parallel pretraining steps on ``world`` single-threaded processes (gloo on loopback)."""
+    import socket
+
+    import torch.multiprocessing as tmp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = tmp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_worker, args=(r, world, port, cfg.to_dict(), batch, steps, out))
+             for r in range(world)]
+    for p in procs:
+        p.start()
+    rate = out.get(timeout=600)
+    for p in procs:
+        p.join()
+    return rate
+
+
+def train_only(cfg: EncoderConfig, batch: int = 4096) -> dict:
+    """Pretraining step rates of the bundled size: one process with the machine's threads against data-parallel
+    single-threaded processes (the way the shipped checkpoint was trained), both against the same matmul bound."""
+    gflops = matmul_gflops()
+    bound = gflops * 1e9 / (3 * forward_flops(cfg))
+    one = train_rate(cfg, batch)
+    ddp = ddp_train_rate(cfg, batch, world=2)
+    return {"machine": machine(), "matmul_gflops_fp32": gflops, "batch": batch, "bound_samples_per_s": bound,
+            "one_process_samples_per_s": one, "ddp_2x1_samples_per_s": ddp,
+            "one_process_fraction": one / bound, "ddp_fraction": ddp / bound}
+
+
 def peak_memory(rows: int, checkpoint: str | None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         import pyarrow as pa
@@ -170,7 +241,25 @@ def main() -> None:
     ap.add_argument("--memory-rows", type=int, default=0, help="rows of the Parquet peak-memory test (0: skip)")
     ap.add_argument("--checkpoint", default=None, help="checkpoint for the memory test (default: bundled)")
     ap.add_argument("--shared-only", action="store_true", help="only the shared-machine section")
+    ap.add_argument("--train-only", action="store_true", help="only the pretraining rates of the bundled size: one "
+                    "process vs two data-parallel single-threaded ones (geo_speed_train.md)")
     args = ap.parse_args()
+    if args.train_only:
+        from lamina.geo.encoder import load
+
+        r = train_only(load().config)
+        md = [f"# lamina.geo pretraining speed, bundled size ({r['machine']['cpus']} CPUs)", "",
+              "`python benchmarks/geo_speed.py --train-only`: AdamW steps with clipping on batches of "
+              f"{r['batch']:,}, against the 3 x forward matmul bound of the same run "
+              f"({r['matmul_gflops_fp32']:.1f} GFLOP/s float32: {r['bound_samples_per_s']:,.0f} samples/s).", "",
+              "| path | samples/s | of the bound |", "|---|---|---|",
+              f"| one process, {torch.get_num_threads()} threads | {r['one_process_samples_per_s']:,.0f} | "
+              f"{r['one_process_fraction']:.0%} |",
+              f"| 2 data-parallel processes x 1 thread (torchrun's way; gloo) | {r['ddp_2x1_samples_per_s']:,.0f} | "
+              f"{r['ddp_fraction']:.0%} |"]
+        write_results("geo_speed_train", r, "\n".join(md) + "\n")
+        print("\n".join(md))
+        return
     if args.shared_only:
         r = {"machine": machine(), "shared_machine": shared_machine()}
         md = [f"# lamina.geo speed on a shared machine ({r['machine']['cpus']} CPUs)", "",
