@@ -21,8 +21,14 @@ def test_bundled_checkpoint_is_small_and_described(enc):
     names = [v.name for v in enc.variables]
     assert {"elevation", "air_temperature", "sst", "linke_turbidity"} <= set(names)
     assert all(v.units for v in enc.variables)
-    metrics = enc.metadata["heldout_metrics"]["per_variable"]
-    assert set(metrics) >= set(names)
+    # a checkpoint trained on every pixel carries in-sample metrics and its selection run's held-out ones
+    meta = enc.metadata
+    held = meta["heldout_metrics"] if "heldout_metrics" in meta else meta["selection"]["heldout_metrics"]
+    assert set(held["per_variable"]) >= set(names)
+    if "selection" in meta:
+        assert set(meta["insample_metrics"]["per_variable"]) >= set(names)
+        assert meta["training"]["pretrain_config"]["val_fraction"] == 0.0
+        assert meta["selection"]["training"]["pretrain_config"]["val_fraction"] > 0
 
 
 def test_bundled_embeddings_shapes_and_determinism(enc):
@@ -72,9 +78,12 @@ def test_bundled_reconstruction_matches_the_source_fields(enc):
 
 def test_the_previous_default_stays_loadable_by_name_and_unknown_names_are_refused():
     from lamina.errors import CheckpointError
+    from lamina.geo.encoder import BUNDLED
 
     old = lamina.geo.load("bundled:offline10")
     assert "era5_t2m" not in old.variable_names and old.config.location_encoding == "direct"
+    for name in BUNDLED:
+        assert lamina.geo.load(f"bundled:{name}").embed(lon=[8.55], lat=[47.37], month=6).shape[0] == 1
     with pytest.raises(CheckpointError, match="no bundled checkpoint 'nope'"):
         lamina.geo.load("bundled:nope")
 

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from lamina.errors import InputError
 from lamina.geo.data.sources.chelsa import chelsa_stack
 from lamina.geo.encoder import EncoderConfig
 from lamina.geo.pretrain import PretrainConfig, masked_mse, pretrain
+from tests.killpoint import killed_cli
 
 TINY = EncoderConfig(n_variables=2, dim_hidden=32, num_layers=3, dim_embedding=8)
 
@@ -78,19 +78,14 @@ def _cli(folder, out, steps, extra=()):
 
 def test_resume_after_kill_9_continues_exactly(tiny_chelsa, tmp_path):
     steps = 150
-    # the run to be killed gets a lower priority than this process, so that on a busy machine this process still
-    # sees the first state file long before the run could finish; the wait allows for a heavily loaded machine
-    proc = subprocess.Popen(_cli(tiny_chelsa, tmp_path / "killed", steps), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, preexec_fn=lambda: os.nice(5))
+    # the run kills itself right after its 2nd resumable state (step 20): deterministic on any machine
+    cmd = killed_cli("lamina.geo.pretrain:_save_state", 2, _cli(tiny_chelsa, tmp_path / "killed", steps)[3:])
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state = tmp_path / "killed" / "state.pt"
-    deadline = time.time() + 900
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert state.exists(), proc.stderr.read().decode()[-2000:]
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert state.exists(), proc.stderr.decode()[-2000:]
     killed_at = torch.load(state, weights_only=True)["state"]["step"]
-    assert 0 < killed_at < steps, "the run must be interrupted mid-way for this test to mean anything"
+    assert killed_at == 20, "killed right after the 2nd state (eval every 10 steps)"
     resumed = subprocess.run(_cli(tiny_chelsa, tmp_path / "killed", steps), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     # whatever temporaries the kill left behind (state, history, best/), the resumed run cleaned them up

@@ -89,23 +89,19 @@ def test_kill_9_during_a_build_then_rerun_gives_the_clean_build(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
+
+    from tests.killpoint import killed_code
 
     code = ("import sys; from tests.weights.conftest import tiny_config; "
             "from lamina.weights.zoo.build import build_zoo;"
             "build_zoo(tiny_config(n_models=3), sys.argv[1], workers=1, quiet=True)")
     root = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-c", code, str(tmp_path / "z")]
-    proc = subprocess.Popen(cmd, cwd=root)
-    deadline = time.time() + 900
-    while time.time() < deadline and proc.poll() is None:
-        models = tmp_path / "z" / "models"
-        if models.is_dir() and sum(1 for _ in models.rglob("*.safetensors")) >= 2:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the build must be interrupted mid-way for this test to mean anything"
+    # the build kills itself right after its 2nd root: deterministic on any machine
+    killed = subprocess.run(killed_code("lamina.weights.zoo.build:_build_root", 2, code, [str(tmp_path / "z")]),
+                            cwd=root)
+    assert killed.returncode == -signal.SIGKILL, "the build must be interrupted mid-way for this test to mean anything"
+    assert len(read_catalogue(tmp_path / "z", "roots")) == 2 and not read_catalogue(tmp_path / "z", "models")
     subprocess.run(cmd, cwd=root, check=True)
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "clean")], cwd=root, check=True)
     a = {m["id"]: m for m in read_catalogue(tmp_path / "z", "models")}
