@@ -12,8 +12,8 @@ from .test_encoder import tiny_encoder
 
 
 def test_registry_names_and_order():
-    assert DEFAULT_METHODS == ("climplicit", "random-init", "source-values", "era5-values", "lonlat", "sh10",
-                               "sh40", "mlp", "geoclip")  # fmt: skip
+    assert DEFAULT_METHODS == ("climplicit", "random-init", "source-values", "era5-values", "era5-rff",
+                               "era5-rff-sh10", "lonlat", "sh10", "sh40", "mlp", "geoclip")  # fmt: skip
     assert all(spec.description for spec in METHODS.values())
 
 
