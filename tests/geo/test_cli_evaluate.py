@@ -137,3 +137,21 @@ def test_probe_fit_bad_input_exits_2(ckpts, tmp_path):
     _one_line_error(r, "encoder: expected one of")
     r = runner.invoke(app, ["geo", "probe-predict", str(ckpts / "dim8"), "pts.csv", "-o", str(tmp_path / "o.csv")])
     _one_line_error(r, "not a lamina probe")
+
+
+def test_a_probe_refuses_another_encoder_of_the_same_size(ckpts, fitted, tmp_path):
+    """Same feature size, other weights: the probe records its encoder's sha256 and refuses the other one."""
+    import torch
+
+    from tests.geo.test_encoder import tiny_encoder
+
+    other = tmp_path / "other"
+    enc = tiny_encoder()
+    with torch.no_grad():
+        next(enc.module.parameters()).add_(0.5)
+    enc.save(other)
+    pd.DataFrame({"lon": [8.55], "lat": [47.37]}).to_csv(tmp_path / "pts.csv", index=False)
+    r = runner.invoke(app, ["geo", "probe-predict", str(fitted), str(tmp_path / "pts.csv"), "-c", str(other),
+                            "-o", str(tmp_path / "pred.csv")])  # fmt: skip
+    _one_line_error(r, "was fitted on the encoder with sha256")
+    assert not (tmp_path / "pred.csv").exists()

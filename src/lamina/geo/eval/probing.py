@@ -38,6 +38,7 @@ class TaskProbe:
     kind: str
     labels: tuple[str, ...]
     units: str = ""
+    encoder_sha256: str | None = None
 
 
 def fit_task_probe(
@@ -64,8 +65,30 @@ def fit_task_probe(
         probe = LinearProbeRegressor(random_state=seed).fit(feats, t.y)
     else:
         probe = LinearProbeClassifier(random_state=seed).fit(feats, t.y)
-    ck = None if checkpoint is None else str(Path(checkpoint).resolve())
-    return TaskProbe(probe, encoder, ck, t.name, t.kind, tuple(t.labels), t.units)
+    return TaskProbe(probe, encoder, _checkpoint_ref(checkpoint), t.name, t.kind, tuple(t.labels), t.units,
+                     _encoder_sha256(encoder, checkpoint))
+
+
+ENCODER_METHODS = ("climplicit", "random-init")
+"""Methods whose features come from an encoder checkpoint (the probe records which one, by its sha256)."""
+
+
+def _checkpoint_ref(checkpoint) -> str | None:
+    """How a probe refers to its checkpoint: a bundled name as it is, a folder as an absolute path."""
+    if checkpoint is None:
+        return None
+    text = os.fspath(checkpoint)
+    return text if text.startswith("bundled:") else str(Path(text).resolve())
+
+
+def _encoder_sha256(encoder: str, checkpoint) -> str | None:
+    """sha256 of the weights an encoder method reads (None for the baselines, which have no checkpoint)."""
+    if encoder not in ENCODER_METHODS:
+        return None
+    from lamina._io import read_checkpoint_config
+    from lamina.geo.encoder import resolve_checkpoint
+
+    return read_checkpoint_config(resolve_checkpoint(checkpoint))["sha256"]
 
 
 def save_task_probe(tp: TaskProbe, directory: str | os.PathLike) -> Path:
@@ -78,6 +101,7 @@ def save_task_probe(tp: TaskProbe, directory: str | os.PathLike) -> Path:
         "labels": list(tp.labels),
         "units": tp.units,
         "n_features": int(tp.probe.n_features_in_),
+        "encoder_sha256": tp.encoder_sha256,
         "input": "lon, lat in degrees; features of months 3, 6, 9, 12 concatenated where the encoder has months",
     }
     return save_probe(tp.probe, directory, metadata=meta)
@@ -91,7 +115,7 @@ def load_task_probe(directory: str | os.PathLike) -> TaskProbe:
         raise InputError(f"probe: {directory} was not saved by lamina geo probe-fit (no {missing[0]!r} in metadata)")
     return TaskProbe(
         probe, meta["encoder"], meta.get("checkpoint"), meta["task"], meta["kind"], tuple(meta["labels"]),
-        meta.get("units", ""),
+        meta.get("units", ""), meta.get("encoder_sha256"),
     )  # fmt: skip
 
 
@@ -133,6 +157,13 @@ def predict_points(
             f"checkpoint: {source} gives {feats.shape[1]} features per point, but the probe in {probe_dir} was fitted "
             f"on {expected}; use the checkpoint the probe was fitted with, or fit a new probe (lamina geo probe-fit)"
         )
+    if tp.encoder_sha256 is not None:  # the same weights, not just the same feature size
+        used = _encoder_sha256(tp.encoder, ck)
+        if used != tp.encoder_sha256:
+            where = ck if ck is not None else "the bundled default"
+            raise InputError(f"checkpoint: the probe in {probe_dir} was fitted on the encoder with sha256 "
+                             f"{tp.encoder_sha256[:12]}..., {where} has {used[:12]}...; give the checkpoint it was "
+                             "fitted on (--checkpoint), or fit a new probe (lamina geo probe-fit)")
     out = {"lon": lon, "lat": lat}
     if tp.kind == "regression":
         pred = np.asarray(tp.probe.predict(feats)).reshape(len(lon), -1)
