@@ -155,3 +155,14 @@ def test_a_probe_refuses_another_encoder_of_the_same_size(ckpts, fitted, tmp_pat
                             "-o", str(tmp_path / "pred.csv")])  # fmt: skip
     _one_line_error(r, "was fitted on the encoder with sha256")
     assert not (tmp_path / "pred.csv").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999999"])
+def test_bad_seeds_exit_2_and_leave_nothing(ckpts, tmp_path, seed):
+    r = runner.invoke(app, ["geo", "probe-fit", "city-temperature", "-c", str(ckpts / "dim8"), "--seed", seed,
+                            "-o", str(tmp_path / "p")])
+    _one_line_error(r, "seed: expected an integer in [0,")
+    r = runner.invoke(app, ["geo", "raster", "--bbox", "5", "45", "6", "46", "-r", "0.5", "--pca", "2", "--seed",
+                            seed, "-c", str(ckpts / "dim8"), "-o", str(tmp_path / "r.tif")])
+    _one_line_error(r, "seed: expected an integer in [0,")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -30,6 +30,7 @@ import numpy as np
 
 from lamina._io import atomic_path, write_json_atomic
 from lamina._process import single_threaded
+from lamina._validation import check_seed
 from lamina.errors import InputError
 from lamina.geo.encoder import ClimateEncoder
 from lamina.geo.raster import RasterGrid, band_names, embed_rows, months_of, provenance
@@ -185,6 +186,7 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
         raise InputError(f"block_rows: expected an integer >= 1, got {block_rows!r}")
     if not isinstance(pca_sample, int) or pca_sample < 2:
         raise InputError(f"pca_sample: expected an integer >= 2, got {pca_sample!r}")
+    seed = check_seed("seed", seed)  # before any work folder is made
     if pca and grid.height * grid.width < pca:
         raise InputError(f"pca: {pca} components need at least {pca} pixels; the grid has "
                          f"{grid.height * grid.width}")

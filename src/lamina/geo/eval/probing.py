@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lamina._validation import check_lon_lat
+from lamina._validation import check_lon_lat, check_seed
 from lamina.errors import InputError
 from lamina.geo.eval.features import feature_provider
 from lamina.geo.eval.tasks import load_task
@@ -58,6 +58,7 @@ def fit_task_probe(
         n: task sample size (None: the task default).
         seed: seed of the task sample and of the probe's inner cross-validation.
     """
+    seed = check_seed("seed", seed)
     t = load_task(task, n=n, seed=seed)
     provider = feature_provider(encoder, checkpoint)
     feats = provider.features(lon=t.lon, lat=t.lat, month=t.month)
