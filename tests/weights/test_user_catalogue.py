@@ -122,3 +122,12 @@ def test_cli_needs_categories(collection, tmp_path):
     assert r.exit_code == 2 and "--categories" in r.output
     with pytest.raises(InputError):
         add_user_models(tmp_path / "c", [])
+
+
+@pytest.mark.parametrize("heldout, words", [("999", "must lie in"), ("-1", "must lie in"), ("0,1,2,3", "all 4")])
+def test_heldout_indices_outside_the_vocabulary_are_refused(collection, tmp_path, heldout, words):
+    add_user_models(tmp_path / "cat", [{"path": collection / f"m{i:02d}" if i % 2 == 0 else collection / f"m{i:02d}.pt",
+                                        "categories": "bird,fish,tree,city".split(",")[i % 4]} for i in range(12)])
+    r = runner.invoke(app, ["weights", "train", str(tmp_path / "cat"), "-o", str(tmp_path / "probe"), "--epochs", "1",
+                            "--heldout", heldout])
+    assert r.exit_code == 2 and words in r.output, r.output

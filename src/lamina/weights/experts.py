@@ -95,6 +95,10 @@ class TrainConfig:
         grid_configs(self.probex, self.probex_grid)  # checks the grid
         check_number("val_fraction", self.val_fraction, high=0.5)
         check_seed("seed", self.seed)
+        if not isinstance(self.heldout, list | tuple) or any(isinstance(h, bool) or not isinstance(h, int | np.integer)
+                                                              for h in self.heldout):
+            raise InputError(f"heldout: expected a list of category indices, got {self.heldout!r}")
+        self.heldout = [int(h) for h in self.heldout]
         check_positive_int("fingerprint_dim", self.fingerprint_dim)
         check_number("min_sep", self.min_sep)
         if self.reader not in READERS:
@@ -167,6 +171,12 @@ class ProbeXMixture(BaseEstimator):
         self.categories_ = [v["name"] for v in vocab]
         self.prompts_ = [v["prompt"] for v in vocab]
         C = len(vocab)
+        bad = [h for h in cfg.heldout if not 0 <= h < C]
+        if bad:
+            raise InputError(f"heldout: category indices must lie in [0, {C}) for this zoo's {C} categories, got "
+                             f"{bad}")
+        if len(set(cfg.heldout)) >= C:
+            raise InputError(f"heldout: holds out all {C} categories; at least one must be seen by the probes")
         self.seen_ = [c for c in range(C) if c not in set(cfg.heldout)]
         folds = category_folds(self.categories_, self.seen_) if cfg.text_ranks else []  # checks the names first
         paths = [zoo / m["path"] for m in models]
