@@ -182,3 +182,37 @@ def test_cli_gpkg_output_needs_a_geometry_input(ckpt, tmp_path):
     r = runner.invoke(app, ["geo", "embed", str(src), "-o", str(tmp_path / "o.gpkg"), "-m", "6", "-c", str(ckpt)])
     assert r.exit_code == 2 and "needs an input with point geometries" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.csv"]
+
+
+def _geoparquet(path, geo_meta: bytes | None, wkb=None):
+    """A Parquet file written by pyarrow with a hand-set 'geo' entry (the damage under test), from a real point."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+
+    geom = wkb if wkb is not None else shapely.to_wkb(shapely.points([8.55], [47.37]))
+    table = pa.table({"site": ["a"], "geometry": pa.array(list(geom), type=pa.binary())})
+    if geo_meta is not None:
+        table = table.replace_schema_metadata({b"geo": geo_meta})
+    pq.write_table(table, path)
+
+
+@pytest.mark.parametrize("geo_meta, wkb, words", [
+    (b"{not json", None, "not JSON"),
+    (b"[1, 2]", None, "not a GeoParquet description"),
+    (b'{"primary_column": "geometry", "columns": {"geometry": 5}}', None, "is not an object"),
+    (b'{"primary_column": "geometry", "columns": {"geometry": {"encoding": "WKB"}}}', [b"\x01\x02garbage"],
+     "not a WKB geometry at row 0"),
+    (b'{"primary_column": "geometry", "columns": {"geometry": {"encoding": "WKB", "crs": "EPSG:99999999"}}}', None,
+     "CRS that cannot be read"),
+])
+def test_damaged_geoparquet_is_one_error_line(tmp_path, geo_meta, wkb, words):
+    from typer.testing import CliRunner
+
+    from lamina.cli import app
+
+    src = tmp_path / "pts.parquet"
+    _geoparquet(src, geo_meta, wkb)
+    r = CliRunner().invoke(app, ["geo", "embed", str(src), "-o", str(tmp_path / "out.parquet"), "--month", "6"])
+    assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pts.parquet"]

@@ -224,10 +224,9 @@ def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk
                  precision, progress, provenance: dict | None = None) -> int:
     """:func:`process_table` for GeoParquet / GeoPackage points: reprojected to lon / lat, geometry kept."""
     import pyarrow as pa
-    import shapely
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lamina.geo.points import GEO_SUFFIXES, GeoReader, GeoWriter, points_lonlat
+    from lamina.geo.points import GEO_SUFFIXES, GeoReader, GeoWriter, geometries_from_wkb, points_lonlat
 
     reader = GeoReader(src, chunk_rows)
     if reader.crs is None:
@@ -244,7 +243,8 @@ def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk
             for attrs, wkb in reader:
                 if month_col and month_col not in attrs.schema.names:
                     raise InputError(f"column {month_col!r} not found in {src}; columns are {attrs.schema.names}")
-                lon, lat = points_lonlat(shapely.from_wkb(wkb), reader.crs, where=str(src), offset=n_done)
+                geoms = geometries_from_wkb(wkb, where=str(src), offset=n_done)
+                lon, lat = points_lonlat(geoms, reader.crs, where=str(src), offset=n_done)
                 mo = _numeric_column(attrs, month_col, src, n_done) if month_col else month
                 try:
                     out, cols = _compute(encoder, what, lon, lat, mo, wrap_lon, precision)

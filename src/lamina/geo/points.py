@@ -45,6 +45,19 @@ def _is_wgs84_lonlat(crs) -> bool:
     return CRS.from_user_input(crs).equals(CRS.from_epsg(4326), ignore_axis_order=True)
 
 
+def geometries_from_wkb(wkb: np.ndarray, *, where: str, offset: int = 0) -> np.ndarray:
+    """(N,) shapely geometries from WKB bytes; InputError naming the first row that is not WKB."""
+    import shapely
+
+    try:
+        return shapely.from_wkb(wkb)
+    except (shapely.errors.GEOSException, TypeError, ValueError):
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+        bad = np.flatnonzero(shapely.is_missing(geoms) & np.array([w is not None for w in wkb]))
+        row = offset + (int(bad[0]) if bad.size else 0)
+        raise InputError(f"geometry: {where} holds bytes that are not a WKB geometry at row {row}") from None
+
+
 def points_lonlat(geoms: np.ndarray, crs, *, where: str, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Longitude and latitude (EPSG:4326, degrees) of point geometries in ``crs``.
 
@@ -75,10 +88,18 @@ def points_lonlat(geoms: np.ndarray, crs, *, where: str, offset: int = 0) -> tup
         name = "missing" if kinds[i] < 0 else shapely.GeometryType(int(kinds[i])).name.lower()
         raise InputError(f"geometry: {where} holds a {name} geometry at row {offset + i}; expected points")
     x, y = shapely.get_x(geoms), shapely.get_y(geoms)
-    if _is_wgs84_lonlat(crs):
+    from pyproj.exceptions import CRSError, ProjError
+
+    try:
+        wgs84 = _is_wgs84_lonlat(crs)
+        transformer = None if wgs84 else Transformer.from_crs(crs, 4326, always_xy=True)
+    except (CRSError, ProjError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"geometry: {where} has a CRS that cannot be read or reprojected ({first})") from None
+    if transformer is None:
         lon, lat = x, y
     else:
-        lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
+        lon, lat = transformer.transform(x, y)
         lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if bad.any():
@@ -144,9 +165,21 @@ class GeoReader:
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(path)
-            meta = json.loads(pf.schema_arrow.metadata[b"geo"])
+            try:
+                meta = json.loads(pf.schema_arrow.metadata[b"geo"])
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InputError(f"geometry: {path}: its 'geo' metadata is not JSON ({exc}); rewrite the file "
+                                 "with GeoPandas (gdf.to_parquet)") from None
+            cols = meta.get("columns") if isinstance(meta, dict) else None
+            if not isinstance(meta, dict) or not isinstance(cols, dict) or not isinstance(
+                    meta.get("primary_column", "geometry"), str):
+                raise InputError(f"geometry: {path}: its 'geo' metadata is not a GeoParquet description (an object "
+                                 "with 'primary_column' and 'columns'); rewrite the file with GeoPandas")
             self.geometry_name = meta.get("primary_column", "geometry")
-            col = meta.get("columns", {}).get(self.geometry_name, {})
+            col = cols.get(self.geometry_name, {})
+            if not isinstance(col, dict):
+                raise InputError(f"geometry: {path}: the 'geo' metadata of column {self.geometry_name!r} is not an "
+                                 "object")
             if col.get("encoding", "WKB").upper() != "WKB":
                 raise InputError(f"geometry: {path} stores geometries as {col.get('encoding')!r}; lamina reads "
                                  "WKB GeoParquet (GeoPandas: gdf.to_parquet(..., geometry_encoding='WKB'))")
