@@ -56,7 +56,8 @@ def test_partitions_on_a_cluster_equal_the_single_machine_embedding_and_resume(p
     info = embed_partitions(parts, out, checkpoint=ckpt, month_col="month", scheduler=cluster.scheduler_address,
                             progress=False)
     assert info == {"partitions": 3, "skipped": 0, "rows": 150, "output": str(out)}
-    assert sorted(p.name for p in out.iterdir()) == [JOB_FILE, "a.parquet", "b.parquet", "c.csv"]
+    # a CSV partition gets its provenance sidecar (c.csv.lamina.json) beside it, as any CSV output
+    assert sorted(p.name for p in out.iterdir()) == [JOB_FILE, "a.parquet", "b.parquet", "c.csv", "c.csv.lamina.json"]
     enc = load(ckpt)
     for name, reader in (("a.parquet", pd.read_parquet), ("c.csv", pd.read_csv)):
         src, got = reader(parts / name), reader(out / name)
