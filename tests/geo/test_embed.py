@@ -117,3 +117,18 @@ def test_every_table_output_says_which_encoder_made_it(tmp_path):
     process_table(enc, tmp_path / "g.gpkg", tmp_path / "o.gpkg", month=3, progress=False)
     layer_meta = pyogrio.read_info(tmp_path / "o.gpkg")["layer_metadata"]
     assert json.loads(layer_meta["lamina"])["checkpoint_sha256"] == sha
+
+
+def test_an_input_column_named_like_an_output_column_is_refused(tmp_path):
+    from typer.testing import CliRunner
+
+    from lamina.cli import app
+
+    (tmp_path / "pts.csv").write_text("lon,lat,emb_000\n8.55,47.37,1\n")
+    r = CliRunner().invoke(app, ["geo", "embed", str(tmp_path / "pts.csv"), "-o", str(tmp_path / "o.parquet"),
+                                 "--month", "6"])
+    assert r.exit_code == 2 and "'emb_000'" in r.output and "--no-keep-columns" in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pts.csv"]
+    r = CliRunner().invoke(app, ["geo", "embed", str(tmp_path / "pts.csv"), "-o", str(tmp_path / "o.parquet"),
+                                 "--month", "6", "--no-keep-columns"])
+    assert r.exit_code == 0, r.output

@@ -197,6 +197,7 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
                 table = pa.Table.from_arrays(arrays, names=cols)
                 if keep_columns:
                     base = pa.Table.from_batches([chunk]) if isinstance(chunk, pa.RecordBatch) else chunk
+                    _check_no_clash(base.schema.names, cols, src)
                     for j, name in enumerate(base.schema.names):
                         table = table.add_column(j, name, base.column(j))
                 if writer is None:
@@ -252,6 +253,7 @@ def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk
                     raise InputError(_with_row(str(exc), n_done)) from None
                 table = pa.Table.from_arrays([pa.array(out[:, j]) for j in range(out.shape[1])], names=cols)
                 if keep_columns:
+                    _check_no_clash([*attrs.schema.names, reader.geometry_name], cols, src)
                     for j, name in enumerate(attrs.schema.names):
                         table = table.add_column(j, name, attrs.column(j))
                 writer.write(table, wkb)
@@ -262,6 +264,14 @@ def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk
         if n_done == 0:
             raise InputError(f"input: {src} has no rows")
     return n_done
+
+
+def _check_no_clash(inputs, outputs, src) -> None:
+    """Refuse input columns named like output columns (the file would hold two columns of one name)."""
+    clash = sorted(set(inputs) & set(outputs))
+    if clash:
+        raise InputError(f"column {clash[0]!r} of {src} has the name of an output column; rename it, or leave the "
+                         "input columns out (--no-keep-columns)")
 
 
 def _with_row(msg: str, offset: int) -> str:
