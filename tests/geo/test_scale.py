@@ -123,6 +123,17 @@ def test_cli_bad_partitioned_input_is_one_line_exit_2(parts, ckpt, tmp_path, arg
     assert r.exit_code == 2, r.output
     assert fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.parquet").exists()
+    assert not (tmp_path / "o").exists()  # an unreachable scheduler leaves no job folder that would refuse reruns
+
+
+def test_an_unreachable_scheduler_does_not_block_a_later_run_with_other_arguments(parts, ckpt, tmp_path):
+    (tmp_path / "o").mkdir()  # an empty folder the user made stays, empty
+    argv = ["geo", "embed", str(parts), "-o", str(tmp_path / "o"), "-c", str(ckpt), "--no-progress"]
+    r = runner.invoke(app, [*argv, "-m", "1", "--scheduler", "tcp://127.0.0.1:9"])
+    assert r.exit_code == 2 and "cannot reach" in r.stderr
+    assert list((tmp_path / "o").iterdir()) == []
+    r = runner.invoke(app, [*argv, "-m", "2", "--workers", "1"])
+    assert r.exit_code == 0, r.output
 
 
 def test_partition_names_must_not_collide(tmp_path):

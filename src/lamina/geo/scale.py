@@ -164,24 +164,33 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
               "chunk_rows": chunk_rows, "wrap_lon": wrap_lon, "keep_columns": keep_columns, "precision": precision}
     job = {"inputs": [str(p.resolve()) for p in files], "checkpoint_sha256": sha, "output_format": output_format,
            **kwargs}
+    existed = dst.exists()
+    fresh = not existed or not any(dst.iterdir())
     todo = _start_job(dst, job)
     pending = [(p, dst / _output_name(p, out_suffix)) for p in files]
     pending = [(p, q) for p, q in pending if not (q.name in todo and q.is_file())]
     skipped = len(files) - len(pending)
     rows = 0
     if pending:
-        with dask_client(scheduler or "local", workers, extra="geo") as client:
-            local = scheduler is None
-            threads = max(1, (os.cpu_count() or 1) // check_workers("workers", workers)) if local else None
-            bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TextColumn("partitions"),
-                           TimeElapsedColumn(), disable=not progress)
-            with bar:
-                task = bar.add_task(what, total=len(files), completed=skipped)
-                jobs = bounded_map(client, _embed_pair, pending, ckpt, sha, threads, kwargs, ordered=False,
-                                   key=lambda pq: f"lamina-embed-{pq[1].name}")
-                for _, n in jobs:  # the first failure raises here, with its own message
-                    rows += n
-                    bar.advance(task)
+        try:
+            with dask_client(scheduler or "local", workers, extra="geo") as client:
+                local = scheduler is None
+                threads = max(1, (os.cpu_count() or 1) // check_workers("workers", workers)) if local else None
+                bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("partitions"), TimeElapsedColumn(), disable=not progress)
+                with bar:
+                    task = bar.add_task(what, total=len(files), completed=skipped)
+                    jobs = bounded_map(client, _embed_pair, pending, ckpt, sha, threads, kwargs, ordered=False,
+                                       key=lambda pq: f"lamina-embed-{pq[1].name}")
+                    for _, n in jobs:  # the first failure raises here, with its own message
+                        rows += n
+                        bar.advance(task)
+        except InputError:  # e.g. no scheduler reached: a folder this call started and left empty is removed
+            if fresh and [q.name for q in dst.iterdir()] == [JOB_FILE]:
+                (dst / JOB_FILE).unlink()
+                if not existed:
+                    dst.rmdir()
+            raise
     write_json_atomic(dst / JOB_FILE, {**job, "complete": True})
     return {"partitions": len(files), "skipped": skipped, "rows": rows, "output": str(dst)}
 
