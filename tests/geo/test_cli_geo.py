@@ -98,3 +98,20 @@ def test_sources_lists_every_offline_field_with_provenance():
         assert 0 < entry["grid_deg"] <= 5 and len(entry["shape"]) == 2
         assert isinstance(entry["monthly"], bool)
     assert doc["elevation"]["units"] == "m" and not doc["elevation"]["monthly"]
+
+
+def test_file_writing_commands_print_json_with_provenance(tmp_path):
+    """`geo embed FILE`, `geo reconstruct FILE` and `geo raster` print what they wrote as JSON on stdout."""
+    from lamina._io import read_checkpoint_config
+    from lamina.geo.encoder import default_checkpoint_path
+
+    sha = read_checkpoint_config(default_checkpoint_path())["sha256"]
+    (tmp_path / "pts.csv").write_text("lon,lat\n8.55,47.37\n-70,-15\n")
+    for cmd in (["embed", str(tmp_path / "pts.csv"), "-o", str(tmp_path / "e.parquet"), "-m", "6"],
+                ["reconstruct", str(tmp_path / "pts.csv"), "-o", str(tmp_path / "r.parquet"), "-m", "6"],
+                ["raster", "--bbox", "5", "45", "6", "46", "-r", "0.5", "-m", "6", "-o", str(tmp_path / "a.tif")]):
+        r = runner.invoke(app, ["geo", *cmd, "--no-progress"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert doc["checkpoint_sha256"] == sha and doc["output"].endswith(cmd[cmd.index("-o") + 1].split("/")[-1])
+    assert doc["rows"] == 4 and doc["what"] == "raster"

@@ -74,6 +74,7 @@ def embed(
         skipped = f" ({info['skipped']} already done)" if info["skipped"] else ""
         typer.echo(f"wrote {info['rows']} rows in {info['partitions'] - info['skipped']} partitions to "
                    f"{output}{skipped}", err=True)
+        echo_json({**info, "output": str(output)})
         return
     if scheduler is not None:
         raise InputError("--scheduler needs a folder or a glob of partitions as input")
@@ -95,6 +96,7 @@ def embed(
                       month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon, keep_columns=keep_columns,
                       precision=precision, progress=progress)
     typer.echo(f"wrote {n} rows to {output}", err=True)
+    echo_json(_written(enc, output, n, "embed"))
 
 
 def reconstruct(
@@ -132,6 +134,7 @@ def reconstruct(
                       month_col=month_col, month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon,
                       keep_columns=keep_columns, progress=progress)
     typer.echo(f"wrote {n} rows to {output}", err=True)
+    echo_json(_written(enc, output, n, "reconstruct"))
 
 
 def raster(
@@ -159,6 +162,16 @@ def raster(
                         force=force, block_rows=block_rows, seed=seed, precision=precision, progress=progress)
     resumed = f", resumed after {info['resumed_blocks']} finished blocks" if info["resumed_blocks"] else ""
     typer.echo(f"wrote {info['height']} x {info['width']} x {info['bands']} raster to {output}{resumed}", err=True)
+    echo_json({**_written(enc, output, info["height"] * info["width"], "raster"), **info})
+
+
+def _written(enc, output, rows: int, what: str) -> dict:
+    """The JSON a file-writing command prints: what was written, how much, and by which encoder."""
+    from lamina import __version__
+    from lamina.geo.raster import weights_sha256
+
+    return {"output": str(output), "what": what, "rows": int(rows), "checkpoint_sha256": weights_sha256(enc),
+            "lamina_version": __version__}
 
 
 def _stack(spec: str | None):
