@@ -61,9 +61,10 @@ def embed_rates(enc: ClimateEncoder, batches, flops: int, gflops_ref: float, pre
     return rows
 
 
-def train_rate(cfg: EncoderConfig, batch: int, steps: int = 4) -> float:
+def _train_step(cfg: EncoderConfig, batch: int, wrap=lambda m: m):
+    """One pretraining step (AdamW, clipping) on a fixed random batch of ``batch`` samples, as a closure."""
     torch.manual_seed(0)
-    m = ClimateModule(cfg)
+    m = wrap(ClimateModule(cfg))
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
     x, y = torch.rand(batch, cfg.dim_in) * 2 - 1, torch.randn(batch, cfg.n_variables)
 
@@ -74,7 +75,11 @@ def train_rate(cfg: EncoderConfig, batch: int, steps: int = 4) -> float:
         torch.nn.utils.clip_grad_norm_(m.parameters(), 0.5)
         opt.step()
 
-    return batch / best_time(step, repeat=steps, min_time=0.0)
+    return step
+
+
+def train_rate(cfg: EncoderConfig, batch: int, steps: int = 4) -> float:
+    return batch / best_time(_train_step(cfg, batch), repeat=steps, min_time=0.0)
 
 
 def _ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, batch: int, steps: int, out) -> None:
@@ -88,19 +93,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, batch: int, st
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)  # a benchmark process of its own
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.manual_seed(0)
-    m = torch.nn.parallel.DistributedDataParallel(ClimateModule(EncoderConfig(**cfg_dict)))
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
-    cfg = EncoderConfig(**cfg_dict)
-    x, y = torch.rand(batch // world, cfg.dim_in) * 2 - 1, torch.randn(batch // world, cfg.n_variables)
-
-    def step():
-        loss = (m(x)[1] - y).square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 0.5)
-        opt.step()
-
+    step = _train_step(EncoderConfig(**cfg_dict), batch // world, wrap=torch.nn.parallel.DistributedDataParallel)
     step()
     dist.barrier()
     best = float("inf")

@@ -34,9 +34,7 @@ sys.argv = ["-c", *sys.argv[4:]]  # as the command would see them: argv[0] first
 def killed_cli(target: str, calls: int, cli_args: list[str]) -> list[str]:
     """``python -c ...`` running ``lamina CLI_ARGS`` that kills itself after ``target`` (``"module:attr"``, attr
     may be dotted: ``Class.method``) returned ``calls`` times."""
-    mod, attr = target.split(":")
-    run = "from lamina.cli import main; sys.argv[0] = 'lamina'; main()"
-    return [sys.executable, "-c", _CODE.replace("{run}", run), mod, attr, str(calls), *cli_args]
+    return killed_code(target, calls, "from lamina.cli import main; sys.argv[0] = 'lamina'; main()", cli_args)
 
 
 def killed_code(target: str, calls: int, code: str, args: list[str]) -> list[str]:

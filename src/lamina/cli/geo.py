@@ -81,12 +81,11 @@ def embed(
     enc = _encoder(checkpoint)
     if table is None:
         emb = enc.embed(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon, precision=precision)
-        from lamina import __version__
-        from lamina.geo.raster import weights_sha256
+        from lamina.geo.embed import encoder_provenance
 
         echo_json({"lon": lon, "lat": lat, "month": month if month is not None else [3, 6, 9, 12],
                    "dim": int(emb.shape[1]), "embedding": [[round(float(v), 6) for v in row] for row in emb],
-                   "checkpoint_sha256": weights_sha256(enc), "lamina_version": __version__})
+                   **encoder_provenance(enc)})
         return
     from lamina.geo.embed import process_table
 
@@ -167,11 +166,9 @@ def raster(
 
 def _written(enc, output, rows: int, what: str) -> dict:
     """The JSON a file-writing command prints: what was written, how much, and by which encoder."""
-    from lamina import __version__
-    from lamina.geo.raster import weights_sha256
+    from lamina.geo.embed import encoder_provenance
 
-    return {"output": str(output), "what": what, "rows": int(rows), "checkpoint_sha256": weights_sha256(enc),
-            "lamina_version": __version__}
+    return {"output": str(output), "what": what, "rows": int(rows), **encoder_provenance(enc)}
 
 
 def _stack(spec: str | None):

@@ -97,13 +97,19 @@ PROVENANCE_KEY = "lamina"
 ``NAME.csv.lamina.json`` with the same JSON."""
 
 
-def table_provenance(encoder: ClimateEncoder, *, what: str, month, month_col, src) -> dict:
-    """What made a table of embeddings or reconstructions: the checkpoint's sha256 (as its config.json states it),
-    lamina's version, the operation, the month(s) and the input file."""
+def encoder_provenance(encoder: ClimateEncoder) -> dict:
+    """``{"lamina_version", "checkpoint_sha256"}``: which encoder made an output (the sha256 as the checkpoint's
+    config.json states it)."""
     from lamina import __version__
     from lamina.geo.raster import weights_sha256
 
-    return {"lamina_version": __version__, "checkpoint_sha256": weights_sha256(encoder), "what": what,
+    return {"lamina_version": __version__, "checkpoint_sha256": weights_sha256(encoder)}
+
+
+def table_provenance(encoder: ClimateEncoder, *, what: str, month, month_col, src) -> dict:
+    """What made a table of embeddings or reconstructions: :func:`encoder_provenance`, the operation, the month(s)
+    and the input file."""
+    return {**encoder_provenance(encoder), "what": what,
             "months": (f"column {month_col}" if month_col else
                        ",".join(map(str, EMBED_MONTHS)) if month is None else str(month)),
             "input": str(src), "variables": ",".join(encoder.variable_names) if what == "reconstruct" else "",

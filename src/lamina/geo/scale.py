@@ -132,7 +132,6 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lamina._validation import check_positive_int
     from lamina.geo.encoder import load, resolve_checkpoint
     from lamina.geo.raster import weights_sha256
 
@@ -150,7 +149,7 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
         raise InputError("month: reconstruct needs --month or --month-col (the variables are monthly)")
     if precision not in ("float32", "bfloat16"):
         raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
-    workers = check_positive_int("workers", workers)
+    workers = check_workers("workers", workers)  # capped once here; the local cluster gets the capped count
     if scheduler is not None and not isinstance(scheduler, str):
         raise InputError(f"scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
     resolved = {p.resolve() for p in files}
@@ -175,7 +174,7 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
         try:
             with dask_client(scheduler or "local", workers, extra="geo") as client:
                 local = scheduler is None
-                threads = max(1, (os.cpu_count() or 1) // check_workers("workers", workers)) if local else None
+                threads = max(1, (os.cpu_count() or 1) // workers) if local else None
                 bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
                                TextColumn("partitions"), TimeElapsedColumn(), disable=not progress)
                 with bar:
