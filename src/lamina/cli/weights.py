@@ -49,7 +49,8 @@ def zoo_build(
     out: Path = typer.Option(..., "-o", "--out", help="Zoo folder (created; an interrupted build resumes here)."),
     config: str = typer.Option("benchmark", "--config",
                                help="TOML file, or a bundled config: benchmark, small, dev, transformer, "
-                                    "transformer-wide."),
+                                    "transformer-wide, minilm-wordnet (all-MiniLM-L6-v2 x WordNet: PEFT LoRA "
+                                    "and full fine-tunes), minilm-wordnet-tiny."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (1 torch thread each): the local "
                                                      "pool's, or the local Dask cluster's with --dask."),
     dask: bool = typer.Option(False, "--dask", help="Fine-tune on Dask: a local cluster of --workers processes, "

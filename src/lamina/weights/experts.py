@@ -29,7 +29,7 @@ from lamina._process import torch_threads
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_number, check_ranks, checkpoint_content
-from lamina.weights.layers import load_layers, read_state
+from lamina.weights.layers import is_head, load_layers, read_state
 from lamina.weights.probes.linear import LowRankProbe
 from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.probes.probex import ProbeX, ProbeXConfig, grid_configs, settings_text
@@ -111,10 +111,10 @@ class TrainConfig:
 
 
 def candidate_layers(state: dict) -> list[str]:
-    """Body tensors a probe can read: weights with >= 2 dimensions and LoRA pairs (read as ``B @ A``), head
-    excluded."""
+    """Body tensors a probe can read: weights with >= 2 dimensions and LoRA pairs (read as ``B @ A``), the head
+    (:func:`~lamina.weights.layers.is_head`) excluded."""
     weights = {k[: -len(".weight")] for k, v in state.items()
-               if k.endswith(".weight") and np.ndim(v) >= 2 and not k.startswith("head.")}
+               if k.endswith(".weight") and np.ndim(v) >= 2 and not is_head(k)}
     lora = {k[: -len(".lora_A")] for k in state if k.endswith(".lora_A") and k[:-1] + "B" in state}
     return sorted(weights | lora)
 

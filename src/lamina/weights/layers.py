@@ -24,6 +24,16 @@ from lamina.weights.io.readers import read_model
 
 logger = logging.getLogger(__name__)
 
+HEAD_PREFIXES = ("head.", "classifier.", "score.")
+"""Key prefixes of a classification head (lamina's zoos: ``head``; Hugging Face sequence classifiers:
+``classifier`` or ``score``). A head differs in shape from model to model (one row per class) and is no part of
+the body that trees and probes read."""
+
+
+def is_head(key: str) -> bool:
+    """Whether a tensor name belongs to a classification head (see :data:`HEAD_PREFIXES`)."""
+    return key.startswith(HEAD_PREFIXES)
+
 
 def reshape_weight(w: np.ndarray, kind: str | None = None) -> np.ndarray:
     """Apply the reshape rule for a weight tensor.

@@ -25,9 +25,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from lamina.errors import CheckpointError, InputError
-from lamina.weights.layers import lora_delta, read_state
+from lamina.weights.layers import is_head, lora_delta, read_state
 
-HEAD_PREFIX = "head."
 PROJECTION = "sklearn.GaussianRandomProjection"  # recorded in saved routers: fingerprints of another kind differ
 logger = logging.getLogger(__name__)
 
@@ -36,14 +35,14 @@ LORA_DELTA = ".lora_delta"  # the key suffix a LoRA pair takes in a signature
 
 
 def signature(state: dict) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """Names and shapes of the body tensors (everything but ``head.*``), sorted.
+    """Names and shapes of the body tensors (everything but a head, :func:`~lamina.weights.layers.is_head`), sorted.
 
     A LoRA pair (``NAME.lora_A`` (r, in), ``NAME.lora_B`` (out, r)) counts as one tensor ``NAME.lora_delta`` of
     shape (out, in), its update ``B @ A``: adapters of one base model share a signature whatever their rank.
     """
     items = []
     for k, v in state.items():
-        if k.startswith(HEAD_PREFIX) or (k.endswith(".lora_B") and k[: -len(".lora_B")] + ".lora_A" in state):
+        if is_head(k) or (k.endswith(".lora_B") and k[: -len(".lora_B")] + ".lora_A" in state):
             continue
         base = k[: -len(".lora_A")]
         if k.endswith(".lora_A") and f"{base}.lora_B" in state:

@@ -29,6 +29,7 @@ from lamina._process import torch_seed
 from lamina._validation import check_positive_int, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import NotFittedError, check_number
+from lamina.weights.layers import is_head
 from lamina.weights.probes._train import train_bce
 from lamina.weights.probes.probex import RIDGE_ALPHAS, count_params, preprocess
 
@@ -234,7 +235,7 @@ def weight_statistics(state: dict) -> np.ndarray:
     """StatNN features of one model: 8 statistics of every body tensor (sorted by name, head excluded), (F,)."""
     feats = []
     for k in sorted(state):
-        if k.startswith("head."):
+        if is_head(k):
             continue
         w = np.asarray(state[k], np.float64).ravel()
         q = np.quantile(w, [0.0, 0.25, 0.5, 0.75, 1.0])

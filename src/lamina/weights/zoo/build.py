@@ -38,6 +38,7 @@ from lamina.errors import InputError
 from lamina.weights._checks import check_number
 from lamina.weights.io.modelfile import load_model_state as _load_state
 from lamina.weights.io.modelfile import save_model_file
+from lamina.weights.io.readers import model_digest
 from lamina.weights.zoo.catalogue import Catalogue, os_message, verify_catalogue, write_failed
 from lamina.weights.zoo.data import DEFAULT_VIEWS, category_pools, digits_28, fashion_mnist, vocabulary
 from lamina.weights.zoo.models import ArchConfig, accuracy, build_model, load_body, state_to_numpy, train_classifier
@@ -45,8 +46,25 @@ from lamina.weights.zoo.vit import adapter_state, add_lora
 
 logger = logging.getLogger(__name__)
 
-PRETRAIN_SOURCES = ("digits", "fashion-test")
+RELEASED_ROOT = "all-MiniLM-L6-v2"  # a root someone else trained and released (arch "minilm")
+PRETRAIN_SOURCES = ("digits", "fashion-test", RELEASED_ROOT)
 FINETUNE_METHODS = ("full", "lora")
+DATA = ("fashion", "wordnet")  # images of Fashion-MNIST with views; WordNet glosses
+
+
+def bundled_configs() -> list[str]:
+    """Names of the zoo configs that ship with lamina (``ZooConfig.load(name)``)."""
+    folder = resources.files("lamina.weights.zoo") / "configs"
+    return sorted(f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml"))
+
+
+def zoo_vocabulary(cfg: ZooConfig) -> list:
+    """The categories of a zoo (each with ``index``, ``name`` and ``prompt``): garments x views, or WordNet's."""
+    if cfg.data == "wordnet":
+        from lamina.weights.zoo.wordnet import wordnet_vocabulary
+
+        return wordnet_vocabulary()
+    return vocabulary(cfg.views)
 
 
 def _pair(name: str, v, cast=float, *, minimum: float = 0.0) -> list:
@@ -76,15 +94,19 @@ class RootConfig:
 
     Attributes:
         name: tree name (also the root's name).
-        arch: ``"mlp"`` or ``"cnn"``; ``hidden``: its widths (see :class:`~lamina.weights.zoo.models.ArchConfig`).
-        pretrain: ``"digits"`` (scikit-learn digits, upscaled) or ``"fashion-test"`` (Fashion-MNIST test split,
-            10 plain garment labels).
+        arch: ``"mlp"``, ``"cnn"`` or ``"vit"``; ``hidden``: its widths (see
+            :class:`~lamina.weights.zoo.models.ArchConfig`). ``"minilm"``: the released text model
+            all-MiniLM-L6-v2 (``hidden = []``, ``pretrain = "all-MiniLM-L6-v2"``; see
+            :mod:`lamina.weights.zoo.minilm`).
+        pretrain: ``"digits"`` (scikit-learn digits, upscaled), ``"fashion-test"`` (Fashion-MNIST test split,
+            10 plain garment labels) or ``"all-MiniLM-L6-v2"`` (not trained here: the released weights).
         parent: another root's name: start from its weights (a nested tree); ``None`` for a root from scratch.
         epochs, lr, seed: pretraining settings.
         n_models: fine-tunes in this tree.
-        finetune: ``"full"`` (every weight trained, the head fresh) or ``"lora"`` (ViT only: LoRA adapters on the
-            attention query and value projections and a fresh head, everything else frozen; the model file holds
-            the adapters and the head, see :mod:`lamina.weights.zoo.vit`).
+        finetune: ``"full"`` (every weight trained, the head fresh) or ``"lora"`` (ViT and MiniLM: LoRA adapters
+            on the attention query and value projections and a fresh head, everything else frozen; the model file
+            holds the adapters and the head, see :mod:`lamina.weights.zoo.vit`; MiniLM's are PEFT adapter
+            folders).
         shares_root: another tree's name whose root this tree fine-tunes too (no pretraining of its own; its
             architecture and pretraining settings must be that tree's), e.g. a full fine-tune sub-tree beside a
             LoRA tree of one ViT.
@@ -92,7 +114,7 @@ class RootConfig:
 
     name: str
     arch: str = "mlp"
-    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    hidden: list[int] | None = None  # default: [256, 128] (the MLP's widths); MiniLM: []
     pretrain: str = "digits"
     parent: str | None = None
     epochs: int = 20
@@ -105,7 +127,19 @@ class RootConfig:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or "-" == self.name[0]:
             raise InputError(f"roots.name: invalid tree name {self.name!r}")
-        ArchConfig(self.arch, list(self.hidden))
+        if (self.arch == "minilm") != (self.pretrain == RELEASED_ROOT):
+            raise InputError(f"roots.{self.name}: arch \"minilm\" goes with pretrain = \"{RELEASED_ROOT}\" (the "
+                             "released root) and only with it")
+        if self.hidden is None:
+            self.hidden = [] if self.arch == "minilm" else [256, 128]
+        if not isinstance(self.hidden, list | tuple):
+            raise InputError(f"roots.{self.name}.hidden: expected a list of widths, got {self.hidden!r}")
+        if self.arch == "minilm":
+            if list(self.hidden):
+                raise InputError(f"roots.{self.name}.hidden: the released MiniLM's size is fixed; leave hidden out")
+            self.hidden = []
+        else:
+            ArchConfig(self.arch, list(self.hidden))
         if self.pretrain not in PRETRAIN_SOURCES:
             raise InputError(f"roots.{self.name}.pretrain: expected one of {PRETRAIN_SOURCES}, got {self.pretrain!r}")
         check_positive_int(f"roots.{self.name}.epochs", self.epochs)
@@ -114,7 +148,7 @@ class RootConfig:
         check_seed(f"roots.{self.name}.seed", self.seed)
         if self.finetune not in FINETUNE_METHODS:
             raise InputError(f"roots.{self.name}.finetune: expected one of {FINETUNE_METHODS}, got {self.finetune!r}")
-        if self.finetune == "lora" and self.arch != "vit":
+        if self.finetune == "lora" and self.arch not in ("vit", "minilm"):
             raise InputError(f"roots.{self.name}.finetune: LoRA adapts attention projections; the {self.arch} has "
                              "none (use arch = \"vit\")")
         if self.shares_root is not None and self.parent is not None:
@@ -123,6 +157,10 @@ class RootConfig:
     @property
     def arch_config(self) -> ArchConfig:
         return ArchConfig(self.arch, list(self.hidden))
+
+    def arch_dict(self) -> dict:
+        """The architecture as the catalogue records it."""
+        return {"arch": "minilm", "hidden": []} if self.arch == "minilm" else self.arch_config.to_dict()
 
 
 @dataclass
@@ -161,9 +199,15 @@ class FinetuneConfig:
 
 @dataclass
 class ZooConfig:
-    """A whole zoo: vocabulary, roots (one tree each) and fine-tune ranges."""
+    """A whole zoo: vocabulary, roots (one tree each) and fine-tune ranges.
+
+    ``data``: ``"fashion"`` (Fashion-MNIST garments crossed with ``views``, image roots) or ``"wordnet"`` (the WordNet
+    gloss categories of :mod:`lamina.weights.zoo.wordnet`, MiniLM roots; ``images_per_category`` then counts
+    glosses, ``views`` is unused).
+    """
 
     name: str = "zoo"
+    data: str = "fashion"
     seed: int = 0
     views: list[str] = field(default_factory=lambda: list(DEFAULT_VIEWS))
     pool_per_category: int = 600
@@ -197,7 +241,13 @@ class ZooConfig:
                         r.arch, r.hidden, r.pretrain, r.parent, r.epochs, r.lr, r.seed):
                     raise InputError(f"roots.{r.name}.shares_root: its architecture and pretraining settings must be "
                                      f"those of {p.name!r}")
-        vocab = vocabulary(self.views)
+        if self.data not in DATA:
+            raise InputError(f"data: expected one of {DATA}, got {self.data!r}")
+        text = [r.name for r in self.roots if r.arch == "minilm"]
+        if (self.data == "wordnet") != bool(text) or (text and len(text) != len(self.roots)):
+            raise InputError("roots: a zoo with data = \"wordnet\" has MiniLM roots only, and MiniLM roots need "
+                             "data = \"wordnet\"")
+        vocab = zoo_vocabulary(self)
         if self.finetune.categories_per_model[1] > len(vocab):
             raise InputError(f"finetune.categories_per_model: at most {len(vocab)} categories exist")
         check_positive_int("pool_per_category", self.pool_per_category)
@@ -220,8 +270,8 @@ class ZooConfig:
         if p.suffix != ".toml" and not p.exists():
             res = resources.files("lamina.weights.zoo") / "configs" / f"{path_or_name}.toml"
             if not res.is_file():
-                raise InputError(
-                    f"config: no bundled zoo config named {str(path_or_name)!r} (try benchmark, small, dev)")
+                raise InputError(f"config: no bundled zoo config named {str(path_or_name)!r} (try "
+                                 f"{', '.join(bundled_configs())})")
             text = res.read_text()
         else:
             try:
@@ -294,11 +344,37 @@ def _finetune_one(spec: dict) -> dict:
             return {"error": os_message(exc), "id": spec["id"]}
 
 
+def _finetune_text(spec: dict) -> dict:
+    """Fine-tune one MiniLM model (see :mod:`lamina.weights.zoo.minilm`) and save its folder."""
+    from lamina.weights.zoo.minilm import MiniLMRoot, finetune_minilm
+
+    t0 = time.perf_counter()
+    root = _W["roots"][spec["tree"]]
+    if root["path"] not in _W["cache"]:  # trees that share the root share its loaded copy
+        _W["cache"][root["path"]] = MiniLMRoot(_W["zoo"] / root["path"])
+    hp, cats = spec["hparams"], spec["categories"]
+    rng = np.random.default_rng(hp["seed"])
+    n = hp["images_per_category"]
+    pools, tests = _W["pools"], _W["tests"]
+    texts = [pools[c][k] for c in cats for k in rng.choice(len(pools[c]), size=n, replace=False)]
+    labels = np.repeat(np.arange(len(cats)), n)
+    test_texts = [t for c in cats for t in tests[c]]
+    test_labels = np.repeat(np.arange(len(cats)), [len(tests[c]) for c in cats])
+    rel = Path("models") / spec["tree"] / spec["id"]
+    method = "lora" if "lora_rank" in hp else "full"
+    acc = finetune_minilm(_W["cache"][root["path"]], method, texts, labels, test_texts, test_labels, hp,
+                          _W["zoo"] / rel)
+    return {**spec, "parent": spec["tree"], "arch": root["arch"], "accuracy": acc, "path": str(rel),
+            "sha256": model_digest(_W["zoo"] / rel), "seconds": time.perf_counter() - t0}
+
+
 def _finetune(spec: dict) -> dict:
     import torch
 
     t0 = time.perf_counter()
     root = _W["roots"][spec["tree"]]
+    if root["arch"]["arch"] == "minilm":
+        return _finetune_text(spec)
     if spec["tree"] not in _W["cache"]:
         _W["cache"][spec["tree"]] = _load_state(_W["zoo"] / root["path"])
     hp = spec["hparams"]
@@ -339,7 +415,30 @@ def _pretrain_data(source: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def _copy_released_root(r: RootConfig, zoo: Path, cat: Catalogue, console) -> None:
+    """A released root is not trained: its folder (weights, config, tokenizer) is copied into the zoo, so that the
+    zoo is whole on its own and the root is checked by its digest like every model."""
+    import shutil
+
+    from lamina.weights.zoo.minilm import minilm_path
+
+    t0 = time.perf_counter()
+    src = minilm_path()
+    rel = Path("roots") / r.name
+    out = zoo / rel
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".*", "README.md"))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    cat.add_root(dict(name=r.name, arch=r.arch_dict(), parent=None, pretrain=r.pretrain, accuracy=None,
+                      path=str(rel), sha256=model_digest(out), seconds=time.perf_counter() - t0))
+    console.print(f"root {r.name}: {r.pretrain} as released (from {src})")
+
+
 def _build_root(cfg: ZooConfig, r: RootConfig, zoo: Path, cat: Catalogue, console) -> None:
+    if r.arch == "minilm":
+        return _copy_released_root(r, zoo, cat, console)
     t0 = time.perf_counter()
     images, labels = _pretrain_data(r.pretrain)
     rng = np.random.default_rng([cfg.seed, 999, r.seed])
@@ -419,6 +518,16 @@ def _finetuned(todo: list[dict], workers: int, client, initargs: tuple) -> Itera
         yield pool.imap_unordered(_finetune_one, todo, chunksize=4)
 
 
+def _pools(cfg: ZooConfig, vocab: list) -> tuple:
+    """Every category's fine-tuning pool and test set: images (C, n, 28, 28) or lists of glosses."""
+    if cfg.data == "wordnet":
+        from lamina.weights.zoo.wordnet import gloss_pools
+
+        return gloss_pools(cfg.pool_per_category, cfg.test_per_category, seed=cfg.seed)
+    allp = category_pools(vocab, cfg.pool_per_category + cfg.test_per_category, seed=cfg.seed)
+    return allp[:, : cfg.pool_per_category], allp[:, cfg.pool_per_category :]
+
+
 def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit: int | None = None,
               quiet: bool = False, scheduler=None) -> dict:
     """Build (or resume building) a zoo.
@@ -469,7 +578,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         if old is not None and _saved_config(old) != cfg.to_dict():
             raise InputError(f"zoo: {zoo} was built with another config; use a new folder or the same config")
         failed = verify_catalogue(cat, zoo) if old is not None else []
-        vocab = vocabulary(cfg.views)
+        vocab = zoo_vocabulary(cfg)
         cat.set_meta("config", cfg.to_dict())
         cat.set_meta("vocabulary", [{"index": c.index, "name": c.name, "prompt": c.prompt} for c in vocab])
         have_roots = cat.roots()
@@ -478,7 +587,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
                 for r in cfg.roots:
                     if r.shares_root is not None:
                         continue
-                    if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).is_file():
+                    if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).exists():
                         _build_root(cfg, r, zoo, cat, console)
                 built = cat.roots()
                 for r in cfg.roots:
@@ -497,9 +606,7 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         if limit is not None:
             todo = todo[:limit]
         if todo:
-            per = cfg.pool_per_category + cfg.test_per_category
-            allp = category_pools(vocab, per, seed=cfg.seed)
-            pools, tests = allp[:, : cfg.pool_per_category], allp[:, cfg.pool_per_category :]
+            pools, tests = _pools(cfg, vocab)
             columns = (TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TimeRemainingColumn())
             error = None
