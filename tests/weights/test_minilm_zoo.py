@@ -181,3 +181,17 @@ def test_probe_routes_and_reads_peft_folders(minilm_zoo, tmp_path):
     out = mix.predict_file(minilm_zoo / m["path"])
     assert out["tree"] == "minilm-lora" and out["layer"] == layer
     assert len(out["probabilities"]) == len(wordnet.CATEGORIES)
+
+
+def test_evaluation_report_on_the_text_tree(minilm_zoo):
+    """`weights evaluate` on a text zoo: every weight-only method, zero-shot on held-out WordNet categories, no
+    data-aware probe (they run images), trees told apart."""
+    from lamina.weights.eval.evaluate import EvalConfig, evaluate_zoo
+
+    report = evaluate_zoo(minilm_zoo, EvalConfig(seeds=[0], min_models=8, workers=1), log=lambda s: None)
+    methods = {r["method"] for r in report["rows"] if r.get("tree") == "minilm-lora"}
+    assert {"probex", "ridge@" + report["largest_layer"]["minilm-lora"], "zero-shot", "statnn"} <= methods
+    assert not any(m.startswith("data-aware") for m in methods)
+    assert report["categories"]["heldout"] == [c[0] for c in wordnet.CATEGORIES[2::5]]
+    assert report["discovery"]["ari"] == 1.0 and report["discovery"]["n_found"] == 2
+    assert set(report["n_models"]) == {"minilm-lora"}  # the full tree's 2 models are under min_models

@@ -59,3 +59,23 @@ def test_router_checks_its_input():
         Router().fit(Fingerprints(keys=["a"], vectors=[np.zeros(3)], kept=[0]), ["t1", "t2"])
     with pytest.raises(InputError, match="not fitted"):
         Router().route_state({})
+
+
+def test_large_bodies_are_sampled_and_keep_their_distances(monkeypatch):
+    """Above MAX_PROJECTED numbers a body is sampled before projection (a transformer's would need a projection
+    matrix of gigabytes); fingerprint distances still follow the true ones, batch and single agree."""
+    from lamina.weights import trees
+
+    monkeypatch.setattr(trees, "MAX_PROJECTED", 2_000)
+    trees._sampled.cache_clear()
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=20_000).astype(np.float32)
+    bodies = np.stack([base + s * rng.normal(size=base.size).astype(np.float32) for s in (0.1, 0.5, 1.0, 2.0)])
+    fp = trees.project_rows(bodies, 256, seed=3)
+    assert fp.shape == (4, 256) and trees.projector.cached()[-1][0] == 2_000
+    np.testing.assert_allclose(trees.project(bodies[2], 256, seed=3), fp[2], rtol=1e-4, atol=1e-4)
+    true = np.linalg.norm(bodies[:, None] - bodies[None], axis=-1)[np.triu_indices(4, 1)]
+    got = np.linalg.norm(fp[:, None] - fp[None], axis=-1)[np.triu_indices(4, 1)]
+    np.testing.assert_allclose(got / true, 1.0, rtol=0.25)  # JL at dim 256 and a 10% sample
+    trees._sampled.cache_clear()
+    trees.projector.cache_clear()

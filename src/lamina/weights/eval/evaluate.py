@@ -81,6 +81,7 @@ class EvalConfig:
     low_rank: int = 2  # probes per category of the low-rank probe: a parameter budget near the compact ProbeX's
     text_ranks: list[int] = field(default_factory=list)  # ranks the text readout chooses from (empty: its default)
     workers: int = 2
+    min_models: int = 20  # a tree with fewer readable models is left out
 
     def __post_init__(self) -> None:
         for name in ("probex", "compact"):
@@ -109,6 +110,7 @@ class EvalConfig:
         check_positive_int("low_rank", self.low_rank)
         self.text_ranks = check_ranks("text_ranks", self.text_ranks)
         check_positive_int("workers", self.workers)
+        check_positive_int("min_models", self.min_models, minimum=5)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,7 +153,10 @@ def _dense_settings(cfg: EvalConfig, variant: int | None) -> dict:
 
 
 def default_heldout(vocab: list[dict], n_views: int) -> list[int]:
-    """One held-out category per garment: garment g holds out view (g + 1) mod n_views (never the plain photo)."""
+    """One held-out category per garment: garment g holds out view (g + 1) mod n_views (never the plain photo).
+    A text vocabulary (``n_views == 0``, the WordNet zoo) holds out every fifth category, starting at the third."""
+    if n_views == 0:
+        return list(range(2, len(vocab), 5))
     n_garments = len(vocab) // n_views
     out = []
     for g in range(n_garments):
@@ -339,15 +344,18 @@ def _merge(parts: list[dict]) -> dict:
     return out
 
 
-def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, images: np.ndarray, log) -> dict:
-    """Read every model of a tree once: all candidate layers, StatNN statistics, the data-aware features."""
+def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, images: np.ndarray | None, log) -> dict:
+    """Read every model of a tree once: all candidate layers, StatNN statistics, the data-aware features (image
+    trees only: a text tree has no images to run, ``images`` is None)."""
     from lamina.errors import CheckpointError
     from lamina.weights.zoo.models import ArchConfig, build_model
 
-    root = read_state(root_path)
-    first = None if arch["arch"] == "vit" else ("conv1" if "conv1.weight" in root else "fc1")  # ViT: reads patches
-    means = images.mean(1)
-    means = means - means.mean(0, keepdims=True)  # (C, 28, 28) centred category means
+    text = images is None
+    root = {} if text else read_state(root_path)
+    first = None if text or arch["arch"] == "vit" else ("conv1" if "conv1.weight" in root else "fc1")
+    if not text:
+        means = images.mean(1)
+        means = means - means.mean(0, keepdims=True)  # (C, 28, 28) centred category means
     layers: list[str] | None = None  # the candidate layers of the tree's files (a LoRA file: its adapters)
     mats: dict[str, list] = {}
     parts: dict[str, dict[str, list]] = {}
@@ -359,9 +367,10 @@ def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, image
             if layers is None:
                 layers, mats = have, {k: [] for k in have}
             got = {k: layer_from_state(st, k, source=m["path"]) for k in layers}
-            net = build_model(ArchConfig.from_dict(arch), len(m["categories"]), seed=0)
-            full = merge_adapter(root, st) if is_adapter(st) else st
-            net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in full.items()}, strict=True)
+            if not text:
+                net = build_model(ArchConfig.from_dict(arch), len(m["categories"]), seed=0)
+                full = merge_adapter(root, st) if is_adapter(st) else st
+                net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in full.items()}, strict=True)
         except (CheckpointError, InputError, RuntimeError, KeyError, ValueError) as exc:
             skipped.append(str(exc) if isinstance(exc, CheckpointError | InputError) else f"{m['path']}: {exc}")
             log(f"warning: skipped {skipped[-1]}")
@@ -376,13 +385,15 @@ def _load_tree(zoo: Path, models: list[dict], root_path: Path, arch: dict, image
         if first is not None:
             delta = np.asarray(st[f"{first}.weight"]) - np.asarray(root[f"{first}.weight"])
             resp.append(first_layer_response(delta, means, "conv" if first == "conv1" else "linear"))
-        behav.append(behaviour(net.eval(), images))
+        if not text:
+            behav.append(behaviour(net.eval(), images))
         ids.append(m["id"])
         cats.append(m["categories"])
     if not ids:
         return {"ids": [], "cats": [], "layers": {}, "skipped": skipped, "first_layer": first, "lora_parts": {}}
     return {"ids": ids, "cats": cats, "layers": {k: np.stack(v) for k, v in mats.items()},
-            "stats": np.stack(stats), "response": np.stack(resp) if resp else None, "behaviour": np.stack(behav),
+            "stats": np.stack(stats), "response": np.stack(resp) if resp else None,
+            "behaviour": np.stack(behav) if behav else None,
             "first_layer": first, "skipped": skipped, "lora_parts": parts}
 
 
@@ -406,7 +417,8 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
         zcfg = cat.get_meta("config", {})
     if not models:
         raise InputError(f"zoo: {zoo} holds no models")
-    views = zcfg.get("views", [])
+    text_zoo = zcfg.get("data", "fashion") == "wordnet"
+    views = [] if text_zoo else zcfg.get("views", [])
     heldout = cfg.heldout if cfg.heldout is not None else default_heldout(vocab, len(views))
     seen = [c for c in range(len(vocab)) if c not in set(heldout)]
     folds = category_folds([v["name"] for v in vocab], seen) if cfg.text_ranks else []
@@ -432,9 +444,10 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
     fp_vectors, fp_keys = np.stack(pca.vectors), pca.keys
 
     # load every tree
-    vocab_obj = vocabulary(views)
-    imgs = category_pools(vocab_obj, cfg.energy_images, split="test", seed=zcfg.get("seed", 0) + 1)
-    imgs = imgs.astype(np.float32) / 255.0  # (C, M, 28, 28), test-split images the zoo never trained on
+    imgs = None  # a text zoo: no data-aware probes (they run images through the models)
+    if not text_zoo:
+        imgs = category_pools(vocabulary(views), cfg.energy_images, split="test", seed=zcfg.get("seed", 0) + 1)
+        imgs = imgs.astype(np.float32) / 255.0  # (C, M, 28, 28), test-split images the zoo never trained on
     trees = {}
     _D.clear()
     _D["images"] = imgs
@@ -445,7 +458,7 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
             ms = [m for m in models if m["tree"] == tname]
             if cfg.max_models_per_tree:
                 ms = ms[: cfg.max_models_per_tree]
-            if len(ms) < 20:
+            if len(ms) < cfg.min_models:
                 log(f"tree {tname}: only {len(ms)} models, left out")
                 continue
             log(f"loading tree {tname} ({len(ms)} models)")
@@ -454,13 +467,13 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
             d = _merge(pool.map(_load_chunk, chunks))
             for msg in d["skipped"]:
                 log(f"warning: skipped {msg}")
-            if len(d["ids"]) < 20:
+            if len(d["ids"]) < cfg.min_models:
                 log(f"tree {tname}: only {len(d['ids'])} readable models, left out")
                 continue
             d["Y"] = labels_matrix(d["cats"], len(vocab))
             trees[tname] = d
     if not trees:
-        raise InputError(f"zoo: {zoo} has no tree with at least 20 readable models")
+        raise InputError(f"zoo: {zoo} has no tree with at least {cfg.min_models} readable models")
     _D.clear()
     _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text, folds=folds)
     with ctx.Pool(n_workers) as pool:
