@@ -79,3 +79,22 @@ def test_large_bodies_are_sampled_and_keep_their_distances(monkeypatch):
     np.testing.assert_allclose(got / true, 1.0, rtol=0.25)  # JL at dim 256 and a 10% sample
     trees._sampled.cache_clear()
     trees.projector.cache_clear()
+
+
+def test_sampled_body_reads_only_sampled_entries_of_lora_and_dense_tensors(monkeypatch):
+    """The sampled body a large model is fingerprinted by (formed tensor by tensor, LoRA updates included) equals
+    the whole body vector sampled afterwards."""
+    from lamina.weights import trees
+
+    monkeypatch.setattr(trees, "MAX_PROJECTED", 500)
+    trees._sampled.cache_clear()
+    rng = np.random.default_rng(1)
+    state = {"enc.q.lora_A": rng.normal(size=(3, 40)), "enc.q.lora_B": rng.normal(size=(30, 3)),
+             "enc.k.weight": rng.normal(size=(30, 40)), "enc.norm": rng.normal(size=40),
+             "classifier.weight": rng.normal(size=(5, 30))}
+    sig = trees.signature(state)
+    assert [k for k, _ in sig] == ["enc.k.weight", "enc.norm", "enc.q.lora_delta"]  # no head
+    whole = trees.body_vector(state, sig)
+    assert whole.size == 30 * 40 + 40 + 30 * 40
+    np.testing.assert_allclose(trees.body_vector(state, sig, seed=9), trees._reduce(whole, 9), rtol=1e-5)
+    trees._sampled.cache_clear()

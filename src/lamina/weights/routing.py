@@ -19,7 +19,7 @@ import numpy as np
 
 from lamina.errors import CheckpointError, InputError
 from lamina.weights.layers import layer_from_state, read_state
-from lamina.weights.trees import body_vector, signature
+from lamina.weights.trees import body_vector, signature, signature_seed
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _read(mix, src: Source) -> tuple[dict, str, np.ndarray]:
             raise InputError(f"{src.path}: tensor {name!r} holds NaN or infinite values")
     sig = signature(state)
     key = mix.router_.check_signature(sig, source=str(src.path))
-    return state, key, body_vector(state, sig)
+    return state, key, body_vector(state, sig, signature_seed(mix.router_.seed, key))
 
 
 def _group(pairs: Iterable[tuple[int, str]]) -> dict[str, list[int]]:

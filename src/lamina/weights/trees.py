@@ -57,8 +57,17 @@ def signature_key(sig) -> str:
     return ";".join(f"{k}:{'x'.join(map(str, s))}" for k, s in sig)
 
 
-def body_vector(state: dict, sig) -> np.ndarray:
-    """All body weights of a model, flattened in signature order: (D,) float32 (a LoRA pair as ``B @ A``)."""
+def body_vector(state: dict, sig, seed: int | None = None) -> np.ndarray:
+    """All body weights of a model, flattened in signature order: (D,) float32 (a LoRA pair as ``B @ A``).
+
+    With ``seed`` (the signature's projection seed) and D > :data:`MAX_PROJECTED`, the sampled and scaled vector
+    that the fingerprint projects, (MAX_PROJECTED,), computed without the whole body: only the sampled entries of
+    each tensor are kept (no (D,) vector is built).
+    """
+    sizes = [int(np.prod(shape)) for _, shape in sig]
+    d = sum(sizes)
+    if seed is not None and d > MAX_PROJECTED:
+        return _sampled_body(state, sig, sizes, _sampled(d, seed))
     parts = []
     for k, _ in sig:
         if k.endswith(LORA_DELTA):
@@ -160,6 +169,21 @@ def _reduce(v: np.ndarray, seed: int) -> np.ndarray:
     return v[..., _sampled(d, seed)] * np.float32(np.sqrt(d / MAX_PROJECTED))
 
 
+def _sampled_body(state: dict, sig, sizes: list[int], idx: np.ndarray) -> np.ndarray:
+    out = np.empty(idx.size, np.float32)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    cut = np.searchsorted(idx, starts)  # idx[cut[i]:cut[i + 1]] fall in tensor i
+    for i, (k, _) in enumerate(sig):
+        local = idx[cut[i] : cut[i + 1]] - starts[i]
+        if k.endswith(LORA_DELTA):
+            base = k[: -len(LORA_DELTA)]
+            # the whole update costs out * in * r, no more than gathering r numbers for each sampled entry
+            out[cut[i] : cut[i + 1]] = lora_delta(state[f"{base}.lora_A"], state[f"{base}.lora_B"]).reshape(-1)[local]
+        else:
+            out[cut[i] : cut[i + 1]] = np.asarray(state[k], np.float32).reshape(-1)[local]
+    return out * np.float32(np.sqrt(sum(sizes) / idx.size))
+
+
 def project(vec: np.ndarray, dim: int, seed: int) -> np.ndarray:
     """Fingerprint of one flattened (D,) body vector: (dim,) float32 (see :data:`MAX_PROJECTED` for large D)."""
     v = _reduce(np.asarray(vec, dtype=np.float32), seed)
@@ -178,7 +202,7 @@ def project_rows(vectors: np.ndarray, dim: int, seed: int) -> np.ndarray:
     return np.ascontiguousarray((projector(v.shape[1], dim, seed) @ v.T).T, dtype=np.float32)
 
 
-def _sig_seed(seed: int, key: str) -> int:
+def signature_seed(seed: int, key: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(key.encode())) % (2**32)
 
 
@@ -205,13 +229,13 @@ def fingerprint_files(paths: list[Path], *, dim: int = 128, seed: int = 0, progr
             continue
         sig = signature(state)
         key = signature_key(sig)
-        vec = body_vector(state, sig)
+        vec = body_vector(state, sig, signature_seed(seed, key))
         if not np.all(np.isfinite(vec)):
             out.skipped.append(f"{p}: holds NaN or infinite weights")
             logger.warning("skipped %s: holds NaN or infinite weights", p)
             continue
         out.keys.append(key)
-        out.vectors.append(project(vec, dim, _sig_seed(seed, key)))
+        out.vectors.append(project(vec, dim, signature_seed(seed, key)))
         out.kept.append(i)
         if progress is not None:
             progress(i)
@@ -364,10 +388,10 @@ class Router(BaseEstimator):
         """Tree of a loaded model and its distance to that tree's centroid."""
         sig = signature(state)
         key = self.check_signature(sig, source=source)
-        vec = body_vector(state, sig)
+        vec = body_vector(state, sig, signature_seed(self.seed, key))
         if not np.all(np.isfinite(vec)):  # before the projection: no RuntimeWarning, the file named
             raise InputError(f"{source}: holds NaN or infinite weights")
-        v = project(vec, self.dim, _sig_seed(self.seed, key))
+        v = project(vec, self.dim, signature_seed(self.seed, key))
         tree = self._tree_of(key, v, source)
         return tree, float(np.linalg.norm(self.centroids_[self.trees_.index(tree)] - v))
 
@@ -376,7 +400,7 @@ class Router(BaseEstimator):
 
         Args:
             key: the models' signature key (:meth:`check_signature`).
-            bodies: (B, D) finite body vectors (:func:`body_vector`).
+            bodies: (B, D) finite body vectors (:func:`body_vector`, with the signature's seed for a large body).
 
         Returns:
             ``(trees, distances)``: B tree names and (B,) float64 distances to their trees' centroids.
@@ -384,7 +408,7 @@ class Router(BaseEstimator):
         from sklearn.metrics import pairwise_distances_argmin
 
         names = self.nearest_[key]
-        v = project_rows(bodies, self.dim, _sig_seed(self.seed, key))  # (B, dim)
+        v = project_rows(bodies, self.dim, signature_seed(self.seed, key))  # (B, dim)
         rows = self.centroids_[[self.trees_.index(t) for t in names]]  # (T, dim)
         pick = (np.zeros(len(v), np.int64) if len(names) == 1
                 else pairwise_distances_argmin(v.astype(np.float64), rows.astype(np.float64)))

@@ -209,11 +209,17 @@ def _peft_config(path: Path) -> dict:
     return cfg
 
 
+_LORA_KEY = re.compile(r"\.lora_([AB])(\.[^.]+)?\.weight$")
+_SAVED_MODULE = re.compile(r"\.modules_to_save(\.[^.]+)?\.")
+
+
 def peft_name(key: str) -> str:
     """A PEFT adapter's tensor name in lamina's convention (no ``base_model.model.``, ``NAME.lora_A`` / ``_B``)."""
     k = key.removeprefix(PEFT_PREFIX)
-    k = re.sub(r"\.lora_([AB])(\.[^.]+)?\.weight$", r".lora_\1", k)  # with or without the adapter's name
-    return re.sub(r"\.modules_to_save(\.[^.]+)?\.", ".", k)
+    m = _LORA_KEY.search(k)  # with or without the adapter's name
+    if m:
+        k = f"{k[: m.start()]}.lora_{m.group(1)}"
+    return _SAVED_MODULE.sub(".", k)
 
 
 def _peft_adapter(path: Path, wanted: Wanted) -> dict[str, np.ndarray]:
