@@ -101,3 +101,12 @@ def test_zoo_build_cli_caps_absurd_worker_counts(tmp_path):
     r = CliRunner().invoke(app, ["weights", "zoo", "build", "--config", str(cfg), "-o", str(tmp_path / "zoo"),
                                  "--workers", "99999999999999999999", "--quiet"])
     assert r.exit_code == 0, r.output
+
+
+def test_check_real_open_upper_bound():
+    from lamina._validation import check_real
+
+    assert check_real("dropout", 0.999, low=0.0, high=1.0, high_open=True) == 0.999
+    with pytest.raises(InputError, match=r"^dropout: expected a finite number >= 0 and < 1, got 1$"):
+        check_real("dropout", 1, low=0.0, high=1.0, high_open=True)
+    assert check_real("share", 1.0, low=0.0, high=1.0) == 1.0  # closed by default

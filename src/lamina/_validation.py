@@ -173,17 +173,17 @@ def check_workers(name: str, value, *, tasks: int | None = None) -> int:
     return n
 
 
-def _describe(low: float | None, low_open: bool, high: float | None) -> str:
+def _describe(low: float | None, low_open: bool, high: float | None, high_open: bool = False) -> str:
     parts = []
     if low is not None:
         parts.append(f"{'>' if low_open else '>='} {low:g}")
     if high is not None:
-        parts.append(f"<= {high:g}")
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
     return "a finite number" + (" " + " and ".join(parts) if parts else "")
 
 
 def check_real(name: str, value, *, low: float | None = None, low_open: bool = False, high: float | None = None,
-               allow_none: bool = False) -> float | None:
+               high_open: bool = False, allow_none: bool = False) -> float | None:
     """Return ``value`` as a finite float within the bounds; ``None`` passes only with ``allow_none``.
 
     Args:
@@ -191,10 +191,10 @@ def check_real(name: str, value, *, low: float | None = None, low_open: bool = F
         value: a real number (int, float, NumPy real scalar or 0-d array); bool and complex are refused, and so
             is an integer too large for a float (an ``InputError``, not an ``OverflowError``).
         low: lower bound (inclusive, or exclusive with ``low_open``).
-        high: upper bound (inclusive).
+        high: upper bound (inclusive, or exclusive with ``high_open``).
         allow_none: accept ``None`` (returned as is).
     """
-    want = _describe(low, low_open, high)
+    want = _describe(low, low_open, high, high_open)
     if value is None:
         if allow_none:
             return None
@@ -212,7 +212,7 @@ def check_real(name: str, value, *, low: float | None = None, low_open: bool = F
         raise InputError(f"{name}: expected {want}, got {out!r}")
     if low is not None and (out <= low if low_open else out < low):
         raise InputError(f"{name}: expected {want}, got {out:g}")
-    if high is not None and out > high:
+    if high is not None and (out >= high if high_open else out > high):
         raise InputError(f"{name}: expected {want}, got {out:g}")
     return out
 

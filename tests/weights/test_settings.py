@@ -49,8 +49,8 @@ def test_learning_rates_are_finite_and_positive(lr):
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("weight_decay", -1e-5, r"^weight_decay: expected a finite number >= 0"),
     ("weight_decay", math.inf, r"^weight_decay: expected a finite number >= 0"),
-    ("dropout", 1.0, r"^dropout: expected a finite number in \[0, 1\)"),
-    ("dropout", math.nan, r"^dropout: expected a finite number in \[0, 1\)"),
+    ("dropout", 1.0, r"^dropout: expected a finite number >= 0 and < 1"),
+    ("dropout", math.nan, r"^dropout: expected a finite number >= 0 and < 1"),
     ("center", "yes", r"^center / normalize: expected True or False"),
 ])
 def test_probex_config_ranges(field, value, message):
@@ -71,7 +71,7 @@ def test_eval_config_seeds_and_fractions():
         EvalConfig(seeds=[])
     with pytest.raises(InputError, match="^seeds: expected distinct seeds"):
         EvalConfig(seeds=[1, 1])
-    with pytest.raises(InputError, match="^train_fraction: expected a finite number in"):
+    with pytest.raises(InputError, match="^train_fraction: expected a finite number > 0 and < 1"):
         EvalConfig(train_fraction=math.nan)
 
 
@@ -99,7 +99,7 @@ def test_eval_config_probex_grid():
 
 
 def test_train_config_fraction():
-    with pytest.raises(InputError, match=r"^val_fraction: expected a finite number in \(0, 0.5\)"):
+    with pytest.raises(InputError, match=r"^val_fraction: expected a finite number > 0 and < 0.5"):
         TrainConfig(val_fraction=math.inf)
 
 

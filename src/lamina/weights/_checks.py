@@ -1,14 +1,12 @@
-"""Checks of scalar settings shared by lamina.weights' configs and estimators (the array checks and
-:func:`~lamina._validation.check_seed` / :func:`~lamina._validation.check_positive_int` live in lamina._validation)."""
+"""lamina.weights' own checks: its NotFittedError, lists of ranks, and saved checkpoint content (every scalar
+check lives in :mod:`lamina._validation`: ``check_real``, ``check_positive_int``, ``check_seed``)."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 from sklearn.exceptions import NotFittedError as _SklearnNotFitted
 
 from lamina.errors import CheckpointError, InputError
@@ -17,24 +15,6 @@ from lamina.errors import CheckpointError, InputError
 class NotFittedError(InputError, _SklearnNotFitted):
     """An estimator used before ``fit``: scikit-learn's NotFittedError (so ``check_is_fitted``-style code and
     scikit-learn's estimator checks recognise it) and a lamina InputError (one line at the command line)."""
-
-
-def check_number(name: str, value, *, low: float = 0.0, low_open: bool = True, high: float = math.inf,
-                 high_open: bool = True) -> float:
-    """Return ``value`` as a float, raising unless it is a finite real number (not a bool) in the given interval.
-
-    The default interval is ``(0, inf)``: a learning rate. ``low_open=False`` admits ``low`` itself (a weight
-    decay: ``[0, inf)``); a finite ``high`` closes the interval above (dropout: ``[0, 1)``).
-    """
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-    accepted = f"a finite number in {left}{low:g}, {high:g}{right}" if math.isfinite(high) else (
-        f"a finite number {'>' if low_open else '>='} {low:g}")
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
-        raise InputError(f"{name}: expected {accepted}, got {value!r}")
-    v = float(value)
-    if (not math.isfinite(v) or v < low or (low_open and v == low) or v > high or (high_open and v == high)):
-        raise InputError(f"{name}: expected {accepted}, got {v!r}")
-    return v
 
 
 def check_ranks(name: str, value) -> list[int]:

@@ -26,9 +26,9 @@ from sklearn.base import BaseEstimator
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_threads
-from lamina._validation import check_positive_int, check_seed
+from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import check_number, check_ranks, checkpoint_content
+from lamina.weights._checks import check_ranks, checkpoint_content
 from lamina.weights.layers import is_head, load_layers, read_state
 from lamina.weights.probes.linear import LowRankProbe
 from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
@@ -93,14 +93,14 @@ class TrainConfig:
         if not isinstance(self.probex, ProbeXConfig):
             raise InputError(f"probex: expected a ProbeXConfig or a dict, got {type(self.probex).__name__}")
         grid_configs(self.probex, self.probex_grid)  # checks the grid
-        check_number("val_fraction", self.val_fraction, high=0.5)
+        check_real("val_fraction", self.val_fraction, low=0.0, low_open=True, high=0.5, high_open=True)
         check_seed("seed", self.seed)
         if not isinstance(self.heldout, list | tuple) or any(isinstance(h, bool) or not isinstance(h, int | np.integer)
                                                               for h in self.heldout):
             raise InputError(f"heldout: expected a list of category indices, got {self.heldout!r}")
         self.heldout = [int(h) for h in self.heldout]
         check_positive_int("fingerprint_dim", self.fingerprint_dim)
-        check_number("min_sep", self.min_sep)
+        check_real("min_sep", self.min_sep, low=0.0, low_open=True)
         if self.reader not in READERS:
             raise InputError(f"reader: expected one of {', '.join(map(repr, READERS))}, got {self.reader!r}")
         check_positive_int("low_rank", self.low_rank)

@@ -41,9 +41,9 @@ import numpy as np
 import torch
 
 from lamina._process import single_threaded, torch_threads
-from lamina._validation import check_positive_int, check_seed, check_workers
+from lamina._validation import check_positive_int, check_real, check_seed, check_workers
 from lamina.errors import InputError
-from lamina.weights._checks import check_number, check_ranks
+from lamina.weights._checks import check_ranks
 from lamina.weights.experts import candidate_layers
 from lamina.weights.layers import layer_from_state, read_state
 from lamina.weights.probes.linear import (
@@ -98,8 +98,8 @@ class EvalConfig:
         self.seeds = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(self.seeds)]
         if len(set(self.seeds)) != len(self.seeds):
             raise InputError(f"seeds: expected distinct seeds, got {self.seeds}")
-        check_number("train_fraction", self.train_fraction, high=1.0)
-        check_number("val_fraction", self.val_fraction, high=1.0)
+        check_real("train_fraction", self.train_fraction, low=0.0, low_open=True, high=1.0, high_open=True)
+        check_real("val_fraction", self.val_fraction, low=0.0, low_open=True, high=1.0, high_open=True)
         if not self.val_fraction < 1 - self.train_fraction:
             raise InputError("train_fraction / val_fraction: need 0 < train, 0 < val, train + val < 1, got "
                              f"{self.train_fraction} + {self.val_fraction}")

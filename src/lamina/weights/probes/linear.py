@@ -26,9 +26,9 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int, check_seed
+from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import NotFittedError, check_number
+from lamina.weights._checks import NotFittedError
 from lamina.weights.layers import is_head
 from lamina.weights.probes._train import train_bce
 from lamina.weights.probes.probex import RIDGE_ALPHAS, count_params, preprocess
@@ -48,8 +48,8 @@ class DenseLinearProbe(BaseEstimator):
     def fit(self, X, Y) -> DenseLinearProbe:
         for name in ("epochs", "batch_size"):
             check_positive_int(f"DenseLinearProbe.{name}", getattr(self, name))
-        check_number("DenseLinearProbe.lr", self.lr)
-        check_number("DenseLinearProbe.weight_decay", self.weight_decay, low_open=False)
+        check_real("DenseLinearProbe.lr", self.lr, low=0.0, low_open=True)
+        check_real("DenseLinearProbe.weight_decay", self.weight_decay, low=0.0)
         check_seed("DenseLinearProbe.seed", self.seed)
         X = np.asarray(X, np.float32)
         Y = np.asarray(Y, np.float32)
@@ -208,7 +208,7 @@ def _check_alphas(owner: str, alphas) -> tuple[float, ...]:
     """The ridge penalties to choose among: a non-empty sequence of finite numbers > 0."""
     if isinstance(alphas, str | bytes) or not hasattr(alphas, "__len__") or len(alphas) == 0:
         raise InputError(f"{owner}.alphas: expected a non-empty list of penalties > 0, got {alphas!r}")
-    return tuple(check_number(f"{owner}.alphas", a) for a in alphas)
+    return tuple(check_real(f"{owner}.alphas", a, low=0.0, low_open=True) for a in alphas)
 
 
 def _check_layers(X, shape: tuple[int, int] | None = None) -> np.ndarray:

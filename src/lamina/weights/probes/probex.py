@@ -32,9 +32,9 @@ from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int, check_seed
+from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import NotFittedError, check_number, checkpoint_content
+from lamina.weights._checks import NotFittedError, checkpoint_content
 from lamina.weights.probes._train import train_bce
 
 KIND = "weights.ProbeX"
@@ -73,9 +73,9 @@ class ProbeXConfig:
         for k in ("r_u", "r_v", "r_t", "batch_size"):
             check_positive_int(k, getattr(self, k))
         check_positive_int("epochs", self.epochs, minimum=0 if self.init == "ridge" else 1)
-        check_number("lr", self.lr)
-        check_number("weight_decay", self.weight_decay, low_open=False)
-        check_number("dropout", self.dropout, low_open=False, high=1.0)
+        check_real("lr", self.lr, low=0.0, low_open=True)
+        check_real("weight_decay", self.weight_decay, low=0.0)
+        check_real("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         check_seed("seed", self.seed)
         if not isinstance(self.center, bool) or not isinstance(self.normalize, bool):
             raise InputError(f"center / normalize: expected True or False, got {self.center!r} / {self.normalize!r}")

@@ -41,9 +41,9 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int, check_seed
+from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import InputError
-from lamina.weights._checks import NotFittedError, check_number, check_ranks
+from lamina.weights._checks import NotFittedError, check_ranks
 from lamina.weights.probes._train import train_bce
 
 TEXT_DIM = 384
@@ -226,10 +226,10 @@ class TextAligner(BaseEstimator):
         """
         for name in ("k", "rank", "epochs", "phrasing_epochs"):
             check_positive_int(f"TextAligner.{name}", getattr(self, name))
-        check_number("TextAligner.lr", self.lr)
-        check_number("TextAligner.weight_decay", self.weight_decay, low_open=False)
+        check_real("TextAligner.lr", self.lr, low=0.0, low_open=True)
+        check_real("TextAligner.weight_decay", self.weight_decay, low=0.0)
         check_seed("TextAligner.seed", self.seed)
-        check_number("TextAligner.prompt_share", self.prompt_share, low_open=False, high=1.0, high_open=False)
+        check_real("TextAligner.prompt_share", self.prompt_share, low=0.0, high=1.0)
         R, phr = self._check_r(R), self._check_phrasings(T)
         Y = np.asarray(Y, np.float32)
         if Y.shape != (len(R), len(phr)):

@@ -35,7 +35,6 @@ from lamina._dask import bounded_map, total_threads
 from lamina._process import single_threaded, torch_threads
 from lamina._validation import check_positive_int, check_real, check_seed, check_workers
 from lamina.errors import InputError
-from lamina.weights._checks import check_number
 from lamina.weights.io.modelfile import load_model_state as _load_state
 from lamina.weights.io.modelfile import save_model_file
 from lamina.weights.io.readers import model_digest
@@ -144,7 +143,7 @@ class RootConfig:
             raise InputError(f"roots.{self.name}.pretrain: expected one of {PRETRAIN_SOURCES}, got {self.pretrain!r}")
         check_positive_int(f"roots.{self.name}.epochs", self.epochs)
         check_positive_int(f"roots.{self.name}.n_models", self.n_models)
-        check_number(f"roots.{self.name}.lr", self.lr)
+        check_real(f"roots.{self.name}.lr", self.lr, low=0.0, low_open=True)
         check_seed(f"roots.{self.name}.seed", self.seed)
         if self.finetune not in FINETUNE_METHODS:
             raise InputError(f"roots.{self.name}.finetune: expected one of {FINETUNE_METHODS}, got {self.finetune!r}")
