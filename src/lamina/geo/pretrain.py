@@ -25,6 +25,7 @@ from torch import nn
 
 from lamina._io import atomic_path, clean_stale_temporaries, write_json_atomic
 from lamina._process import torch_seed
+from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.data.rasters import RasterStack
 from lamina.geo.data.sampling import Batch, LandShareSampler, PixelSampler, SpatialSplit
@@ -88,32 +89,20 @@ class PretrainConfig:
         if self.schedule not in ("constant", "cosine"):
             raise InputError(f"schedule: expected 'constant' or 'cosine', got {self.schedule!r}")
         for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "n_val", "n_windows",
-                     "months_per_window", "stats_stride", "warmup_steps", "patience", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise InputError(f"{name}: expected an integer, got {value!r}")
-            low = 0 if name in ("warmup_steps", "seed") else 1
-            if value < low:
-                raise InputError(f"{name}: expected >= {low}, got {value}")
-        for name in ("lr", "grad_clip", "weight_decay", "val_block_deg", "max_minutes"):
-            value = getattr(self, name)
-            if value is None and name == "max_minutes":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-                raise InputError(f"{name}: expected a number, got {value!r}")
-            if not math.isfinite(value) or value < 0 or (value == 0 and name != "weight_decay"):
-                bound = ">= 0" if name == "weight_decay" else "> 0"
-                raise InputError(f"{name}: expected a finite number {bound}, got {value!r}")
+                     "months_per_window", "stats_stride", "patience"):
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("warmup_steps", self.warmup_steps, minimum=0)
+        check_seed("seed", self.seed)
+        for name in ("lr", "grad_clip", "val_block_deg"):
+            check_real(name, getattr(self, name), low=0.0, low_open=True)
+        check_real("weight_decay", self.weight_decay, low=0.0)
+        check_real("max_minutes", self.max_minutes, low=0.0, low_open=True, allow_none=True)
         if not isinstance(self.land_only, bool):
             raise InputError(f"land_only: expected True or False, got {self.land_only!r}")
-        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, int | float | np.floating) \
-                or not 0.0 <= self.val_fraction < 1.0:
-            raise InputError(f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}")
+        check_real("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
         if self.land_share is not None:
-            if isinstance(self.land_share, bool) or not isinstance(self.land_share, int | float | np.floating) \
-                    or not 0.0 < self.land_share < 1.0:
-                raise InputError(f"land_share: expected a value in (0, 1) (the fraction of each batch drawn from "
-                                 f"land), got {self.land_share!r}")
+            check_real("land_share (the fraction of each batch drawn from land)", self.land_share, low=0.0,
+                       low_open=True, high=1.0, high_open=True)
             if self.land_only:
                 raise InputError("land_share: cannot be combined with land_only (which draws land pixels only)")
 

@@ -26,7 +26,7 @@ import torch
 from scipy.special import softmax
 from torch import nn
 
-from lamina._validation import check_real
+from lamina._validation import check_positive_int, check_real
 from lamina.errors import InputError, OutOfDomainWarning
 from lamina.seq.base import check_domain
 
@@ -91,18 +91,11 @@ class SeqConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_ctx", "d_in", "d_out", "d_model", "n_heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise InputError(f"{name}: expected an integer >= 1, got {value!r}")
-            setattr(self, name, int(value))
+            setattr(self, name, check_positive_int(name, getattr(self, name)))
         if self.d_head is None:
             self.d_head = max(1, self.d_model // self.n_heads)
-        if isinstance(self.d_head, bool) or not isinstance(self.d_head, int | np.integer) or self.d_head < 1:
-            raise InputError(f"d_head: expected an integer >= 1, got {self.d_head!r}")
-        self.d_head = int(self.d_head)
-        if isinstance(self.d_ff, bool) or not isinstance(self.d_ff, int | np.integer) or self.d_ff < 0:
-            raise InputError(f"d_ff: expected an integer >= 0, got {self.d_ff!r}")
-        self.d_ff = int(self.d_ff)
+        self.d_head = check_positive_int("d_head", self.d_head)
+        self.d_ff = check_positive_int("d_ff", self.d_ff, minimum=0)
         if self.positional not in POSITIONAL:
             raise InputError(f"positional: expected one of {', '.join(POSITIONAL)}, got {self.positional!r}")
         if self.attention not in ATTENTION:
