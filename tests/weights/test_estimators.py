@@ -134,3 +134,28 @@ def test_unfitted_estimators_raise_sklearns_not_fitted_error():
         with pytest.raises(NotFittedError) as err:
             call()
         assert isinstance(err.value, InputError)
+
+
+def test_probex_settings_are_flat_hyperparameters_grid_search_can_tune():
+    """Every ProbeXConfig setting is a keyword of ProbeX: get_params shows it, GridSearchCV tunes it (a config object
+    and keyword settings together are refused rather than one silently winning)."""
+    from sklearn.model_selection import GridSearchCV
+
+    from lamina.errors import InputError
+
+    X, Y = planted(n=48, seed=0)
+    assert {"r_u", "activation", "dropout", "seed"} <= set(ProbeX().get_params())
+
+    def neg_bce(est, X, y):
+        p = np.clip(est.predict_proba(X), 1e-6, 1 - 1e-6)
+        return float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+    search = GridSearchCV(ProbeX(r_v=4, r_t=8, epochs=3), {"r_u": [2, 6], "activation": ["relu", "linear"]},
+                          scoring=neg_bce, cv=2).fit(X, Y)
+    assert set(search.best_params_) == {"r_u", "activation"}
+    assert search.best_estimator_.config_.r_u == search.best_params_["r_u"]
+    assert search.best_estimator_.config_.r_v == 4
+    with pytest.raises(InputError, match="not both"):
+        ProbeX(ProbeXConfig(r_u=4), r_u=8).fit(X, Y)
+    with pytest.raises(InputError, match="^r_u: expected an integer >= 1"):
+        ProbeX(r_u=0).fit(X, Y)

@@ -242,25 +242,52 @@ def ridge_factors(x: np.ndarray, Y: np.ndarray, r_u: int, r_v: int, r_t: int, *,
 
 
 class ProbeX(BaseEstimator):
-    """One ProbeX expert as a scikit-learn multi-label estimator (``clone``, ``get_params`` and Pipelines work).
+    """One ProbeX expert as a scikit-learn multi-label estimator (``clone``, ``get_params``, ``set_params``,
+    ``GridSearchCV`` and Pipelines work).
+
+    Every setting of :class:`ProbeXConfig` is a keyword argument, so scikit-learn sees and tunes each one::
+
+        GridSearchCV(ProbeX(epochs=10), {"r_u": [32, 64], "activation": ["relu", "linear"]}, scoring=...)
 
     Args:
-        config: dimensions and training settings (``None``: the defaults of :class:`ProbeXConfig`).
+        config: a whole :class:`ProbeXConfig` instead of the keywords (``ProbeX(cfg)``); then every keyword must
+            keep its default (one source of settings, checked at ``fit``).
+        r_u, r_v, r_t, epochs, lr, weight_decay, batch_size, dropout, center, normalize, init, activation, seed:
+            the settings of :class:`ProbeXConfig` (same defaults, checked at ``fit``).
 
     Attributes (after ``fit``):
         net_: the trained :class:`ProbeXNet`; config_: the settings it was trained with; mean_: (d_H, d_W)
         training mean (or None); shape_: (d_H, d_W); n_classes_; fit_seconds_; n_params_ (trainable parameters).
     """
 
-    def __init__(self, config: ProbeXConfig | None = None):
+    def __init__(self, config: ProbeXConfig | None = None, *, r_u: int = 64, r_v: int = 64, r_t: int = 64,
+                 epochs: int = 20, lr: float = 3e-3, weight_decay: float = 1e-5, batch_size: int = 32,
+                 dropout: float = 0.5, center: bool = True, normalize: bool = True, init: str = "pca",
+                 activation: str = "relu", seed: int = 0):
         self.config = config
+        self.r_u, self.r_v, self.r_t = r_u, r_v, r_t
+        self.epochs, self.lr, self.weight_decay, self.batch_size = epochs, lr, weight_decay, batch_size
+        self.dropout, self.center, self.normalize = dropout, center, normalize
+        self.init, self.activation, self.seed = init, activation, seed
+
+    def settings(self) -> ProbeXConfig:
+        """The :class:`ProbeXConfig` this estimator trains with: ``config``, or the keyword settings (checked)."""
+        flat = {k: getattr(self, k) for k in ProbeXConfig.__dataclass_fields__}
+        if self.config is None:
+            return ProbeXConfig(**flat)
+        if not isinstance(self.config, ProbeXConfig):
+            raise InputError(f"config: expected a ProbeXConfig or None, got {type(self.config).__name__}")
+        default = ProbeXConfig().to_dict()
+        changed = sorted(k for k, v in flat.items() if v != default[k])
+        if changed:
+            raise InputError(f"ProbeX: give a config or keyword settings, not both (config given, and "
+                             f"{', '.join(changed)} set)")
+        return self.config
 
     # ---------------------------------------------------------------- fitting
     def fit(self, X, Y) -> ProbeX:
         """Train on weight matrices X (N, d_H, d_W) with 0/1 labels Y (N, C)."""
-        cfg = self.config if self.config is not None else ProbeXConfig()
-        if not isinstance(cfg, ProbeXConfig):
-            raise InputError(f"config: expected a ProbeXConfig or None, got {type(cfg).__name__}")
+        cfg = self.settings()
         X = self._check_x(X, fitted=False)
         Y = np.asarray(Y, dtype=np.float32)
         if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
