@@ -89,7 +89,7 @@ def test_train_and_checkpoints_leave_threads_and_rng_alone(unchanged, tmp_path):
 def test_sweep_and_train_report_leave_the_process_alone(unchanged, tmp_path):
     task = MovingAverage(3, 1)
     base = SeqConfig(n_ctx=3, d_in=1, d_model=8, n_heads=2, d_ff=8)
-    sweep(lambda n: MovingAverage(n, 1), base, _tiny(unchanged), vary="heads", values=[1], n=3, progress=False)
+    sweep(lambda n: MovingAverage(n, 1), base, _tiny(unchanged), vary="heads", values=[1, 2], n=3, progress=False)
     train_report(tmp_path, task, base, _tiny(unchanged), progress=False)
     assert (tmp_path / "figures" / "learning_curve.png").stat().st_size > 1000
 

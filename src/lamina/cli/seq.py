@@ -99,7 +99,8 @@ def construct_cmd(
                          seed=seed)
     c, m = s["certificate"], s["measured"]
     typer.echo(f"certified sup error {c['total']:.4g} (interpolation {c['interpolation_bound']:.3g} + leakage "
-               f"{c['leakage_bound']:.3g}); measured {m['max']:.4g} (random {m['random']:.3g}, adversarial "
+               f"{c['leakage_bound']:.3g}; float64 rounding floor {c['rounding_floor']:.2g}); measured "
+               f"{m['max']:.4g} (random {m['random']:.3g}, adversarial "
                f"{m['adversarial']:.3g}); {c['n_params']:,} parameters; holds: {s['certificate_holds']}")
     typer.echo(f"report: {out / 'construct.md'}")
 

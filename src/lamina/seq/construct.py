@@ -36,13 +36,26 @@ from lamina.seq.model import SeqConfig, SingleLayerTransformer, forward_numpy
 from lamina.seq.targets import Target, as_target
 from lamina.seq.verify import check_against_samples, check_lipschitz
 
+ROUNDING_STEPS = 64  # float64 roundings the error floor allows for: softmax, a few sums, the FFN's ReLU units
+
+
+def rounding_floor(target: Target, seed: int = 0) -> float:
+    """The smallest sup error float64 evaluation can be trusted to resolve for ``target``: ``ROUNDING_STEPS``
+    units of float64 rounding at the problem's scale (the largest of 1, the box's bounds and the target's outputs on
+    a sample)."""
+    x = np.random.default_rng([seed, 3]).uniform(*target.domain, size=(256, target.n, target.d))
+    scale = max(1.0, abs(target.domain[0]), abs(target.domain[1]), float(np.abs(target(x)).max()))
+    return ROUNDING_STEPS * float(np.finfo(np.float64).eps) * scale
+
 
 @dataclass
 class Certificate:
     """The certified error budget of a construction and the size it took.
 
     ``total = interpolation_bound + leakage_bound`` bounds ``max |f_ic(X) - T(X)_ic|`` over the whole box and every
-    output component (in exact arithmetic).
+    output component in exact arithmetic. Evaluated in float64 the model also carries rounding error, of the order
+    of ``rounding_floor`` (:func:`rounding_floor`); a measured error is checked against ``total + rounding_floor``,
+    and an ``eps`` below the floor is refused (it could be certified but never observed).
     """
 
     method: str
@@ -59,6 +72,7 @@ class Certificate:
     n_nonzero: int
     grid: dict | None = None
     attempts: list = field(default_factory=list)
+    rounding_floor: float = 0.0
 
     @property
     def total(self) -> float:
@@ -341,6 +355,11 @@ def construct(
     t(np.random.default_rng(seed).uniform(*t.domain, size=(4, t.n, t.d)))  # shape and NaN check up front
     if lip_f is not None:
         check_lipschitz(t, lip_f, user=lipschitz is not None, seed=seed)
+    floor = rounding_floor(t, seed)
+    if eps is not None and eps < floor:
+        raise InputError(f"eps: {eps:g} is below the float64 rounding floor {floor:.3g} of target {t.name!r} (its "
+                         "scale times 64 roundings): such an error can be certified in exact arithmetic but never "
+                         f"measured; ask eps >= {floor:.3g}")
     has_ridge = t.ridge() is not None
     if method == "ridge" and not has_ridge:
         raise InputError(f"method: target {t.name!r} with n={t.n} is not a ridge sum; use method='grid' or 'auto'")
@@ -377,6 +396,7 @@ def construct(
         n_nonzero=int(sum(int((p != 0).sum()) for p in model.parameters())),
         grid=grid,
         attempts=attempts,
+        rounding_floor=floor,
     )
     construction = Construction(model=model, certificate=cert, target=t)
     check_against_samples(construction, lip_f, seed=seed)

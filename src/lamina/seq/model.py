@@ -209,6 +209,8 @@ class SingleLayerTransformer(nn.Module):
         return self.W_o(mixed), pattern
 
     def forward(self, x: torch.Tensor, *, return_attention: bool = False):
+        """``x: (B, L, d_in)`` (a tensor of any real dtype, or NumPy / nested lists) -> ``(B, L, d_out)`` in the
+        model's dtype (the input is cast to it); with ``return_attention`` also the ``(B, H, L, L)`` pattern."""
         c = self.config
         if not isinstance(x, torch.Tensor):  # NumPy arrays and nested lists are accepted too
             try:
@@ -221,6 +223,8 @@ class SingleLayerTransformer(nn.Module):
             lo, hi = torch.aminmax(x.detach())  # one pass: NaN propagates to both
             eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 0.0
             check_input_values(float(lo), float(hi), c.domain, resolution=eps)
+        if x.dtype != self.dtype:  # float32 data into a float64 construction (or the reverse): the model's dtype
+            x = x.to(self.dtype)
         h = self.embed(x)  # (B, L, d_model)
         attn_out, pattern = self.attention(self.ln_attn(h) if c.layer_norm else h)
         h = h + attn_out

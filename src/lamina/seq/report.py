@@ -66,7 +66,7 @@ def construct_report(out, target: Target, *, eps: float | None, size=None, beta=
                          starts=adversarial_starts if dim <= 10 else min(adversarial_starts, 2),
                          steps=30 if dim <= 10 else 10, seed=(seed + 1) % (SEED_MAX + 1))
     cert = c.certificate.to_dict()
-    holds = measured["max"] <= c.certificate.total * (1 + 1e-9) + 1e-12
+    holds = measured["max"] <= c.certificate.total * (1 + 1e-9) + c.certificate.rounding_floor
     if not holds:  # nothing is written: a report never carries a certificate that a measured input refutes
         raise InputError(
             f"lipschitz: the certificate {c.certificate.total:.4g} is below the error {measured['max']:.4g} measured "
@@ -93,6 +93,7 @@ def construct_report(out, target: Target, *, eps: float | None, size=None, beta=
           md_table([{"quantity": k, "value": v} for k, v in (
               ("eps asked", cert["eps"]), ("interpolation bound", cert["interpolation_bound"]),
               ("attention-leakage bound", cert["leakage_bound"]), ("certified total", cert["total"]),
+              ("float64 rounding floor", cert["rounding_floor"]),
               ("measured sup, random", measured["random"]), ("measured sup, corners", measured["corners"]),
               ("measured sup, adversarial", measured["adversarial"]), ("certificate holds", holds))],
               ["quantity", "value"]),

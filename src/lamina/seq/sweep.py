@@ -81,8 +81,9 @@ def sweep(
     if vary not in SWEEPABLE:
         raise InputError(f"vary: expected one of {', '.join(SWEEPABLE)}, got {vary!r}")
     values = [check_count("values", v) for v in values]
-    if not values:
-        raise InputError("values: expected one or more integers >= 1, got none")
+    if len(set(values)) != len(values) or len(values) < 2:
+        raise InputError(f"values: expected two or more distinct integers >= 1 (a power law is fitted through "
+                         f"them), got {values}")
     n = check_count("n", n)
     field = SWEEPABLE[vary]
     runs = []
@@ -139,6 +140,9 @@ def construct_vs_train(
     constructed = []
     eps_values = [check_real("eps_values", e, low=0.0, low_open=True) for e in eps_values]
     widths = [check_count("widths", w) for w in widths]
+    for name, vals in (("eps_values", eps_values), ("widths", widths)):
+        if not vals or len(set(vals)) != len(vals):
+            raise InputError(f"{name}: expected distinct values, at least one, got {vals}")
     for eps in eps_values:
         c = construct(target, eps=eps)
         measured = sup_error(c, target, **kw)

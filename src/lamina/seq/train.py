@@ -253,13 +253,18 @@ def _train(model, task, cfg: TrainConfig, checkpoint_dir, progress: bool, callba
                 xb, yb = xt_all[idx], yt_all[idx]
             pred = scored(task, model(xb))
             loss = torch.mean((pred - yb) ** 2)
+            if not math.isfinite(value := loss.item()):  # diverged: stop before a NaN model is saved or reported
+                kept = " (the last checkpoint before it is kept)" if ckpt is not None and step >= cfg.checkpoint_every \
+                    else ""
+                raise InputError(f"lr: training diverged at step {step + 1} (loss {value}) with lr {cfg.lr:g}; "
+                                 f"lower --lr{' or set --grad-clip' if cfg.grad_clip <= 0 else ''}{kept}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
-            ema = loss.item() if math.isnan(ema) else 0.98 * ema + 0.02 * loss.item()
+            ema = value if math.isnan(ema) else 0.98 * ema + 0.02 * value
             if step % cfg.eval_every == 0:
                 rec = evaluate(step, time.perf_counter() - t0, ema)
                 bar.update(bar_id, msg=f"test rel. MSE {rec['rel_mse']:.4g}")
