@@ -19,7 +19,7 @@ import numpy as np
 
 from lamina.errors import CheckpointError, InputError
 from lamina.weights.layers import layer_from_state, read_state
-from lamina.weights.trees import body_vector, signature, signature_seed
+from lamina.weights.trees import OUTSIDE, body_vector, signature, signature_seed
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,17 @@ def _read(mix, src: Source) -> tuple[dict, str, np.ndarray]:
             raise InputError(f"{src.path}: tensor {name!r} holds NaN or infinite values")
     sig = signature(state)
     key = mix.router_.check_signature(sig, source=str(src.path))
-    return state, key, body_vector(state, sig, signature_seed(mix.router_.seed, key))
+    with np.errstate(over="ignore", invalid="ignore"):
+        body = body_vector(state, sig, signature_seed(mix.router_.seed, key))
+    if not np.all(np.isfinite(body)):  # finite tensors whose LoRA update B @ A overflows float32
+        raise _overflow(src, state)
+    return state, key, body
+
+
+def _overflow(src: Source, state: dict) -> InputError:
+    top = max(float(np.abs(t).max()) for t in state.values() if np.size(t))
+    return InputError(f"{src.path}: its weights overflow float32 once combined (a LoRA update B @ A or the "
+                      f"fingerprint; the largest value is {top:.3g}): not a model any tree holds")
 
 
 def _group(pairs: Iterable[tuple[int, str]]) -> dict[str, list[int]]:
@@ -50,10 +60,22 @@ def _group(pairs: Iterable[tuple[int, str]]) -> dict[str, list[int]]:
     return out
 
 
+def _distance(mix, tree: str, distance: float) -> dict:
+    """``tree_distance`` (the model's fingerprint distance to its tree's centroid over the tree's radius) and
+    ``outside_tree`` (beyond :data:`~lamina.weights.trees.OUTSIDE` radii); nothing for an older router."""
+    rel = mix.router_.relative_distance(tree, distance)
+    if rel is None:
+        return {}
+    rel = float(rel)
+    return {"tree_distance": rel, "outside_tree": bool(rel > OUTSIDE)}
+
+
 def predict_batch(mix, batch: list[Source], errors: str) -> list[dict]:
     """Rows for a batch of models, in batch order: ``{"model", "id", "tree", "layer", "probabilities": (C,),
-    "features": (k,)}``, or ``{"model", "id", "error"}`` with ``errors="report"`` (``"raise"``: the first failing
-    model of the batch raises)."""
+    "features": (k,), "tree_distance", "outside_tree"}``, or ``{"model", "id", "error"}`` with
+    ``errors="report"`` (``"raise"``: the first failing model of the batch raises). ``outside_tree`` flags a model
+    far from every model its tree's expert was trained on (random, zeroed or rescaled weights): read its
+    probabilities as unsupported."""
     failed: dict[int, Exception] = {}
     read: dict[int, tuple[dict, str, np.ndarray]] = {}
     for j, src in enumerate(batch):
@@ -62,9 +84,14 @@ def predict_batch(mix, batch: list[Source], errors: str) -> list[dict]:
         except (CheckpointError, InputError) as exc:
             failed[j] = exc
     tree_of: dict[int, str] = {}
+    dist_of: dict[int, float] = {}
     for key, js in _group((j, r[1]) for j, r in read.items()).items():
-        trees, _ = mix.router_.route_bodies(key, np.stack([read[j][2] for j in js]))  # (B, D) -> B trees
-        tree_of.update(zip(js, trees, strict=True))
+        trees, dist = mix.router_.route_bodies(key, np.stack([read[j][2] for j in js]))  # (B, D) -> B trees
+        for j, t, d in zip(js, trees, dist.tolist(), strict=True):
+            if np.isfinite(d):
+                tree_of[j], dist_of[j] = t, d
+            else:  # the fingerprint overflowed float32
+                failed[j] = _overflow(batch[j], read[j][0])
     out: dict[int, dict] = {}
     for tree, js in _group(tree_of.items()).items():
         if tree not in mix.experts_:
@@ -88,7 +115,7 @@ def predict_batch(mix, batch: list[Source], errors: str) -> list[dict]:
         P = mix._probs(tree, X, F, seen)  # (n, C)
         for r, j in enumerate(ok):
             out[j] = {"model": str(batch[j].path), "id": batch[j].id, "tree": tree, "layer": info["layer"],
-                      "probabilities": P[r], "features": F[r]}
+                      "probabilities": P[r], "features": F[r], **_distance(mix, tree, dist_of[j])}
     if failed and errors == "raise":
         raise failed[min(failed)]
     for j, exc in failed.items():
@@ -106,6 +133,8 @@ def top_row(mix, result: dict, top: int) -> dict:
     p = result["probabilities"]
     seen = set(mix.seen_)
     order = np.argsort(-p, kind="stable")[:top]
-    return head | {"tree": result["tree"], "layer": result["layer"],
+    far = {k: (round(result[k], 3) if k == "tree_distance" else result[k]) for k in ("tree_distance", "outside_tree")
+           if k in result}
+    return head | {"tree": result["tree"], "layer": result["layer"], **far,
                    "categories": [{"name": mix.categories_[c], "probability": round(float(p[c]), 4),
                                    "source": "expert" if c in seen else "text (zero-shot)"} for c in order]}

@@ -32,6 +32,10 @@ PROJECTION = "sklearn.GaussianRandomProjection"  # recorded in saved routers: fi
 logger = logging.getLogger(__name__)
 
 
+OUTSIDE = 1.5
+"""A model whose distance to its tree's centroid exceeds this many times the tree's radius (the farthest of its own
+training models) is flagged ``outside_tree``: its probabilities come from an expert that never saw such weights."""
+
 LORA_DELTA = ".lora_delta"  # the key suffix a LoRA pair takes in a signature
 
 
@@ -322,7 +326,9 @@ class Router(BaseEstimator):
 
     Attributes (after ``fit``):
         trees_: tree names, sorted; keys_: tree -> signature key; centroids_: (T, dim) float32, one per tree;
-        nearest_: signature key -> the names of its trees, whose centroids a model is compared with.
+        nearest_: signature key -> the names of its trees, whose centroids a model is compared with;
+        radii_: (T,) float32, the largest distance of a tree's own models to its centroid (what
+        :meth:`relative_distance` divides by; ``None`` in a router saved before lamina measured it).
     """
 
     def __init__(self, dim: int = 128, seed: int = 0):
@@ -338,8 +344,21 @@ class Router(BaseEstimator):
         vecs = np.stack(fp.vectors).astype(np.float64)
         self.keys_ = {t: fp.keys[int(np.flatnonzero(arr == t)[0])] for t in self.trees_}
         self.centroids_ = np.stack([vecs[arr == t].mean(0) for t in self.trees_]).astype(np.float32)
+        own = np.linalg.norm(vecs - self.centroids_[[self.trees_.index(t) for t in trees]], axis=1)
+        # a tree of one model has radius 0: any other model is then "outside" (no spread to calibrate on)
+        self.radii_ = np.array([own[arr == t].max() for t in self.trees_], dtype=np.float32)
         self._index_signatures()
         return self
+
+    def relative_distance(self, tree: str, distance) -> np.ndarray | None:
+        """``distance`` to ``tree``'s centroid over the tree's radius (1.0: as far as the farthest of its own
+        models); ``None`` for a router without radii. Above :data:`OUTSIDE` a model is flagged as outside its
+        tree (random, zeroed or rescaled weights of a known architecture; a model of an unknown tree)."""
+        if getattr(self, "radii_", None) is None:
+            return None
+        r = float(self.radii_[self.trees_.index(tree)])
+        d = np.asarray(distance, dtype=np.float64)
+        return np.where(d == 0, 0.0, d / r) if r > 0 else np.where(d == 0, 0.0, np.inf)
 
     def _index_signatures(self) -> None:
         """nearest_: signature key -> the trees of that signature (their rows of centroids_), sorted by name."""
@@ -403,23 +422,28 @@ class Router(BaseEstimator):
             bodies: (B, D) finite body vectors (:func:`body_vector`, with the signature's seed for a large body).
 
         Returns:
-            ``(trees, distances)``: B tree names and (B,) float64 distances to their trees' centroids.
+            ``(trees, distances)``: B tree names and (B,) float64 distances to their trees' centroids (``inf`` for a
+            body whose fingerprint overflows).
         """
         from sklearn.metrics import pairwise_distances_argmin
 
         names = self.nearest_[key]
-        v = project_rows(bodies, self.dim, signature_seed(self.seed, key))  # (B, dim)
-        rows = self.centroids_[[self.trees_.index(t) for t in names]]  # (T, dim)
-        pick = (np.zeros(len(v), np.int64) if len(names) == 1
-                else pairwise_distances_argmin(v.astype(np.float64), rows.astype(np.float64)))
-        return [names[int(j)] for j in pick], np.linalg.norm(rows[pick] - v, axis=1).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing body gets distance inf, not a warning
+            v = project_rows(bodies, self.dim, signature_seed(self.seed, key)).astype(np.float64)  # (B, dim)
+            v[~np.isfinite(v).all(axis=1)] = np.inf
+            rows = self.centroids_[[self.trees_.index(t) for t in names]].astype(np.float64)  # (T, dim)
+            pick = (np.zeros(len(v), np.int64) if len(names) == 1
+                    else pairwise_distances_argmin(np.nan_to_num(v, posinf=np.finfo(np.float64).max), rows))
+            dist = np.linalg.norm(rows[pick] - v, axis=1)
+        return [names[int(j)] for j in pick], dist
 
     def route_vectors(self, fp: Fingerprints) -> list[str]:
         """Tree per fingerprint (nearest centroid of the same signature)."""
         return [self._tree_of(key, v, "router: a model") for key, v in zip(fp.keys, fp.vectors, strict=True)]
 
     def to_state(self) -> tuple[dict, dict]:
-        return ({"router.centroids": self.centroids_},
+        radii = {} if getattr(self, "radii_", None) is None else {"router.radii": self.radii_}
+        return ({"router.centroids": self.centroids_, **radii},
                 {"dim": self.dim, "seed": self.seed, "trees": self.trees_, "keys": self.keys_,
                  "projection": PROJECTION})
 
@@ -435,5 +459,11 @@ class Router(BaseEstimator):
         if r.centroids_.shape != (len(r.trees_), r.dim) or set(r.keys_) != set(r.trees_):
             raise InputError(f"router: {len(r.trees_)} trees of dimension {r.dim}, but centroids of shape "
                              f"{r.centroids_.shape} and signatures for {sorted(r.keys_)}")
+        radii = tensors.get("router.radii")
+        r.radii_ = None if radii is None else np.asarray(radii, dtype=np.float32)
+        if r.radii_ is not None and (r.radii_.shape != (len(r.trees_),) or not np.all(np.isfinite(r.radii_))
+                                     or np.any(r.radii_ < 0)):
+            raise InputError(f"router: radii of shape {r.radii_.shape} for {len(r.trees_)} trees, or not finite "
+                             "and >= 0")
         r._index_signatures()
         return r
