@@ -275,25 +275,44 @@ def save_checkpoint(
         config: JSON-serialisable dict that rebuilds the model.
         metadata: JSON-serialisable provenance and input contract.
     """
+    with atomic_dir(directory) as tmp:
+        write_checkpoint_files(tmp, tensors, kind=kind, config=config, metadata=metadata)
+    return directory
+
+
+def write_checkpoint_files(
+    folder: str | os.PathLike,
+    tensors: Mapping[str, Any],
+    *,
+    kind: str,
+    config: Mapping[str, Any],
+    metadata: Mapping[str, Any] | None = None,
+) -> dict:
+    """Write a checkpoint's two files into an existing ``folder`` that is not yet visible to readers.
+
+    The building block of :func:`save_checkpoint`, for writers that publish a larger folder atomically
+    themselves (:func:`atomic_dir`), with the checkpoint's files at its top level. Returns the ``config.json``
+    document as written (with its ``sha256`` and ``content_sha256``).
+    """
     from safetensors.numpy import save_file
 
     from lamina import __version__
 
-    with atomic_dir(directory) as tmp:
-        arrays = {k: _to_numpy(tensors[k]) for k in sorted(tensors)}
-        save_file(arrays, str(tmp / WEIGHTS_FILE))
-        doc = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "kind": kind,
-            "lamina_version": __version__,
-            "sha256": sha256_file(tmp / WEIGHTS_FILE),
-            "config": dict(config),
-            "metadata": dict(metadata or {}),
-        }
-        doc["content_sha256"] = content_sha256(json.loads(dumps_json(doc)))  # as it will read back
-        (tmp / CONFIG_FILE).write_text(dumps_json(doc))
-    return directory
+    folder = Path(folder)
+    arrays = {k: _to_numpy(tensors[k]) for k in sorted(tensors)}
+    save_file(arrays, str(folder / WEIGHTS_FILE))
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "lamina_version": __version__,
+        "sha256": sha256_file(folder / WEIGHTS_FILE),
+        "config": dict(config),
+        "metadata": dict(metadata or {}),
+    }
+    doc["content_sha256"] = content_sha256(json.loads(dumps_json(doc)))  # as it will read back
+    (folder / CONFIG_FILE).write_text(dumps_json(doc))
+    return json.loads(dumps_json(doc))
 
 
 def content_sha256(doc: dict) -> str:

@@ -55,7 +55,7 @@ def test_cli_commands_are_registered_explicitly_in_order():
     names = [c.name for c in geo_app.registered_commands]
     assert names == [n for n, _ in COMMANDS]
     assert names == ["embed", "reconstruct", "raster", "map", "pretrain", "info", "sources", "evaluate", "probe-fit",
-                     "probe-predict"]  # fmt: skip
+                     "probe-predict", "finetune"]  # fmt: skip
     r = runner.invoke(app, ["geo", "pretrain", "--out", "unused", "--stack", "bogus"])
     assert r.exit_code == 2 and "stack: expected 'default'" in r.stderr
 

@@ -1,7 +1,8 @@
 """``lamina geo``: climate implicit embeddings (Climplicit).
 
 Commands are plain functions, registered on the sub-app explicitly at the end of this module (:data:`COMMANDS`),
-including the evaluation commands of :mod:`lamina.cli.geo_evaluate`.
+including the evaluation commands of :mod:`lamina.cli.geo_evaluate` and ``finetune`` of
+:mod:`lamina.cli.geo_finetune`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli import geo_evaluate
+from lamina.cli import geo_evaluate, geo_finetune
 from lamina.cli._common import echo_json, fix_mmap_threshold, new_app
 from lamina.cli._geo_options import CHECKPOINT, WRAP
 from lamina.errors import InputError
@@ -275,6 +276,7 @@ COMMANDS = [
     ("evaluate", geo_evaluate.evaluate_cmd),
     ("probe-fit", geo_evaluate.probe_fit_cmd),
     ("probe-predict", geo_evaluate.probe_predict_cmd),
+    ("finetune", geo_finetune.finetune_cmd),
 ]
 """The ``lamina geo`` commands in the order ``--help`` lists them."""
 

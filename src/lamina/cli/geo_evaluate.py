@@ -1,4 +1,5 @@
-"""``lamina geo evaluate``, ``lamina geo probe-fit`` and ``lamina geo probe-predict``: single-layer probes.
+"""``lamina geo evaluate``, ``lamina geo probe-fit`` and ``lamina geo probe-predict``: single-layer probes
+(``probe-predict`` also applies a fine-tuned folder of ``lamina geo finetune``).
 
 Plain functions, registered on the ``lamina geo`` sub-app by :mod:`lamina.cli.geo`. Thin: parses options, calls
 :mod:`lamina.geo.eval.evaluate` and :mod:`lamina.geo.eval.probing`, prints a summary. Bad input raises
@@ -93,23 +94,35 @@ def probe_fit_cmd(
 
 
 def probe_predict_cmd(
-    probe: Path = typer.Argument(..., help="Directory written by lamina geo probe-fit."),
+    probe: Path = typer.Argument(..., help="Directory written by lamina geo probe-fit, or a fine-tuned folder "
+                                 "written by lamina geo finetune."),
     points: Path = typer.Argument(..., help="CSV or Parquet file with lon / lat columns (degrees)."),
     output: Path = typer.Option(..., "-o", "--output", help="Predictions, .csv or .parquet."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="Encoder checkpoint (default: the probe's)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="Encoder checkpoint (default: the probe's; "
+                                    "a fine-tuned folder carries its own)."),
     lon_col: str = typer.Option("lon", "--lon-col", help="Longitude column."),
     lat_col: str = typer.Option("lat", "--lat-col", help="Latitude column."),
     wrap_lon: bool = WRAP,
 ) -> None:
-    """Apply a saved probe at the points of a table; write the predictions atomically."""
+    """Apply a saved probe (or a fine-tuned encoder with its head) at the points of a table; write the predictions
+    atomically."""
     from lamina._io import atomic_path
     from lamina.geo.eval.probing import load_task_probe, predict_points, read_points
+    from lamina.geo.finetune_model import FineTunedEncoder, is_finetuned_folder
 
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"--output: expected a .csv or .parquet file, got {output.name!r}")
-    load_task_probe(probe)  # a foreign or corrupt probe fails before any work
-    lon, lat = read_points(points, lon_col=lon_col, lat_col=lat_col)
-    table = predict_points(probe, lon=lon, lat=lat, checkpoint=checkpoint, wrap_lon=wrap_lon)
+    if is_finetuned_folder(probe):
+        if checkpoint is not None:
+            raise InputError(f"--checkpoint: {probe} is a fine-tuned folder, which carries its own encoder; leave "
+                             "--checkpoint out")
+        model = FineTunedEncoder.load(probe)  # a corrupt or mixed-up folder fails before any work
+        lon, lat = read_points(points, lon_col=lon_col, lat_col=lat_col)
+        table = model.predict_frame(lon=lon, lat=lat, wrap_lon=wrap_lon)
+    else:
+        load_task_probe(probe)  # a foreign or corrupt probe fails before any work
+        lon, lat = read_points(points, lon_col=lon_col, lat_col=lat_col)
+        table = predict_points(probe, lon=lon, lat=lat, checkpoint=checkpoint, wrap_lon=wrap_lon)
     with atomic_path(output) as tmp:
         if output.suffix.lower() == ".csv":
             table.to_csv(tmp, index=False)

@@ -9,6 +9,9 @@ Typical use::
     emb = enc.embed(lon=[8.55], lat=[47.37], month=6)     # (1, 256) float32
     emb4 = enc.embed(lon=[8.55], lat=[47.37])             # (1, 1024): months 3, 6, 9, 12 concatenated
     loc = lamina.geo.LocationEncoder.from_pretrained()    # the same as a torch.nn.Module: (B, 2) degrees -> (B, D)
+
+    from lamina.geo.finetune import finetune              # fine-tuning on labelled points: docs/geo.md
+    model = finetune("sites.csv", target="biome", train="last")
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ _LAZY = {
     "EncoderConfig": "lamina.geo.encoder",
     "load": "lamina.geo.encoder",
     "LocationEncoder": "lamina.geo.location_encoder",
+    "FineTunedEncoder": "lamina.geo.finetune_model",
+    "FineTuneConfig": "lamina.geo.finetune",
     "embed_frame": "lamina.geo.points",
     "RasterStack": "lamina.geo.data.rasters",
 }

@@ -25,7 +25,9 @@ from lamina.geo.points import is_geo_table
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def _iter_table(path: Path, chunk_rows: int) -> Iterator:
+def iter_table(path: Path, chunk_rows: int) -> Iterator:
+    """The record batches of a CSV / Parquet table, ``chunk_rows`` rows at a time (the reader of `geo embed`, and of
+    `geo finetune` through :mod:`lamina.geo.tables`)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -55,7 +57,7 @@ def _unreadable(path: Path, exc: BaseException) -> InputError:
     return InputError(f"input: {path} {what}")
 
 
-def _numeric_column(chunk, name: str, src: Path, offset: int) -> np.ndarray:
+def numeric_column(chunk, name: str, src: Path, offset: int) -> np.ndarray:
     """A coordinate or month column as float64, refusing text, booleans and other non-numbers by row."""
     import pyarrow as pa
 
@@ -186,15 +188,15 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
     with bar, atomic_path(dst) as tmp:
         task = bar.add_task(what, total=total)
         try:
-            for chunk in _iter_table(src, chunk_rows):
+            for chunk in iter_table(src, chunk_rows):
                 names = chunk.schema.names
                 for col in (lon_col, lat_col) + ((month_col,) if month_col else ()):
                     if col not in names:
                         raise InputError(f"column {col!r} not found in {src}; columns are {names} "
                                          "(choose with --lon-col / --lat-col / --month-col)")
-                lon = _numeric_column(chunk, lon_col, src, n_done)
-                lat = _numeric_column(chunk, lat_col, src, n_done)
-                mo = _numeric_column(chunk, month_col, src, n_done) if month_col else month
+                lon = numeric_column(chunk, lon_col, src, n_done)
+                lat = numeric_column(chunk, lat_col, src, n_done)
+                mo = numeric_column(chunk, month_col, src, n_done) if month_col else month
                 try:
                     out, cols = _compute(encoder, what, lon, lat, mo, wrap_lon, precision)
                 except InputError as exc:
@@ -252,7 +254,7 @@ def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk
                     raise InputError(f"column {month_col!r} not found in {src}; columns are {attrs.schema.names}")
                 geoms = geometries_from_wkb(wkb, where=str(src), offset=n_done)
                 lon, lat = points_lonlat(geoms, reader.crs, where=str(src), offset=n_done)
-                mo = _numeric_column(attrs, month_col, src, n_done) if month_col else month
+                mo = numeric_column(attrs, month_col, src, n_done) if month_col else month
                 try:
                     out, cols = _compute(encoder, what, lon, lat, mo, wrap_lon, precision)
                 except InputError as exc:

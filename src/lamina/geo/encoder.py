@@ -309,16 +309,23 @@ class ClimateEncoder:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, *, extra_metadata: dict | None = None) -> Path:
-        """Write the checkpoint directory (``model.safetensors`` + ``config.json``) atomically."""
-        meta = {
-            **self.metadata,
-            **(extra_metadata or {}),
+        """Write the checkpoint directory (``model.safetensors`` + ``config.json``) atomically.
+
+        The metadata is this encoder's (its pretraining provenance included) updated by ``extra_metadata``; a
+        derived model with its own provenance (a fine-tuned encoder) builds it with :meth:`checkpoint_metadata`.
+        """
+        meta = self.checkpoint_metadata({**self.metadata, **(extra_metadata or {})})
+        return save_checkpoint(path, self.module.state_dict(), kind=KIND, config=self.config.to_dict(),
+                               metadata=meta)
+
+    def checkpoint_metadata(self, provenance: dict) -> dict:
+        """``provenance`` with what loading needs added: the variables, their normalisation, the input contract."""
+        return {
+            **provenance,
             "variables": [v.to_dict() for v in self.variables],
             "normalisation": {"mean": self.mean.tolist(), "std": self.std.tolist()},
             "input_contract": INPUT_CONTRACT,
         }
-        return save_checkpoint(path, self.module.state_dict(), kind=KIND, config=self.config.to_dict(),
-                               metadata=meta)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> ClimateEncoder:
