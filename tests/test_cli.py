@@ -68,3 +68,31 @@ def test_help_shows_defaults_written_in_help_strings():
 
     r = CliRunner().invoke(app, ["weights", "train", "--help"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "[default: ProbeXConfig's, 64]" in r.output
+
+
+def _commands(group, path=()):
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):  # a group (typer bundles its own click)
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+def test_one_progress_switch_spelled_the_same_everywhere():
+    """Every command with a progress bar takes --quiet, -q and --no-progress; -v is not taken by an option (it
+    stays free for verbosity); the root offers shell completion."""
+    import typer.main
+
+    from lamina.cli import app
+
+    root = typer.main.get_command(app)
+    switches = 0
+    for path, cmd in _commands(root):
+        for p in cmd.params:
+            names = set(p.opts) | set(getattr(p, "secondary_opts", []))
+            assert "-v" not in names, f"lamina {' '.join(path)}: -v is taken by {p.name}"
+            if p.name in ("progress", "quiet"):
+                switches += 1
+                assert {"--quiet", "-q", "--no-progress"} <= names, f"lamina {' '.join(path)}: {sorted(names)}"
+    assert switches >= 9
+    assert "--install-completion" in {o for p in root.params for o in p.opts}

@@ -18,7 +18,7 @@ app = typer.Typer(
     cls=LaminaGroup,
     help="lamina: learned representations read out by a single layer.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # lamina --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
 )

@@ -70,6 +70,17 @@ def new_app(help: str) -> typer.Typer:
                        rich_markup_mode=None)
 
 
+def progress_option(help: str = "Show a progress bar (on stderr)."):
+    """The one progress switch of every long command: ``--progress`` (default) / ``--no-progress``, also spelled
+    ``--quiet`` or ``-q``."""
+    return typer.Option(True, "--progress/--no-progress", " /--quiet", " /-q", help=help + " --quiet, -q: none.")
+
+
+def quiet_option():
+    """``--quiet`` / ``-q`` / ``--no-progress`` for commands whose parameter is ``quiet`` (lamina weights)."""
+    return typer.Option(False, "--quiet", "-q", "--no-progress", help="No progress bar.")
+
+
 def positive_ints(text: str, name: str) -> list[int]:
     """``"1,2,4"`` -> [1, 2, 4]: at least one integer, each >= 1 (a clear InputError naming ``name`` otherwise)."""
     from lamina.errors import InputError

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from lamina.cli import geo_evaluate, geo_finetune
-from lamina.cli._common import echo_json, fix_mmap_threshold, new_app
+from lamina.cli._common import echo_json, fix_mmap_threshold, new_app, progress_option
 from lamina.cli._geo_options import CHECKPOINT, WRAP
 from lamina.errors import InputError
 
@@ -57,7 +57,7 @@ def embed(
     precision: str = typer.Option("float32", help="float32 or bfloat16."),
     wrap_lon: bool = WRAP,
     checkpoint: Path | None = CHECKPOINT,
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = progress_option(),
     scheduler: str | None = typer.Option(None, help="Partitioned input: address of a running dask.distributed "
                                          "scheduler (tcp://host:8786); default: a local cluster."),
     workers: int = typer.Option(2, min=1, help="Partitioned input: processes of the local Dask cluster."),
@@ -112,7 +112,7 @@ def reconstruct(
     keep_columns: bool = typer.Option(True),
     wrap_lon: bool = WRAP,
     checkpoint: Path | None = CHECKPOINT,
-    progress: bool = typer.Option(True),
+    progress: bool = progress_option(),
 ) -> None:
     """The pretraining variables as the encoder reconstructs them, in physical units."""
     table = _points_or_table(input_path, lon, lat, output)
@@ -151,7 +151,7 @@ def raster(
     seed: int = typer.Option(0, help="Seed of the PCA's pixel sample."),
     precision: str = typer.Option("float32", help="float32 or bfloat16 network precision."),
     checkpoint: Path | None = CHECKPOINT,
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = progress_option(),
 ) -> None:
     """Embedding raster over a bbox: a tiled COG with overviews or a Zarr store, resumable after a kill."""
     from lamina.geo.raster_file import check_raster_output, write_raster
@@ -181,7 +181,7 @@ def _stack(spec: str | None):
 def map_(
     output: Path = typer.Option(..., "--output", "-o", help="Output PNG."),
     month: int = typer.Option(6, "--month", "-m", min=1, max=12, help="Month 1..12."),
-    variable: str | None = typer.Option(None, "--variable", "-v", help="Variable to reconstruct (default: first)."),
+    variable: str | None = typer.Option(None, "--variable", help="Variable to reconstruct (default: first)."),
     resolution: float = typer.Option(1.0, help="Grid spacing in degrees."),
     stack: str | None = typer.Option(None, help="Source fields for comparison: default | offline:VARS | chelsa:DIR "
                                                 "(default: the offline fields when the encoder was trained on them)."),
@@ -228,7 +228,7 @@ def pretrain(
     months_per_window: int = typer.Option(12, min=1, max=12, help="Months read per tile (fewer = fewer reads)."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(True, help="Continue from OUT/state.pt if present."),
-    progress: bool = typer.Option(True),
+    progress: bool = progress_option(),
 ) -> None:
     """Pretrain an encoder on a raster stack (works the same under torchrun for data parallelism)."""
     from lamina.geo.encoder import EncoderConfig

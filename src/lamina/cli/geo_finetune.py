@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import echo_json
+from lamina.cli._common import echo_json, progress_option
 from lamina.cli._geo_options import CHECKPOINT, WRAP
 
 
@@ -45,7 +45,7 @@ def finetune_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the validation split and the batch order."),
     threads: int | None = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
     wrap_lon: bool = WRAP,
-    progress: bool = typer.Option(True, help="Show a progress bar (on stderr)."),
+    progress: bool = progress_option(),
 ) -> None:
     """Fine-tune the climate encoder and a one-layer head on a labelled points table; save them as one folder."""
     from lamina._io import read_checkpoint_config

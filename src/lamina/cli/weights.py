@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import echo_json, new_app, number_or_text, positive_ints
+from lamina.cli._common import echo_json, new_app, number_or_text, positive_ints, quiet_option
 from lamina.errors import LaminaError
 
 app = new_app("Learning on model weights (ProbeX): what a model was trained on, from one layer.")
@@ -58,7 +58,7 @@ def zoo_build(
     scheduler: str = typer.Option(None, "--scheduler", help="Fine-tune on the Dask cluster of this scheduler "
                                                             "(tcp://host:8786; implies --dask). Every worker must "
                                                             "see the zoo folder at the same path."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Build (or resume) a zoo: pretrain the roots, then fine-tune every tree's models in parallel (local processes,
     or a Dask cluster with --dask / --scheduler; this process alone writes the catalogue either way)."""
@@ -232,7 +232,7 @@ def predict(
                                                             "(tcp://host:8786; implies --dask). Every worker must "
                                                             "see the probe and the model files at the same paths."),
     workers: int = typer.Option(2, "--workers", help="Processes of the local Dask cluster (with --dask)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Which categories was each model trained on? Routes each file to its tree's expert, in batches (here, or
     on a Dask cluster with --dask / --scheduler)."""
@@ -296,7 +296,7 @@ def index_build(
     probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one trained for --zoo)."),
     dims: int = typer.Option(256, "--dims", help="Text-feature basis size per tree (2 bytes per model each)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Models read, routed and probed together (>= 1)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Build a search index file: predicted categories and compressed text features of every model, float16."""
     from lamina._validation import check_positive_int
@@ -327,7 +327,7 @@ def index_add(
     zoo: Path = typer.Option(None, "--zoo", help="Also the catalogue's models not yet in the index."),
     probe: Path = typer.Option(None, "--probe", help="Probe folder (default: the one that built the index)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Models read, routed and probed together (>= 1)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Append models to an index file without re-reading the indexed ones (the file is replaced atomically)."""
     from lamina._validation import check_positive_int
