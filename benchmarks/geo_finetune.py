@@ -49,11 +49,13 @@ def finetune_run(task, mode: str, *, split: str, seed: int, args) -> dict:
     preds, probas, fits = [], [], []
     for train, test in folds:
         model = finetune(lon=task.lon[train], lat=task.lat[train], y=task.y[train], kind=kind,
-                         checkpoint=args.checkpoint, train=mode, epochs=args.epochs, block_deg=task.block_deg,
-                         seed=seed, threads=args.threads, progress=False)
-        val = model.provenance["finetune"]["validation"]
+                         checkpoint=args.checkpoint, train=mode, head_init=args.head_init, epochs=args.epochs,
+                         block_deg=task.block_deg, seed=seed, threads=args.threads, progress=False)
+        ft = model.provenance["finetune"]
+        val = ft["validation"]
         fits.append({"best_stage": val["best_stage"], "best_epoch": val["best_epoch"],
-                     "epochs_run": val["epochs_run"], "val_loss": val["metrics"]["loss"]})
+                     "epochs_run": val["epochs_run"], "val_loss": val["metrics"]["loss"],
+                     "start_val_loss": ft["head_init"]["val_loss"]})
         if kind == "regression":
             preds.append(np.asarray(model.predict(lon=task.lon[test], lat=task.lat[test])).reshape(len(test), -1))
             continue
@@ -100,7 +102,9 @@ def markdown(res: dict) -> str:
         "",
         "Score: the task's metric on the pooled test sides (mean ± std over seeds; seconds per run in brackets). "
         "probe = `lamina geo evaluate`'s climplicit linear probe; head / last / all = `lamina geo finetune "
-        "--train head|last|all`.",
+        "--train head|last|all`, whose head starts " + (
+            "from the same probe fitted on the training side less its validation blocks (`--head-init probe`)."
+            if res["settings"].get("head_init", "probe") == "probe" else "from a zero head (`--head-init zero`)."),
         "",
         "| task | metric | split | " + " | ".join(methods) + " |",
         "|---|---|---|" + "---|" * len(methods),
@@ -133,6 +137,8 @@ def main() -> None:
     ap.add_argument("--n-points", type=int, default=None, help="points per task (default: geo evaluate's)")
     ap.add_argument("--epochs", type=int, default=50, help="maximum fine-tuning epochs per stage")
     ap.add_argument("--checkpoint", default=None, help="parent encoder (default: the bundled one)")
+    ap.add_argument("--head-init", default="probe", choices=("probe", "zero"),
+                    help="where fine-tuning's head starts (default: probe, lamina geo finetune's default)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads of the fine-tuning (default: torch's)")
     ap.add_argument("--out", type=Path, default=RESULTS / "geo_finetune", help="output prefix (.json and .md)")
     args = ap.parse_args()
@@ -185,7 +191,8 @@ def main() -> None:
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "settings": {"tasks": tasks_wanted, "seeds": list(settings.seeds), "splits": splits, "methods": methods,
                      "n_points": {t.name: len(t) for t in tasks}, "epochs": args.epochs,
-                     "checkpoint": args.checkpoint, "threads": args.threads, "sample_seed": settings.sample_seed},
+                     "head_init": args.head_init, "checkpoint": args.checkpoint, "threads": args.threads,
+                     "sample_seed": settings.sample_seed},
         "metrics": {t.name: t.metric for t in tasks},
         "probe_feature_seconds": feature_seconds,
         "summary": summarise(records),

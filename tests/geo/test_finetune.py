@@ -273,7 +273,7 @@ def test_cli_finetune_prints_json_and_probe_predict_applies_it(parent, table, tm
                             "--no-progress"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["output"] == str(out) and doc["rows"] == 240 and doc["train"] == "last"
+    assert doc["output"] == str(out) and doc["rows"] == 240 and doc["train"] == "last" and doc["head_init"] == "zero"
     assert doc["classes"] == ["north", "south", "tropics"] and doc["metric"] == "f1_macro"
     assert doc["parent_sha256"] == read_checkpoint_config(parent)["sha256"]
     assert doc["checkpoint_sha256"] == read_checkpoint_config(out)["sha256"]
@@ -291,6 +291,7 @@ def test_cli_finetune_prints_json_and_probe_predict_applies_it(parent, table, tm
     (["--target", "band", "--epochs", "0"], "epochs: expected an integer >= 1, got 0"),
     (["--target", "band", "--lr", "nan"], "lr: expected a finite number > 0"),
     (["--target", "zone"], "column 'zone' not found"),
+    (["--target", "band", "--head-init", "random"], "head_init: expected one of probe, zero"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(parent, table, tmp_path, args, words):
     out = tmp_path / "ft"
@@ -298,3 +299,108 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(parent, table, tmp_path, args
                             "-c", str(parent), "--no-progress", *args])
     assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- the start of stage 1: the cross-validated probe
+def _probe_case(case, seed=0):
+    """SYNTHETIC (features (N, D), Target, groups): linear signals in random features, blocks as groups."""
+    from lamina.geo.finetune_target import prepare_target
+
+    rng = np.random.default_rng(seed)
+    n, d = 300, 12
+    Z = rng.normal(size=(n, d))
+    X = (Z * rng.uniform(0.5, 20, d) + rng.normal(0, 50, d)).astype(np.float32)  # unequal scales and offsets
+    score = Z[:, :3] @ rng.normal(size=(3, 3)) + rng.normal(0, 0.5, (n, 3))
+    groups = rng.integers(0, 8, n)
+    if case == "regression":
+        tgt = prepare_target({"a": 10 + 3 * score[:, 0], "b": -500 + 80 * score[:, 1]}, "regression", n=n)
+    elif case == "binary":
+        tgt = prepare_target({"c": np.where(score[:, 0] > 0, "wet", "dry")}, "classification", n=n)
+    else:
+        labels = np.array(["A", "B", "C"])[np.argmax(score, axis=1)]
+        if case == "absent":
+            labels[:5] = "D"  # classes A..D, D only in the first rows (outside the training rows below)
+        tgt = prepare_target({"k": labels}, "classification", n=n)
+    return X, tgt, groups
+
+
+@pytest.mark.parametrize("case", ["multiclass", "binary", "absent", "regression"])
+def test_head_starts_as_the_cross_validated_probe(case):
+    from scipy.special import softmax
+
+    from lamina.geo.finetune_model import Head
+    from lamina.geo.finetune_probe import ABSENT_CLASS_PROBABILITY, fit_probe, probe_head
+
+    X, tgt, groups = _probe_case(case)
+    train = np.arange(5, len(X))  # the training rows (row 0..4: held out)
+    Xt = torch.from_numpy(X[train])
+    head = Head(Xt.mean(dim=0), Xt.std(dim=0), tgt.n_outputs)
+    info = probe_head(head, X[train], tgt.values[train], tgt, groups[train], seed=3)
+    probe = fit_probe(X[train], tgt.values[train], tgt, groups[train], seed=3)  # the same fit, independently
+    with torch.no_grad():
+        out = head(torch.from_numpy(X)).double().numpy()  # every row, held-out ones too
+    if case == "regression":
+        assert info["estimator"] == "lamina.probe.LinearProbeRegressor" and len(info["alpha"]) == 2
+        # to 1e-5 of each target's standard deviation (the head predicts z-scores)
+        np.testing.assert_allclose(out, (probe.predict(X) - tgt.mean) / tgt.std, rtol=1e-5, atol=1e-5)
+        return
+    assert info["estimator"] == "lamina.probe.LinearProbeClassifier" and info["C"] == probe.C_
+    proba = softmax(out, axis=1)
+    present = np.asarray(probe.classes_, dtype=int)
+    np.testing.assert_allclose(proba[:, present], probe.predict_proba(X), atol=1e-5)
+    if case == "absent":
+        assert info["classes_absent_from_training"] == ["D"] and list(present) == [0, 1, 2]
+        assert np.all(proba[:, 3] <= ABSENT_CLASS_PROBABILITY * 1.01)
+    else:
+        assert info["classes_absent_from_training"] == [] and len(present) == tgt.n_outputs
+
+
+def _stages_skipped(monkeypatch):
+    import lamina.geo.finetune_loop as loop
+
+    monkeypatch.setattr(loop, "_stage", lambda *args, **kwargs: (0, "skipped (test)"))
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression"])
+def test_finetune_returns_the_probe_when_no_epoch_beats_it(parent, monkeypatch, kind):
+    from lamina.geo.eval.splits import SpatialBlockSplit
+    from lamina.probe import LinearProbeClassifier, LinearProbeRegressor
+
+    _stages_skipped(monkeypatch)  # no training epochs: the model must be epoch 0, the probe itself
+    lon, lat, band = synthetic_points()
+    y = band if kind == "classification" else np.column_stack([30 * np.cos(np.deg2rad(lat)), lon / 10])
+    model = finetune(lon=lon, lat=lat, y=y, checkpoint=parent, train="last", head_init="probe", **FAST)
+    ft = model.provenance["finetune"]
+    assert ft["validation"]["best_stage"] == "probe" and ft["validation"]["best_epoch"] == 0
+    assert ft["settings"]["head_init"] == "probe" and ft["head_init"]["kind"] == "probe"
+    assert ft["history"][0] == {"stage": "probe", "epoch": 0, "train_loss": ft["head_init"]["train_loss"],
+                                "val_loss": ft["head_init"]["val_loss"]}
+    # the same probe fitted by hand: geo evaluate's settings, the training blocks, their cells as inner-CV groups
+    splitter = SpatialBlockSplit(10.0, n_folds=1, test_fraction=0.2, random_state=0)
+    X = np.column_stack([lon, lat])
+    train, _ = next(splitter.split(X))
+    feats = lamina.geo.load(parent).embed(lon=lon, lat=lat)
+    groups = splitter.blocks(X)[train]
+    if kind == "classification":
+        probe = LinearProbeClassifier(Cs=(1e-3, 1e-2, 1e-1, 1.0), cv=3, random_state=0)
+        probe.fit(feats[train], band[train], groups=groups)
+        assert list(probe.classes_) == model.labels
+        np.testing.assert_allclose(model.predict_proba(lon=lon, lat=lat), probe.predict_proba(feats), atol=1e-5)
+    else:
+        probe = LinearProbeRegressor(cv=5, random_state=0).fit(feats[train], y[train], groups=groups)
+        sd = y.std(axis=0)
+        np.testing.assert_allclose(model.predict(lon=lon, lat=lat) / sd, probe.predict(feats) / sd, rtol=1e-5,
+                                   atol=1e-5)
+
+
+def test_head_init_zero_keeps_the_old_start_and_training_never_ends_worse_than_the_probe(parent):
+    lon, lat, band = synthetic_points()
+    zero = finetune(lon=lon, lat=lat, y=band, checkpoint=parent, head_init="zero", **FAST).provenance["finetune"]
+    assert zero["head_init"]["kind"] == "zero" and zero["history"][0]["stage"] == "head"
+    assert zero["history"][0]["val_loss"] == pytest.approx(np.log(3), rel=1e-6)  # the zero head: uniform classes
+    ft = finetune(lon=lon, lat=lat, y=band, checkpoint=parent, train="last", **FAST).provenance["finetune"]
+    assert ft["validation"]["best_stage"] in ("probe", "head", "encoder")
+    assert ft["validation"]["metrics"]["loss"] <= ft["head_init"]["val_loss"]
+    assert ft["validation"]["metrics"]["loss"] == pytest.approx(min(h["val_loss"] for h in ft["history"]), abs=1e-6)
+    with pytest.raises(InputError, match="head_init: expected one of probe, zero"):
+        FineTuneConfig(head_init="random")

@@ -29,6 +29,8 @@ def finetune_cmd(
                              "and integers with at most 50 values are classes; real numbers are regressed)."),
     train: str = typer.Option("head", "--train", help="head (encoder frozen) | last (its last layers trained too) "
                               "| all (all of it trained too)."),
+    head_init: str = typer.Option("zero", "--head-init", help="zero (a zero head) | probe (start from geo "
+                                  "evaluate's cross-validated linear probe, kept unless training beats it)."),
     checkpoint: Path | None = CHECKPOINT,
     month: int | None = typer.Option(None, "--month", "-m", help="Month 1..12 whose embedding the head reads; "
                                      "omit for months 3, 6, 9, 12 concatenated."),
@@ -52,7 +54,7 @@ def finetune_cmd(
     from lamina.geo.finetune import FineTuneConfig, finetune
     from lamina.geo.finetune_model import check_output_folder
 
-    cfg = FineTuneConfig(train=train, month=month, epochs=epochs, lr=lr, encoder_lr=encoder_lr,
+    cfg = FineTuneConfig(train=train, head_init=head_init, month=month, epochs=epochs, lr=lr, encoder_lr=encoder_lr,
                          batch_size=batch_size, weight_decay=weight_decay, patience=patience, block_deg=block_deg,
                          val_fraction=val_fraction, seed=seed)  # checked before any work
     check_output_folder(output)
@@ -65,7 +67,7 @@ def finetune_cmd(
     typer.echo(f"wrote {output}: {ft['task']['kind']} on {ft['data']['rows_used']} points, validation "
                f"{metric} {val['metrics'][metric]:.4f}", err=True)
     echo_json({
-        "output": str(output), "what": "finetune", "train": ft["train"],
+        "output": str(output), "what": "finetune", "train": ft["train"], "head_init": ft["head_init"]["kind"],
         "rows": ft["data"]["rows_used"], "n_train": ft["split"]["n_train"], "n_val": ft["split"]["n_val"],
         **ft["task"],
         "metric": metric, "value": val["metrics"][metric], "validation": val["metrics"],

@@ -8,10 +8,12 @@ encoder's last layers (``train="last"``) or all of it (``train="all"``) trained 
     FineTunedEncoder.load("biome-encoder").predict_proba(lon=[8.55], lat=[47.37])    # (1, K)
 
 Validation: whole spatial blocks of ``block_deg`` degrees (:class:`~lamina.geo.eval.splits.SpatialBlockSplit`)
-until ``val_fraction`` of the points; training stops when the validation loss has not improved for ``patience``
-epochs and the best weights are restored (:mod:`lamina.geo.finetune_loop`). The validation metrics of the saved
-model are recorded in its provenance. Classification: cross-entropy over the classes found in the data (labels
-kept as they are); regression: MSE on standardised targets (one column or several).
+until ``val_fraction`` of the points. The head starts as the cross-validated linear probe of ``lamina geo
+evaluate`` fitted on the training blocks (``head_init="probe"``, :mod:`lamina.geo.finetune_probe`) or as a zero
+head (``head_init="zero"``); training stops when the validation loss has not improved for ``patience`` epochs and
+the best weights, the starting head included, are restored (:mod:`lamina.geo.finetune_loop`). The validation
+metrics of the saved model are recorded in its provenance. Classification: cross-entropy over the classes found in
+the data (labels kept as they are); regression: MSE on standardised targets (one column or several).
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ from lamina.geo.finetune_model import FineTunedEncoder, Head
 from lamina.geo.finetune_target import KINDS, Target, prepare_target
 
 TRAIN_MODES = {
-    "head": "encoder frozen; only the head is trained (a linear probe trained by gradient descent)",
+    "head": "encoder frozen; only the head is trained (a linear probe, refined by gradient descent)",
     "last": "the head, then the encoder's last sine layer and linear embedding layer with it",
     "all": "the head, then every weight of the encoder's network with it",
 }
+HEAD_INITS = {
+    "probe": "the cross-validated linear probe of lamina geo evaluate, fitted on the training blocks",
+    "zero": "a zero head (uniform classes, the mean target), trained from scratch",
+}
 MIN_ROWS, MAX_ROWS = 20, 1_000_000
-__all__ = ["KINDS", "TRAIN_MODES", "FineTuneConfig", "FineTunedEncoder", "finetune"]
+__all__ = ["HEAD_INITS", "KINDS", "TRAIN_MODES", "FineTuneConfig", "FineTunedEncoder", "finetune"]
 
 
 @dataclass
@@ -45,6 +51,9 @@ class FineTuneConfig:
 
     Attributes:
         train: ``"head"``, ``"last"`` or ``"all"`` (:data:`TRAIN_MODES`).
+        head_init: where the head starts (:data:`HEAD_INITS`): ``"zero"`` (default) or ``"probe"`` (the
+            cross-validated linear probe of ``geo evaluate`` fitted on the training blocks; epoch 0, kept when no
+            later epoch has a lower validation loss).
         month: the month whose embedding the head reads (1..12), or None (months 3, 6, 9, 12 concatenated).
         epochs: maximum epochs of each stage (head, then encoder). patience: epochs without improvement.
         lr: AdamW learning rate of the head. encoder_lr: of the encoder (None: ``lr / 10``).
@@ -54,6 +63,7 @@ class FineTuneConfig:
     """
 
     train: str = "head"
+    head_init: str = "zero"  # measured: see docs/geo.md, "Fine-tuning the encoder"
     month: int | None = None
     epochs: int = 50
     lr: float = 1e-3
@@ -69,6 +79,8 @@ class FineTuneConfig:
     def __post_init__(self):
         if self.train not in TRAIN_MODES:
             raise InputError(f"train: expected one of {', '.join(TRAIN_MODES)}, got {self.train!r}")
+        if self.head_init not in HEAD_INITS:
+            raise InputError(f"head_init: expected one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if self.month is not None and (isinstance(self.month, bool) or not isinstance(self.month, int | np.integer)
                                        or not 1 <= self.month <= 12):
             raise InputError(f"month: expected None or an integer 1..12, got {self.month!r}")
@@ -149,9 +161,9 @@ def finetune(data=None, *, target=None, lon=None, lat=None, y=None, lon_col: str
         source["sha256"] = _values_sha256(lon, lat, tgt)
         source["sha256_of"] = "lon, lat (float64 degrees) and the target as used (class indices and labels, or values)"
     parent, parent_info = _parent(checkpoint)
-    train_idx, val_idx, split = _split(lon, lat, cfg)
+    train_idx, val_idx, split, blocks = _split(lon, lat, cfg)
     with torch_threads(threads), torch_seed(cfg.seed):
-        model, loop = _fit(parent, lon, lat, tgt, train_idx, val_idx, cfg, progress)
+        model, loop, init = _fit(parent, lon, lat, tgt, train_idx, val_idx, blocks, cfg, progress)
         metrics = _validation_metrics(model, lon[val_idx], lat[val_idx], tgt, val_idx)
     metrics["loss"] = loop.best_loss
     from lamina import __version__
@@ -165,6 +177,7 @@ def finetune(data=None, *, target=None, lon=None, lat=None, y=None, lon_col: str
             "data": {**source, "rows_used": n, "target": tgt.names},
             "task": tgt.describe(),
             "settings": cfg.to_dict(),
+            "head_init": init,
             "seed": cfg.seed,
             "split": split,
             "validation": {"metrics": metrics, "best_stage": loop.best_stage, "best_epoch": loop.best_epoch,
@@ -280,6 +293,7 @@ def _split(lon, lat, cfg: FineTuneConfig):
         raise InputError(f"block_deg: all {len(lon)} points lie in one {cfg.block_deg:g}-degree block, so no block "
                          "can be held out for validation; give a smaller block_deg (--block-deg)")
     train_idx, val_idx = next(splitter.split(X))
+    blocks = splitter.blocks(X)  # (N,) the same cells as the split: the groups of the probe's inner CV
     share = len(val_idx) / len(lon)
     if share > max(0.5, 2 * cfg.val_fraction) or len(train_idx) < MIN_ROWS // 2:
         raise InputError(f"block_deg: the points cover only {n_blocks} blocks of {cfg.block_deg:g} degrees and the "
@@ -288,10 +302,12 @@ def _split(lon, lat, cfg: FineTuneConfig):
     info = {"kind": "spatial blocks (lamina.geo.eval.splits.SpatialBlockSplit)", "block_deg": cfg.block_deg,
             "val_fraction": cfg.val_fraction, "seed": cfg.seed, "n_blocks": n_blocks,
             "n_train": len(train_idx), "n_val": len(val_idx)}
-    return train_idx, val_idx, info
+    return train_idx, val_idx, info, blocks
 
 
-def _fit(parent, lon, lat, tgt: Target, train_idx, val_idx, cfg: FineTuneConfig, progress: bool):
+def _fit(parent, lon, lat, tgt: Target, train_idx, val_idx, blocks, cfg: FineTuneConfig, progress: bool):
+    """(model, loop result, record of the head's start): the head starts as ``cfg.head_init`` says, then
+    :func:`lamina.geo.finetune_loop.run` trains it (and the encoder) with early stopping."""
     import torch
 
     from lamina.geo.encoder import ClimateEncoder
@@ -304,6 +320,12 @@ def _fit(parent, lon, lat, tgt: Target, train_idx, val_idx, cfg: FineTuneConfig,
     train_feats = feats[torch.from_numpy(train_idx)]
     std = train_feats.std(dim=0)
     head = Head(train_feats.mean(dim=0), torch.where(std > 1e-6, std, torch.ones_like(std)), tgt.n_outputs)
+    init = {"kind": cfg.head_init, "description": HEAD_INITS[cfg.head_init]}
+    if cfg.head_init == "probe":
+        from lamina.geo.finetune_probe import probe_head
+
+        init.update(probe_head(head, train_feats.numpy(), tgt.values[train_idx], tgt, blocks[train_idx],
+                               seed=cfg.seed))
     if tgt.kind == "classification":
         target, loss_fn = torch.from_numpy(tgt.values.astype(np.int64)), torch.nn.CrossEntropyLoss()
     else:
@@ -311,10 +333,11 @@ def _fit(parent, lon, lat, tgt: Target, train_idx, val_idx, cfg: FineTuneConfig,
         target, loss_fn = torch.from_numpy(z.astype(np.float32)), torch.nn.MSELoss()
     loop = run(loc, head, lonlat, target, train_idx, val_idx, loss_fn=loss_fn, cfg=cfg, features=feats,
                progress=progress)
+    init["train_loss"], init["val_loss"] = loop.history[0]["train_loss"], loop.history[0]["val_loss"]  # epoch 0
     encoder = ClimateEncoder(parent.module, parent.variables, parent.mean, parent.std, {})
     model = FineTunedEncoder(encoder, head, kind=tgt.kind, labels=tgt.labels, month=cfg.month,
                              target_mean=tgt.mean, target_std=tgt.std, train=cfg.train)
-    return model, loop
+    return model, loop, init
 
 
 def _validation_metrics(model: FineTunedEncoder, lon, lat, tgt: Target, val_idx) -> dict:

@@ -1,11 +1,13 @@
 """The fine-tuning loop: early stopping on a validation loss, the best weights restored.
 
-Stage ``head``: the encoder is frozen, the training points are embedded once and the :class:`Head` is trained on
-those embeddings. Stage ``encoder`` (``train="last"`` or ``"all"``): the encoder's last layers or all of them are
-trained together with the head, starting from the stage-1 head (linear probing, then fine-tuning: "LP-FT", Kumar
-et al. 2022, arXiv:2202.10054, which distorts pretrained features less than fine-tuning from a random head). The
-validation loss of every epoch of both stages competes for "best"; when no encoder epoch beats the best head,
-the encoder is left exactly as it was.
+Epoch 0 is the head as it comes in: the cross-validated linear probe (``head_init="probe"``, stage ``probe``, see
+:mod:`lamina.geo.finetune_probe`) or the zero head (``head_init="zero"``, stage ``head``). Stage ``head``: the
+encoder is frozen, the training points are embedded once and the :class:`Head` is trained on those embeddings.
+Stage ``encoder`` (``train="last"`` or ``"all"``): the encoder's last layers or all of them are trained together
+with the head, starting from the best head so far (linear probing, then fine-tuning: "LP-FT", Kumar et al. 2022,
+arXiv:2202.10054, which distorts pretrained features less than fine-tuning from a random head). The validation
+loss of epoch 0 and of every epoch of both stages competes for "best": when no head epoch beats the probe, the
+probe is returned; when no encoder epoch beats the best head, the encoder is left exactly as it was.
 
 AdamW throughout. Stage ``head``: ``lr`` and ``weight_decay``. Stage ``encoder``: the smaller ``encoder_lr`` for
 the head and the encoder alike (as LP-FT's fine-tuning step: the head is already fitted and would otherwise keep
@@ -50,7 +52,7 @@ class LoopResult:
 
     best_loss: float
     best_stage: str
-    best_epoch: int  # 0: the zero head before any training
+    best_epoch: int  # 0: the head before any training (the probe, or the zero head)
     epochs_run: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     stopped: str = ""
@@ -105,10 +107,14 @@ def run(loc: LocationEncoder, head: Head, lonlat: torch.Tensor, target: torch.Te
         p.requires_grad_(False)
     feats = embed_points(loc, lonlat) if features is None else features  # (N, D) of the frozen encoder
     best = _Best(head, enc_params)
-    val_t = torch.from_numpy(val_idx)
+    val_t, train_t = torch.from_numpy(val_idx), torch.from_numpy(train_idx)
+    start = "probe" if cfg.head_init == "probe" else "head"  # epoch 0: the head as it comes in
     with torch.no_grad():
-        best.offer(float(loss_fn(head(feats[val_t]), target[val_t])), "head", 0)
-    result = LoopResult(best.loss, "head", 0)
+        train0 = float(loss_fn(head(feats[train_t]), target[train_t]))
+        val0 = float(loss_fn(head(feats[val_t]), target[val_t]))
+    best.offer(val0, start, 0)
+    result = LoopResult(best.loss, start, 0)
+    result.history.append({"stage": start, "epoch": 0, "train_loss": train0, "val_loss": val0})
     stages = ["head"] + (["encoder"] if cfg.train != "head" else [])
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     from rich.console import Console
@@ -127,7 +133,7 @@ def run(loc: LocationEncoder, head: Head, lonlat: torch.Tensor, target: torch.Te
                 def val_loss(feats=feats):
                     return float(loss_fn(head(feats[val_t]), target[val_t]))
             else:
-                best.restore()  # start from the best head
+                best.restore()  # start from the best head (the probe or a head epoch)
                 for p in enc_params:
                     p.requires_grad_(True)
                 params = list(head.parameters()) + enc_params

@@ -57,6 +57,26 @@ class Head(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear((features - self.feature_mean) / self.feature_std)  # (B, n_outputs)
 
+    @torch.no_grad()
+    def set_affine(self, weight, bias) -> None:
+        """Make the head compute ``features @ weight.T + bias`` on the raw features (e.g. a fitted linear probe).
+
+        The head's own standardisation is folded in, ``linear.weight = weight * feature_std`` and ``linear.bias =
+        bias + weight @ feature_mean``, computed in float64 and stored in float32.
+
+        Args:
+            weight: (n_outputs, dim_in) on the raw features. bias: (n_outputs,).
+        """
+        w = np.asarray(weight, dtype=np.float64)
+        b = np.asarray(bias, dtype=np.float64)
+        if w.shape != tuple(self.linear.weight.shape) or b.shape != (w.shape[0],):
+            raise InputError(f"weight, bias: expected shapes {tuple(self.linear.weight.shape)} and "
+                             f"({self.linear.out_features},), got {w.shape} and {b.shape}")
+        mean = self.feature_mean.double().numpy()
+        std = self.feature_std.double().numpy()
+        self.linear.weight.copy_(torch.from_numpy(w * std[None, :]))
+        self.linear.bias.copy_(torch.from_numpy(b + w @ mean))
+
 
 class FineTunedEncoder:
     """A climate encoder fine-tuned with a one-layer head for one target (classification or regression).

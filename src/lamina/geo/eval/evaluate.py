@@ -83,6 +83,23 @@ def load_tasks(names: Sequence[str], settings: EvalSettings) -> list[Task]:
     return [load_task(n, n=settings.n_points.get(n), seed=settings.sample_seed) for n in names]
 
 
+def linear_probe(kind: str, *, seed: int, grouped: bool, settings: EvalSettings | None = None):
+    """The unfitted probe this evaluation fits on a training side (also the start of ``lamina geo finetune``).
+
+    Args:
+        kind: the task kind: ``"regression"`` (a :class:`~lamina.probe.LinearProbeRegressor`), anything else a
+            :class:`~lamina.probe.LinearProbeClassifier`.
+        seed: seed of its inner folds.
+        grouped: whether ``fit`` will get groups (spatial blocks): the regressor then uses grouped 5-fold
+            cross-validation instead of efficient leave-one-out.
+        settings: the classifier's ``probe_cs`` and ``probe_cv`` (default: :meth:`EvalSettings.full`).
+    """
+    settings = settings or EvalSettings.full()
+    if kind == "regression":
+        return LinearProbeRegressor(cv=5 if grouped else None, random_state=seed)
+    return LinearProbeClassifier(Cs=settings.probe_cs, cv=settings.probe_cv, random_state=seed)
+
+
 def _fit_predict(task: Task, is_mlp: bool, feats, train, test, groups, seed: int, settings: EvalSettings):
     """Fit on ``train``, predict ``test``: returns (labels or values, probabilities or None, fitted-info dict)."""
     y = task.y
@@ -97,13 +114,10 @@ def _fit_predict(task: Task, is_mlp: bool, feats, train, test, groups, seed: int
             {},
         )
     g = None if groups is None else groups[train]
-    if task.kind == "regression":
-        probe = LinearProbeRegressor(cv=None if g is None else 5, random_state=seed).fit(
-            feats[train], y[train], groups=g
-        )
-        return probe.predict(feats[test]), None, {"alpha": np.atleast_1d(probe.alpha_).tolist()}
-    probe = LinearProbeClassifier(Cs=settings.probe_cs, cv=settings.probe_cv, random_state=seed)
+    probe = linear_probe(task.kind, seed=seed, grouped=g is not None, settings=settings)
     probe.fit(feats[train], y[train], groups=g)
+    if task.kind == "regression":
+        return probe.predict(feats[test]), None, {"alpha": np.atleast_1d(probe.alpha_).tolist()}
     return probe.predict(feats[test]), (probe.predict_proba(feats[test]), probe.classes_), {"C": probe.C_}
 
 
