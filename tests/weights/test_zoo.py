@@ -64,6 +64,8 @@ def test_interrupted_build_resumes_to_the_same_zoo(tmp_path, tiny_zoo):
     cfg = tiny_config(n_models=3)
     build_zoo(cfg, tmp_path / "z", workers=1, limit=4, quiet=True)
     assert read_catalogue(tmp_path / "z", "count") == 4
+    # the trees advance together: a build stopped early holds models of every tree, not all of the first one
+    assert {m["tree"] for m in read_catalogue(tmp_path / "z", "models")} == {r.name for r in cfg.roots}
     summary = build_zoo(cfg, tmp_path / "z", workers=1, quiet=True)
     assert summary["new"] == 5 and summary["models"] == 9
     full = build_zoo(cfg, tmp_path / "full", workers=1, quiet=True)

@@ -601,7 +601,12 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
             for t, r in enumerate(cfg.roots)
             for i in range(r.n_models)
         ]
-        todo = [s for s in specs if s["id"] not in done]
+        # trees advance together (model i of a tree of n at position i / n), so that a build stopped early (or
+        # with a limit) holds part of every tree, not all of the first; each model is a pure function of its spec,
+        # so the order changes no file
+        position = {r.name: r.n_models for r in cfg.roots}
+        todo = sorted((s for s in specs if s["id"] not in done),
+                      key=lambda s: (int(s["id"].rsplit("-", 1)[1]) / position[s["tree"]], s["id"]))
         if limit is not None:
             todo = todo[:limit]
         if todo:
@@ -614,15 +619,18 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
             ) as rows:
                 task = bar.add_task("models", total=len(specs), completed=len(specs) - len(todo))
                 batch: list[dict] = []
+                flushed = time.monotonic()
                 for row in rows:
                     if "error" in row:  # stop: catalogue what is complete, leave the rest to a resumed build
                         error = row["error"]
                         break
                     batch.append(row)
                     bar.advance(task)
-                    if len(batch) >= 50:
+                    # catalogue every 50 models or 10 s, whichever comes first: an interrupted build of slow
+                    # fine-tunes (a transformer's take seconds) loses at most 10 s of finished models
+                    if len(batch) >= 50 or time.monotonic() - flushed >= 10.0:
                         cat.add_models(batch)
-                        batch = []
+                        batch, flushed = [], time.monotonic()
                 cat.add_models(batch)
             if error is not None:
                 raise write_failed(error, cat)
