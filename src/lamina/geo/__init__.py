@@ -17,6 +17,7 @@ Typical use::
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 _LAZY = {
     "ClimateEncoder": "lamina.geo.encoder",
@@ -29,7 +30,18 @@ _LAZY = {
     "RasterStack": "lamina.geo.data.rasters",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [  # sorted(_LAZY), written out so that tools read it (a test checks they agree)
+    "ClimateEncoder", "EncoderConfig", "FineTuneConfig", "FineTunedEncoder", "LocationEncoder", "RasterStack",
+    "embed_frame", "load",
+]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use (below)
+    from lamina.geo.data.rasters import RasterStack
+    from lamina.geo.encoder import ClimateEncoder, EncoderConfig, load
+    from lamina.geo.finetune import FineTuneConfig
+    from lamina.geo.finetune_model import FineTunedEncoder
+    from lamina.geo.location_encoder import LocationEncoder
+    from lamina.geo.points import embed_frame
 
 
 def __getattr__(name: str):

@@ -10,15 +10,16 @@ Typical use::
     mix.predict_file("zoo/models/mlp-digits/mlp-digits-00001.safetensors")["probabilities"]   # (60,)
     search_text(mix, "a photo of a sneaker with a white frame", top=5)
 
-Modules: ``data`` (image vocabulary), ``models`` (zoo architectures), ``zoo`` and ``catalogue`` (building and
-storing zoos), ``layers`` (reshape rules, reading layers), ``probex`` (the expert), ``trees`` (discovery, routing),
-``experts`` (mixture of experts), ``predict`` (batched prediction over many files), ``text``, ``search`` and
-``index`` (a search index file that grows by appending), ``baselines``, ``metrics``, ``evaluate`` and ``report``.
+Layout by role: ``zoo/`` (building zoos: configs, catalogue, image and WordNet vocabularies, MLP / CNN / ViT and
+MiniLM fine-tunes), ``io/`` (one reader of model files), ``layers`` and ``trees`` (reading layers, fingerprints,
+discovery, routing), ``probes/`` (ProbeX, linear baselines, metrics), ``experts`` (the mixture of experts),
+``text/`` (text readout), ``serve/`` (prediction, search index, search) and ``eval/`` (evaluation and report).
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 _LAZY = {
     "ZooConfig": "lamina.weights.zoo.build",
@@ -48,10 +49,33 @@ _LAZY = {
     "evaluate_zoo": "lamina.weights.eval.evaluate",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [  # sorted(_LAZY), written out so that tools read it (a test checks they agree)
+    "Catalogue", "EvalConfig", "ModelIndex", "ProbeX", "ProbeXConfig", "ProbeXMixture", "Router", "TextAligner",
+    "TrainConfig", "ZooConfig", "add_to_index", "adjusted_rand", "build_index", "build_zoo", "discover_trees",
+    "embed_text", "evaluate_zoo", "fingerprint_files", "iter_predictions", "multilabel_metrics", "read_layer",
+    "reshape_weight", "search_like", "search_text", "write_predictions",
+]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use (below)
+    from lamina.weights.eval.evaluate import EvalConfig, evaluate_zoo
+    from lamina.weights.experts import ProbeXMixture, TrainConfig
+    from lamina.weights.layers import read_layer, reshape_weight
+    from lamina.weights.probes.metrics import multilabel_metrics
+    from lamina.weights.probes.probex import ProbeX, ProbeXConfig
+    from lamina.weights.serve.index import ModelIndex, add_to_index, build_index
+    from lamina.weights.serve.predict import iter_predictions, write_predictions
+    from lamina.weights.serve.search import search_like, search_text
+    from lamina.weights.text.aligner import TextAligner, embed_text
+    from lamina.weights.trees import Router, adjusted_rand, discover_trees, fingerprint_files
+    from lamina.weights.zoo.build import ZooConfig, build_zoo
+    from lamina.weights.zoo.catalogue import Catalogue
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lamina.weights' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
