@@ -219,3 +219,39 @@ def test_index_refuses_clashes_other_probes_and_damaged_files(mix, tiny_zoo, tin
     assert r.exit_code == 2 and "missing does not exist" in r.output
     r = run("search", "a coat", "--zoo", tiny_zoo, "--index", path)
     assert r.exit_code == 2 and "either --zoo ZOO or --index FILE" in r.output
+
+
+def _rewrite(path, out, **change):
+    """The index file at ``path`` with some tensors replaced (a damaged copy, written with safetensors itself)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    for k, f in change.items():
+        key = k.replace("__", "/")
+        if f is None:
+            tensors.pop(key)
+        else:
+            tensors[key] = f(tensors[key])
+    save_file(tensors, str(out), metadata=meta)
+    return out
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"q": lambda q: np.full_like(q, np.inf)}, r"row\(s\) hold NaN or infinite text features"),
+    ({"probs": lambda p: np.where(np.arange(len(p))[:, None] == 2, np.nan, p).astype(p.dtype)},
+     r"1 row\(s\) hold NaN or infinite probabilities"),
+    ({"probs": lambda p: (p * 3).astype(p.dtype)}, r"probabilities outside \[0, 1\]"),
+    ("drop-basis", r"no text basis for tree\(s\)"),
+    ({"probs": lambda p: p[:, :-1]}, r"probabilities of shape .* expected \(6 rows, 60 categories\)"),
+])
+def test_damaged_index_rows_are_refused_saying_what_is_wrong(mix, tiny_zoo, tiny_probe, tmp_path, change, match):
+    ix, _ = build_index(mix, catalogue_sources(tiny_zoo)[:6])
+    path = ix.save(tmp_path / "ix")
+    if change == "drop-basis":
+        change = {f"basis__{ix.trees[0]}": None}
+    bad = _rewrite(path, tmp_path / "bad", **change)
+    with pytest.raises(CheckpointError, match=match):
+        ModelIndex.load(bad)
+    r = run("search", "a coat", "--index", bad, "--probe", tiny_probe)
+    assert r.exit_code == 2 and "rebuild it" in r.output, r.output

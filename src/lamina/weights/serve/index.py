@@ -71,13 +71,38 @@ class ModelIndex:
         self.categories = list(categories)
         self.probe = dict(probe)
         self._q32 = None  # float32 copy of q, made by the first text query
-        n, m = len(self.ids), self.q.shape[1] if self.q.ndim == 2 else -1
-        if (self.tree_codes.shape != (n,) or self.probs.shape != (n, len(self.categories)) or self.q.shape != (n, m)
-                or (n and int(self.tree_codes.max()) >= len(self.tree_names))
-                or any(b.ndim != 2 or b.shape[1] != m for b in self.bases.values())):
-            raise CheckpointError(f"index: {n} ids but rows of shapes {self.tree_codes.shape}, {self.probs.shape}, "
-                                  f"{self.q.shape}, {len(self.tree_names)} tree names and bases "
-                                  f"{ {t: b.shape for t, b in self.bases.items()} }")
+        problem = self._problem()
+        if problem:
+            raise CheckpointError(f"index: {problem}; rebuild it with `lamina weights index build`")
+
+    def _problem(self) -> str | None:
+        """What is wrong with the rows (the first thing found), or None."""
+        n, c = len(self.ids), len(self.categories)
+        m = self.q.shape[1] if self.q.ndim == 2 else -1
+        if self.tree_codes.shape != (n,):
+            return f"{n} ids but {self.tree_codes.shape} tree codes"
+        if self.probs.shape != (n, c):
+            return f"probabilities of shape {self.probs.shape}, expected ({n} rows, {c} categories)"
+        if self.q.shape != (n, m):
+            return f"text features of shape {self.q.shape}, expected ({n} rows, features)"
+        if n and int(self.tree_codes.max()) >= len(self.tree_names):
+            return f"a row names tree {int(self.tree_codes.max())} of only {len(self.tree_names)} trees"
+        for name, arr in (("probabilities", self.probs), ("text features", self.q)):
+            bad = ~np.isfinite(arr).all(axis=1) if arr.size else np.zeros(0, bool)
+            if bad.any():
+                return f"{int(bad.sum())} row(s) hold NaN or infinite {name} (first: {self.ids[int(np.argmax(bad))]!r})"
+        if self.probs.size and (float(self.probs.min()) < 0 or float(self.probs.max()) > 1):
+            return "probabilities outside [0, 1]"
+        for t, b in self.bases.items():
+            if b.ndim != 2 or b.shape[1] != m:
+                return f"the basis of tree {t!r} has shape {b.shape}, the rows {m} features"
+            if not np.isfinite(b).all():
+                return f"the basis of tree {t!r} holds NaN or infinite values"
+        used = {self.tree_names[k] for k in np.unique(self.tree_codes)} if n else set()
+        missing = sorted(used - set(self.bases))
+        if missing:
+            return f"no text basis for tree(s) {', '.join(missing)}, which rows belong to"
+        return None
 
     def __len__(self) -> int:
         return len(self.ids)
