@@ -33,11 +33,14 @@ def test_dask_build_gives_the_local_files_resumes_and_stops_cleanly_on_a_failed_
     first = build_zoo(cfg, zoo, limit=4, quiet=True, scheduler=address)
     assert first["new"] == 4 and read_catalogue(zoo, "count") == 4
 
-    (zoo / "models" / "cnn-digits").write_text("in the way")  # the cnn tree's files cannot be written
+    # the trees advance together, so the cnn tree has files already: a file in place of its folder makes them
+    # missing (dropped from the catalogue, rebuilt later) and its next files unwritable
+    shutil.rmtree(zoo / "models" / "cnn-digits")
+    (zoo / "models" / "cnn-digits").write_text("in the way")
     with pytest.raises(InputError, match=r"cannot write .*cnn-digits.*run the same command to resume"):
         build_zoo(cfg, zoo, quiet=True, scheduler=address)
     rows = read_catalogue(zoo)
-    assert 4 <= len(rows) <= 6 and all(m["tree"] != "cnn-digits" for m in rows)
+    assert 2 <= len(rows) <= 6 and all(m["tree"] != "cnn-digits" for m in rows)
     assert all(_sha(zoo / m["path"]) == m["sha256"] for m in rows)  # only complete files are catalogued
 
     (zoo / "models" / "cnn-digits").unlink()
