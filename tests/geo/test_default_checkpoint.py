@@ -127,3 +127,29 @@ def test_bundled_default_is_continuous_across_the_antimeridian_and_static_fields
     lon, lat2 = np.array([-60.0, 88.0, 5.0]), np.array([-3.0, 32.0, 24.0])
     elev = np.stack([enc.reconstruct(lon=lon, lat=lat2, month=m)[:, names.index("elevation")] for m in range(1, 13)])
     assert np.ptp(elev, axis=0).max() == 0.0
+
+
+def test_weights_enum_lists_every_bundled_checkpoint_with_its_metadata():
+    """ClimplicitWeights: one member per bundled checkpoint, metadata read without loading the weights, and the
+    member loads what "bundled:NAME" loads."""
+    import numpy as np
+
+    import lamina.geo
+    from lamina.geo.encoder import BUNDLED
+    from lamina.geo.weights import ClimplicitWeights
+
+    assert {w.bundled_name for w in ClimplicitWeights} == set(BUNDLED)
+    for w in ClimplicitWeights:
+        m = w.meta
+        assert len(m["sha256"]) == 64 and m["embedding_dim"] > 0 and m["variables"]
+        assert m["heldout_metrics"]["source"] and m["input_contract"]["lon"].startswith("degrees east")
+    d = ClimplicitWeights.DEFAULT.meta
+    assert d["insample_metrics"] is not None and "selection run" in d["heldout_metrics"]["source"]
+    assert d["training"]["samples"] >= 40_000_000 and "era5_t2m" in d["variables"]
+    from lamina.geo.raster import weights_sha256
+
+    a = lamina.geo.load(ClimplicitWeights.ERA5V1)
+    same = weights_sha256(lamina.geo.load("bundled:era5v1"))
+    assert weights_sha256(a) == ClimplicitWeights.ERA5V1.meta["sha256"] == same
+    x = dict(lon=np.array([8.55]), lat=np.array([47.37]), month=6)
+    np.testing.assert_array_equal(ClimplicitWeights.DEFAULT.load().embed(**x), lamina.geo.load().embed(**x))

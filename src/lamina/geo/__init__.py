@@ -9,6 +9,7 @@ Typical use::
     emb = enc.embed(lon=[8.55], lat=[47.37], month=6)     # (1, 256) float32
     emb4 = enc.embed(lon=[8.55], lat=[47.37])             # (1, 1024): months 3, 6, 9, 12 concatenated
     loc = lamina.geo.LocationEncoder.from_pretrained()    # the same as a torch.nn.Module: (B, 2) degrees -> (B, D)
+    lamina.geo.ClimplicitWeights.DEFAULT.meta             # the bundled checkpoints, with structured metadata
 
     from lamina.geo.finetune import finetune              # fine-tuning on labelled points: docs/geo.md
     model = finetune("sites.csv", target="biome", train="last")
@@ -28,11 +29,12 @@ _LAZY = {
     "FineTuneConfig": "lamina.geo.finetune",
     "embed_frame": "lamina.geo.points",
     "RasterStack": "lamina.geo.data.rasters",
+    "ClimplicitWeights": "lamina.geo.weights",
 }
 
 __all__ = [  # sorted(_LAZY), written out so that tools read it (a test checks they agree)
-    "ClimateEncoder", "EncoderConfig", "FineTuneConfig", "FineTunedEncoder", "LocationEncoder", "RasterStack",
-    "embed_frame", "load",
+    "ClimateEncoder", "ClimplicitWeights", "EncoderConfig", "FineTuneConfig", "FineTunedEncoder", "LocationEncoder",
+    "RasterStack", "embed_frame", "load",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use (below)
@@ -42,6 +44,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from lamina.geo.finetune_model import FineTunedEncoder
     from lamina.geo.location_encoder import LocationEncoder
     from lamina.geo.points import embed_frame
+    from lamina.geo.weights import ClimplicitWeights
 
 
 def __getattr__(name: str):
