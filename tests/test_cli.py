@@ -96,3 +96,26 @@ def test_one_progress_switch_spelled_the_same_everywhere():
                 assert {"--quiet", "-q", "--no-progress"} <= names, f"lamina {' '.join(path)}: {sorted(names)}"
     assert switches >= 9
     assert "--install-completion" in {o for p in root.params for o in p.opts}
+
+
+def test_bytes_that_are_not_utf8_are_refused_in_one_line(tmp_path):
+    """A CSV header in another encoding, an output name or a search query with non-UTF-8 bytes (arguments arrive as
+    surrogate escapes, PEP 383): one line, exit code 2, nothing written."""
+    from typer.testing import CliRunner
+
+    from lamina.cli import app
+
+    runner = CliRunner()
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"l\xffon,lat\n8.5,47.3\n")
+    r = runner.invoke(app, ["geo", "embed", str(bad), "-o", str(tmp_path / "o.parquet"), "--no-progress"])
+    assert r.exit_code == 2 and "column name is not UTF-8 text (byte 0xff" in r.output, r.output
+    good = tmp_path / "ok.csv"
+    good.write_text("lon,lat\n8.5,47.3\n")
+    name = str(tmp_path / "out") + b"\xff".decode("utf-8", "surrogateescape") + ".parquet"
+    r = runner.invoke(app, ["geo", "embed", str(good), "-o", name])
+    assert r.exit_code == 2 and "not UTF-8 text" in r.output
+    r = runner.invoke(app, ["weights", "search", "a " + b"\xfe".decode("utf-8", "surrogateescape") + " coat",
+                            "--zoo", str(tmp_path)])
+    assert r.exit_code == 2 and "argument 3" in r.output and "not UTF-8" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "ok.csv"]

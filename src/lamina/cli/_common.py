@@ -24,6 +24,15 @@ class LaminaGroup(TyperGroup):
     """Top-level group: a :class:`LaminaError` (or unreadable path) raised by any command becomes one line on
     stderr and exit code 2, with no traceback. Other exceptions are bugs and keep their traceback."""
 
+    def parse_args(self, ctx, args):
+        for i, arg in enumerate(args):  # bytes that are not UTF-8 arrive as surrogate escapes (PEP 383)
+            if isinstance(arg, str) and any("\udc80" <= ch <= "\udcff" for ch in arg):
+                shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                typer.echo(f"error: argument {i + 1} ({shown!r}) holds bytes that are not UTF-8 text; lamina reads "
+                           "arguments, file names and queries as UTF-8", err=True)
+                ctx.exit(EXIT_BAD_INPUT)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)

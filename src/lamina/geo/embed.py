@@ -40,13 +40,28 @@ def iter_table(path: Path, chunk_rows: int) -> Iterator:
             # ~100 bytes per row of a points table: blocks of about chunk_rows rows
             opts = pacsv.ReadOptions(block_size=max(1 << 20, min(chunk_rows * 100, 1 << 30)))
             with pacsv.open_csv(path, read_options=opts) as reader:
-                yield from reader
+                for chunk in reader:
+                    yield _utf8_names(chunk, path)
         else:
-            yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+            for chunk in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield _utf8_names(chunk, path)
     except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
         if isinstance(exc, OSError) and exc.errno is not None:
             raise  # the machine's condition (a read error), not the file's content
         raise _unreadable(path, exc) from None
+
+
+def _utf8_names(chunk, path: Path):
+    """``chunk``, once its column names read as UTF-8 text (a header in another encoding is refused, naming the
+    file and the byte)."""
+    try:
+        chunk.schema.names  # noqa: B018 - decoding them is the check
+    except UnicodeDecodeError as exc:
+        raise InputError(f"input: {path}: a column name is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                         f"position {exc.start}); save the file as UTF-8") from None
+    return chunk
 
 
 def _unreadable(path: Path, exc: BaseException) -> InputError:

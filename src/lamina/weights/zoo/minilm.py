@@ -16,7 +16,6 @@ lamina reads both back only through :func:`lamina.weights.io.readers.read_model`
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import re
@@ -28,25 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from lamina.errors import InputError
+from lamina.weights.text.aligner import quiet_transformers
 
 MAX_LENGTH = 32  # glosses have a median of 19 tokens; 90% fit in 34
 KEPT_LAYERS = re.compile(r"^bert\.encoder\.layer\.\d+\.attention\.self\.(query|value)\.weight$|^classifier\.")
 LORA_TARGETS = ("query", "value")
 RELEASED_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """No progress bars from transformers' loading and saving inside the block (the previous setting restored)."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
 
 
 def minilm_path() -> Path:
