@@ -144,7 +144,10 @@ def markdown(res: dict) -> str:
             lines.append(f"| {t} | {v['models']} | {v['accuracy_mean']:.3f} / {v['accuracy_min']:.3f} | "
                          f"{v['chance_accuracy_mean']:.3f} | {v['seconds_per_model']:.1f} | "
                          f"{v['bytes_per_model'] / 2**20:.2f} |")
-    lines += ["", f"Build time: {b['build_seconds'] / 60:.1f} min (all runs of the resumable build).", "",
+    built = (f"{b['build_seconds'] / 60:.1f} min (all finished runs of the resumable build)"
+             if b["build_seconds"] else "not recorded (the build was stopped before it finished)")
+    worker = sum(v["seconds_per_model"] * v["models"] for v in b.values() if isinstance(v, dict)) / 60
+    lines += ["", f"Build time: {built}; {worker:.0f} worker-minutes of fine-tuning in the catalogue.", "",
               "## Predict on PEFT adapter folders", "",
               f"{p['models']} folders: cold {p['cold_models_per_s']:.1f} models/s, warm "
               f"{p['warm_models_per_s']:.1f} models/s (target >= 100); errors {p['errors']}; routed to "
