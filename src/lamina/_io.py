@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lamina.errors import CheckpointError
+from lamina.errors import CheckpointError, InputError
 
 FORMAT = "lamina-checkpoint"
 FORMAT_VERSION = 1
@@ -126,10 +126,33 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        if exc.errno is not None and exc.filename is not None and Path(exc.filename) == tmp_path:
+            # name the user's file, not the hidden temporary (".x.parquet.~lamina-...: No space left on device")
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+LOW_SPACE = 64 << 20
+"""Bytes: a library's failed write (GDAL, OGR) with less than this much free space beside the file is taken for a
+full disk (they report "Write error" or a failed ROLLBACK, not ENOSPC)."""
+
+
+def write_failure(path: str | os.PathLike, exc: BaseException) -> Exception:
+    """The error to raise for a library's failed write of ``path``: ``OSError(ENOSPC)`` naming it when the disk
+    is (nearly) full, else a one-line :class:`~lamina.errors.InputError` with the library's first line."""
+    path = Path(path)
+    where = path.parent if path.parent.exists() else Path.cwd()
+    if shutil.disk_usage(where).free < LOW_SPACE:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return InputError(f"output: writing {path} failed ({first})")
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

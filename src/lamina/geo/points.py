@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina._io import write_failure
 from lamina.errors import InputError
 
 GEO_SUFFIXES = (".gpkg",)
@@ -236,11 +237,15 @@ class GeoWriter:
         table = table.append_column(name, pa.array(list(wkb), type=pa.binary()))
         if self.gpkg:
             import pyogrio
+            from pyogrio.errors import DataLayerError, DataSourceError
 
             meta = ({"lamina": json.dumps(self.provenance)} if self.provenance and self._n == 0 else None)
-            pyogrio.write_arrow(table, self.path, layer=self.layer, driver="GPKG", geometry_name=name,
-                                geometry_type="Point", crs=_crs_text(self.reader.crs), append=self._n > 0,
-                                layer_metadata=meta)
+            try:
+                pyogrio.write_arrow(table, self.path, layer=self.layer, driver="GPKG", geometry_name=name,
+                                    geometry_type="Point", crs=_crs_text(self.reader.crs), append=self._n > 0,
+                                    layer_metadata=meta)
+            except (DataSourceError, DataLayerError) as exc:
+                raise write_failure(self.path, exc) from None
         else:
             import pyarrow.parquet as pq
 

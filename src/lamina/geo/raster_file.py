@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lamina._io import atomic_path, write_json_atomic
+from lamina._io import atomic_path, write_failure, write_json_atomic
 from lamina._process import single_threaded
 from lamina._validation import check_seed
 from lamina.errors import InputError
@@ -91,6 +91,27 @@ def _fit_pca(encoder, grid: RasterGrid, months, k: int, n_sample: int, seed: int
     return {"components": pca.components_.astype(np.float64), "mean": pca.mean_.astype(np.float64),
             "explained_variance": pca.explained_variance_, "explained_variance_ratio": pca.explained_variance_ratio_,
             "n_sample": np.asarray(idx.size)}
+
+
+@contextlib.contextmanager
+def _disk_full_named(output: Path, work: Path) -> Iterator[None]:
+    """Report a full disk while a raster is written as ``OSError(ENOSPC)`` naming the user's output, not the work
+    folder's files: NumPy says "Not enough free space to write N bytes" with no errno, and GDAL only "Write
+    error at scanline 0" (see :func:`lamina._io.write_failure`). The blocks already computed stay in the work
+    folder (a partial assembled GeoTIFF is removed), so freeing space and rerunning the command resumes."""
+    import errno
+
+    from rasterio.errors import RasterioError
+
+    try:
+        yield
+    except (OSError, RasterioError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.errno != errno.ENOSPC:
+            raise
+        (work / "assembled.tif").unlink(missing_ok=True)
+        if isinstance(exc, OSError) and (exc.errno == errno.ENOSPC or "free space" in str(exc)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(output)) from None
+        raise write_failure(output, exc) from None
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -222,7 +243,8 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
                 if not np.isfinite(block).all():
                     shutil.rmtree(folder, ignore_errors=True)  # the same arguments would overflow again
                     raise InputError(f"dtype: values of rows {r0}..{r1 - 1} overflow {dtype}; use --dtype float32")
-                _save_npy(blocks[r0], block)
+                with _disk_full_named(path, folder):
+                    _save_npy(blocks[r0], block)
                 bar.update(task, advance=r1 - r0)
 
         block_files = [blocks[r0] for r0 in starts]
@@ -240,7 +262,8 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
         assembled = folder / "assembled.tif"
         import rasterio
 
-        with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(grid, len(out_names), tile)):  # scoped, restored after
+        with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(grid, len(out_names), tile)), \
+                _disk_full_named(path, folder):  # scoped cache, restored after
             _assemble(assembled, grid, block_files, out_names, tags, dtype=dtype, tile=tile)
             with atomic_path(path) as tmp:
                 _to_cog(assembled, tmp, cog=cog, half=dtype == "float16", tile=tile)
