@@ -19,13 +19,13 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from lamina._io import atomic_dir
+from lamina._process import torch_seed
 from lamina.errors import InputError
 from lamina.weights.text.aligner import quiet_transformers
 
@@ -65,8 +65,6 @@ class MiniLMRoot:
         from ``seed``)."""
         from transformers import BertForSequenceClassification
 
-        from lamina._process import torch_seed
-
         cfg = copy.deepcopy(self.config)
         cfg.num_labels = n_labels  # also writes the matching id2label / label2id
         cfg._name_or_path = RELEASED_NAME  # what PEFT records as the adapter's base model
@@ -89,8 +87,7 @@ def train_text_classifier(root: MiniLMRoot, model, texts: list[str], labels: np.
     rng = np.random.default_rng(seed)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     model.train()
-    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, restore after
-        torch.manual_seed(seed)
+    with torch_seed(seed):  # dropout draws from the global generator: seeded here, the caller's state restored
         for _ in range(epochs):
             order = rng.permutation(len(texts))
             for s in range(0, len(order), batch_size):
@@ -112,18 +109,6 @@ def text_accuracy(root: MiniLMRoot, model, texts: list[str], labels: np.ndarray)
             logits = model(**root.batch(texts[s : s + 64])).logits
             hits += int((logits.argmax(1).numpy() == np.asarray(labels[s : s + 64])).sum())
     return hits / max(1, len(texts))
-
-
-def _save_folder(out: Path, write) -> None:
-    """Write a model folder through ``write(tmp)`` into a temporary sibling, then move it into place."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        write(tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _canonical_adapter_config(path: Path) -> None:
@@ -153,8 +138,6 @@ def finetune_minilm(root: MiniLMRoot, method: str, texts: list[str], labels: np.
 
         cfg = LoraConfig(task_type="SEQ_CLS", r=hp["lora_rank"], lora_alpha=hp["lora_alpha"],
                          target_modules=list(LORA_TARGETS), lora_dropout=0.0)
-        from lamina._process import torch_seed
-
         with torch_seed(hp["seed"]), warnings.catch_warnings():  # LoRA's A is drawn from the global generator
             warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers name deprecated in v6
             model = get_peft_model(model, cfg)
@@ -171,29 +154,10 @@ def finetune_minilm(root: MiniLMRoot, method: str, texts: list[str], labels: np.
                 model.save_pretrained(d, save_embedding_layers=False)
                 _canonical_adapter_config(d / "adapter_config.json")
 
-            _save_folder(out, write)
+            with atomic_dir(out) as tmp:
+                write(tmp)
         else:
             kept = {k: v.contiguous() for k, v in model.state_dict().items() if KEPT_LAYERS.match(k)}
-            _save_folder(out, lambda d: model.save_pretrained(d, state_dict=kept))
+            with atomic_dir(out) as tmp:
+                model.save_pretrained(tmp, state_dict=kept)
     return acc
-
-
-def time_one(method: str = "lora", n: int = 200) -> float:  # pragma: no cover - a helper for sizing zoos by hand
-    """Seconds one fine-tune of ``n`` texts takes here (3 epochs, batch 16)."""
-    import tempfile
-
-    from lamina.weights.zoo.wordnet import gloss_pools
-
-    root = MiniLMRoot()
-    pools, tests = gloss_pools(60, 20)
-    k = 5
-    texts = [t for c in range(k) for t in pools[c][: n // k]]
-    labels = np.repeat(np.arange(k), n // k)
-    hp = {"seed": 0, "lora_rank": 8, "lora_alpha": 16.0, "epochs": 3, "lr": 2e-3 if method == "lora" else 5e-5,
-          "weight_decay": 0.0, "batch_size": 16}
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as d:
-        acc = finetune_minilm(root, method, texts, labels, [t for c in range(k) for t in tests[c]],
-                              np.repeat(np.arange(k), 20), hp, Path(d) / "m")
-    print(f"{method}: {time.perf_counter() - t0:.1f} s, accuracy {acc:.3f}")
-    return time.perf_counter() - t0
