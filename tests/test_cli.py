@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from lamina import __version__
@@ -119,3 +120,107 @@ def test_bytes_that_are_not_utf8_are_refused_in_one_line(tmp_path):
                             "--zoo", str(tmp_path)])
     assert r.exit_code == 2 and "argument 3" in r.output and "not UTF-8" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "ok.csv"]
+
+
+# The commands that write no file: they print their answer and nothing else. Every other command writes files and
+# prints what it wrote as one JSON object on stdout (lamina.cli._common.echo_written): messages for people go to
+# stderr, so `lamina ... | jq` always reads JSON.
+WRITES_NOTHING = {"geo info", "geo sources", "weights search", "seq targets"}
+
+
+def _command_names() -> list[str]:
+    import typer.main
+
+    return [" ".join(path) for path, _ in _commands(typer.main.get_command(app))]
+
+
+@pytest.fixture(scope="module")
+def small_inputs(tmp_path_factory):
+    """An UNTRAINED tiny encoder, a points table with a target column, a fine-tuned folder on them and a tiny model
+    file: inputs for small real runs of the file-writing commands."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from safetensors.torch import save_file
+
+    from lamina.geo.finetune import finetune
+
+    from .geo.test_encoder import tiny_encoder
+
+    root = tmp_path_factory.mktemp("inputs")
+    tiny_encoder().save(root / "enc")
+    rng = np.random.default_rng(0)
+    lat = rng.uniform(-60, 70, 60)
+    pd.DataFrame({"lon": rng.uniform(-180, 180, 60), "lat": lat, "temp": 30 * np.cos(np.deg2rad(lat))}).to_csv(
+        root / "pts.csv", index=False)
+    finetune(root / "pts.csv", target="temp", checkpoint=root / "enc", epochs=1, threads=1, progress=False).save(
+        root / "ft")
+    g = torch.Generator().manual_seed(0)
+    save_file({"fc1.weight": torch.randn(16, 64, generator=g), "fc1.bias": torch.zeros(16),
+               "fc2.weight": torch.randn(4, 16, generator=g), "fc2.bias": torch.zeros(4)}, str(root / "m.safetensors"))
+    return root
+
+
+def _small_run(name: str, inp, out) -> list[str] | None:
+    """Arguments of a small real run of command ``name`` (seconds), or None for the commands whose runs need a
+    trained zoo or minutes (their own modules run them end to end)."""
+    enc, pts = ["-c", str(inp / "enc")], str(inp / "pts.csv")
+    seq_model = ["--n", "3", "--d", "1", "--d-model", "8", "--heads", "2", "--d-ff", "8", "--batch-size", "16",
+                 "--num-train", "64", "--num-test", "16", "--threads", "1", "--steps", "4"]
+    return {
+        "geo embed": ["geo", "embed", pts, "-o", str(out / "e.csv"), "-m", "6", *enc, "-q"],
+        "geo reconstruct": ["geo", "reconstruct", pts, "-o", str(out / "r.parquet"), "-m", "6", *enc, "-q"],
+        "geo raster": ["geo", "raster", "--bbox", "5", "45", "7", "46", "-r", "0.5", "-m", "6", "-o",
+                       str(out / "r.tif"), *enc, "-q"],
+        "geo finetune": ["geo", "finetune", pts, "-t", "temp", "-o", str(out / "ft"), "--epochs", "1", "--threads",
+                         "1", *enc, "-q"],
+        "geo probe-predict": ["geo", "probe-predict", str(inp / "ft"), pts, "-o", str(out / "p.parquet")],
+        "geo probe-fit": ["geo", "probe-fit", "city-temperature", "--n", "40", "-o", str(out / "probe"), *enc],
+        "geo evaluate": ["geo", "evaluate", "--quick", "--tasks", "city-temperature", "--encoders", "lonlat",
+                         "--splits", "random", "--seeds", "1", "--jobs", "1", "-o", str(out / "ev"), *enc],
+        "geo pretrain": ["geo", "pretrain", "-o", str(out / "run"), "--stack", "offline:elevation", "--layers", "1",
+                         "--hidden", "8", "--dim", "4", "--steps", "2", "--batch-size", "64", "--eval-every", "2",
+                         "-q"],
+        "weights catalogue add": ["weights", "catalogue", "add", str(out / "cat"), str(inp / "m.safetensors"),
+                                  "--categories", "bird,fish"],
+        "seq construct": ["seq", "construct", "smooth-cummax", "--n", "2", "--d", "1", "--eps", "0.05", "--param",
+                          "tau=5", "--verify-random", "200", "-o", str(out / "c")],
+        "seq train": ["seq", "train", "moving-average", *seq_model, "--eval-every", "2", "-o", str(out / "t")],
+        "seq sweep": ["seq", "sweep", "moving-average", *seq_model, "--values", "1,2", "-o", str(out / "s")],
+        "seq compare": ["seq", "compare", "smooth-cummax", "--eps", "0.1", "--widths", "4", "--steps", "10",
+                        "--threads", "1", "-o", str(out / "cmp")],
+    }.get(name)
+
+
+@pytest.mark.parametrize("name", _command_names())
+def test_every_command_that_writes_files_prints_json_of_what_it_wrote(name, small_inputs, tmp_path):
+    """The rule of issue 26: a command that writes files prints one JSON object on stdout naming what it wrote
+    (`written`: paths), its counts and provenance (`command`, `lamina_version`, the checkpoint / probe / model
+    sha256 where one made the output). Every command is either listed in WRITES_NOTHING (and takes no output
+    option) or reports through `echo_written`; the cheap ones are also run for real here. A new command that writes
+    files without the JSON fails this test."""
+    import inspect
+    import json
+    from pathlib import Path
+
+    import typer.main
+
+    cmd = dict((" ".join(p), c) for p, c in _commands(typer.main.get_command(app)))[name]
+    outputs = {o for p in cmd.params for o in p.opts} & {"-o", "--out", "--output"}
+    reports = "echo_written" in inspect.unwrap(cmd.callback).__code__.co_names
+    if name in WRITES_NOTHING:
+        assert not outputs and not reports, f"lamina {name} writes files: take it out of WRITES_NOTHING"
+        return
+    assert reports, f"lamina {name}: print what was written with lamina.cli._common.echo_written (or, if it " \
+                    "writes no file, add it to WRITES_NOTHING)"
+    args = _small_run(name, small_inputs, tmp_path)
+    if args is None:
+        return
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)  # stdout is the JSON and nothing else (progress bars and messages: stderr)
+    assert doc["command"] == name and doc["lamina_version"] == __version__
+    assert doc["written"] and all(Path(p).exists() for p in doc["written"]), doc["written"]
+    assert any(isinstance(v, int) and not isinstance(v, bool) for v in doc.values()), "no count"
+    if name.startswith("geo "):
+        assert any(k.endswith("sha256") and v for k, v in doc.items()), "no checkpoint / probe sha256"

@@ -110,3 +110,19 @@ def test_check_real_open_upper_bound():
     with pytest.raises(InputError, match=r"^dropout: expected a finite number >= 0 and < 1, got 1$"):
         check_real("dropout", 1, low=0.0, high=1.0, high_open=True)
     assert check_real("share", 1.0, low=0.0, high=1.0) == 1.0  # closed by default
+
+
+def test_bounded_int_bool_and_choice():
+    from lamina._validation import check_bool, check_choice
+
+    assert check_positive_int("k", np.int64(3), minimum=0, maximum=3) == 3
+    with pytest.raises(InputError, match=r"k: expected an integer in \[0, 3\], got 4"):
+        check_positive_int("k", 4, minimum=0, maximum=3)
+    assert check_bool("flag", np.bool_(True)) is True
+    for bad in (1, "yes", None):
+        with pytest.raises(InputError, match="flag: expected True or False"):
+            check_bool("flag", bad)
+    assert check_choice("mode", "b", ("a", "b")) == "b"
+    for bad in ("c", ["a"], np.array(["a", "b"])):
+        with pytest.raises(InputError, match="mode: expected one of a, b, got"):
+            check_choice("mode", bad, ("a", "b"))

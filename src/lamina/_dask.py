@@ -44,6 +44,10 @@ def open_client(scheduler: str | None, workers: int, *, extra: str):
         except (OSError, TimeoutError, ValueError) as exc:
             raise InputError(f"scheduler: cannot reach {scheduler} ({type(exc).__name__}); start it with "
                              "`dask scheduler` and one `dask worker ADDRESS` per node") from None
+        except Exception as exc:  # e.g. tls:// without certificates, ucx:// without ucx: TypeError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise InputError(f"scheduler: cannot connect to {scheduler} ({type(exc).__name__}: {first}); give the "
+                             "address of a running `dask scheduler` (tcp://host:8786)") from None
     workers = check_workers("workers", workers)  # never more local processes than CPUs
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=":0", silence_logs=logging.ERROR)

@@ -136,16 +136,37 @@ def _is_integer(value) -> bool:
     return not isinstance(value, bool | np.bool_) and isinstance(value, int | np.integer)
 
 
-def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int, raising unless it is an integer >= ``minimum`` (bool and floats refused)."""
+def check_positive_int(name: str, value, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an int, raising unless it is an integer >= ``minimum`` (and <= ``maximum`` when given;
+    bool and floats refused)."""
+    want = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
     if not _is_integer(value):
-        raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise InputError(f"{name}: expected an integer >= {minimum}, got {value}")
+        raise InputError(f"{name}: expected {want}, got {value!r} ({type(value).__name__})")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise InputError(f"{name}: expected {want}, got {value}")
     return int(value)
 
 
 check_count = check_positive_int  # the name lamina.seq uses; one rule for every count
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` as a bool, raising unless it is True or False (1, 0, "yes" and None refused)."""
+    if not isinstance(value, bool | np.bool_):
+        raise InputError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def check_choice(name: str, value, choices: Sequence):
+    """Return ``value``, raising unless it is one of ``choices`` (listed in the message, in their order)."""
+    choices = tuple(choices)
+    try:
+        known = value in choices
+    except (TypeError, ValueError):  # an array, whose comparison has no single truth value
+        known = False
+    if not known:
+        raise InputError(f"{name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
 
 
 def available_cpus() -> int:
@@ -228,3 +249,83 @@ def check_seed(name: str, value) -> int:
     if not 0 <= value <= SEED_MAX:
         raise InputError(f"{name}: expected an integer in [0, {SEED_MAX}], got {value}")
     return int(value)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process may still take without swapping, or None where the OS does not say.
+
+    The kernel's estimate (``MemAvailable``: free memory plus the page cache it can drop), lowered to what a
+    cgroup memory limit (containers) and an address-space limit (``ulimit -v``) leave.
+    """
+    candidates = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    candidates.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if not candidates:
+        try:  # psutil comes with distributed; elsewhere the free pages (an underestimate: no page cache)
+            import psutil
+
+            candidates.append(int(psutil.virtual_memory().available))
+        except Exception:  # any failure means "unknown"
+            try:
+                candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+            except (ValueError, OSError, AttributeError):
+                pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as fh:
+                limit = fh.read().strip()
+            with open(usage_file) as fh:
+                usage = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:  # "max" or a huge number: no limit
+            candidates.append(max(0, int(limit) - usage))
+        break
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as fh:
+                used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            candidates.append(max(0, soft - used))
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return min(candidates) if candidates else None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"  # unreachable
+
+
+def check_memory(name: str, nbytes: int | float, what: str, *, hint: str = "") -> None:
+    """Raise unless ``nbytes`` (an estimate of what ``what`` allocates) fits in the memory available now.
+
+    Called before an allocation that a size argument sets, so that an absurd size is one clear line instead of
+    a ``MemoryError``, a torch ``RuntimeError`` or a machine driven into swap. Where the OS does not say how much
+    is available, nothing is checked.
+
+    Args:
+        name: the argument that sets the size (``--d-model``, ``resolution``), named in the message.
+        nbytes: bytes the allocation needs (a Python int or float: sizes beyond int64 are fine).
+        what: what is allocated, for the message (``"a model of 1e+22 parameters"``).
+        hint: how to make it smaller.
+    """
+    avail = available_memory()
+    if avail is None or nbytes <= avail:
+        return
+    extra = f"; {hint}" if hint else ""
+    raise InputError(f"{name}: {what} needs about {_bytes(float(nbytes))} of memory, more than the "
+                     f"{_bytes(float(avail))} available{extra}")

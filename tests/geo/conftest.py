@@ -7,27 +7,35 @@ offline sources live in test_sources.py.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
-import tifffile
 
 
-def write_geotiff(path, data, *, lon_left=-180.0, lat_top=90.0, res=None, nodata=None, tile=None, gdal_meta=None):
-    """Write a single-band GeoTIFF in EPSG:4326 (PixelIsArea) with tifffile."""
-    _h, w = data.shape
+def write_geotiff(path, data, *, lon_left=-180.0, lat_top=90.0, res=None, nodata=None, tile=None, gdal_meta=None,
+                  crs="EPSG:4326", transform=None, area_or_point=None):
+    """Write a single-band GeoTIFF with rasterio (GDAL): EPSG:4326, PixelIsArea, pixels of ``res`` degrees from
+    (``lon_left``, ``lat_top``) unless ``transform`` (an Affine, or None with ``crs=None`` for no georeferencing);
+    ``gdal_meta={"scale": s, "offset": o}`` as GDAL writes them; ``area_or_point="Point"`` for PixelIsPoint."""
+    import rasterio
+
+    h, w = data.shape
     res = res or 360.0 / w
-    extratags = [
-        (33550, "d", 3, (res, res, 0.0)),
-        (33922, "d", 6, (0.0, 0.0, 0.0, lon_left, lat_top, 0.0)),
-        (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, 4326)),
-    ]
-    if nodata is not None:
-        extratags.append((42113, "s", 0, str(nodata), True))
-    if gdal_meta:
-        items = "".join(f'<Item name="{k}" sample="0" role="{k}">{v}</Item>' for k, v in gdal_meta.items())
-        extratags.append((42112, "s", 0, f"<GDALMetadata>{items}</GDALMetadata>", True))
-    kw = {"tile": tile} if tile else {"rowsperstrip": 3}
-    tifffile.imwrite(path, data, extratags=extratags, compression="zlib", **kw)
+    if transform is None and crs is not None:
+        transform = rasterio.Affine(res, 0.0, lon_left, 0.0, -res, lat_top)
+    blocks = {"tiled": True, "blockysize": tile[0], "blockxsize": tile[1]} if tile else {"blockysize": 3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=1, dtype=data.dtype, crs=crs,
+                           transform=transform, nodata=nodata, compress="deflate", **blocks) as dst:
+            if area_or_point is not None:
+                dst.update_tags(AREA_OR_POINT=area_or_point)
+            if gdal_meta:
+                dst.scales = (float(gdal_meta.get("scale", 1.0)),)
+                dst.offsets = (float(gdal_meta.get("offset", 0.0)),)
+            dst.write(data, 1)
+    return path
 
 
 def synthetic_field(var_index: int, month: int, h: int = 36, w: int = 72) -> np.ndarray:
@@ -52,3 +60,14 @@ def tiny_chelsa(tmp_path_factory):
     write_geotiff(folder / "CHELSA_bio1_1981-2010_V.2.1.tif", synthetic_field(2, 1).astype(np.float32))
     (folder / "README.txt").write_text("not a tif")
     return folder
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """The tiny test encoder (synthetic weights, :func:`tests.geo.test_encoder.tiny_encoder`) saved once per module:
+    a module may alter its copy (the hostile-input tests do)."""
+    from .test_encoder import tiny_encoder
+
+    path = tmp_path_factory.mktemp("enc") / "tiny"
+    tiny_encoder().save(path)
+    return path

@@ -21,29 +21,10 @@ from lamina._io import sha256_file
 from lamina.cli import app
 from lamina.errors import CheckpointError
 
-from .test_encoder import tiny_encoder
+from ..cli_checks import fails_cleanly as _fails_cleanly
+from ..cli_checks import only as _only
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("enc") / "tiny"
-    tiny_encoder().save(path)
-    return path
-
-
-def _fails_cleanly(result, *fragments):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in result.output, result.output
-    for f in fragments:
-        assert f in err, err
-    return err
-
-
-def _only(folder, *names):
-    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
 
 
 @pytest.mark.parametrize("command", ["embed", "reconstruct"])

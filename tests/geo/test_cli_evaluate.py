@@ -61,7 +61,8 @@ def test_evaluate_quick_writes_report(ckpts, tmp_path):
                             "climplicit,lonlat", "--splits", "random", "--jobs", "1", "-c", str(ckpts / "dim8"),
                             "-o", str(out)])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert "| climplicit |" in r.stdout and "| lonlat |" in r.stdout
+    assert "| climplicit |" in r.stderr and "| lonlat |" in r.stderr  # the table for people; stdout: JSON
+    assert json.loads(r.stdout)["written"][:2] == [str(out / "results.json"), str(out / "results.md")]
     doc = json.loads((out / "results.json").read_text())
     assert doc["settings"]["seeds"] == [0, 1] and doc["checkpoint"] == str(ckpts / "dim8")
     assert (out / "city-temperature.png").is_file()

@@ -10,8 +10,6 @@ from lamina.geo.eval.evaluate import EvalSettings, evaluate, load_tasks, run_one
 from lamina.geo.eval.features import Method, build_methods
 from lamina.geo.eval.report import check_targets, markdown_table
 
-from .test_encoder import tiny_encoder
-
 SMALL = EvalSettings(
     seeds=(0, 1),
     splits=("random", "block"),
@@ -20,13 +18,6 @@ SMALL = EvalSettings(
     mlp_epochs=8,
     n_jobs=2,  # worker processes, as the CLI runs it
 )
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("enc") / "tiny"
-    tiny_encoder().save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -95,8 +95,6 @@ def test_tiff_windows_match_full_image(tmp_path, tile):
 
 
 def test_tiff_without_georeferencing_is_refused(tmp_path):
-    import tifffile
-
-    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((4, 4), np.uint8))
+    write_geotiff(tmp_path / "plain.tif", np.zeros((4, 4), np.uint8), crs=None)
     with pytest.raises(InputError, match="georeferencing"):
         TiffReader(tmp_path / "plain.tif")

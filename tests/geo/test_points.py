@@ -25,13 +25,6 @@ LON, LAT = np.array([8.55, -70.0, 151.2, 0.0, -179.0]), np.array([47.37, -15.0, 
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("enc") / "tiny"
-    tiny_encoder().save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def enc(ckpt):
     return load(ckpt)
 

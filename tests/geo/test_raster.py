@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from lamina.cli import app
 from lamina.errors import InputError
 from lamina.geo import raster_file
+from lamina.geo.data.grid import Grid
 from lamina.geo.raster import RasterGrid
 from lamina.geo.raster_file import work_dir, write_raster
 
@@ -21,13 +22,6 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def enc():
     return tiny_encoder()
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("enc") / "tiny"
-    tiny_encoder().save(path)
-    return path
 
 
 def test_embed_grid_is_a_georeferenced_dataarray_of_pixel_centre_embeddings(ckpt):
@@ -60,6 +54,10 @@ def test_bbox_across_the_antimeridian_wraps_longitudes(enc):
 def test_grid_covers_a_bbox_that_is_not_a_whole_number_of_pixels():
     g = RasterGrid.from_bbox((0, 0, 10, 9), 3)
     assert (g.width, g.height) == (4, 3)
+    assert RasterGrid is Grid and g.bounds == (0.0, 0.0, 10.0, 9.0)  # one grid type; the requested bbox kept
+    assert g.transform == (0.0, 3.0, 0.0, 9.0, 0.0, -3.0) and g == Grid(0.0, 9.0, 3.0, 3.0, 3, 4)
+    wrap = Grid.from_bbox((170, -90, -170, -88), 5)  # crosses the antimeridian; the row's centre is past the pole
+    assert wrap.wrapped_lons.tolist() == [172.5, 177.5, -177.5, -172.5] and wrap.lats.tolist() == [-90.0]
     g = RasterGrid.from_bbox((-180, -90, 180, 90), 0.1)
     assert (g.width, g.height) == (3600, 1800)  # 360 / 0.1 is 3599.9999999999995 in floats
 
@@ -109,6 +107,7 @@ def test_geotiff_holds_the_embedding_with_crs_transform_and_provenance(enc, tmp_
         structure = ds.tags(ns="IMAGE_STRUCTURE")
         assert ds.block_shapes[0] == (128, 128) and structure["LAYOUT"] == "COG"
         assert structure["PREDICTOR"] == "3" and structure["COMPRESSION"] == "DEFLATE"  # floating-point predictor
+        assert np.isnan(ds.nodata) and ds.dtypes[0] == "float32"  # nodata stated (NaN); no pixel is NaN
         assert ds.descriptions[0] == "emb_000"
         tags = ds.tags()
         x, y = ds.xy(3, 7)  # pixel centre of row 3, column 7
@@ -127,6 +126,7 @@ def test_cog_has_overviews_and_the_fallback_without_the_cog_driver_too(enc, tmp_
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         assert a.shape == (10, 600) and a.overviews(1) == b.overviews(1) == [2]
         assert a.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == b.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"
+        assert np.isnan(a.nodata) and np.isnan(b.nodata)
         assert a.block_shapes[0] == b.block_shapes[0] == (512, 512)
         np.testing.assert_array_equal(a.read(), b.read())
 
@@ -153,7 +153,7 @@ def test_float16_halves_the_values(enc, tmp_path):
     kw = {"bbox": (0.0, 0.0, 8.0, 8.0), "resolution": 1.0, "month": 1, "progress": False}
     write_raster(enc, tmp_path / "h.tif", dtype="float16", **kw)
     with rasterio.open(tmp_path / "h.tif") as ds:
-        assert ds.tags(1, ns="IMAGE_STRUCTURE")["NBITS"] == "16"
+        assert ds.tags(1, ns="IMAGE_STRUCTURE")["NBITS"] == "16" and np.isnan(ds.nodata)
         half = ds.read()
     full = enc.embed_grid(bbox=kw["bbox"], resolution=1.0, month=1).values
     np.testing.assert_array_equal(half, full.astype(np.float16).astype(np.float32))

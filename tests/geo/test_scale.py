@@ -12,8 +12,6 @@ from lamina.cli import app
 from lamina.errors import InputError
 from lamina.geo.encoder import load
 
-from .test_encoder import tiny_encoder
-
 distributed = pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
 
@@ -26,13 +24,6 @@ from lamina.geo.scale import (  # noqa: E402
 )
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("enc") / "tiny"
-    tiny_encoder().save(path)
-    return path
 
 
 def _points(n, seed):

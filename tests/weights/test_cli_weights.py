@@ -114,7 +114,7 @@ def test_broken_model_in_zoo_is_reported_and_skipped(tiny_zoo, tmp_path):
     r = run("train", zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "1", "--r-u", "4", "--r-v", "4",
             "--r-t", "8")
     assert r.exit_code == 0, r.output
-    out = _json_tail(r.output[r.output.index('{\n  "probe"'):])
+    out = json.loads(r.stdout)  # stdout is the JSON alone (the training log is on stderr)
     assert [s for s in out["skipped"] if victim["id"] in s] and "NaN" in out["skipped"][0]
     assert out["dropped"] == {"count": 0, "files": []}
 
@@ -184,7 +184,7 @@ def test_train_chooses_the_text_readout_rank_on_seen_category_folds(tiny_zoo, tm
             "--r-t", "8", "--heldout", "1,13", "--text-ranks", "1,3")
     assert r.exit_code == 0, r.output
     assert "text readout rank" in r.output and "zero-shot mAP on seen-category folds: rank 1" in r.output
-    trees = _json_tail(r.output[r.output.index('{\n  "probe"'):])["trees"]
+    trees = json.loads(r.stdout)["trees"]
     mix = ProbeXMixture.load(tmp_path / "p")
     for t, info in mix.experts_.items():  # the chosen rank is the saved aligner's, and the one printed
         assert info["aligner"].rank in (1, 3) and trees[t]["text_rank"] == info["aligner"].rank

@@ -106,7 +106,7 @@ def test_train_drops_files_that_no_longer_match_their_checksum(tiny_zoo, tmp_pat
     r = run("train", zoo, "-o", tmp_path / "p", "--layer", "fc1", "--epochs", "1", "--r-u", "4", "--r-v", "4",
             "--r-t", "8")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output[r.output.index('{\n  "probe"'):])
+    out = json.loads(r.stdout)  # stdout is the JSON alone (the training log is on stderr)
     assert out["dropped"]["count"] == 3
     assert sorted(Path(m.split(":")[0]).name for m in out["dropped"]["files"]) == sorted(Path(p).name for p in damaged)
     assert out["skipped"] == []  # dropped before any read

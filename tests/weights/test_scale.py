@@ -63,7 +63,10 @@ def test_cli_predict_over_a_folder_writes_json_lines_like_per_file_predict(tiny_
     out = tmp_path / "pred.jsonl"
     r = run("predict", tiny_probe, "--dir", folder, "-o", out, "--batch-size", "3", "--top", "3")
     assert r.exit_code == 0, r.output
-    assert _json_tail(r.output) == {"predictions": str(out), "models": 12, "errors": 0}
+    doc = _json_tail(r.output)
+    assert {k: doc[k] for k in ("predictions", "models", "errors")} == {"predictions": str(out), "models": 12,
+                                                                       "errors": 0}
+    assert doc["command"] == "weights predict" and doc["written"] == [str(out)] and doc["probe_sha256"]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 12 and not list(tmp_path.glob(".pred.jsonl.*"))  # no temporary left
     for row in rows[:: 5]:
@@ -174,7 +177,10 @@ def test_cli_index_build_add_and_search(tiny_zoo, tiny_probe, folder, tmp_path):
     r = run("index", "add", ix, "--zoo", tiny_zoo, "--quiet")  # the catalogue's models not yet indexed
     assert r.exit_code == 0, r.output
     n = len(read_catalogue(tiny_zoo))
-    assert _json_tail(r.output) == {"index": str(ix), "added": n - 12, "skipped": [], "models": n}
+    doc = _json_tail(r.output)
+    assert {k: doc[k] for k in ("index", "added", "skipped", "models")} == {"index": str(ix), "added": n - 12,
+                                                                           "skipped": [], "models": n}
+    assert doc["command"] == "weights index add" and doc["written"] == [str(ix)] and doc["probe_sha256"]
     loaded = ModelIndex.load(ix)
     assert sorted(loaded.ids) == sorted(m["id"] for m in read_catalogue(tiny_zoo))
     fixed = sum(b.nbytes for b in loaded.bases.values())  # one text basis per tree, whatever the number of models

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -20,6 +21,22 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=EXIT_BAD_INPUT)
 
 
+@contextlib.contextmanager
+def progress_on_stderr():
+    """While a command runs, rich's global console (the library's progress bars) writes to stderr, as the
+    ``--progress`` help says: stdout carries the command's JSON only, even when piped (rich prints a finished bar
+    when stdout is not a terminal). Restored afterwards."""
+    import rich
+
+    console = rich.get_console()
+    saved = console.stderr
+    console.stderr = True
+    try:
+        yield
+    finally:
+        console.stderr = saved
+
+
 class LaminaGroup(TyperGroup):
     """Top-level group: a :class:`LaminaError` (or unreadable path) raised by any command becomes one line on
     stderr and exit code 2, with no traceback. Other exceptions are bugs and keep their traceback."""
@@ -35,15 +52,19 @@ class LaminaGroup(TyperGroup):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with progress_on_stderr():
+                return super().invoke(ctx)
         except LaminaError as exc:
             raise fail(str(exc)) from None
         except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             name = getattr(exc, "filename", None)
             raise fail(f"{name}: {exc.strerror}" if name else str(exc)) from None
         except MemoryError:
-            raise fail("out of memory; try a smaller problem (fewer points per chunk, a coarser grid, a smaller "
-                       "model)") from None
+            raise fail(OUT_OF_MEMORY) from None
+        except RuntimeError as exc:  # torch reports a failed allocation as a RuntimeError, not a MemoryError
+            if not is_out_of_memory(exc):
+                raise
+            raise fail(OUT_OF_MEMORY) from None
         except ModuleNotFoundError as exc:
             extra = _EXTRA_OF.get((exc.name or "").split(".")[0])
             if extra is None:
@@ -56,6 +77,21 @@ class LaminaGroup(TyperGroup):
             name = getattr(exc, "filename", None)
             what = os.strerror(exc.errno)
             raise fail(f"{name}: {what}; nothing was written" if name else f"{what}; nothing was written") from None
+
+
+OUT_OF_MEMORY = "out of memory; try a smaller problem (fewer points per chunk, a coarser grid, a smaller model)"
+
+# What torch says when an allocation fails (CPU: "[enforce fail at alloc_cpu.cpp] ... DefaultCPUAllocator: can't
+# allocate memory"; CUDA: torch.OutOfMemoryError, a RuntimeError subclass, "CUDA out of memory").
+_OOM_MARKS = ("DefaultCPUAllocator", "can't allocate memory", "CUDA out of memory", "Cannot allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's report of a failed allocation (a ``RuntimeError``, not a ``MemoryError``)."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return any(mark in text for mark in _OOM_MARKS)
 
 
 # Modules that come with one part's extra (pyproject.toml), for the message when one is missing.
@@ -118,6 +154,21 @@ def echo_json(obj) -> None:
     from lamina._io import dumps_json
 
     sys.stdout.write(dumps_json(obj))
+
+
+def echo_written(command: str, written, summary: dict | None = None) -> None:
+    """Print what a command wrote as one JSON object on stdout: the convention of every lamina command that writes
+    files (messages for people go to stderr, so ``lamina ... | jq`` always reads JSON).
+
+    The object is ``{"command": "geo raster", "written": [paths], **summary, "lamina_version": ...}``: ``written``
+    lists the files and folders written (one path or several); ``summary`` holds the command's counts and its
+    provenance (the sha256 of the checkpoint, probe or model that made the output, its settings).
+    """
+    from lamina import __version__
+
+    paths = [written] if isinstance(written, str | os.PathLike) else list(written)
+    echo_json({"command": command, "written": [str(p) for p in paths], **(summary or {}),
+               "lamina_version": __version__})
 
 
 def fix_mmap_threshold(nbytes: int = 1 << 20) -> bool:

@@ -13,8 +13,8 @@ from pathlib import Path
 import typer
 
 from lamina.cli import geo_evaluate, geo_finetune
-from lamina.cli._common import echo_json, fix_mmap_threshold, new_app, progress_option
-from lamina.cli._geo_options import CHECKPOINT, WRAP
+from lamina.cli._common import echo_json, echo_written, fix_mmap_threshold, new_app, progress_option
+from lamina.cli._geo_options import CHECKPOINT, WRAP, checkpoint_provenance
 from lamina.errors import InputError
 
 app = new_app("Climate implicit embeddings: (lon, lat, month) -> embedding anywhere on Earth.")
@@ -61,6 +61,8 @@ def embed(
     scheduler: str | None = typer.Option(None, help="Partitioned input: address of a running dask.distributed "
                                          "scheduler (tcp://host:8786); default: a local cluster."),
     workers: int = typer.Option(2, min=1, help="Partitioned input: processes of the local Dask cluster."),
+    layer: str | None = typer.Option(None, "--layer", help="Layer of a GeoPackage input (required when the file "
+                                     "has several)."),
 ) -> None:
     """Climate embeddings of points: JSON for --lon/--lat, a table for a points file, a folder of tables for a
     folder or glob of partitions (on Dask: a local cluster, or --scheduler)."""
@@ -71,14 +73,17 @@ def embed(
         info = embed_partitions(str(table), output, checkpoint=checkpoint, month=month, month_col=month_col,
                                 lon_col=lon_col, lat_col=lat_col, wrap_lon=wrap_lon, keep_columns=keep_columns,
                                 precision=precision, chunk_rows=chunk_rows, scheduler=scheduler, workers=workers,
-                                progress=progress)
+                                progress=progress, layer=layer)
         skipped = f" ({info['skipped']} already done)" if info["skipped"] else ""
         typer.echo(f"wrote {info['rows']} rows in {info['partitions'] - info['skipped']} partitions to "
                    f"{output}{skipped}", err=True)
-        echo_json({**info, "output": str(output)})
+        echo_written("geo embed", [output], {**info, "output": str(output), "what": "embed",
+                                             **checkpoint_provenance(checkpoint)})
         return
     if scheduler is not None:
         raise InputError("--scheduler needs a folder or a glob of partitions as input")
+    if layer is not None and table is None:
+        raise InputError("--layer needs a GeoPackage (.gpkg) input")
     enc = _encoder(checkpoint)
     if table is None:
         emb = enc.embed(lon=lon, lat=lat, month=month, wrap_lon=wrap_lon, precision=precision)
@@ -94,9 +99,9 @@ def embed(
 
     n = process_table(enc, table, output, what="embed", lon_col=lon_col, lat_col=lat_col, month_col=month_col,
                       month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon, keep_columns=keep_columns,
-                      precision=precision, progress=progress)
+                      precision=precision, progress=progress, layer=layer)
     typer.echo(f"wrote {n} rows to {output}", err=True)
-    echo_json(_written(enc, output, n, "embed"))
+    echo_written("geo embed", _table_files(output), _written(enc, output, n, "embed"))
 
 
 def reconstruct(
@@ -113,9 +118,13 @@ def reconstruct(
     wrap_lon: bool = WRAP,
     checkpoint: Path | None = CHECKPOINT,
     progress: bool = progress_option(),
+    layer: str | None = typer.Option(None, "--layer", help="Layer of a GeoPackage input (required when the file "
+                                     "has several)."),
 ) -> None:
     """The pretraining variables as the encoder reconstructs them, in physical units."""
     table = _points_or_table(input_path, lon, lat, output)
+    if layer is not None and table is None:
+        raise InputError("--layer needs a GeoPackage (.gpkg) input")
     enc = _encoder(checkpoint)
     if table is None:
         if month is None:
@@ -132,9 +141,9 @@ def reconstruct(
 
     n = process_table(enc, table, output, what="reconstruct", lon_col=lon_col, lat_col=lat_col,
                       month_col=month_col, month=month, chunk_rows=chunk_rows, wrap_lon=wrap_lon,
-                      keep_columns=keep_columns, progress=progress)
+                      keep_columns=keep_columns, progress=progress, layer=layer)
     typer.echo(f"wrote {n} rows to {output}", err=True)
-    echo_json(_written(enc, output, n, "reconstruct"))
+    echo_written("geo reconstruct", _table_files(output), _written(enc, output, n, "reconstruct"))
 
 
 def raster(
@@ -162,7 +171,7 @@ def raster(
                         force=force, block_rows=block_rows, seed=seed, precision=precision, progress=progress)
     resumed = f", resumed after {info['resumed_blocks']} finished blocks" if info["resumed_blocks"] else ""
     typer.echo(f"wrote {info['height']} x {info['width']} x {info['bands']} raster to {output}{resumed}", err=True)
-    echo_json({**_written(enc, output, info["height"] * info["width"], "raster"), **info})
+    echo_written("geo raster", [output], {**_written(enc, output, info["height"] * info["width"], "raster"), **info})
 
 
 def _written(enc, output, rows: int, what: str) -> dict:
@@ -170,6 +179,13 @@ def _written(enc, output, rows: int, what: str) -> dict:
     from lamina.geo.embed import encoder_provenance
 
     return {"output": str(output), "what": what, "rows": int(rows), **encoder_provenance(enc)}
+
+
+def _table_files(output: Path) -> list[Path]:
+    """The files of a table output: the table, and a CSV's provenance sidecar."""
+    from lamina.geo.embed import csv_sidecar
+
+    return [output, csv_sidecar(output)] if output.suffix.lower() == ".csv" else [output]
 
 
 def _stack(spec: str | None):
@@ -196,6 +212,10 @@ def map_(
         stack = training_stack_spec(enc)
     map_figure(enc, output, month=month, variable=variable, stack=_stack(stack), resolution_deg=resolution)
     typer.echo(f"wrote {output}", err=True)
+    from lamina.geo.embed import encoder_provenance
+
+    echo_written("geo map", [output], {"what": "map", "month": month, "variable": variable or enc.variable_names[0],
+                                       "resolution_deg": resolution, "stack": stack, **encoder_provenance(enc)})
 
 
 def pretrain(
@@ -247,6 +267,14 @@ def pretrain(
     run(st, ecfg, pcfg, out, resume=resume, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
         typer.echo(f"final checkpoint (best weights, with their validation metrics): {out / 'final'}", err=True)
+        from lamina._io import read_checkpoint_config
+
+        final = read_checkpoint_config(out / "final")
+        training = final["metadata"].get("training", {})
+        echo_written("geo pretrain", [out / name for name in ("final", "best", "history.json", "state.pt")],
+                     {"what": "pretrain", "checkpoint": str(out / "final"), "checkpoint_sha256": final["sha256"],
+                      "variables": len(st.fields), "stack": stack,
+                      **{k: training.get(k) for k in ("steps", "best_step", "samples_seen", "stopped")}})
 
 
 def info(checkpoint: Path | None = CHECKPOINT) -> None:

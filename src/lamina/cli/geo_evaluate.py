@@ -13,7 +13,8 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._geo_options import CHECKPOINT, WRAP
+from lamina.cli._common import echo_written
+from lamina.cli._geo_options import CHECKPOINT, WRAP, checkpoint_provenance
 from lamina.errors import InputError
 
 
@@ -65,11 +66,17 @@ def evaluate_cmd(
         raise InputError(f"--checkpoint: {checkpoint} does not exist")
     t0 = time.perf_counter()
     report = evaluate(task_list, method_list, settings=settings, checkpoint=checkpoint, out_dir=output)
-    typer.echo((output / "results.md").read_text())
+    typer.echo((output / "results.md").read_text(), err=True)  # stdout: the JSON below
     for name, reason in report["skipped"].items():
         typer.echo(f"skipped {name}: {reason}", err=True)
-    typer.echo(f"wrote {output}/results.json, results.md and {len(task_list)} figures in "
+    figures = [output / f"{t}.png" for t in task_list if (output / f"{t}.png").is_file()]
+    typer.echo(f"wrote {output}/results.json, results.md and {len(figures)} figures in "
                f"{time.perf_counter() - t0:.0f} s", err=True)  # fmt: skip
+    echo_written("geo evaluate", [output / "results.json", output / "results.md", *figures],
+                 {"what": "evaluate", "tasks": task_list,
+                  "methods": [m for m in method_list if m not in report["skipped"]], "skipped": report["skipped"],
+                  "seeds": len(settings.seeds), "splits": list(settings.splits),
+                  **checkpoint_provenance(checkpoint)})
 
 
 def probe_fit_cmd(
@@ -91,6 +98,12 @@ def probe_fit_cmd(
     tp = fit_task_probe(task, encoder=encoder, checkpoint=checkpoint, n=n, seed=seed)
     save_task_probe(tp, output)
     typer.echo(f"wrote {output}: {tp.kind} probe for {task} on {tp.probe.n_features_in_} {encoder} features", err=True)
+    from lamina._io import read_checkpoint_config
+
+    echo_written("geo probe-fit", [output], {"what": "probe-fit", "task": task, "kind": tp.kind, "encoder": encoder,
+                                             "features": int(tp.probe.n_features_in_), "labels": len(tp.labels),
+                                             "probe_sha256": read_checkpoint_config(output)["sha256"],
+                                             "checkpoint": tp.checkpoint, "checkpoint_sha256": tp.encoder_sha256})
 
 
 def probe_predict_cmd(
@@ -117,10 +130,11 @@ def probe_predict_cmd(
             raise InputError(f"--checkpoint: {probe} is a fine-tuned folder, which carries its own encoder; leave "
                              "--checkpoint out")
         model = FineTunedEncoder.load(probe)  # a corrupt or mixed-up folder fails before any work
+        encoder_sha256 = None  # the folder is the encoder: probe_sha256 names it
         lon, lat = read_points(points, lon_col=lon_col, lat_col=lat_col)
         table = model.predict_frame(lon=lon, lat=lat, wrap_lon=wrap_lon)
     else:
-        load_task_probe(probe)  # a foreign or corrupt probe fails before any work
+        encoder_sha256 = load_task_probe(probe).encoder_sha256  # a foreign or corrupt probe fails before any work
         lon, lat = read_points(points, lon_col=lon_col, lat_col=lat_col)
         table = predict_points(probe, lon=lon, lat=lat, checkpoint=checkpoint, wrap_lon=wrap_lon)
     with atomic_path(output) as tmp:
@@ -129,6 +143,11 @@ def probe_predict_cmd(
         else:
             table.to_parquet(tmp, index=False)
     typer.echo(f"wrote {output}: {len(table)} rows", err=True)
+    from lamina._io import read_checkpoint_config
+
+    echo_written("geo probe-predict", [output], {"what": "probe-predict", "rows": len(table), "probe": str(probe),
+                                                 "probe_sha256": read_checkpoint_config(probe)["sha256"],
+                                                 "checkpoint_sha256": encoder_sha256})
 
 
 def _resolve(checkpoint: Path) -> Path:

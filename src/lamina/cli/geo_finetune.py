@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import echo_json, progress_option
+from lamina.cli._common import echo_written, progress_option
 from lamina.cli._geo_options import CHECKPOINT, WRAP
 
 
@@ -66,7 +66,7 @@ def finetune_cmd(
     metric = val["metrics"]["metric"]
     typer.echo(f"wrote {output}: {ft['task']['kind']} on {ft['data']['rows_used']} points, validation "
                f"{metric} {val['metrics'][metric]:.4f}", err=True)
-    echo_json({
+    echo_written("geo finetune", [output], {
         "output": str(output), "what": "finetune", "train": ft["train"], "head_init": ft["head_init"]["kind"],
         "rows": ft["data"]["rows_used"], "n_train": ft["split"]["n_train"], "n_val": ft["split"]["n_val"],
         **ft["task"],

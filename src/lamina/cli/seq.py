@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import new_app, number_or_text, positive_ints
+from lamina.cli._common import echo_written, new_app, number_or_text, positive_ints
 
 app = new_app("Single-layer transformers: constructed with a certified error, and trained.")
 
@@ -37,6 +37,17 @@ def _floats(text: str, name: str) -> list[float]:
     if not values or not all(math.isfinite(v) and v > 0 for v in values):
         raise InputError(f"{name}: expected comma-separated finite numbers > 0, got {text!r}")
     return values
+
+
+def _report_files(out: Path, kind: str, *more: str) -> list[Path]:
+    """What a report command wrote into ``out``: ``<kind>.json``, ``<kind>.md``, ``figures/`` and ``more``."""
+    return [out / f"{kind}.json", out / f"{kind}.md", out / "figures", *(out / m for m in more)]
+
+
+def _model_sha256(folder: Path) -> str:
+    from lamina._io import read_checkpoint_config
+
+    return read_checkpoint_config(folder)["sha256"]
 
 
 def _model_config(task, heads, d_model, d_head, d_ff, positional, attention, attn_scale, layer_norm):
@@ -101,8 +112,12 @@ def construct_cmd(
     typer.echo(f"certified sup error {c['total']:.4g} (interpolation {c['interpolation_bound']:.3g} + leakage "
                f"{c['leakage_bound']:.3g}; float64 rounding floor {c['rounding_floor']:.2g}); measured "
                f"{m['max']:.4g} (random {m['random']:.3g}, adversarial "
-               f"{m['adversarial']:.3g}); {c['n_params']:,} parameters; holds: {s['certificate_holds']}")
-    typer.echo(f"report: {out / 'construct.md'}")
+               f"{m['adversarial']:.3g}); {c['n_params']:,} parameters; holds: {s['certificate_holds']}", err=True)
+    typer.echo(f"report: {out / 'construct.md'}", err=True)
+    echo_written("seq construct", _report_files(out, "construct", "model"), {
+        "target": target, "certificate_holds": s["certificate_holds"], "certified_error": c["total"],
+        "measured_error": m["max"], "parameters": c["n_params"], "seed": seed,
+        "model_sha256": _model_sha256(out / "model")})
 
 
 @app.command("train")
@@ -150,8 +165,11 @@ def train_cmd(
         g = s["gd_comparison"]
         extra = f"; one GD step MSE {g['mse_gd_eta_star']:.4g} vs model {g['mse_model']:.4g}"
     typer.echo(f"test relative MSE {m['rel_mse']:.4g} ({m['n_params']:,} parameters, {m['steps']} steps, "
-               f"{m['seconds']} s){extra}")
-    typer.echo(f"report: {out / 'train.md'}")
+               f"{m['seconds']} s){extra}", err=True)
+    typer.echo(f"report: {out / 'train.md'}", err=True)
+    echo_written("seq train", _report_files(out, "train", "model", "checkpoint"), {
+        "target": target, "rel_mse": m["rel_mse"], "parameters": m["n_params"], "steps": m["steps"], "seed": seed,
+        "model_sha256": _model_sha256(out / "model")})
 
 
 @app.command("sweep")
@@ -188,10 +206,13 @@ def sweep_cmd(
     mcfg = _model_config(first, heads, d_model, d_head, d_ff, positional, "softmax", None, False)
     tcfg = _train_config(steps, batch_size, lr, num_train, num_test, time_limit, threads, seed, max(1, steps // 10))
     res = sweep_report(out, lambda length: make_task(target, n=length, d=first.d if d is None else d, **extra),
-                       mcfg, tcfg, vary=vary, values=vals, n=first.n, log=typer.echo, init=init,
+                       mcfg, tcfg, vary=vary, values=vals, n=first.n, log=lambda m: typer.echo(m, err=True), init=init,
                        keep_d_head=d_head is not None)
     typer.echo(f"slope of relative MSE vs {vary}: {res['slopes']['rel_mse']['slope']:.3f}; "
-               f"report: {out / 'sweep.md'}")
+               f"report: {out / 'sweep.md'}", err=True)
+    echo_written("seq sweep", _report_files(out, "sweep"), {
+        "target": target, "vary": vary, "values": vals, "runs": len(res["runs"]),
+        "slope_rel_mse": res["slopes"]["rel_mse"]["slope"], "seed": seed})
 
 
 @app.command("compare")
@@ -220,6 +241,8 @@ def compare_cmd(
     tcfg = _train_config(steps, 256, lr, 0, 2_000, None, threads, seed, max(1, steps // 10))
     res = compare_report(out, task, eps_values=_floats(eps, "--eps"), widths=positive_ints(widths, "--widths"),
                          train_cfg=tcfg, d_model=d_model)
-    typer.echo(f"constructed: {[(r['n_params'], round(r['measured_sup'], 5)) for r in res['constructed']]}")
-    typer.echo(f"trained:     {[(r['n_params'], round(r['measured_sup'], 5)) for r in res['trained']]}")
-    typer.echo(f"report: {out / 'compare.md'}")
+    typer.echo(f"constructed: {[(r['n_params'], round(r['measured_sup'], 5)) for r in res['constructed']]}", err=True)
+    typer.echo(f"trained:     {[(r['n_params'], round(r['measured_sup'], 5)) for r in res['trained']]}", err=True)
+    typer.echo(f"report: {out / 'compare.md'}", err=True)
+    echo_written("seq compare", _report_files(out, "compare"), {
+        "target": target, "constructed": len(res["constructed"]), "trained": len(res["trained"]), "seed": seed})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import echo_json, new_app, number_or_text, positive_ints, quiet_option
+from lamina.cli._common import echo_json, echo_written, new_app, number_or_text, positive_ints, quiet_option
 from lamina.errors import LaminaError
 
 app = new_app("Learning on model weights (ProbeX): what a model was trained on, from one layer.")
@@ -68,7 +68,7 @@ def zoo_build(
     check_positive_int("--workers", workers)  # before the config is read
     summary = build_zoo(ZooConfig.load(config), out, workers=workers, quiet=quiet,
                         scheduler=_scheduler(dask, scheduler))
-    echo_json(summary)
+    echo_written("weights zoo build", [out], {"zoo": str(out), "config": config, **summary})
 
 
 def _scheduler(dask: bool, address: str | None) -> str | None:
@@ -185,8 +185,12 @@ def train(
                  "text_rank": e["aligner"].rank,
                  **{k: round(e[k], 4) for k in ("probex_val_map", "low_rank_val_map") if k in e}}
              for t, e in mix.experts_.items()}
-    echo_json({"probe": str(out), "trees": trees,
-               "skipped": mix.skipped_, "dropped": {"count": len(mix.dropped_), "files": mix.dropped_}})
+    from lamina._io import read_checkpoint_config
+
+    echo_written("weights train", [out], {
+        "probe": str(out), "zoo": str(zoo), "trees": trees, "skipped": mix.skipped_,
+        "dropped": {"count": len(mix.dropped_), "files": mix.dropped_},
+        "probe_sha256": read_checkpoint_config(out)["sha256"], "seed": seed})
 
 
 @contextlib.contextmanager
@@ -250,7 +254,7 @@ def predict(
         if out is not None:
             summary = write_predictions(mix, sources, out, top=top, batch_size=batch_size, progress=advance,
                                         scheduler=on, workers=workers)
-            echo_json(summary)
+            echo_written("weights predict", [out], {**summary, "probe": str(probe), "probe_sha256": mix.sha256_})
             if summary["models"] == 0:
                 raise LaminaError(f"predict: no model could be read ({summary['errors']} errors, see {out})")
             return
@@ -316,7 +320,9 @@ def index_build(
     if not len(ix):
         raise InputError(f"index: no model could be read ({len(skipped)} skipped); nothing written")
     ix.save(out)
-    echo_json({"index": str(out), "models": len(ix), "bytes": out.stat().st_size, "skipped": skipped})
+    echo_written("weights index build", [out], {"index": str(out), "models": len(ix), "bytes": out.stat().st_size,
+                                                "skipped": skipped, "probe": ix.probe.get("path"),
+                                                "probe_sha256": ix.probe.get("sha256")})
 
 
 @index_app.command("add")
@@ -349,7 +355,7 @@ def index_add(
     mix = ProbeXMixture.load(probe or Path(ix.probe["path"]))
     with _bar("indexing", len(sources), quiet) as advance:
         summary = add_to_index(index, mix, sources, batch_size=batch_size, progress=advance)
-    echo_json(summary)
+    echo_written("weights index add", [index], {**summary, "probe_sha256": mix.sha256_})
     if summary["added"] == 0:
         raise LaminaError(f"index add: nothing was added to {index} ({len(summary['skipped'])} models skipped, "
                           f"{len(sources)} given)")
@@ -400,8 +406,9 @@ def evaluate(
                      probex_grid=_probex_grid(probex_grid), text_ranks=_text_ranks(text_ranks))
     rep = evaluate_zoo(zoo, cfg, log=lambda m: typer.echo(m, err=True))
     files = write_report(rep, out)
-    typer.echo((out / "report.md").read_text())
-    echo_json({k: str(v) for k, v in files.items()})
+    typer.echo((out / "report.md").read_text(), err=True)  # stdout: the JSON below
+    echo_written("weights evaluate", list(files.values()), {**{k: str(v) for k, v in files.items()}, "zoo": str(zoo),
+                                                            "seeds": seed_list, "epochs": epochs})
 
 
 @catalogue_app.command("add")
@@ -444,6 +451,6 @@ def catalogue_add(
     if not entries:
         raise InputError("model: give model files or folders with --categories, or --csv FILE")
     summary = add_user_models(zoo, entries)
-    echo_json(summary)
+    echo_written("weights catalogue add", [zoo], summary)
     if not summary["added"] and not summary["unchanged"]:
         raise LaminaError(f"catalogue add: nothing was added to {zoo}")

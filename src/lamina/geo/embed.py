@@ -142,7 +142,7 @@ def csv_sidecar(path: str | os.PathLike) -> Path:
 def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os.PathLike, *, what: str = "embed",
                   lon_col: str = "lon", lat_col: str = "lat", month_col: str | None = None, month: int | None = None,
                   chunk_rows: int = 65_536, wrap_lon: bool = False, keep_columns: bool = True,
-                  precision: str = "float32", progress: bool = True) -> int:
+                  precision: str = "float32", progress: bool = True, layer: str | None = None) -> int:
     """Embed (or reconstruct) every row of a CSV / Parquet points table into a new table, streaming.
 
     Args:
@@ -159,6 +159,8 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
         chunk_rows: rows per chunk (peak memory ~ chunk_rows x output width x 4 bytes x 3).
         wrap_lon: wrap longitudes outside [-180, 180] instead of rejecting them.
         keep_columns: copy the input columns into the output.
+        layer: the layer of a GeoPackage input to read; None for its only layer (a file of several layers is
+            refused, naming them).
 
     Returns:
         The number of rows written.
@@ -177,6 +179,8 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
     if not src.is_file():
         raise InputError(f"input: {src} does not exist or is not a file")
     geo = is_geo_table(src)
+    if layer is not None and src.suffix.lower() != ".gpkg":
+        raise InputError(f"layer: {src} is not a GeoPackage; --layer names a layer of a .gpkg input")
     if geo and dst.suffix.lower() not in (".parquet", ".pq", ".gpkg"):
         raise InputError(f"output: {dst}: points with a geometry column are written as GeoParquet (.parquet) or "
                          "GeoPackage (.gpkg)")
@@ -193,7 +197,7 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
     if geo:
         return _process_geo(encoder, src, dst, what=what, month_col=month_col, month=month, chunk_rows=chunk_rows,
                             wrap_lon=wrap_lon, keep_columns=keep_columns, precision=precision, progress=progress,
-                            provenance=prov)
+                            provenance=prov, layer=layer)
     total = table_rows(src)
     out_is_csv = dst.suffix.lower() == ".csv"
     n_done = 0
@@ -245,14 +249,14 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
 
 
 def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk_rows, wrap_lon, keep_columns,
-                 precision, progress, provenance: dict | None = None) -> int:
+                 precision, progress, provenance: dict | None = None, layer: str | None = None) -> int:
     """:func:`process_table` for GeoParquet / GeoPackage points: reprojected to lon / lat, geometry kept."""
     import pyarrow as pa
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lamina.geo.points import GEO_SUFFIXES, GeoReader, GeoWriter, geometries_from_wkb, points_lonlat
 
-    reader = GeoReader(src, chunk_rows)
+    reader = GeoReader(src, chunk_rows, layer=layer)
     if reader.crs is None:
         raise InputError(f"geometry: {src} has no CRS; set one (GeoPandas: gdf.set_crs('EPSG:4326'))")
     n_done = 0

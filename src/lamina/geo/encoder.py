@@ -22,7 +22,15 @@ from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
-from lamina._validation import check_lon_lat, check_month, check_positive_int, check_real
+from lamina._validation import (
+    check_bool,
+    check_choice,
+    check_lon_lat,
+    check_memory,
+    check_month,
+    check_positive_int,
+    check_real,
+)
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.columns import EMBED_MONTHS
 from lamina.geo.data.grid import Variable
@@ -70,27 +78,19 @@ class EncoderConfig:
 
     def __post_init__(self):
         for name in ("n_variables", "dim_hidden", "num_layers", "dim_embedding"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InputError(f"{name}: expected an integer >= 1, got {v!r}")
-        if self.location_encoding not in LOCATION_ENCODINGS:
-            raise InputError(f"location_encoding: expected one of {list(LOCATION_ENCODINGS)}, got "
-                             f"{self.location_encoding!r}")
-        if not isinstance(self.static_variables, list | tuple) or any(
-                isinstance(i, bool) or not isinstance(i, int | np.integer) for i in self.static_variables):
+            setattr(self, name, check_positive_int(name, getattr(self, name)))
+        check_choice("location_encoding", self.location_encoding, LOCATION_ENCODINGS)
+        if not isinstance(self.static_variables, list | tuple):
             raise InputError(f"static_variables: expected a list of integer indices, got {self.static_variables!r}")
-        self.static_variables = tuple(int(i) for i in self.static_variables)
-        bad = [i for i in self.static_variables if not 0 <= i < self.n_variables]
-        if bad or len(set(self.static_variables)) != len(self.static_variables):
-            raise InputError(f"static_variables: expected distinct indices in [0, {self.n_variables}), got "
-                             f"{list(self.static_variables)}")
+        self.static_variables = tuple(check_positive_int("static_variables", i, minimum=0,
+                                                         maximum=self.n_variables - 1) for i in self.static_variables)
+        if len(set(self.static_variables)) != len(self.static_variables):
+            raise InputError(f"static_variables: expected distinct indices, got {list(self.static_variables)}")
         for name in ("w0", "w0_initial", "c"):
             check_real(name, getattr(self, name), low=0.0, low_open=True)  # finite, > 0: Infinity gave NaN outputs
         for name in ("residual", "hyperbolic_first"):
-            if not isinstance(getattr(self, name), bool):
-                raise InputError(f"{name}: expected true or false, got {getattr(self, name)!r}")
-        if isinstance(self.sh_degree, bool) or not isinstance(self.sh_degree, int) or not 0 <= self.sh_degree <= 100:
-            raise InputError(f"sh_degree: expected an integer in [0, 100], got {self.sh_degree!r}")
+            setattr(self, name, check_bool(name, getattr(self, name)))
+        self.sh_degree = check_positive_int("sh_degree", self.sh_degree, minimum=0, maximum=100)
 
     @property
     def dim_in(self) -> int:
@@ -142,6 +142,12 @@ class ClimateModule(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
+        h, c = config.dim_hidden, config
+        n_params = (c.dim_in + 1) * h + (c.num_layers - 1) * (h + 1) * h + (h + 1) * c.dim_embedding \
+            + (c.dim_embedding + 1) * c.n_variables  # a lower estimate, before a layer is allocated
+        check_memory("config", 4 * n_params, f"a climate encoder of {n_params:.3g} parameters (num_layers "
+                     f"{c.num_layers}, dim_hidden {h}, dim_embedding {c.dim_embedding})",
+                     hint="use smaller sizes (CLI: --layers, --hidden, --dim)")
         self.siren = SIREN(config.dim_in, config.dim_hidden, config.dim_embedding, config.num_layers,
                            w0=config.w0, w0_initial=config.w0_initial, c=config.c, residual=config.residual,
                            hyperbolic_first=config.hyperbolic_first)

@@ -150,21 +150,51 @@ def embed_frame(gdf, month=None, *, encoder=None, precision: str = "float32", wr
     return gpd.GeoDataFrame(out, geometry=gdf.geometry.name, crs=gdf.crs)
 
 
-class GeoReader:
-    """Streams a GeoParquet or GeoPackage file as ``(attribute table, WKB geometries)`` chunks."""
+def gpkg_layer(path: Path, layer: str | None) -> str:
+    """The layer of GeoPackage ``path`` to read: ``layer`` if the file has it; with ``layer=None`` its only layer.
 
-    def __init__(self, path: Path, chunk_rows: int):
-        self.path, self.chunk_rows = path, chunk_rows
+    Raises:
+        InputError: a file of several layers and no ``layer`` (the message names them: reading the first one
+            silently would embed a part of the file), or a ``layer`` the file does not have.
+    """
+    import pyogrio
+
+    names = [str(row[0]) for row in _gdal_call(path, pyogrio.list_layers, path)]
+    shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+    if layer is not None:
+        if not isinstance(layer, str) or layer not in names:
+            raise InputError(f"layer: {path} has no layer {layer!r}; its layers are {shown}")
+        return layer
+    if not names:
+        raise InputError(f"input: {path} holds no layer")
+    if len(names) > 1:
+        raise InputError(f"input: {path} holds {len(names)} layers ({shown}); name the one to read with --layer "
+                         "(Python: layer=...)")
+    return names[0]
+
+
+class GeoReader:
+    """Streams a GeoParquet or GeoPackage file as ``(attribute table, WKB geometries)`` chunks.
+
+    ``layer``: the GeoPackage layer to read (None: the file's only layer; a file of several is refused).
+    """
+
+    def __init__(self, path: Path, chunk_rows: int, layer: str | None = None):
+        self.path, self.chunk_rows, self.layer = path, chunk_rows, None
         if path.suffix.lower() in GEO_SUFFIXES:
             import pyogrio
 
-            info = _gdal_call(path, pyogrio.read_info, path)
+            self.layer = gpkg_layer(path, layer)
+            info = _gdal_call(path, pyogrio.read_info, path, layer=self.layer)
             self.crs, self.rows = info.get("crs"), int(info.get("features") or 0)
             self.geometry_name = info.get("geometry_name") or "geometry"
             self.crs_json = None
         else:
             import pyarrow.parquet as pq
 
+            if layer is not None:
+                raise InputError(f"layer: {path} is a GeoParquet file, which has no layers; --layer is for "
+                                 "GeoPackage (.gpkg) input")
             pf = pq.ParquetFile(path)
             try:
                 meta = json.loads(pf.schema_arrow.metadata[b"geo"])
@@ -195,8 +225,8 @@ class GeoReader:
         if self.path.suffix.lower() in GEO_SUFFIXES:
             import pyogrio.raw
 
-            with _gdal_call(self.path, pyogrio.raw.open_arrow, self.path, batch_size=self.chunk_rows,
-                            use_pyarrow=True) as (_, reader):
+            with _gdal_call(self.path, pyogrio.raw.open_arrow, self.path, layer=self.layer,
+                            batch_size=self.chunk_rows, use_pyarrow=True) as (_, reader):
                 for batch in reader:
                     yield self._split(pa.Table.from_batches([batch]))
         else:

@@ -25,7 +25,7 @@ from torch import nn
 
 from lamina._io import atomic_path, clean_stale_temporaries, write_json_atomic
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int, check_real, check_seed
+from lamina._validation import check_bool, check_choice, check_positive_int, check_real, check_seed
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.data.rasters import RasterStack
 from lamina.geo.data.sampling import Batch, LandShareSampler, PixelSampler, SpatialSplit
@@ -86,8 +86,7 @@ class PretrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.schedule not in ("constant", "cosine"):
-            raise InputError(f"schedule: expected 'constant' or 'cosine', got {self.schedule!r}")
+        check_choice("schedule", self.schedule, ("constant", "cosine"))
         for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "n_val", "n_windows",
                      "months_per_window", "stats_stride", "patience"):
             check_positive_int(name, getattr(self, name))
@@ -97,8 +96,7 @@ class PretrainConfig:
             check_real(name, getattr(self, name), low=0.0, low_open=True)
         check_real("weight_decay", self.weight_decay, low=0.0)
         check_real("max_minutes", self.max_minutes, low=0.0, low_open=True, allow_none=True)
-        if not isinstance(self.land_only, bool):
-            raise InputError(f"land_only: expected True or False, got {self.land_only!r}")
+        self.land_only = check_bool("land_only", self.land_only)
         check_real("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
         if self.land_share is not None:
             check_real("land_share (the fraction of each batch drawn from land)", self.land_share, low=0.0,
@@ -244,85 +242,156 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
     lamina checkpoint directory), ``history.json`` (losses, samples/s) and, at the end, ``final/`` (the best
     weights with held-out metrics in their metadata). With ``resume`` an existing ``state.pt`` is continued.
     """
-    encoder_config = encoder_config or EncoderConfig(n_variables=len(stack.fields))
-    config = config or PretrainConfig()
-    if encoder_config.n_variables != len(stack.fields):
-        raise InputError(f"n_variables: the encoder regresses {encoder_config.n_variables} variables, "
-                         f"the stack has {len(stack.fields)} ({stack.names})")
-    dist, rank, world = _dist()
-    if config.batch_size % world:
-        raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
-    out_dir = Path(out_dir)
-    state_path = out_dir / STATE_FILE
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in (STATE_FILE, "history.json", "best", "final"):  # left by an interrupted run
-            clean_stale_temporaries(out_dir / name)
+    run = _Run.start(stack, encoder_config, config, Path(out_dir), resume=resume)
+    sampler, val_set = _samplers(run)
+    stop_reason, loss_ema = _train_steps(run, sampler, val_set, progress=progress)
+    return _finish(run, val_set, stop_reason, loss_ema)
 
-    with torch_seed(config.seed):  # initialisation from the seed, the caller's random stream untouched
-        module = ClimateModule(encoder_config)
-    opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    st = TrainState()
-    saved = _load_state(state_path) if resume and state_path.exists() else None
-    if saved is not None:
-        if saved["encoder_config"] != encoder_config.to_dict() or saved["variables"] != stack.names:
-            raise InputError(f"resume: {state_path} belongs to another encoder or stack; use a new output folder "
-                             "or --no-resume")
+
+@dataclass
+class _Run:
+    """One pretraining run as the steps of :func:`pretrain` share it: the model, its optimiser and training state,
+    the normalisation, the process's place in torch.distributed, and what every checkpoint records."""
+
+    stack: RasterStack
+    encoder_config: EncoderConfig
+    config: PretrainConfig
+    out_dir: Path
+    dist: object  # torch.distributed, or None in a single process
+    rank: int
+    world: int
+    module: ClimateModule
+    opt: torch.optim.Optimizer
+    st: TrainState = field(default_factory=TrainState)
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    train_mod: nn.Module | None = None  # the module, wrapped for data parallelism when distributed
+    provenance: dict = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, stack: RasterStack, encoder_config: EncoderConfig | None, config: PretrainConfig | None,
+              out_dir: Path, *, resume: bool) -> _Run:
+        """Check the arguments, prepare ``out_dir``, and build the model: continued from ``state.pt`` (with
+        ``resume``) or initialised from the seed, with the stack's normalisation statistics."""
+        encoder_config = encoder_config or EncoderConfig(n_variables=len(stack.fields))
+        config = config or PretrainConfig()
+        if encoder_config.n_variables != len(stack.fields):
+            raise InputError(f"n_variables: the encoder regresses {encoder_config.n_variables} variables, "
+                             f"the stack has {len(stack.fields)} ({stack.names})")
+        dist, rank, world = _dist()
+        if config.batch_size % world:
+            raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
+        with torch_seed(config.seed):  # initialisation from the seed, the caller's random stream untouched
+            module = ClimateModule(encoder_config)  # (sizes beyond memory refused here, before out_dir is made)
+        if rank == 0:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for name in (STATE_FILE, "history.json", "best", "final"):  # left by an interrupted run
+                clean_stale_temporaries(out_dir / name)
+        opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        run = cls(stack, encoder_config, config, out_dir, dist, rank, world, module, opt)
+        run.restore(resume)
+        if dist is not None:
+            for p in module.parameters():  # identical start on every rank
+                dist.broadcast(p.data, src=0)
+        run.train_mod = nn.parallel.DistributedDataParallel(module) if dist is not None else module
+        run.provenance = {
+            "stack": stack.name, "stack_description": stack.description, "pretrain_config": config.to_dict(),
+            "world_size": world, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "validation": ("in-sample: a fixed set of training pixels (val_fraction 0, no held-out blocks)"
+                           if config.in_sample_validation else
+                           f"held-out {config.val_block_deg:g}-degree blocks ({config.val_fraction:.0%})")}
+        return run
+
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / STATE_FILE
+
+    @property
+    def transforms(self) -> list[str]:
+        """The normalising transform of each variable (log1p for precipitation)."""
+        return [v.transform for v in self.stack.variables]
+
+    def restore(self, resume: bool) -> None:
+        """Continue the training state in ``state.pt`` (refusing one of another encoder, stack or recipe), or
+        start afresh with the stack's normalisation statistics."""
+        saved = _load_state(self.state_path) if resume and self.state_path.exists() else None
+        if saved is None:
+            stats = self.stack.statistics(land_only=self.config.land_only, stride=self.config.stats_stride)
+            self.mean, self.std = stats.mean, stats.std
+            return
+        if saved["encoder_config"] != self.encoder_config.to_dict() or saved["variables"] != self.stack.names:
+            raise InputError(f"resume: {self.state_path} belongs to another encoder or stack; use a new output "
+                             "folder or --no-resume")
         if isinstance(saved.get("pretrain_config"), dict):
-            check_resumable(saved["pretrain_config"], config, state_path)
-        module.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        st = TrainState(**saved["state"])
-        more_time = config.max_minutes is None or st.elapsed_s < 60 * config.max_minutes
-        if st.finished in ("max_minutes", "max_steps") and more_time and st.step < config.max_steps:
+            check_resumable(saved["pretrain_config"], self.config, self.state_path)
+        self.module.load_state_dict(saved["model"])
+        self.opt.load_state_dict(saved["optimizer"])
+        st = self.st = TrainState(**saved["state"])
+        more_time = self.config.max_minutes is None or st.elapsed_s < 60 * self.config.max_minutes
+        if st.finished in ("max_minutes", "max_steps") and more_time and st.step < self.config.max_steps:
             st.finished = ""  # stopped by a budget: a rerun with a larger one (time, or steps) continues it
-        mean, std = np.asarray(saved["mean"]), np.asarray(saved["std"])
-    else:
-        stats = stack.statistics(land_only=config.land_only, stride=config.stats_stride)
-        mean, std = stats.mean, stats.std
-    if dist is not None:
-        for p in module.parameters():  # identical start on every rank
-            dist.broadcast(p.data, src=0)
-    train_mod = nn.parallel.DistributedDataParallel(module) if dist is not None else module
+        self.mean, self.std = np.asarray(saved["mean"]), np.asarray(saved["std"])
 
-    transforms = [v.transform for v in stack.variables]  # normalising transform per variable (log1p for tp)
+    def save_state(self) -> None:
+        """Write the resumable state and the history (rank 0)."""
+        extra = {"encoder_config": self.encoder_config.to_dict(), "variables": self.stack.names,
+                 "mean": self.mean.tolist(), "std": self.std.tolist(), "pretrain_config": self.config.to_dict()}
+        _save_state(self.state_path, self.module, self.opt, self.st, extra)
+        write_json_atomic(self.out_dir / "history.json", self.st.history)
+
+    def checkpoint_best(self, metrics: dict) -> None:
+        """Save the current weights as ``best/``, with their validation metrics."""
+        meta = {"training": {**self.provenance, "step": self.st.step, "samples_seen": self.st.samples_seen}}
+        enc = ClimateEncoder(ClimateModule(self.encoder_config), self.stack.variables, self.mean, self.std, meta)
+        enc.module.load_state_dict(self.module.state_dict())
+        enc.save(self.out_dir / "best", extra_metadata={"validation": metrics})
+
+
+def _samplers(run: _Run) -> tuple[PixelSampler | LandShareSampler, Batch | None]:
+    """This rank's training batches and (rank 0) the fixed validation set: held-out blocks as the pixels come
+    (land only with ``land_only``), or training pixels when no block is held out."""
+    config, stack, world = run.config, run.stack, run.world
     split = SpatialSplit(config.val_block_deg, config.val_fraction, config.seed)
     kw = dict(split=split, n_windows=max(1, config.n_windows // world), months_per_window=config.months_per_window,
               seed=config.seed)
     if config.land_share is not None:
         sampler = LandShareSampler(stack, land_share=config.land_share, batch_size=config.batch_size // world,
-                                   part="train", rank=rank, **kw)
+                                   part="train", rank=run.rank, **kw)
     else:
-        sampler = PixelSampler(stack, batch_size=config.batch_size // world, part="train", rank=rank,
+        sampler = PixelSampler(stack, batch_size=config.batch_size // world, part="train", rank=run.rank,
                                land_only=config.land_only, **kw)
-    # validation: held-out blocks as the pixels come (land only with land_only); in-sample without held-out blocks
     val_part = "train" if config.in_sample_validation else "val"
     val_set = (PixelSampler(stack, batch_size=8192, part=val_part, land_only=config.land_only, **kw)
-               .fixed_set(config.n_val) if rank == 0 else None)
-    extra = {"encoder_config": encoder_config.to_dict(), "variables": stack.names, "mean": mean.tolist(),
-             "std": std.tolist(), "pretrain_config": config.to_dict()}
-    provenance = {"stack": stack.name, "stack_description": stack.description, "pretrain_config": config.to_dict(),
-                  "world_size": world, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                  "validation": ("in-sample: a fixed set of training pixels (val_fraction 0, no held-out blocks)"
-                                 if config.in_sample_validation else
-                                 f"held-out {config.val_block_deg:g}-degree blocks ({config.val_fraction:.0%})")}
+               .fixed_set(config.n_val) if run.rank == 0 else None)
+    return sampler, val_set
 
-    def make_encoder(meta: dict) -> ClimateEncoder:
-        return ClimateEncoder(ClimateModule(encoder_config), stack.variables, mean, std, meta)
 
-    def checkpoint_best(metrics: dict) -> None:
-        enc = make_encoder({"training": {**provenance, "step": st.step, "samples_seen": st.samples_seen}})
-        enc.module.load_state_dict(module.state_dict())
-        enc.save(out_dir / "best", extra_metadata={"validation": metrics})
+def _optimise(run: _Run, batch: Batch, step: int) -> float:
+    """One AdamW step on ``batch`` at the schedule's learning rate; the batch's loss."""
+    for g in run.opt.param_groups:
+        g["lr"] = _lr_at(run.config, step)
+    x, z, valid = _tensors(run.module, batch, run.mean, run.std, run.transforms)
+    _, pred = run.train_mod(x)
+    loss = masked_mse(pred, z, valid)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.module.parameters(), run.config.grad_clip)
+    run.opt.step()
+    return loss.item()
 
+
+def _train_steps(run: _Run, sampler, val_set: Batch | None, *, progress: bool) -> tuple[str, float | None]:
+    """Train until a stop (max_steps, early_stopping, max_minutes), validating and checkpointing on the way;
+    return the stop reason ("" when the batches ran out) and the smoothed training loss."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    config, st = run.config, run.st
     bar = Progress(TextColumn("[bold]pretrain"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not progress or rank != 0)
+                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not progress or run.rank != 0)
     t_start = time.perf_counter() - st.elapsed_s
     t_window, n_window, loss_ema = time.perf_counter(), 0, None
     stop_reason = st.finished
-    module.train()
+    run.module.train()
     # closing the batch iterator stops and joins its prefetch thread before the process goes on (or exits)
     it = sampler.iterate(st.step) if not stop_reason else (b for b in ())
     with bar, contextlib.closing(it):
@@ -331,19 +400,10 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
             if step >= config.max_steps:
                 stop_reason = "max_steps"
                 break
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(config, step)
-            x, z, valid = _tensors(module, batch, mean, std, transforms)
-            _, pred = train_mod(x)
-            loss = masked_mse(pred, z, valid)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
-            opt.step()
+            loss_val = _optimise(run, batch, step)
             st.step = step + 1
             st.samples_seen += config.batch_size
             n_window += config.batch_size
-            loss_val = loss.item()
             loss_ema = loss_val if loss_ema is None else 0.95 * loss_ema + 0.05 * loss_val
             now = time.perf_counter()
             st.elapsed_s = now - t_start
@@ -351,58 +411,62 @@ def pretrain(stack: RasterStack, encoder_config: EncoderConfig | None = None, co
             bar.update(task, completed=st.step, info=f"loss {loss_ema:.4f}  best val {st.best_val:.4f}  "
                                                      f"{rate:,.0f} samples/s")
             if st.step % config.eval_every == 0 or st.step == config.max_steps:
-                stop_reason = _validate(module, val_set, mean, std, st, config, rate, loss_ema, checkpoint_best,
-                                        rank, transforms)
+                stop_reason = _validate(run, val_set, rate, loss_ema)
                 t_window, n_window = time.perf_counter(), 0
             over_time = config.max_minutes is not None and st.elapsed_s > 60 * config.max_minutes
             if over_time and not stop_reason:
                 stop_reason = "max_minutes"
-            stop_reason = _agree(stop_reason, dist)  # rank 0's clock and validation decide for every rank
+            stop_reason = _agree(stop_reason, run.dist)  # rank 0's clock and validation decide for every rank
             if stop_reason or st.step % config.checkpoint_every == 0:
                 st.finished = stop_reason
-                if rank == 0:
-                    _save_state(state_path, module, opt, st, extra)
-                    write_json_atomic(out_dir / "history.json", st.history)
+                if run.rank == 0:
+                    run.save_state()
             if stop_reason:
                 break
-    if not stop_reason:
-        stop_reason = "max_steps"
-    if dist is not None:
-        dist.barrier()
-    st.finished = stop_reason
-    if rank == 0:
-        if not (out_dir / "best").exists():  # never validated (tiny runs): validate now
-            _validate(module, val_set, mean, std, st, config, 0.0, loss_ema or math.nan, checkpoint_best, rank,
-                      transforms)
-        _save_state(state_path, module, opt, st, extra)
-        write_json_atomic(out_dir / "history.json", st.history)
-    if dist is not None:
-        dist.barrier()
-    best = ClimateEncoder.from_checkpoint(out_dir / "best")
-    if rank == 0:
-        final_metrics = evaluate(best.module, val_set, mean, std, transforms=transforms)
-        best.save(out_dir / "final", extra_metadata={
-            "training": {**provenance, "stopped": stop_reason, "best_step": st.best_step,
+    return stop_reason, loss_ema
+
+
+def _finish(run: _Run, val_set: Batch | None, stop_reason: str, loss_ema: float | None) -> ClimateEncoder:
+    """Record the stop, make sure a best checkpoint exists, and write ``final/`` (the best weights with their
+    held-out, or in-sample, metrics); return the best encoder."""
+    stop_reason = stop_reason or "max_steps"
+    if run.dist is not None:
+        run.dist.barrier()
+    run.st.finished = stop_reason
+    if run.rank == 0:
+        if not (run.out_dir / "best").exists():  # never validated (tiny runs): validate now
+            _validate(run, val_set, 0.0, loss_ema or math.nan)
+        run.save_state()
+    if run.dist is not None:
+        run.dist.barrier()
+    best = ClimateEncoder.from_checkpoint(run.out_dir / "best")
+    if run.rank == 0:
+        st, stack = run.st, run.stack
+        final_metrics = evaluate(best.module, val_set, run.mean, run.std, transforms=run.transforms)
+        best.save(run.out_dir / "final", extra_metadata={
+            "training": {**run.provenance, "stopped": stop_reason, "best_step": st.best_step,
                          "steps": st.step, "samples_seen": st.samples_seen, "elapsed_s": round(st.elapsed_s, 1)},
-            ("insample_metrics" if config.in_sample_validation else "heldout_metrics"):
+            ("insample_metrics" if run.config.in_sample_validation else "heldout_metrics"):
                 _named(final_metrics, stack.names, stack.variables),
         })
     return best
 
 
-def _validate(module, val_set, mean, std, st: TrainState, config, rate, loss_ema, checkpoint_best, rank,
-              transforms=()):
+def _validate(run: _Run, val_set: Batch | None, rate: float, loss_ema: float) -> str:
+    """Rank 0: validate, record the history, checkpoint a new best; "early_stopping" after ``patience``
+    validations without progress, else ""."""
     stop = ""
-    if rank == 0:
-        m = evaluate(module, val_set, mean, std, transforms=transforms)
+    if run.rank == 0:
+        st = run.st
+        m = evaluate(run.module, val_set, run.mean, run.std, transforms=run.transforms)
         st.history.append({"step": st.step, "train_loss": loss_ema, "val_loss": m["loss"],
                            "samples_per_s": rate, "elapsed_s": round(st.elapsed_s, 1)})
         if m["loss"] < st.best_val - 1e-6:
             st.best_val, st.best_step, st.bad_evals = m["loss"], st.step, 0
-            checkpoint_best(m)
+            run.checkpoint_best(m)
         else:
             st.bad_evals += 1
-        if st.bad_evals >= config.patience:
+        if st.bad_evals >= run.config.patience:
             stop = "early_stopping"
     return stop
 

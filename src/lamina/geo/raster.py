@@ -11,14 +11,14 @@ Writing files (GeoTIFF / COG, tile by tile, resumable) lives in :mod:`lamina.geo
 from __future__ import annotations
 
 import hashlib
-import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lamina._validation import check_memory, check_positive_int
 from lamina.errors import InputError
 from lamina.geo.columns import EMBED_MONTHS
+from lamina.geo.data.grid import Grid, check_bbox  # noqa: F401 - check_bbox: public here before grid.py had it
 
 if TYPE_CHECKING:
     from lamina.geo.encoder import ClimateEncoder
@@ -28,99 +28,18 @@ MAX_VALUES = 2_000_000_000
 """Largest output (pixels x bands) made without ``force=True``: 8 GB as float32."""
 
 
-def check_bbox(bbox) -> tuple[float, float, float, float]:
-    """Validate ``bbox=(west, south, east, north)`` in degrees; ``west > east`` crosses the antimeridian."""
-    try:
-        vals = tuple(float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise InputError(f"bbox: expected four numbers (west, south, east, north) in degrees, got {bbox!r}") from None
-    if len(vals) != 4:
-        raise InputError(f"bbox: expected four numbers (west, south, east, north), got {len(vals)}")
-    w, s, e, n = vals
-    if not all(math.isfinite(v) for v in vals):
-        raise InputError(f"bbox: values must be finite numbers, got {vals}")
-    for name, v in (("west", w), ("east", e)):
-        if not -180.0 <= v <= 180.0:
-            raise InputError(f"bbox: {name} must lie in [-180, 180], got {v:g}")
-    for name, v in (("south", s), ("north", n)):
-        if not -90.0 <= v <= 90.0:
-            raise InputError(f"bbox: {name} must lie in [-90, 90], got {v:g}")
-    if s >= n:
-        raise InputError(f"bbox: south must be < north, got south={s:g}, north={n:g}")
-    if w == e or (w, e) == (180.0, -180.0):
-        raise InputError(f"bbox: west ({w:g}) and east ({e:g}) are the same meridian; use west > east to cross the "
-                         "antimeridian")
-    return w, s, e, n
+RasterGrid = Grid
+"""The pixel grid of a raster: :class:`lamina.geo.data.grid.Grid` (the one grid type; this name is kept)."""
 
 
-def _count(span: float, res: float) -> int:
-    """Pixels covering ``span`` degrees: the exact ratio when it is whole (to rounding), else rounded up."""
-    ratio = span / res
-    whole = round(ratio)
-    return max(1, whole if abs(ratio - whole) < 1e-6 * max(1.0, ratio) else math.ceil(ratio))
-
-
-@dataclass(frozen=True)
-class RasterGrid:
-    """Pixel grid of a bbox at ``resolution`` degrees (square pixels, row 0 at the north edge).
-
-    The grid starts at the north-west corner; when the bbox is not a whole number of pixels, the last column
-    (row) reaches past east (south) by less than one pixel. Pixel centres beyond a pole are evaluated at the pole.
-    """
-
-    west: float
-    south: float
-    east: float
-    north: float
-    resolution: float
-    width: int
-    height: int
-
-    @classmethod
-    def from_bbox(cls, bbox, resolution) -> RasterGrid:
-        w, s, e, n = check_bbox(bbox)
-        try:
-            res = float(resolution)
-        except (TypeError, ValueError):
-            raise InputError(f"resolution: expected degrees > 0, got {resolution!r}") from None
-        if not math.isfinite(res) or res <= 0:
-            raise InputError(f"resolution: expected degrees > 0, got {resolution!r}")
-        span = e - w if e > w else e - w + 360.0
-        return cls(w, s, e, n, res, _count(span, res), _count(n - s, res))
-
-    @property
-    def crosses_antimeridian(self) -> bool:
-        return self.west > self.east
-
-    @property
-    def lons(self) -> np.ndarray:
-        """(W,) pixel-centre longitudes, degrees east, wrapped into [-180, 180)."""
-        lon = self.west + (np.arange(self.width) + 0.5) * self.resolution
-        return np.where(lon >= 180.0, lon - 360.0, lon)
-
-    @property
-    def lats(self) -> np.ndarray:
-        """(H,) pixel-centre latitudes, degrees north, north to south (clipped to the poles)."""
-        return np.clip(self.north - (np.arange(self.height) + 0.5) * self.resolution, -90.0, 90.0)
-
-    @property
-    def transform(self) -> tuple[float, float, float, float, float, float]:
-        """GDAL geotransform ``(x0, dx, 0, y0, 0, -dy)`` of the north-west corner (x0 may exceed 180 when wrapping)."""
-        return (self.west, self.resolution, 0.0, self.north, 0.0, -self.resolution)
-
-    def points(self, row0: int, row1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel centres of rows ``row0:row1`` in row-major order: ``(lon (n,), lat (n,))``."""
-        lon, lat = np.meshgrid(self.lons, self.lats[row0:row1])
-        return lon.ravel(), lat.ravel()
-
-    def check_size(self, bands: int, *, force: bool, limit: int = MAX_VALUES) -> int:
-        """Raise unless ``height x width x bands <= limit`` (or ``force``); return the number of values."""
-        n = self.height * self.width * bands
-        if n > limit and not force:
-            raise InputError(f"resolution: {self.resolution:g} deg gives {self.height} x {self.width} pixels x {bands} "
-                             f"bands = {n:.3g} values, above the limit of {limit:.3g}; use a coarser resolution, a "
-                             "smaller bbox, or force=True (CLI: --force)")
-        return n
+def check_size(grid: Grid, bands: int, *, force: bool, limit: int = MAX_VALUES) -> int:
+    """Raise unless ``height x width x bands <= limit`` (or ``force``); return the number of values."""
+    n = grid.height * grid.width * bands
+    if n > limit and not force:
+        raise InputError(f"resolution: {grid.dlon:g} deg gives {grid.height} x {grid.width} pixels x {bands} "
+                         f"bands = {n:.3g} values, above the limit of {limit:.3g}; use a coarser resolution, a "
+                         "smaller bbox, or force=True (CLI: --force)")
+    return n
 
 
 def months_of(month) -> tuple[int, ...]:
@@ -141,7 +60,7 @@ def weights_sha256(encoder: ClimateEncoder) -> str:
     return hashlib.sha256(save(arrays)).hexdigest()
 
 
-def provenance(encoder: ClimateEncoder, grid: RasterGrid, months: tuple[int, ...]) -> dict:
+def provenance(encoder: ClimateEncoder, grid: Grid, months: tuple[int, ...]) -> dict:
     """Attributes every embedding raster carries (JSON-friendly scalars and strings)."""
     from lamina import __version__
 
@@ -150,8 +69,8 @@ def provenance(encoder: ClimateEncoder, grid: RasterGrid, months: tuple[int, ...
         "months": ",".join(str(m) for m in months),
         "checkpoint_sha256": weights_sha256(encoder),
         "lamina_version": __version__,
-        "bbox": ",".join(f"{v:g}" for v in (grid.west, grid.south, grid.east, grid.north)),
-        "resolution_deg": grid.resolution,
+        "bbox": ",".join(f"{v:g}" for v in grid.bounds),
+        "resolution_deg": grid.dlon,
         "embedding": "Climplicit climate embedding at pixel centres (Dollinger et al. 2025, arXiv:2504.05089)",
     }
 
@@ -164,7 +83,15 @@ def band_names(encoder: ClimateEncoder, months: tuple[int, ...]) -> list[str]:
     return [f"emb_m{m:02d}_{i:03d}" for m in months for i in range(d)]
 
 
-def embed_rows(encoder: ClimateEncoder, grid: RasterGrid, row0: int, row1: int, months: tuple[int, ...], *,
+def block_bytes(grid: Grid, rows: int, bands: int) -> int:
+    """Least memory of computing ``rows`` rows of ``grid`` at once (:func:`embed_rows`): the grid's axes, the
+    pixel centres (float64 lon / lat and their raveled copies) and the (pixels, bands) float32 embeddings with
+    their transposed copy."""
+    pixels = min(rows, grid.height) * grid.width
+    return 8 * (grid.width + grid.height) + pixels * (4 * 8 + 2 * 4 * bands)
+
+
+def embed_rows(encoder: ClimateEncoder, grid: Grid, row0: int, row1: int, months: tuple[int, ...], *,
                precision: str = "float32") -> np.ndarray:
     """Embeddings of rows ``row0:row1``: ``(bands, row1 - row0, width)`` float32."""
     lon, lat = grid.points(row0, row1)
@@ -173,7 +100,7 @@ def embed_rows(encoder: ClimateEncoder, grid: RasterGrid, row0: int, row1: int, 
     return np.ascontiguousarray(emb.T.reshape(-1, row1 - row0, grid.width))
 
 
-def spatial_ref_attrs(grid: RasterGrid) -> dict:
+def spatial_ref_attrs(grid: Grid) -> dict:
     """CF / rioxarray-style grid-mapping attributes of EPSG:4326 (read by rioxarray, GDAL and QGIS)."""
     from pyproj import CRS as ProjCRS
 
@@ -189,7 +116,7 @@ def spatial_ref_attrs(grid: RasterGrid) -> dict:
     }
 
 
-def grid_dataarray(data, grid: RasterGrid, names: list[str], attrs: dict):
+def grid_dataarray(data, grid: Grid, names: list[str], attrs: dict):
     """Wrap ``data`` (bands, H, W) (NumPy or Dask) as the embedding ``DataArray`` of ``grid``, CRS attached."""
     import xarray as xr
 
@@ -197,14 +124,14 @@ def grid_dataarray(data, grid: RasterGrid, names: list[str], attrs: dict):
         "band": ("band", np.arange(1, len(names) + 1)),
         "band_name": ("band", np.asarray(names)),
         "lat": ("lat", grid.lats, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
-        "lon": ("lon", grid.lons, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+        "lon": ("lon", grid.wrapped_lons, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
         "spatial_ref": ((), np.int64(0), spatial_ref_attrs(grid)),
     }
     return xr.DataArray(data, dims=("band", "lat", "lon"), coords=coords, name="embedding",
                         attrs={**attrs, "grid_mapping": "spatial_ref"})
 
 
-def _dask_rows(encoder: ClimateEncoder, grid: RasterGrid, months, rows: int, bands: int, precision: str, sha256: str):
+def _dask_rows(encoder: ClimateEncoder, grid: Grid, months, rows: int, bands: int, precision: str, sha256: str):
     """A Dask array (bands, H, W) whose chunks are ``rows`` rows, each computed by :func:`embed_rows` on demand.
 
     The encoder enters the graph once, as one key, so a distributed scheduler ships it once per worker.
@@ -248,7 +175,7 @@ def embed_grid(encoder: ClimateEncoder, *, bbox, resolution: float, month: int |
         InputError: a bad bbox, resolution, month or chunks, or an in-memory output above ``max_values`` without
             ``force``.
     """
-    grid = RasterGrid.from_bbox(bbox, resolution)
+    grid = Grid.from_bbox(bbox, resolution)
     months = months_of(month)
     names = band_names(encoder, months)
     if precision not in ("float32", "bfloat16"):
@@ -259,9 +186,12 @@ def embed_grid(encoder: ClimateEncoder, *, bbox, resolution: float, month: int |
             raise InputError(f"chunks: expected rows per chunk (an integer >= 1) or None, got {chunks!r}")
         data = _dask_rows(encoder, grid, months, int(chunks), len(names), precision, attrs["checkpoint_sha256"])
         return grid_dataarray(data, grid, names, attrs)  # the weights hashed once, for provenance and the graph
-    grid.check_size(len(names), force=force, limit=max_values)
-    data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
+    check_size(grid, len(names), force=force, limit=check_positive_int("max_values", max_values))
     step = max(1, (1 << 24) // (grid.width * len(names)))  # ~16 M values (64 MB) per call: bounded temporaries
+    check_memory("resolution", 4 * len(names) * grid.height * grid.width + block_bytes(grid, step, len(names)),
+                 f"an in-memory raster of {grid.height:,} x {grid.width:,} pixels x {len(names)} bands",
+                 hint="use a coarser resolution, a smaller bbox, or chunks=ROWS (a lazy Dask array)")
+    data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
     for r0 in range(0, grid.height, step):
         r1 = min(grid.height, r0 + step)
         data[:, r0:r1] = embed_rows(encoder, grid, r0, r1, months, precision=precision)

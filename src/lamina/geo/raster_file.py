@@ -30,10 +30,11 @@ import numpy as np
 
 from lamina._io import atomic_path, write_failure, write_json_atomic
 from lamina._process import single_threaded
-from lamina._validation import check_seed
+from lamina._validation import check_memory, check_seed
 from lamina.errors import InputError
+from lamina.geo.data.grid import Grid
 from lamina.geo.encoder import ClimateEncoder
-from lamina.geo.raster import RasterGrid, band_names, embed_rows, months_of, provenance
+from lamina.geo.raster import band_names, block_bytes, check_size, embed_rows, months_of, provenance
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".zarr")
 DTYPES = ("float32", "float16")
@@ -77,7 +78,7 @@ def has_cog_driver() -> bool:
         return "COG" in env.drivers()
 
 
-def _fit_pca(encoder, grid: RasterGrid, months, k: int, n_sample: int, seed: int, precision: str) -> dict:
+def _fit_pca(encoder, grid: Grid, months, k: int, n_sample: int, seed: int, precision: str) -> dict:
     from sklearn.decomposition import PCA
 
     rng = np.random.default_rng(seed)
@@ -85,7 +86,7 @@ def _fit_pca(encoder, grid: RasterGrid, months, k: int, n_sample: int, seed: int
     idx = np.sort(rng.choice(n_pix, size=min(n_sample, n_pix), replace=False))  # O(sample) for large grids
     rows, cols = np.divmod(idx, grid.width)
     month = None if len(months) > 1 else months[0]
-    emb = encoder.embed(lon=grid.lons[cols], lat=grid.lats[rows], month=month, precision=precision)
+    emb = encoder.embed(lon=grid.wrapped_lons[cols], lat=grid.lats[rows], month=month, precision=precision)
     with single_threaded():  # a (D, D) eigenproblem: BLAS threads only contend on a busy machine
         pca = PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed).fit(emb)
     return {"components": pca.components_.astype(np.float64), "mean": pca.mean_.astype(np.float64),
@@ -112,6 +113,27 @@ def _disk_full_named(output: Path, work: Path) -> Iterator[None]:
         if isinstance(exc, OSError) and (exc.errno == errno.ENOSPC or "free space" in str(exc)):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(output)) from None
         raise write_failure(output, exc) from None
+
+
+@contextlib.contextmanager
+def _user_path_named(output: Path, work: Path) -> Iterator[None]:
+    """An ``OSError`` about the hidden work folder (or a file in it) names the user's output instead, so the message
+    reads ``x.tif: Permission denied``, not ``.x.tif.~lamina-work: Permission denied``; a file in the way of the
+    work folder is named as such."""
+    try:
+        yield
+    except OSError as exc:
+        name = exc.filename
+        if exc.errno is None or not isinstance(name, str | os.PathLike):
+            raise
+        where, top = os.path.abspath(name), os.path.abspath(work)
+        if where != top and not where.startswith(top + os.sep):
+            raise
+        if where == top and isinstance(exc, FileExistsError | NotADirectoryError) and work.exists() \
+                and not work.is_dir():
+            raise InputError(f"output: {output}: the file {work} is in the way of the folder where lamina keeps "
+                             "the finished row blocks; remove it") from None
+        raise type(exc)(exc.errno, exc.strerror, str(output)) from None
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -189,12 +211,61 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
         InputError: bad bbox, resolution, month, dtype, pca or output path, or an output above the size limit
             without ``force``. Nothing is written then.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     path = check_raster_output(path)
-    grid = RasterGrid.from_bbox(bbox, resolution)
+    grid = Grid.from_bbox(bbox, resolution)
     months = months_of(month)
     names = band_names(encoder, months)
+    seed = _check_options(grid, names, pca=pca, dtype=dtype, precision=precision, block_rows=block_rows,
+                          pca_sample=pca_sample, seed=seed)  # before any work folder is made
+    out_names = [f"pca_{i:02d}" for i in range(pca)] if pca else names
+    check_size(grid, len(out_names), force=force)
+    rows = block_rows or max(1, min(grid.height, BLOCK_VALUES // (grid.width * len(names))))
+    _check_memory(path, grid, rows, len(names), len(out_names), pca=bool(pca), user_rows=block_rows is not None)
+    attrs = provenance(encoder, grid, months)
+    job = {"grid": [*grid.bounds, grid.dlon, grid.width, grid.height],
+           "months": list(months), "pca": pca, "pca_sample": pca_sample, "seed": seed, "dtype": dtype,
+           "precision": precision, "block_rows": rows, "checkpoint_sha256": attrs["checkpoint_sha256"],
+           "lamina_version": attrs["lamina_version"]}
+
+    folder = work_dir(path)
+    with _user_path_named(path, folder), _work_lock(folder, path):
+        resumed = _start_work(folder, job)
+        fit = _pca_of_job(folder, encoder, grid, months, pca, pca_sample, seed, precision) if pca else None
+        blocks = {r0: folder / f"rows-{r0:07d}.npy" for r0 in range(0, grid.height, rows)}
+        done = [r0 for r0, f in blocks.items() if f.is_file()]
+        _compute_blocks(encoder, grid, months, blocks, done, rows, fit, dtype=dtype, precision=precision,
+                        output=path, progress=progress)
+        block_files = list(blocks.values())
+        if path.suffix.lower() == ".zarr":
+            _write_zarr(path, grid, block_files, out_names, attrs, fit, seed, names)
+            driver = "Zarr"
+        else:
+            driver = _write_cog(path, folder, grid, block_files, out_names, attrs, fit, seed, names, dtype=dtype)
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"path": str(path), "height": grid.height, "width": grid.width, "bands": len(out_names),
+            "blocks": len(blocks), "resumed_blocks": len(done) if resumed else 0, "driver": driver}
+
+
+def _check_memory(path: Path, grid: Grid, rows: int, bands: int, out_bands: int, *, pca: bool,
+                  user_rows: bool) -> None:
+    """Refuse, before any work folder is made, a raster whose row block (or, for a GeoTIFF, whose row of tiles
+    while it is assembled) cannot fit in the memory available."""
+    rows = min(rows, grid.height)
+    block = block_bytes(grid, rows, bands) + (8 * rows * grid.width * bands if pca else 0)
+    strip = 4 * out_bands * min(512, grid.height) * grid.width if path.suffix.lower() != ".zarr" else 0
+    if block >= strip:
+        check_memory("block_rows" if user_rows else "resolution", block,
+                     f"a block of {rows:,} rows x {grid.width:,} pixels x {bands} bands",
+                     hint="use fewer --block-rows" if user_rows and rows > 1 else
+                     "use a coarser resolution or a smaller bbox")
+    else:
+        check_memory("resolution", strip, f"assembling the GeoTIFF a row of tiles at a time "
+                     f"({min(512, grid.height):,} rows x {grid.width:,} pixels x {out_bands} bands)",
+                     hint="use a coarser resolution or a smaller bbox")
+
+
+def _check_options(grid: Grid, names: list[str], *, pca, dtype, precision, block_rows, pca_sample, seed) -> int:
+    """Refuse bad options of :func:`write_raster` (naming the argument); return the checked seed."""
     if dtype not in DTYPES:
         raise InputError(f"dtype: expected 'float32' or 'float16', got {dtype!r}")
     if pca is not None and (isinstance(pca, bool) or not isinstance(pca, int | np.integer)
@@ -207,69 +278,60 @@ def write_raster(encoder: ClimateEncoder, path: str | os.PathLike, *, bbox, reso
         raise InputError(f"block_rows: expected an integer >= 1, got {block_rows!r}")
     if not isinstance(pca_sample, int) or pca_sample < 2:
         raise InputError(f"pca_sample: expected an integer >= 2, got {pca_sample!r}")
-    seed = check_seed("seed", seed)  # before any work folder is made
+    seed = check_seed("seed", seed)
     if pca and grid.height * grid.width < pca:
         raise InputError(f"pca: {pca} components need at least {pca} pixels; the grid has "
                          f"{grid.height * grid.width}")
-    out_names = [f"pca_{i:02d}" for i in range(pca)] if pca else names
-    grid.check_size(len(out_names), force=force)
-    rows = block_rows or max(1, min(grid.height, BLOCK_VALUES // (grid.width * len(names))))
-    attrs = provenance(encoder, grid, months)
-    job = {"grid": [grid.west, grid.south, grid.east, grid.north, grid.resolution, grid.width, grid.height],
-           "months": list(months), "pca": pca, "pca_sample": pca_sample, "seed": seed, "dtype": dtype,
-           "precision": precision, "block_rows": rows, "checkpoint_sha256": attrs["checkpoint_sha256"],
-           "lamina_version": attrs["lamina_version"]}
+    return seed
 
-    folder = work_dir(path)
-    with _work_lock(folder, path):
-        resumed = _start_work(folder, job)
-        fit = _pca_of_job(folder, encoder, grid, months, pca, pca_sample, seed, precision) if pca else None
-        starts = list(range(0, grid.height, rows))
-        blocks = {r0: folder / f"rows-{r0:07d}.npy" for r0 in starts}
-        done = [r0 for r0 in starts if blocks[r0].is_file()]
-        bar = Progress(TextColumn("[bold]raster"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
-                       TimeElapsedColumn(), disable=not progress)
-        with bar:
-            task = bar.add_task("raster", total=grid.height, completed=sum(min(rows, grid.height - r0) for r0 in done))
-            for r0 in starts:
-                if r0 in done:
-                    continue
-                r1 = min(grid.height, r0 + rows)
-                block = embed_rows(encoder, grid, r0, r1, months, precision=precision)  # (D, r, W)
-                if fit is not None:
-                    flat = block.reshape(block.shape[0], -1).T.astype(np.float64)  # (r * W, D)
-                    block = ((flat - fit["mean"]) @ fit["components"].T).T.reshape(pca, r1 - r0, grid.width)
-                block = block.astype(dtype)
-                if not np.isfinite(block).all():
-                    shutil.rmtree(folder, ignore_errors=True)  # the same arguments would overflow again
-                    raise InputError(f"dtype: values of rows {r0}..{r1 - 1} overflow {dtype}; use --dtype float32")
-                with _disk_full_named(path, folder):
-                    _save_npy(blocks[r0], block)
-                bar.update(task, advance=r1 - r0)
 
-        block_files = [blocks[r0] for r0 in starts]
-        if path.suffix.lower() == ".zarr":
-            _write_zarr(path, grid, block_files, out_names, attrs, fit, seed, names)
-            shutil.rmtree(folder, ignore_errors=True)
-            return {"path": str(path), "height": grid.height, "width": grid.width, "bands": len(out_names),
-                    "blocks": len(starts), "resumed_blocks": len(done) if resumed else 0, "driver": "Zarr"}
-        tags = {k: str(v) for k, v in attrs.items()}
-        tags["band_names"] = ",".join(out_names)
-        if fit is not None:
-            tags.update(_pca_tags(fit, names, seed))
-        cog = len(out_names) <= COG_MAX_BANDS and has_cog_driver()
-        tile = min(512, max(128, 16 * -(-max(grid.width, grid.height) // 16)))  # small rasters: small tiles
-        assembled = folder / "assembled.tif"
-        import rasterio
+def _compute_blocks(encoder, grid: Grid, months, blocks: dict[int, Path], done: list[int], rows: int,
+                    fit: dict | None, *, dtype: str, precision: str, output: Path, progress: bool) -> None:
+    """Embed (and project on the PCA ``fit``) every row block not ``done``, saving each into the work folder as
+    soon as it is computed (a killed run resumes from the saved ones)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(grid, len(out_names), tile)), \
-                _disk_full_named(path, folder):  # scoped cache, restored after
-            _assemble(assembled, grid, block_files, out_names, tags, dtype=dtype, tile=tile)
-            with atomic_path(path) as tmp:
-                _to_cog(assembled, tmp, cog=cog, half=dtype == "float16", tile=tile)
-        shutil.rmtree(folder, ignore_errors=True)
-    return {"path": str(path), "height": grid.height, "width": grid.width, "bands": len(out_names),
-            "blocks": len(starts), "resumed_blocks": len(done) if resumed else 0, "driver": "COG" if cog else "GTiff"}
+    folder = work_dir(output)
+    bar = Progress(TextColumn("[bold]raster"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                   TimeElapsedColumn(), disable=not progress)
+    with bar:
+        task = bar.add_task("raster", total=grid.height, completed=sum(min(rows, grid.height - r0) for r0 in done))
+        for r0, block_file in blocks.items():
+            if r0 in done:
+                continue
+            r1 = min(grid.height, r0 + rows)
+            block = embed_rows(encoder, grid, r0, r1, months, precision=precision)  # (D, r, W)
+            if fit is not None:
+                flat = block.reshape(block.shape[0], -1).T.astype(np.float64)  # (r * W, D)
+                block = ((flat - fit["mean"]) @ fit["components"].T).T.reshape(-1, r1 - r0, grid.width)
+            block = block.astype(dtype)
+            if not np.isfinite(block).all():
+                shutil.rmtree(folder, ignore_errors=True)  # the same arguments would overflow again
+                raise InputError(f"dtype: values of rows {r0}..{r1 - 1} overflow {dtype}; use --dtype float32")
+            with _disk_full_named(output, folder):
+                _save_npy(block_file, block)
+            bar.update(task, advance=r1 - r0)
+
+
+def _write_cog(path: Path, folder: Path, grid: Grid, block_files: list[Path], out_names: list[str], attrs: dict,
+               fit: dict | None, seed: int, names: list[str], *, dtype: str) -> str:
+    """Assemble the finished blocks into a Cloud-Optimized GeoTIFF at ``path`` (atomically); return the driver
+    used, ``"COG"`` or ``"GTiff"`` (a COG layout written by the classic driver, see :func:`_to_cog`)."""
+    import rasterio
+
+    tags = {k: str(v) for k, v in attrs.items()}
+    tags["band_names"] = ",".join(out_names)
+    if fit is not None:
+        tags.update(_pca_tags(fit, names, seed))
+    cog = len(out_names) <= COG_MAX_BANDS and has_cog_driver()
+    tile = min(512, max(128, 16 * -(-max(grid.width, grid.height) // 16)))  # small rasters: small tiles
+    assembled = folder / "assembled.tif"
+    with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(grid, len(out_names), tile)), \
+            _disk_full_named(path, folder):  # scoped cache, restored after
+        _assemble(assembled, grid, block_files, out_names, tags, dtype=dtype, tile=tile)
+        with atomic_path(path) as tmp:
+            _to_cog(assembled, tmp, cog=cog, half=dtype == "float16", tile=tile)
+    return "COG" if cog else "GTiff"
 
 
 def _pca_of_job(folder: Path, encoder, grid, months, k, n_sample, seed, precision) -> dict:
@@ -291,7 +353,7 @@ def _pca_tags(fit: dict, names: list[str], seed: int) -> dict:
             "pca_inverse": "embedding ~= bands @ pca_components + pca_mean"}
 
 
-def _gdal_cache_bytes(grid: RasterGrid, bands: int, tile: int) -> int:
+def _gdal_cache_bytes(grid: Grid, bands: int, tile: int) -> int:
     """GDAL's block cache for writing this raster: one row of tiles of every band (float32) and a margin.
 
     GDAL's default is 5% of the machine's memory, which grows with the machine and, for a global 0.05-degree raster
@@ -302,7 +364,7 @@ def _gdal_cache_bytes(grid: RasterGrid, bands: int, tile: int) -> int:
     return int(min(1024, max(64, 1.5 * row_of_tiles / 2**20 + 32))) << 20  # rasterio takes bytes
 
 
-def _assemble(dst_path: Path, grid: RasterGrid, block_files: list[Path], names: list[str], tags: dict, *,
+def _assemble(dst_path: Path, grid: Grid, block_files: list[Path], names: list[str], tags: dict, *,
               dtype: str, tile: int) -> None:
     """Write the finished row blocks into a tiled band-interleaved GeoTIFF, one whole row of tiles at a time (so
     that every tile is compressed and written once)."""
@@ -312,6 +374,7 @@ def _assemble(dst_path: Path, grid: RasterGrid, block_files: list[Path], names: 
     profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(names),
                "dtype": "float32", "crs": "EPSG:4326", "transform": rasterio.Affine(*_affine(grid)),
                "tiled": True, "blockxsize": tile, "blockysize": tile, "compress": "deflate", "interleave": "band",
+               "nodata": float("nan"),  # stated for GIS tools; every pixel holds a finite value
                "BIGTIFF": "IF_SAFER", **({"NBITS": 16} if dtype == "float16" else {})}  # GDAL < 3.11: half floats
     with rasterio.open(dst_path, "w", **profile) as dst:
         dst.update_tags(**tags)
@@ -332,7 +395,7 @@ def _assemble(dst_path: Path, grid: RasterGrid, block_files: list[Path], names: 
             dst.write(strip, window=Window(0, t0, grid.width, t1 - t0))
 
 
-def _write_zarr(dst: Path, grid: RasterGrid, block_files: list[Path], names: list[str], attrs: dict,
+def _write_zarr(dst: Path, grid: Grid, block_files: list[Path], names: list[str], attrs: dict,
                 fit: dict | None, seed: int, input_names: list[str]) -> None:
     """Stream the finished row blocks (memory-mapped) into a Zarr store that replaces ``dst`` as a whole."""
     import dask
@@ -359,7 +422,7 @@ def _write_zarr(dst: Path, grid: RasterGrid, block_files: list[Path], names: lis
         arr.to_dataset().to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
 
 
-def _affine(grid: RasterGrid) -> tuple[float, ...]:
+def _affine(grid: Grid) -> tuple[float, ...]:
     x0, dx, _, y0, _, dy = grid.transform
     return (dx, 0.0, x0, 0.0, dy, y0)
 
@@ -377,7 +440,8 @@ def _to_cog(src: Path, dst: Path, *, cog: bool, half: bool, tile: int) -> None:
     from rasterio.shutil import copy as gdal_copy
 
     # half floats: NBITS=16; full floats: the floating-point predictor, which lets DEFLATE compress smooth bands
-    # (measured: a 600 x 300 x 256 raster 191 MB without it, 84 MB with it); both stay lossless for what is stored
+    # (benchmarks/geo_geotiff_predictor.py: the Alps at 0.01 degrees, 600 x 300 x 256, 195 MB without it, 90 MB
+    # with it, still a COG); both stay lossless for what is stored
     nbits = {"NBITS": 16} if half else {"PREDICTOR": 3}
     if cog:
         gdal_copy(src, dst, driver="COG", **nbits, COMPRESS="DEFLATE", BLOCKSIZE=tile, OVERVIEWS="AUTO",

@@ -8,9 +8,12 @@ partitions all work, with the same row-numbered errors) and writes one output pa
 atomically. Each worker process loads the encoder once and checks that its weights are the ones the client
 asked for (sha256), so a cluster whose nodes hold different checkpoints fails loudly instead of mixing them.
 
-The output folder records its job (``_lamina_job.json``: inputs, arguments, checkpoint sha256). Rerunning the
-same job skips the partitions already written, so a run killed half-way continues; another job into the same
-folder is refused.
+The output folder records its job (``_lamina_job.json``: inputs, arguments, checkpoint sha256) and, for each
+finished output partition, the stamp of the input it was computed from (size, modification and status-change
+times). Rerunning the same job skips the partitions already written from unchanged inputs, so a run killed
+half-way continues, and computes again those whose input was replaced since; another job into the same folder is
+refused. A partition that fails stops the job with one line (its file and row); an unexpected error's traceback
+goes to ``_lamina_error.log`` in the output folder, named in the message, not to the terminal.
 
 For users who already hold a ``dask.dataframe`` (e.g. from ``dd.read_parquet``), :func:`embed_dask_frame`
 adds the embedding columns lazily, partition by partition, with the same once-per-worker encoder.
@@ -18,8 +21,12 @@ adds the embedding columns lazily, partition by partition, with the same once-pe
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
+import logging
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,10 +34,13 @@ import numpy as np
 
 from lamina._dask import bounded_map, dask_client, threads_per_task
 from lamina._io import write_json_atomic
-from lamina._validation import check_workers
-from lamina.errors import InputError
+from lamina._validation import as_float_array, check_workers
+from lamina.errors import InputError, LaminaError
 
 JOB_FILE = "_lamina_job.json"
+ERROR_LOG = "_lamina_error.log"
+"""Written into the output folder when a partition fails with an unexpected error: the worker's traceback."""
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.EMFILE, errno.ENFILE}
 PART_SUFFIXES = (".parquet", ".pq", ".csv", ".gpkg")
 
 
@@ -96,16 +106,42 @@ def _output_name(src: Path, out_suffix: str | None) -> str:
     return src.with_suffix(out_suffix).name
 
 
-def _embed_pair(pair: tuple[Path, Path], ckpt, sha, threads, kwargs) -> int:
-    """One task: a partition ``(input, output)`` (the paths as strings on the worker)."""
-    return _embed_part(str(pair[0]), str(pair[1]), ckpt, sha, threads, kwargs)
+def _embed_pair(pair: tuple[Path, Path], ckpt, sha, threads, kwargs) -> int | Exception:
+    """One task: a partition ``(input, output)`` (the paths as strings on the worker); rows written.
+
+    A failure is returned, not raised, so that the worker does not log it with its traceback ("Compute Failed",
+    on the terminal of a local cluster): the client raises it as one line, the traceback (of an unexpected
+    error) written to a log file that the message names.
+    """
+    import traceback
+
+    try:
+        return _embed_part(str(pair[0]), str(pair[1]), ckpt, sha, threads, kwargs)
+    except Exception as exc:  # every failure goes back to the client
+        exc.lamina_traceback = traceback.format_exc()
+        return exc
+
+
+def _raise_failure(exc: Exception, src: Path, dst: Path) -> None:
+    """Raise a partition's failure on the client: lamina's own errors and machine conditions as they are (one
+    line on the command line); anything else as one line naming the log file that holds the worker's traceback."""
+    if isinstance(exc, LaminaError | FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError) \
+            or (isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS):
+        raise exc
+    log = dst / ERROR_LOG
+    with contextlib.suppress(OSError):
+        log.write_text(f"partition {src}:\n{getattr(exc, 'lamina_traceback', '') or repr(exc)}\n")
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    where = f"the worker's traceback is in {log}" if log.is_file() else "no log could be written"
+    raise LaminaError(f"input: partition {src} failed on a worker ({type(exc).__name__}: {first}); {where}")
 
 
 def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
                      what: str = "embed", month: int | None = None, month_col: str | None = None,
                      lon_col: str = "lon", lat_col: str = "lat", wrap_lon: bool = False, keep_columns: bool = True,
                      precision: str = "float32", chunk_rows: int = 65_536, output_format: str | None = None,
-                     scheduler: str | None = None, workers: int = 2, progress: bool = True) -> dict:
+                     scheduler: str | None = None, workers: int = 2, progress: bool = True,
+                     layer: str | None = None) -> dict:
     """Embed (or reconstruct) every partition of a partitioned points table on a Dask cluster.
 
     Args:
@@ -121,10 +157,13 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
             cluster of ``workers`` processes on loopback for this call.
         workers: processes of the local cluster (ignored with ``scheduler``).
         progress: show a progress bar over partitions.
+        layer: the layer to read from every GeoPackage partition (None: each file's only layer).
 
     Returns:
         ``{"partitions", "skipped", "rows", "output"}``: partitions in the job, partitions already written by an
-        earlier run of the same job, rows written now, and the output folder.
+        earlier run of the same job from inputs that have not changed since (same size, modification and
+        status-change times; an output whose input changed is computed again, with a warning), rows written now,
+        and the output folder.
 
     Raises:
         InputError: bad arguments, no partition, an output folder of another job, an unreachable scheduler, or
@@ -160,17 +199,25 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
     sha = weights_sha256(load(ckpt))  # checks the checkpoint here first: a bad path fails before any cluster
     out_suffix = None if output_format is None else f".{output_format}"
     kwargs = {"what": what, "lon_col": lon_col, "lat_col": lat_col, "month_col": month_col, "month": month,
-              "chunk_rows": chunk_rows, "wrap_lon": wrap_lon, "keep_columns": keep_columns, "precision": precision}
+              "chunk_rows": chunk_rows, "wrap_lon": wrap_lon, "keep_columns": keep_columns, "precision": precision,
+              **({} if layer is None else {"layer": layer})}  # no key by default: job files of before --layer match
     job = {"inputs": [str(p.resolve()) for p in files], "checkpoint_sha256": sha, "output_format": output_format,
            **kwargs}
     existed = dst.exists()
     fresh = not existed or not any(dst.iterdir())
-    todo = _start_job(dst, job)
-    pending = [(p, dst / _output_name(p, out_suffix)) for p in files]
-    pending = [(p, q) for p, q in pending if not (q.name in todo and q.is_file())]
+    pairs = [(p, dst / _output_name(p, out_suffix)) for p in files]
+    stamps = {q.name: _stamp(p) for p, q in pairs}  # taken before any partition is read
+    recorded = _start_job(dst, job)
+    done = {q.name: stamps[q.name] for _, q in pairs if q.is_file() and recorded.get(q.name) == stamps[q.name]}
+    changed = [p for p, q in pairs if q.is_file() and q.name in recorded and q.name not in done]
+    if changed:
+        logging.getLogger("lamina").warning("%d input partition(s) changed since their output was written (first: "
+                                            "%s): computed again", len(changed), changed[0])
+    pending = [(p, q) for p, q in pairs if q.name not in done]
     skipped = len(files) - len(pending)
     rows = 0
     if pending:
+        write_json_atomic(dst / JOB_FILE, {**job, "done": done})  # forget outputs of changed inputs at once
         try:
             with dask_client(scheduler or "local", workers, extra="geo") as client:
                 local = scheduler is None
@@ -181,21 +228,46 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
                     task = bar.add_task(what, total=len(files), completed=skipped)
                     jobs = bounded_map(client, _embed_pair, pending, ckpt, sha, threads, kwargs, ordered=False,
                                        key=lambda pq: f"lamina-embed-{pq[1].name}")
-                    for _, n in jobs:  # the first failure raises here, with its own message
-                        rows += n
-                        bar.advance(task)
-        except InputError:  # e.g. no scheduler reached: a folder this call started and left empty is removed
-            if fresh and [q.name for q in dst.iterdir()] == [JOB_FILE]:
+                    saved = time.monotonic()
+                    with contextlib.closing(jobs):  # on a failure, cancelled while the client is still open
+                        for (p, q), n in jobs:
+                            if isinstance(n, Exception):  # the first failure stops the job, with its own message
+                                _raise_failure(n, p, dst)
+                            rows += n
+                            done[q.name] = stamps[q.name]
+                            if time.monotonic() - saved > 2.0:  # record finished partitions now and then
+                                write_json_atomic(dst / JOB_FILE, {**job, "done": done})
+                                saved = time.monotonic()
+                            bar.advance(task)
+        except BaseException:  # also Ctrl-C: a folder this call started and left empty is removed
+            if fresh and dst.is_dir() and [q.name for q in dst.iterdir()] == [JOB_FILE]:
                 (dst / JOB_FILE).unlink()
                 if not existed:
                     dst.rmdir()
+            elif dst.is_dir():  # the partitions finished so far count as done on the next run
+                with contextlib.suppress(OSError):
+                    write_json_atomic(dst / JOB_FILE, {**job, "done": done})
             raise
-    write_json_atomic(dst / JOB_FILE, {**job, "complete": True})
+    write_json_atomic(dst / JOB_FILE, {**job, "done": done, "complete": True})
+    with contextlib.suppress(OSError):
+        (dst / ERROR_LOG).unlink(missing_ok=True)  # the log of an earlier failed run of this job
     return {"partitions": len(files), "skipped": skipped, "rows": rows, "output": str(dst)}
 
 
-def _start_job(dst: Path, job: dict) -> set[str]:
-    """Create or reuse the output folder of ``job``; the names of the partitions an earlier run may have written."""
+def _stamp(path: Path) -> list[int]:
+    """What identifies a partition's content without reading it: size, modification and status-change times (ns).
+
+    A file replaced or rewritten between two runs has another stamp (the status-change time changes even when the
+    modification time is copied back, as ``cp -p`` or ``touch -r`` do), so its output is computed again.
+    """
+    st = path.stat()
+    return [int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns)]
+
+
+def _start_job(dst: Path, job: dict) -> dict[str, list[int]]:
+    """Create or reuse the output folder of ``job``; output partition name -> the stamp (:func:`_stamp`) of the
+    input it was computed from, for the partitions an earlier run of the job finished (a job file of an older
+    lamina records none: every partition is computed again)."""
     import json
 
     job_file = dst / JOB_FILE
@@ -205,14 +277,17 @@ def _start_job(dst: Path, job: dict) -> set[str]:
         except (OSError, ValueError):
             raise InputError(f"output: {dst} is a folder that holds other files; choose a new or empty folder") \
                 from None
+        if not isinstance(earlier, dict):
+            raise InputError(f"output: {dst / JOB_FILE} is not a job file of lamina; choose a new or empty folder")
         earlier.pop("complete", None)
+        recorded = earlier.pop("done", None)
         if earlier != job:
             raise InputError(f"output: {dst} holds the output of another job (other inputs, arguments or "
                              "checkpoint); choose a new folder")
-        return {p.name for p in dst.iterdir() if p.name != JOB_FILE}
+        return {k: v for k, v in recorded.items() if isinstance(v, list)} if isinstance(recorded, dict) else {}
     dst.mkdir(parents=True, exist_ok=True)
     write_json_atomic(job_file, job)
-    return set()
+    return {}
 
 
 def _embed_pandas(df, *, checkpoint, sha256, month, month_col, lon_col, lat_col, wrap_lon, precision, columns):
@@ -225,9 +300,9 @@ def _embed_pandas(df, *, checkpoint, sha256, month, month_col, lon_col, lat_col,
     for col in (lon_col, lat_col) + ((month_col,) if month_col else ()):
         if col not in df.columns:
             raise InputError(f"column {col!r} not found; columns are {list(df.columns)}")
-    lon = pd.to_numeric(df[lon_col], errors="raise").to_numpy(np.float64)
-    lat = pd.to_numeric(df[lat_col], errors="raise").to_numpy(np.float64)
-    mo = pd.to_numeric(df[month_col]).to_numpy(np.float64) if month_col else month
+    lon = as_float_array(lon_col, df[lon_col].to_numpy(), allow_nan=True)  # booleans and text refused, not cast
+    lat = as_float_array(lat_col, df[lat_col].to_numpy(), allow_nan=True)
+    mo = as_float_array(month_col, df[month_col].to_numpy(), allow_nan=True) if month_col else month
     with _threads_scope():
         emb = enc.embed(lon=lon, lat=lat, month=mo, wrap_lon=wrap_lon, precision=precision)
     return pd.DataFrame(emb, columns=columns, index=df.index)
@@ -254,7 +329,9 @@ def embed_dask_frame(ddf, *, month: int | None = None, month_col: str | None = N
         checkpoint: encoder checkpoint folder readable on every worker; None for the bundled default.
 
     Raises:
-        InputError: missing columns (checked on the frame's schema, before anything runs) or a bad checkpoint.
+        InputError: missing columns, or coordinate / month columns of booleans, text or dates (checked on the
+            frame's schema, before anything runs; booleans are refused, never read as 0 and 1), or a bad
+            checkpoint.
     """
     from lamina.geo.columns import embedding_columns
     from lamina.geo.encoder import load, resolve_checkpoint
@@ -265,6 +342,9 @@ def embed_dask_frame(ddf, *, month: int | None = None, month_col: str | None = N
     for col in (lon_col, lat_col) + ((month_col,) if month_col else ()):
         if col not in ddf.columns:
             raise InputError(f"column {col!r} not found; columns are {list(ddf.columns)}")
+        kind = getattr(ddf._meta[col].dtype, "kind", "O")
+        if kind not in "iufO":  # booleans, text, dates: refused on the schema, before anything runs
+            raise InputError(f"column {col!r}: expected numbers, got dtype {ddf._meta[col].dtype}")
     if month is not None:
         months_of(month)
     ckpt = None if checkpoint is None else str(resolve_checkpoint(checkpoint).resolve())

@@ -9,6 +9,7 @@ for them the construction certifies its error a priori. The library of targets i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,6 +53,8 @@ def check_domain(domain) -> tuple[float, float]:
     a, b = check_real("domain[0]", a), check_real("domain[1]", b)
     if a >= b:
         raise InputError(f"domain: expected finite a < b, got ({a:g}, {b:g})")
+    if not math.isfinite(b - a):
+        raise InputError(f"domain: its width b - a = ({b:g}) - ({a:g}) overflows float64; use a smaller box")
     return a, b
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from lamina._process import torch_seed
-from lamina._validation import check_count, check_real, check_seed
+from lamina._validation import check_count, check_memory, check_real, check_seed
 from lamina.errors import InputError
 from lamina.seq import ridge as _ridge
 from lamina.seq.certify import certify_tightest, grid_points_needed
@@ -104,11 +104,7 @@ class Construction:
 
 def dense_param_count(cfg: SeqConfig) -> int:
     """Parameters of a :class:`SingleLayerTransformer` with ``cfg``, computed without building it."""
-    dm, inner = cfg.d_model, cfg.n_heads * cfg.d_head
-    count = cfg.d_token * dm + dm + 3 * (dm * inner + inner) + inner * dm + dm + cfg.d_out * dm + cfg.d_out
-    count += (cfg.n_ctx * dm) if cfg.positional == "learned" else 0
-    count += (2 * dm * cfg.d_ff + cfg.d_ff + dm) if cfg.d_ff else 0
-    return count + (6 * dm if cfg.layer_norm else 0)
+    return cfg.n_params
 
 
 def _layout(n: int, d: int, d_out: int, width: int, beta: float, domain=None) -> SeqConfig:
@@ -212,7 +208,8 @@ def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None
             if len(history) >= 2 and history[-1][1] < history[-2][1] and eps_ffn is not None:
                 (w0, e0), (w1, e1) = history[-2], history[-1]
                 rate = math.log(e0 / e1) / math.log(w1 / w0)
-                need_w = int(w1 * (e1 / (0.9 * eps_ffn)) ** (1.0 / max(rate, 1e-3)))
+                growth = math.log(e1 / (0.9 * eps_ffn)) / max(rate, 1e-3)  # in logs: a huge domain overflows floats
+                need_w = int(w1 * math.exp(min(growth, math.log(1e18 / w1))))  # at most 1e18 (already far too many)
                 why = (f" by the measured rate (widths {[w for w, _ in history]} per position gave errors "
                        f"{[float(f'{e:.3g}') for _, e in history]})")
             need_params = dense_param_count(_layout(t.n, t.d, t.d_out, t.n * need_w, 1.0))
@@ -335,15 +332,7 @@ def construct(
     if eps is None and size is None:
         raise InputError("eps: expected a number > 0 (or pass size=(directions, knots))")
     eps = check_real("eps", eps, low=0.0, low_open=True, allow_none=True)
-    if size is not None:
-        try:
-            pair = tuple(size)
-        except TypeError:
-            pair = ()
-        if len(pair) != 2 or any(isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) or v < 1
-                                 for v in pair):
-            raise InputError(f"size: expected (directions, knots), two integers >= 1, got {size!r}")
-        size = (int(pair[0]), int(pair[1]))
+    size = None if size is None else _check_size(size)
     if method not in ("auto", "ridge", "grid"):
         raise InputError(f"method: expected auto, ridge or grid, got {method!r}")
     beta = check_real("beta", beta, low=0.0, low_open=True, allow_none=True)
@@ -351,31 +340,85 @@ def construct(
     memory_budget = check_count("memory_budget", memory_budget)
     max_evaluations = check_real("max_evaluations", max_evaluations, low=1.0)
     seed = check_seed("seed", seed)
+    _check_problem_size(t, max_params)
     lip_f = lipschitz if lipschitz is not None else t.lipschitz
     t(np.random.default_rng(seed).uniform(*t.domain, size=(4, t.n, t.d)))  # shape and NaN check up front
     if lip_f is not None:
         check_lipschitz(t, lip_f, user=lipschitz is not None, seed=seed)
+    floor = _checked_floor(t, eps, seed)
+    use_ridge = _use_ridge(t, method, size)
+    nets, interp, grid, attempts = _nets(t, use_ridge=use_ridge, lip_f=lip_f, eps=eps, size=size, seed=seed,
+                                         max_params=max_params, memory_budget=memory_budget,
+                                         max_evaluations=max_evaluations)
+    construction = _certified(t, nets, interp, grid, attempts, use_ridge=use_ridge, eps=eps, beta=beta,
+                              lip_f=lip_f, floor=floor)
+    check_against_samples(construction, lip_f, seed=seed)
+    return construction
+
+
+def _check_size(size) -> tuple[int, int]:
+    """``size=(directions, knots)``: two integers >= 1."""
+    try:
+        pair = tuple(size)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or any(isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) or v < 1
+                             for v in pair):
+        raise InputError(f"size: expected (directions, knots), two integers >= 1, got {size!r}")
+    return (int(pair[0]), int(pair[1]))
+
+
+def _check_problem_size(t: Target, max_params: int) -> None:
+    """Refuse, before any work, a target whose smallest construction exceeds ``max_params`` or whose check
+    samples cannot fit in memory."""
+    smallest = dense_param_count(_layout(t.n, t.d, t.d_out, t.n, 1.0))  # one hidden unit per position
+    if smallest > max_params:
+        raise InputError(f"n: a construction for n={t.n}, d={t.d} has at least {smallest:.3g} parameters (its "
+                         f"attention grows like n^2 d), more than max_params={max_params:,}; use a smaller n or d, "
+                         "or raise max_params")
+    check_memory("n", 20_000 * t.n * (t.d + t.d_out) * 8 * 2, f"sampling 20,000 inputs of {t.n} x {t.d} to check "
+                 "the construction", hint="use a smaller n or d")
+
+
+def _checked_floor(t: Target, eps: float | None, seed: int) -> float:
+    """The target's float64 rounding floor, refusing an ``eps`` below it (it could never be measured)."""
     floor = rounding_floor(t, seed)
     if eps is not None and eps < floor:
         raise InputError(f"eps: {eps:g} is below the float64 rounding floor {floor:.3g} of target {t.name!r} (its "
                          "scale times 64 roundings): such an error can be certified in exact arithmetic but never "
                          f"measured; ask eps >= {floor:.3g}")
+    return floor
+
+
+def _use_ridge(t: Target, method: str, size) -> bool:
+    """Whether the a-priori (ridge sum) route is taken; refuses ``method="ridge"`` where it cannot be."""
     has_ridge = t.ridge() is not None
     if method == "ridge" and not has_ridge:
         raise InputError(f"method: target {t.name!r} with n={t.n} is not a ridge sum; use method='grid' or 'auto'")
-    use_ridge = has_ridge and method != "grid" and size is None
     if size is not None and method == "ridge":
         raise InputError("size: a fixed (directions, knots) size is for the a-posteriori route (method='grid')")
+    return has_ridge and method != "grid" and size is None
+
+
+def _nets(t: Target, *, use_ridge: bool, lip_f: float | None, eps: float | None, size, seed: int, max_params: int,
+          memory_budget: int, max_evaluations: float):
+    """The feed-forward nets of every position by the route taken, with their interpolation bound, the grid
+    certified (a posteriori) and the sizes tried; the nets get 90% of ``eps``, the leakage the rest (n > 1)."""
     leak_share = 0.0 if t.n == 1 else 0.1
     eps_ffn = None if eps is None else eps * (1.0 - leak_share)
     if use_ridge:
-        nets, interp, grid, attempts = _ridge_nets(t, eps_ffn, max_params, eps)
-    else:
-        if lip_f is None:
-            raise InputError(f"lipschitz: required to certify target {t.name!r} a posteriori (a number >= 0, the "
-                             "max-norm Lipschitz constant of every output component on the box)")
-        nets, interp, grid, attempts = _grid_nets(t, lip_f, eps_ffn, eps, max_params, memory_budget,
-                                                  max_evaluations, np.random.default_rng(seed), size)
+        return _ridge_nets(t, eps_ffn, max_params, eps)
+    if lip_f is None:
+        raise InputError(f"lipschitz: required to certify target {t.name!r} a posteriori (a number >= 0, the "
+                         "max-norm Lipschitz constant of every output component on the box)")
+    return _grid_nets(t, lip_f, eps_ffn, eps, max_params, memory_budget, max_evaluations,
+                      np.random.default_rng(seed), size)
+
+
+def _certified(t: Target, nets, interp: float, grid, attempts, *, use_ridge: bool, eps: float | None,
+               beta: float | None, lip_f: float | None, floor: float) -> Construction:
+    """The model assembled from ``nets`` with its certificate: the softmax scale chosen so the leakage stays
+    within a tenth of ``eps`` (unless ``beta`` is forced), and the bound it gives."""
     lip_net = max((float(net.lipschitz().max()) for row in nets for net in row if net.width), default=0.0)
     leak_budget = 0.1 * (eps if eps is not None else max(interp, 1e-12))
     chosen = float(beta) if beta is not None else _beta_for(leak_budget, t.n, t.width, lip_net)
@@ -398,6 +441,4 @@ def construct(
         attempts=attempts,
         rounding_floor=floor,
     )
-    construction = Construction(model=model, certificate=cert, target=t)
-    check_against_samples(construction, lip_f, seed=seed)
-    return construction
+    return Construction(model=model, certificate=cert, target=t)

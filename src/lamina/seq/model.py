@@ -26,7 +26,7 @@ import torch
 from scipy.special import softmax
 from torch import nn
 
-from lamina._validation import check_positive_int, check_real
+from lamina._validation import check_choice, check_memory, check_positive_int, check_real
 from lamina.errors import InputError, OutOfDomainWarning
 from lamina.seq.base import check_domain
 
@@ -96,10 +96,8 @@ class SeqConfig:
             self.d_head = max(1, self.d_model // self.n_heads)
         self.d_head = check_positive_int("d_head", self.d_head)
         self.d_ff = check_positive_int("d_ff", self.d_ff, minimum=0)
-        if self.positional not in POSITIONAL:
-            raise InputError(f"positional: expected one of {', '.join(POSITIONAL)}, got {self.positional!r}")
-        if self.attention not in ATTENTION:
-            raise InputError(f"attention: expected one of {', '.join(ATTENTION)}, got {self.attention!r}")
+        check_choice("positional", self.positional, POSITIONAL)
+        check_choice("attention", self.attention, ATTENTION)
         if self.attn_scale is None:
             self.attn_scale = 1.0 / math.sqrt(self.d_head)
         self.attn_scale = check_real("attn_scale", self.attn_scale)
@@ -116,6 +114,16 @@ class SeqConfig:
     def d_token(self) -> int:
         """Features the input projection reads per token: ``d_in`` (+ ``n_ctx`` for one-hot positions)."""
         return self.d_in + (self.n_ctx if self.positional == "onehot" else 0)
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of a :class:`SingleLayerTransformer` with this config, computed without building it (a
+        Python int: exact however large the sizes are)."""
+        dm, inner = self.d_model, self.n_heads * self.d_head
+        count = self.d_token * dm + dm + 3 * (dm * inner + inner) + inner * dm + dm + self.d_out * dm + self.d_out
+        count += (self.n_ctx * dm) if self.positional == "learned" else 0
+        count += (2 * dm * self.d_ff + self.d_ff + dm) if self.d_ff else 0
+        return count + (6 * dm if self.layer_norm else 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,6 +161,10 @@ class SingleLayerTransformer(nn.Module):
         super().__init__()
         self.config = config
         c = config
+        table = c.n_ctx * c.d_model * 12 if c.positional == "sinusoidal" else 0  # float64 table + float32 buffer
+        check_memory("config", 4 * c.n_params + table, f"a single-layer transformer of {c.n_params:.3g} parameters "
+                     f"(d_model {c.d_model}, n_heads {c.n_heads}, d_head {c.d_head}, d_ff {c.d_ff}, n_ctx {c.n_ctx})",
+                     hint="use smaller sizes (CLI: --d-model, --heads, --d-head, --d-ff, --n)")
         inner = c.n_heads * c.d_head
         self.W_in = nn.Linear(c.d_token, c.d_model)
         if c.positional == "learned":

@@ -13,7 +13,7 @@ from lamina._validation import check_count, check_real
 from lamina.errors import InputError
 from lamina.seq.model import SeqConfig, SingleLayerTransformer
 from lamina.seq.targets import Target
-from lamina.seq.train import TrainConfig, baselines, gather_init, train
+from lamina.seq.train import TrainConfig, baselines, check_training_memory, gather_init, train
 
 SWEEPABLE = {"heads": "n_heads", "d_ff": "d_ff", "width": "d_ff", "d_model": "d_model", "n": "n"}
 
@@ -86,6 +86,10 @@ def sweep(
                          f"them), got {values}")
     n = check_count("n", n)
     field = SWEEPABLE[vary]
+    for v in values:  # every run's size checked against memory before the first one trains
+        target = make_target(v if field == "n" else n)
+        cfg = _config_for(replace(base, n_ctx=target.n, d_in=target.d, d_out=target.d_out), field, v, keep_d_head)
+        check_training_memory(cfg, target, train_cfg)
     runs = []
     base_lines = None
     for v in values:
@@ -143,15 +147,17 @@ def construct_vs_train(
     for name, vals in (("eps_values", eps_values), ("widths", widths)):
         if not vals or len(set(vals)) != len(vals):
             raise InputError(f"{name}: expected distinct values, at least one, got {vals}")
+    configs = [SeqConfig(n_ctx=target.n, d_in=target.d, d_out=target.d_out, d_model=d_model, n_heads=target.n,
+                         d_ff=w, positional="onehot") for w in widths]
+    for cfg in configs:  # before the first construction: a width too large for memory fails at once
+        check_training_memory(cfg, target, train_cfg)
     for eps in eps_values:
         c = construct(target, eps=eps)
         measured = sup_error(c, target, **kw)
         constructed.append({"eps": eps, "n_params": c.certificate.n_params, "n_nonzero": c.certificate.n_nonzero,
                             "certified": c.certificate.total, "measured_sup": measured["max"]})
     trained = []
-    for w in widths:
-        cfg = SeqConfig(n_ctx=target.n, d_in=target.d, d_out=target.d_out, d_model=d_model, n_heads=target.n,
-                        d_ff=w, positional="onehot")
+    for w, cfg in zip(widths, configs, strict=True):
         with torch_seed(train_cfg.seed):  # scoped: the caller's RNG is restored
             model = SingleLayerTransformer(cfg)
         result = train(model, target, train_cfg, progress=progress)

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from lamina._process import torch_seed, torch_threads
-from lamina._validation import check_positive_int, check_real, check_seed
+from lamina._validation import check_memory, check_positive_int, check_real, check_seed
 from lamina.errors import InputError
 from lamina.seq.checkpoint import has_state, load_state, save_state, train_info
-from lamina.seq.model import SingleLayerTransformer
+from lamina.seq.model import SeqConfig, SingleLayerTransformer
 
 
 @dataclass
@@ -194,16 +194,62 @@ def train(
     domain = getattr(task, "domain", None)
     if domain is not None and c.domain != tuple(domain):  # record the box the model is trained for
         model.config = c = replace(c, domain=tuple(domain))
+    check_training_memory(c, task, cfg)
     with torch_threads(cfg.threads), torch_seed(cfg.seed):  # scoped: the caller's threads and RNG are restored
         return _train(model, task, cfg, checkpoint_dir, progress, callback)
 
 
+def check_training_memory(c: SeqConfig, task, cfg: TrainConfig) -> None:
+    """Refuse, before anything is allocated, a run whose weights (with gradients and AdamW's two moments), data
+    and one batch's activations cannot fit in the memory available (a lower estimate)."""
+    sequences = cfg.num_test + (cfg.num_train if cfg.num_train is not None else cfg.batch_size)
+    data = sequences * task.n * (task.d + task.d_out) * (8 + 4)  # float64 samples and their float32 copies
+    width = 6 * c.d_model + 4 * c.n_heads * c.d_head + 2 * c.d_ff + 2 * c.n_heads * task.n  # per token, forward
+    activations = 2 * cfg.batch_size * task.n * width * 4  # float32, kept for the backward pass
+    check_memory("train", 16 * c.n_params + data + activations,
+                 f"training {c.n_params:.3g} parameters on {sequences:,} sequences of {task.n} x {task.d} in "
+                 f"batches of {cfg.batch_size}", hint="use a smaller model, num_train, num_test, batch_size or n "
+                 "(CLI: --d-model, --d-ff, --num-train, --num-test, --batch-size, --n)")
+
+
+def _fixed_training_set(task, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The fixed training set, ``(x (num_train, n, d), scored y)`` float32, or None when every step samples."""
+    if cfg.num_train is None:
+        return None
+    x_train, y_train = task.sample(cfg.num_train, np.random.default_rng([cfg.seed, 1]))
+    return torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(scored(task, y_train), dtype=torch.float32)
+
+
+def _batch(task, cfg: TrainConfig, step: int, fixed) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch of ``step`` (a pure function of the seed and the step): drawn from the fixed training set, or
+    sampled afresh."""
+    rng = np.random.default_rng([cfg.seed, 3, step])
+    if fixed is None:
+        xb, yb = task.sample(cfg.batch_size, rng)
+        return torch.as_tensor(xb, dtype=torch.float32), torch.as_tensor(scored(task, yb), dtype=torch.float32)
+    idx = torch.as_tensor(rng.integers(0, cfg.num_train, size=cfg.batch_size))
+    return fixed[0][idx], fixed[1][idx]
+
+
+def _optimise(model, opt, task, cfg: TrainConfig, xb, yb, step: int, *, checkpointed: bool) -> float:
+    """One AdamW step on the batch; its loss. A non-finite loss stops training (an ``InputError`` on ``lr``)."""
+    pred = scored(task, model(xb))
+    loss = torch.mean((pred - yb) ** 2)
+    if not math.isfinite(value := loss.item()):  # diverged: stop before a NaN model is saved or reported
+        kept = " (the last checkpoint before it is kept)" if checkpointed and step >= cfg.checkpoint_every else ""
+        raise InputError(f"lr: training diverged at step {step + 1} (loss {value}) with lr {cfg.lr:g}; "
+                         f"lower --lr{' or set --grad-clip' if cfg.grad_clip <= 0 else ''}{kept}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return value
+
+
 def _train(model, task, cfg: TrainConfig, checkpoint_dir, progress: bool, callback) -> TrainResult:
     x_test, y_test = task.sample(cfg.num_test, np.random.default_rng([cfg.seed, 2]))
-    if cfg.num_train is not None:
-        x_train, y_train = task.sample(cfg.num_train, np.random.default_rng([cfg.seed, 1]))
-        xt_all = torch.as_tensor(x_train, dtype=torch.float32)
-        yt_all = torch.as_tensor(scored(task, y_train), dtype=torch.float32)
+    fixed = _fixed_training_set(task, cfg)
     model = model.float()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
@@ -243,26 +289,8 @@ def _train(model, task, cfg: TrainConfig, checkpoint_dir, progress: bool, callba
                 frac = max(frac, elapsed / cfg.time_limit_s)
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, frac, step)
-            rng = np.random.default_rng([cfg.seed, 3, step])
-            if cfg.num_train is None:
-                xb, yb = task.sample(cfg.batch_size, rng)
-                xb = torch.as_tensor(xb, dtype=torch.float32)
-                yb = torch.as_tensor(scored(task, yb), dtype=torch.float32)
-            else:
-                idx = torch.as_tensor(rng.integers(0, cfg.num_train, size=cfg.batch_size))
-                xb, yb = xt_all[idx], yt_all[idx]
-            pred = scored(task, model(xb))
-            loss = torch.mean((pred - yb) ** 2)
-            if not math.isfinite(value := loss.item()):  # diverged: stop before a NaN model is saved or reported
-                kept = " (the last checkpoint before it is kept)" if ckpt is not None and step >= cfg.checkpoint_every \
-                    else ""
-                raise InputError(f"lr: training diverged at step {step + 1} (loss {value}) with lr {cfg.lr:g}; "
-                                 f"lower --lr{' or set --grad-clip' if cfg.grad_clip <= 0 else ''}{kept}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            xb, yb = _batch(task, cfg, step, fixed)
+            value = _optimise(model, opt, task, cfg, xb, yb, step, checkpointed=ckpt is not None)
             step += 1
             ema = value if math.isnan(ema) else 0.98 * ema + 0.02 * value
             if step % cfg.eval_every == 0:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lamina._validation import check_positive_int, check_real, check_seed
+from lamina._validation import check_memory, check_positive_int, check_real, check_seed
 from lamina.errors import InputError, LipschitzWarning
 from lamina.seq.targets import Target
 
@@ -89,6 +89,13 @@ def adversarial_search(
     return float(best[i]), flat[i].reshape(n, d)
 
 
+def check_inputs_memory(name: str, target: Target, num: int) -> None:
+    """Refuse, before they are drawn, ``num`` test inputs of ``target`` that cannot fit in the memory available (the
+    inputs, their concatenated copy and the two outputs compared, float64)."""
+    check_memory(name, 8 * num * target.n * (2 * target.d + 2 * target.d_out),
+                 f"drawing {num:,} test inputs of {target.n} x {target.d}", hint="use fewer")
+
+
 def sup_error(
     model_fn: Callable[[np.ndarray], np.ndarray],
     target: Target,
@@ -110,6 +117,7 @@ def sup_error(
         check_positive_int(name, value, minimum=0)
     seed = check_seed("seed", seed)
     check_positive_int("batch", batch)
+    check_inputs_memory("num_random (CLI: --verify-random)", target, num_random + num_corners)
     rng = np.random.default_rng(seed)
     x_rand = rng.uniform(*target.domain, size=(num_random, target.n, target.d))
     x_corner = corner_inputs(target, num_corners, rng) if num_corners else x_rand[:0]

@@ -5,10 +5,14 @@ A :class:`Grid` maps between degrees and pixel indices of a regular lon/lat rast
 rows run north to south (``dlat > 0`` here means the usual top-down order), column ``c`` spans
 ``lon_left + c * dlon`` .. ``lon_left + (c + 1) * dlon``. Global grids wrap in longitude, so a grid whose columns
 start at 0 degrees east (ETOPO, COADS) answers queries in [-180, 180] too.
+
+The same type is the pixel grid of an embedding raster over a bbox (:meth:`Grid.from_bbox`, used by
+:mod:`lamina.geo.raster`): square pixels from the bbox's north-west corner, the bbox kept for provenance.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -63,6 +67,48 @@ class Variable:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
+_NOT_NUMBERS = (bool, np.bool_, str, bytes, complex, np.complexfloating)
+"""Values ``float()`` would convert silently that are not numbers of degrees."""
+
+MAX_PIXELS_PER_SIDE = 2**31 - 1
+"""Most rows or columns of a grid made from a bbox (GDAL's raster dimensions are 32-bit integers)."""
+
+
+def check_bbox(bbox) -> tuple[float, float, float, float]:
+    """Validate ``bbox=(west, south, east, north)`` in degrees; ``west > east`` crosses the antimeridian."""
+    try:
+        raw = tuple(bbox)
+        if any(isinstance(v, _NOT_NUMBERS) for v in raw):  # float(True) is 1.0, float("5") is 5.0: not converted
+            raise TypeError
+        vals = tuple(float(v) for v in raw)
+    except (TypeError, ValueError):
+        raise InputError(f"bbox: expected four numbers (west, south, east, north) in degrees, got {bbox!r}") from None
+    if len(vals) != 4:
+        raise InputError(f"bbox: expected four numbers (west, south, east, north), got {len(vals)}")
+    w, s, e, n = vals
+    if not all(math.isfinite(v) for v in vals):
+        raise InputError(f"bbox: values must be finite numbers, got {vals}")
+    for name, v in (("west", w), ("east", e)):
+        if not -180.0 <= v <= 180.0:
+            raise InputError(f"bbox: {name} must lie in [-180, 180], got {v:g}")
+    for name, v in (("south", s), ("north", n)):
+        if not -90.0 <= v <= 90.0:
+            raise InputError(f"bbox: {name} must lie in [-90, 90], got {v:g}")
+    if s >= n:
+        raise InputError(f"bbox: south must be < north, got south={s:g}, north={n:g}")
+    if w == e or (w, e) == (180.0, -180.0):
+        raise InputError(f"bbox: west ({w:g}) and east ({e:g}) are the same meridian; use west > east to cross the "
+                         "antimeridian")
+    return w, s, e, n
+
+
+def _pixel_count(span: float, res: float) -> int:
+    """Pixels covering ``span`` degrees: the exact ratio when it is whole (to rounding), else rounded up."""
+    ratio = span / res
+    whole = round(ratio)
+    return max(1, whole if abs(ratio - whole) < 1e-6 * max(1.0, ratio) else math.ceil(ratio))
+
+
 @dataclass(frozen=True)
 class Grid:
     """A regular lon/lat grid of ``height x width`` area pixels.
@@ -73,6 +119,8 @@ class Grid:
         dlon: pixel width in degrees (> 0).
         dlat: pixel height in degrees; > 0 when rows run north to south, < 0 when south to north.
         height, width: number of rows and columns.
+        bbox: ``(west, south, east, north)`` the grid was made to cover (:meth:`from_bbox`), else None; not part
+            of the grid's identity (equality, hash).
     """
 
     lon_left: float
@@ -81,6 +129,7 @@ class Grid:
     dlat: float
     height: int
     width: int
+    bbox: tuple[float, float, float, float] | None = field(default=None, repr=False, compare=False)
     _global: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self):
@@ -106,6 +155,33 @@ class Grid:
         w = round(360.0 / resolution_deg)
         return cls(lon_left, 90.0, 360.0 / w, 180.0 / h, h, w)
 
+    @classmethod
+    def from_bbox(cls, bbox, resolution) -> Grid:
+        """The grid of square ``resolution``-degree pixels covering ``bbox`` from its north-west corner.
+
+        ``bbox=(west, south, east, north)`` degrees, ``west > east`` crossing the antimeridian (columns then run
+        east past 180). When the bbox is not a whole number of pixels, the last column (row) reaches past east
+        (south) by less than one pixel; pixel centres beyond a pole are evaluated at the pole (:attr:`lats`).
+
+        Raises:
+            InputError: a bad bbox (see :func:`check_bbox`) or a resolution that is not a finite number > 0.
+        """
+        w, s, e, n = check_bbox(bbox)
+        try:
+            if isinstance(resolution, _NOT_NUMBERS):
+                raise TypeError
+            res = float(resolution)
+        except (TypeError, ValueError):
+            raise InputError(f"resolution: expected degrees > 0, got {resolution!r}") from None
+        if not math.isfinite(res) or res <= 0:
+            raise InputError(f"resolution: expected degrees > 0, got {resolution!r}")
+        span = e - w if e > w else e - w + 360.0
+        across = max(span, n - s) / res  # inf for a subnormal resolution such as 1e-320
+        if not across <= MAX_PIXELS_PER_SIDE:
+            raise InputError(f"resolution: {res:g} deg gives {across:.3g} pixels across the bbox, more than "
+                             f"{MAX_PIXELS_PER_SIDE:,} per side; use a coarser resolution")
+        return cls(w, n, res, res, _pixel_count(n - s, res), _pixel_count(span, res), bbox=(w, s, e, n))
+
     @property
     def is_global(self) -> bool:
         """True if the columns cover all 360 degrees of longitude (queries then wrap)."""
@@ -116,14 +192,40 @@ class Grid:
         return (self.height, self.width)
 
     @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(west, south, east, north)`` degrees: the bbox of :meth:`from_bbox`, else the edges of the pixels."""
+        if self.bbox is not None:
+            return self.bbox
+        lat_end = self.lat_top - self.height * self.dlat
+        return (self.lon_left, min(self.lat_top, lat_end), self.lon_left + self.width * self.dlon,
+                max(self.lat_top, lat_end))
+
+    @property
+    def transform(self) -> tuple[float, float, float, float, float, float]:
+        """GDAL geotransform ``(x0, dx, 0, y0, 0, -dy)`` of the corner of pixel (0, 0) (x0 + width * dx may
+        exceed 180 when the columns wrap)."""
+        return (self.lon_left, self.dlon, 0.0, self.lat_top, 0.0, -self.dlat)
+
+    @property
     def lons(self) -> np.ndarray:
-        """(width,) pixel-centre longitudes, degrees east (as stored: may exceed 180)."""
+        """(width,) pixel-centre longitudes, degrees east (as stored: may exceed 180; see :attr:`wrapped_lons`)."""
         return self.lon_left + (np.arange(self.width) + 0.5) * self.dlon
 
     @property
+    def wrapped_lons(self) -> np.ndarray:
+        """(width,) pixel-centre longitudes, degrees east, wrapped into [-180, 180)."""
+        lon = self.lons
+        return np.where(lon >= 180.0, lon - 360.0, np.where(lon < -180.0, lon + 360.0, lon))
+
+    @property
     def lats(self) -> np.ndarray:
-        """(height,) pixel-centre latitudes, degrees north, in row order."""
-        return self.lat_top - (np.arange(self.height) + 0.5) * self.dlat
+        """(height,) pixel-centre latitudes, degrees north, in row order (clipped to the poles)."""
+        return np.clip(self.lat_top - (np.arange(self.height) + 0.5) * self.dlat, -90.0, 90.0)
+
+    def points(self, row0: int, row1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel centres of rows ``row0:row1`` in row-major order: ``(lon (n,) in [-180, 180), lat (n,))``."""
+        lon, lat = np.meshgrid(self.wrapped_lons, self.lats[row0:row1])
+        return lon.ravel(), lat.ravel()
 
     def fractional_index(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Continuous (row, col) positions, with pixel centres at integers; columns wrapped on global grids."""

@@ -12,8 +12,11 @@ Decoding is ``raw * scale + offset`` after masking ``nodata`` (and values outsid
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -162,109 +165,98 @@ class NetCDFReader(Reader):
 class TiffReader(Reader):
     """A single-band GeoTIFF in geographic coordinates (lon / lat degrees, e.g. EPSG:4326), read window by window.
 
-    Only the strips or tiles that intersect a window are read and decoded (tifffile does the decompression), so
-    a 30-arc-second CHELSA layer (43200 x 20880 pixels) never has to fit in memory. The grid comes from the
-    ModelPixelScale / ModelTiepoint tags, ``nodata`` from GDAL_NODATA unless given, and scale / offset from the
-    GDAL metadata when the file carries them (explicit arguments win).
+    rasterio (GDAL) reads the file: the grid comes from its geotransform, ``nodata`` from its no-data value unless
+    given, and scale / offset from its band metadata when it carries them (explicit arguments win). Only the
+    blocks that intersect a window are read and decoded, so a 30-arc-second CHELSA layer (43200 x 20880 pixels)
+    never has to fit in memory. A raster registered as PixelIsPoint (``AREA_OR_POINT=Point``: the tiepoint is a
+    pixel's centre) is read on the grid of pixels centred there, as GDAL places it.
 
-    A raster registered as PixelIsPoint (GTRasterTypeGeoKey = 2: the tiepoint is a pixel's centre) is read on the
-    grid of pixels centred there. Refused with an :class:`~lamina.errors.InputError` naming the file: a projected
-    or geocentric CRS (reproject to lon / lat first, e.g. ``gdalwarp -t_srs EPSG:4326``), coordinates outside the
-    range of degrees, a non-positive or non-finite pixel size, and GDAL_NODATA / scale / offset tags that are not
-    numbers (they would otherwise be ignored and the no-data value read as data).
+    Refused with an :class:`~lamina.errors.InputError` naming the file: more than one band; no geotransform, or a
+    rotated one; a projected, geocentric or other non-geographic CRS (reproject to lon / lat first, e.g.
+    ``gdalwarp -t_srs EPSG:4326``); coordinates outside the range of degrees; a non-positive or non-finite pixel
+    size; and GDAL_NODATA / scale / offset tags that are not (finite) numbers (GDAL would read such a text as 0,
+    and the no-data value as data).
     """
 
     def __init__(self, path: str | os.PathLike, **decode):
-        import tifffile
-
         self.path = Path(path)
-        with tifffile.TiffFile(self.path) as tif:
-            page = tif.pages[0]
-            tags = page.tags
-            if page.samplesperpixel != 1 or page.shaped[0] != 1:
-                raise InputError(f"{path}: expected a single-band GeoTIFF, got shape {page.shape}")
-            if "ModelPixelScaleTag" not in tags or "ModelTiepointTag" not in tags:
-                raise InputError(f"{path}: no GeoTIFF georeferencing (ModelPixelScale / ModelTiepoint tags)")
-            keys = _geokeys(tags)
-            _check_geographic(path, keys)
-            sx, sy = (float(v) for v in tags["ModelPixelScaleTag"].value[:2])
-            if not (np.isfinite(sx) and np.isfinite(sy) and sx > 0 and sy != 0):
-                raise InputError(f"{path}: invalid ModelPixelScale ({sx}, {sy}); expected finite sizes, x > 0")
-            tp = tags["ModelTiepointTag"].value
-            i0, j0, x0, y0 = (float(v) for v in (tp[0], tp[1], tp[3], tp[4]))
-            if keys.get(_GT_RASTER_TYPE) == _PIXEL_IS_POINT:  # the tiepoint is the centre of pixel (i0, j0)
-                i0, j0 = i0 + 0.5, j0 + 0.5
-            self.grid = Grid(x0 - i0 * sx, y0 + j0 * sy, sx, sy, page.imagelength, page.imagewidth)
+        with _open_geotiff(self.path) as src:
+            if src.count != 1:
+                raise InputError(f"{path}: expected a single-band GeoTIFF, got {src.count} bands")
+            _check_geographic(path, src.crs)
+            self.grid = _tiff_grid(path, src.transform, src.height, src.width)
             _check_degrees(path, self.grid)
-            if "nodata" not in decode:
-                decode["nodata"] = _gdal_nodata(tags, path)
-            if "scale" not in decode or "offset" not in decode:
-                meta = _gdal_metadata(tags, path)
-                decode.setdefault("scale", meta.get("scale", 1.0))
-                decode.setdefault("offset", meta.get("offset", 0.0))
-            self._tiled = page.is_tiled
-            self._seg_h = page.tilelength if page.is_tiled else page.rowsperstrip
-            self._seg_w = page.tilewidth if page.is_tiled else page.imagewidth
-            self.dtype = page.dtype
+            _check_decoding_text(path, nodata="nodata" not in decode,
+                                 scale_offset="scale" not in decode or "offset" not in decode)
+            decode.setdefault("nodata", src.nodata)
+            for key, value in (("scale", src.scales[0]), ("offset", src.offsets[0])):
+                if key not in decode and not math.isfinite(value):  # e.g. from a .aux.xml next to the file
+                    raise InputError(f"{path}: GDAL metadata {key} {value!r} is not a finite number; pass {key}=")
+                decode.setdefault(key, value)
+            self.dtype = np.dtype(src.dtypes[0])
         super().__init__(**decode)
         self.n_layers = 1
         self._local = threading.local()
 
-    def _page(self):
-        import tifffile
+    def _dataset(self):
+        """This thread's open dataset (GDAL handles are neither thread-safe nor inherited across a fork)."""
+        import rasterio
 
         if getattr(self._local, "pid", None) != os.getpid():
-            self._local.tif = tifffile.TiffFile(self.path)
+            self._local.src = rasterio.open(self.path)
             self._local.pid = os.getpid()
-        return self._local.tif
+        return self._local.src
 
     def read_raw(self, layer, r0, r1, c0, c1):
-        tif = self._page()
-        page = tif.pages[0]
-        fh = tif.filehandle
-        out = np.zeros((r1 - r0, c1 - c0), dtype=self.dtype)
-        seg_cols = -(-self.grid.width // self._seg_w)
-        for sr in range(r0 // self._seg_h, (r1 - 1) // self._seg_h + 1):
-            for sc in range(c0 // self._seg_w, (c1 - 1) // self._seg_w + 1):
-                idx = sr * seg_cols + sc if self._tiled else sr
-                nbytes = page.databytecounts[idx]
-                if nbytes == 0:  # sparse file: segment never written
-                    continue
-                fh.seek(page.dataoffsets[idx])
-                seg, _, _ = page.decode(fh.read(nbytes), idx)
-                seg = seg.reshape(seg.shape[-3], seg.shape[-2])  # (seg_h, seg_w)
-                top, left = sr * self._seg_h, sc * self._seg_w
-                rr0, rr1 = max(r0, top), min(r1, top + seg.shape[0], self.grid.height)
-                cc0, cc1 = max(c0, left), min(c1, left + seg.shape[1], self.grid.width)
-                out[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = seg[rr0 - top : rr1 - top, cc0 - left : cc1 - left]
-        return out
+        from rasterio.windows import Window
+
+        return self._dataset().read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
 
 
-# GeoTIFF keys (OGC GeoTIFF 1.1): model type 1 = projected, 2 = geographic, 3 = geocentric; raster type
-# 1 = PixelIsArea, 2 = PixelIsPoint; ProjectedCRSGeoKey names a projected CRS.
-_GT_MODEL_TYPE, _GT_RASTER_TYPE, _GEOGRAPHIC_TYPE, _PROJECTED_TYPE = 1024, 1025, 2048, 3072
-_MODEL_PROJECTED, _MODEL_GEOGRAPHIC, _MODEL_GEOCENTRIC = 1, 2, 3
-_PIXEL_IS_POINT = 2
+@contextlib.contextmanager
+def _open_geotiff(path: Path):
+    """The file open with rasterio; an unreadable file is an InputError naming it. GDAL places PixelIsPoint
+    rasters on their pixel centres here even where ``GTIFF_POINT_GEO_IGNORE`` is set."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    try:
+        with rasterio.Env(GTIFF_POINT_GEO_IGNORE=False), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # refused below, in words
+            src = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise InputError(f"{path}: not a readable GeoTIFF ({exc})") from None
+    with src:
+        yield src
 
 
-def _geokeys(tags) -> dict[int, int]:
-    """The short-valued keys of the GeoKeyDirectory tag (empty without it)."""
-    if "GeoKeyDirectoryTag" not in tags:
-        return {}
-    v = [int(x) for x in tags["GeoKeyDirectoryTag"].value]
-    n = v[3] if len(v) >= 4 else 0
-    return {v[4 + 4 * k]: v[7 + 4 * k] for k in range(n) if 7 + 4 * k < len(v) and v[5 + 4 * k] == 0}
+def _tiff_grid(path, transform, height: int, width: int) -> Grid:
+    """The lon / lat grid of a north-up (or south-up) geotransform."""
+    if transform.is_identity:
+        raise InputError(f"{path}: no GeoTIFF georeferencing (a geotransform from ModelPixelScale / ModelTiepoint "
+                         "or ModelTransformation tags)")
+    if transform.b != 0 or transform.d != 0:
+        raise InputError(f"{path}: rotated or sheared geotransform {tuple(transform)[:6]}; lamina reads north-up "
+                         "lon / lat grids (warp it, e.g. gdalwarp -t_srs EPSG:4326)")
+    sx, sy = transform.a, -transform.e
+    if not (math.isfinite(sx) and math.isfinite(sy) and sx > 0 and sy != 0):
+        raise InputError(f"{path}: invalid pixel size ({sx}, {sy}); expected finite sizes, x > 0")
+    return Grid(transform.c, transform.f, sx, sy, height, width)
 
 
-def _check_geographic(path, keys: dict[int, int]) -> None:
-    model = keys.get(_GT_MODEL_TYPE)
-    if model == _MODEL_PROJECTED or (_PROJECTED_TYPE in keys and model != _MODEL_GEOGRAPHIC):
-        code = keys.get(_PROJECTED_TYPE)
-        crs = f" (EPSG:{code})" if code and code != 32767 else ""
-        raise InputError(f"{path}: projected CRS{crs}; lamina reads lon / lat rasters only: reproject it to "
+def _check_geographic(path, crs) -> None:
+    """Refuse a CRS that is not geographic (lon / lat); a file without one is judged by its extent."""
+    if crs is None or crs.is_geographic:
+        return
+    if crs.is_projected:
+        code = crs.to_epsg()
+        crs_name = f" (EPSG:{code})" if code else ""
+        raise InputError(f"{path}: projected CRS{crs_name}; lamina reads lon / lat rasters only: reproject it to "
                          "EPSG:4326 first (e.g. gdalwarp -t_srs EPSG:4326)")  # fmt: skip
-    if model == _MODEL_GEOCENTRIC:
-        raise InputError(f"{path}: geocentric CRS; lamina reads lon / lat rasters only (reproject to EPSG:4326)")
+    from pyproj import CRS as ProjCRS
+
+    kind = "geocentric" if ProjCRS.from_wkt(crs.to_wkt()).is_geocentric else "non-geographic"
+    raise InputError(f"{path}: {kind} CRS; lamina reads lon / lat rasters only (reproject to EPSG:4326)")
 
 
 def _check_degrees(path, grid: Grid) -> None:
@@ -277,38 +269,51 @@ def _check_degrees(path, grid: Grid) -> None:
                          "is not in degrees; is the CRS projected? (reproject to EPSG:4326)")  # fmt: skip
 
 
-def _gdal_nodata(tags, path):
-    if "GDAL_NODATA" not in tags:
-        return None
-    text = str(tags["GDAL_NODATA"].value).strip().strip("\x00").strip()
+def _check_decoding_text(path, *, nodata: bool, scale_offset: bool) -> None:
+    """Refuse a GDAL_NODATA tag, or a scale / offset item of the GDAL_METADATA tag, whose text is not a finite number.
+
+    GDAL converts these texts with C's ``atof``, to which ``"none"`` or ``"abc"`` is 0: a broken tag would
+    silently make 0 the no-data value (and the real one data) or the scale. Only their text is read here
+    (tifffile reads the two tags; GDAL decodes everything else).
+    """
+    if not (nodata or scale_offset):
+        return
+    import tifffile
+
     try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{path}: GDAL_NODATA tag {text!r} is not a number; fix the tag or pass nodata=") from None
-
-
-def _gdal_metadata(tags, path) -> dict:
-    """Scale and offset from the GDAL_METADATA XML tag, if present (finite numbers, else InputError)."""
-    import re
-
-    if "GDAL_METADATA" not in tags:
-        return {}
-    xml = str(tags["GDAL_METADATA"].value)
-    out = {}
-    for key in ("scale", "offset"):
-        m = re.search(rf'<Item name="{key}"[^>]*role="{key}"[^>]*>([^<]*)</Item>', xml, flags=re.IGNORECASE)
-        if m is None:
-            m = re.search(rf'<Item name="{key}"[^>]*>([^<]*)</Item>', xml, flags=re.IGNORECASE)
-        if m is not None:
+        with tifffile.TiffFile(path) as tif:
+            nodata_text, meta_text = (None if (tag := tif.pages[0].tags.get(name)) is None else str(tag.value)
+                                      for name in ("GDAL_NODATA", "GDAL_METADATA"))
+    except tifffile.TiffFileError:  # another format GDAL reads: no TIFF tags to check
+        return
+    if nodata and nodata_text is not None:
+        text = nodata_text.strip().strip("\x00").strip()
+        try:
+            float(text)
+        except ValueError:
+            raise InputError(f"{path}: GDAL_NODATA tag {text!r} is not a number; fix the tag or pass nodata=") from None
+    if scale_offset and meta_text is not None:
+        for key, text in _scale_offset_items(meta_text).items():
             try:
-                value = float(m.group(1))
+                value = float(text)
             except ValueError:
-                value = float("nan")
-            if not np.isfinite(value):
-                raise InputError(f"{path}: GDAL metadata {key} {m.group(1)!r} is not a finite number; fix the tag "
+                value = math.nan
+            if not math.isfinite(value):
+                raise InputError(f"{path}: GDAL metadata {key} {text!r} is not a finite number; fix the tag "
                                  f"or pass {key}=")  # fmt: skip
-            out[key] = value
-    return out
+
+
+def _scale_offset_items(xml: str) -> dict[str, str]:
+    """Text of the items of a GDAL_METADATA document that GDAL reads as the scale and the offset (by role)."""
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.fromstring(xml.strip().strip("\x00"))
+    except ElementTree.ParseError:  # GDAL ignores a document it cannot parse
+        return {}
+    roles = ("scale", "offset")
+    return {item.get("role").lower(): item.text or "" for item in root.iter("Item")
+            if (item.get("role") or "").lower() in roles}
 
 
 class MonthlyTiffs(Reader):

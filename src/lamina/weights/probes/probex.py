@@ -32,7 +32,7 @@ from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int, check_real, check_seed
+from lamina._validation import check_memory, check_positive_int, check_real, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import NotFittedError, checkpoint_content
 from lamina.weights.probes._train import train_bce
@@ -87,6 +87,7 @@ class ProbeXConfig:
         if self.init == "ridge" and self.activation != "linear":
             raise InputError("init='ridge' needs activation='linear': the ridge solution is linear in the weights, "
                              "and a ReLU after the shared projection cannot hold it")
+        check_fit_memory(self, 1, 1, 1)  # the part no layer shape changes, before any zoo is read
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +117,21 @@ def grid_configs(base: ProbeXConfig, grid: list[dict], name: str = "probex_grid"
 def settings_text(settings: dict) -> str:
     """A grid entry as ``"activation=linear, weight_decay=0.001"`` (``"default"`` when empty), for logs and reports."""
     return ", ".join(f"{k}={v}" for k, v in settings.items()) or "default"
+
+
+def check_fit_memory(cfg: ProbeXConfig, d_h: int, d_w: int, n_classes: int) -> None:
+    """Refuse, before anything is allocated, dimensions whose training cannot fit in the memory available: the
+    weights with their gradients and Adam's two moments, one batch's activations, and the start (PCA probes, or
+    the ridge factors in float64). A lower estimate."""
+    params = d_w * cfg.r_u + d_h * cfg.r_v + cfg.r_u * cfg.r_v * cfg.r_t + cfg.r_t + (cfg.r_t + 1) * n_classes
+    activations = cfg.batch_size * (d_h * cfg.r_u + 2 * cfg.r_u * cfg.r_v + cfg.r_t) * 4 * 2
+    start = 8 * d_w * cfg.r_u if cfg.init == "pca" else 0
+    if cfg.init == "ridge":
+        start = 8 * (n_classes * cfg.r_u * cfg.r_v + cfg.r_u * cfg.r_v * cfg.r_t + d_w * cfg.r_u + d_h * cfg.r_v)
+    layer = f", layer {d_h} x {d_w}" if d_h * d_w > 1 else ""
+    check_memory("r_u, r_v, r_t", 16 * params + activations + start,
+                 f"a ProbeX expert of {params:.3g} parameters (r_u {cfg.r_u}, r_v {cfg.r_v}, r_t {cfg.r_t}{layer})",
+                 hint="use smaller r_u, r_v, r_t (CLI: --r-u, --r-v, --r-t)")
 
 
 class ProbeXNet(nn.Module):
@@ -297,6 +313,7 @@ class ProbeX(BaseEstimator):
         self.shape_ = tuple(X.shape[1:])
         self.n_classes_ = Y.shape[1]
         self.mean_ = X.mean(0) if cfg.center else None
+        check_fit_memory(cfg, *self.shape_, self.n_classes_)
         xt = torch.from_numpy(preprocess(X, self.mean_, cfg.normalize))
         yt = torch.from_numpy(Y)
         with torch_seed(cfg.seed):  # initial weights and dropout masks: reproducible, the caller's stream untouched

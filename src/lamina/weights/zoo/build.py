@@ -554,14 +554,6 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
         their check and were built again.
     """
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     workers = check_positive_int("workers", workers)
     from lamina._dask import dask_client, is_client
@@ -573,68 +565,98 @@ def build_zoo(cfg: ZooConfig, out: str | os.PathLike, *, workers: int = 2, limit
     console = Console(stderr=True, quiet=quiet)
     t0 = time.perf_counter()
     with Catalogue(zoo, create=True) as cat:
-        old = cat.get_meta("config")
-        if old is not None and _saved_config(old) != cfg.to_dict():
-            raise InputError(f"zoo: {zoo} was built with another config; use a new folder or the same config")
-        failed = verify_catalogue(cat, zoo) if old is not None else []
-        vocab = zoo_vocabulary(cfg)
-        cat.set_meta("config", cfg.to_dict())
-        cat.set_meta("vocabulary", [{"index": c.index, "name": c.name, "prompt": c.prompt} for c in vocab])
-        have_roots = cat.roots()
-        try:
-            with torch_threads(1):  # roots are small; more threads only spin on a shared machine
-                for r in cfg.roots:
-                    if r.shares_root is not None:
-                        continue
-                    if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).exists():
-                        _build_root(cfg, r, zoo, cat, console)
-                built = cat.roots()
-                for r in cfg.roots:
-                    if r.shares_root is not None:  # the same file and row as its owner's, under this tree's name
-                        cat.add_root({**built[r.shares_root], "name": r.name})
-        except OSError as exc:
-            raise write_failed(os_message(exc), cat) from None
+        failed, vocab = _start_build(cfg, zoo, cat)
+        _build_roots(cfg, zoo, cat, console)
         roots = cat.roots()
-        done = cat.model_ids()
-        specs = [
-            model_spec(cfg, t, i, len(vocab))
-            for t, r in enumerate(cfg.roots)
-            for i in range(r.n_models)
-        ]
-        # trees advance together (model i of a tree of n at position i / n), so that a build stopped early (or
-        # with a limit) holds part of every tree, not all of the first; each model is a pure function of its spec,
-        # so the order changes no file
-        position = {r.name: r.n_models for r in cfg.roots}
-        todo = sorted((s for s in specs if s["id"] not in done),
-                      key=lambda s: (int(s["id"].rsplit("-", 1)[1]) / position[s["tree"]], s["id"]))
-        if limit is not None:
-            todo = todo[:limit]
+        n_specs, todo = _models_to_build(cfg, cat.model_ids(), len(vocab), limit)
         if todo:
-            pools, tests = _pools(cfg, vocab)
-            columns = (TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                       TimeRemainingColumn())
-            error = None
-            with Progress(*columns, console=console) as bar, _finetuned(
-                todo, workers, scheduler, (pools, tests, str(zoo), roots)
-            ) as rows:
-                task = bar.add_task("models", total=len(specs), completed=len(specs) - len(todo))
-                batch: list[dict] = []
-                flushed = time.monotonic()
-                for row in rows:
-                    if "error" in row:  # stop: catalogue what is complete, leave the rest to a resumed build
-                        error = row["error"]
-                        break
-                    batch.append(row)
-                    bar.advance(task)
-                    # catalogue every 50 models or 10 s, whichever comes first: an interrupted build of slow
-                    # fine-tunes (a transformer's take seconds) loses at most 10 s of finished models
-                    if len(batch) >= 50 or time.monotonic() - flushed >= 10.0:
-                        cat.add_models(batch)
-                        batch, flushed = [], time.monotonic()
-                cat.add_models(batch)
-            if error is not None:
-                raise write_failed(error, cat)
+            _fine_tune_all(cfg, vocab, todo, n_specs, zoo, roots, cat, console, workers=workers, scheduler=scheduler)
         seconds = time.perf_counter() - t0
         cat.set_meta("build_seconds", float(cat.get_meta("build_seconds", 0.0)) + seconds)
         return {"models": cat.count(), "new": len(todo), "rebuilt": len(failed), "seconds": seconds,
                 "trees": [r.name for r in cfg.roots]}
+
+
+def _start_build(cfg: ZooConfig, zoo: Path, cat: Catalogue) -> tuple[list, list]:
+    """Refuse a zoo built with another config; on a resume, re-check every catalogued file (dropping the damaged
+    ones); record the config and the vocabulary. Returns the failed files and the vocabulary."""
+    old = cat.get_meta("config")
+    if old is not None and _saved_config(old) != cfg.to_dict():
+        raise InputError(f"zoo: {zoo} was built with another config; use a new folder or the same config")
+    failed = verify_catalogue(cat, zoo) if old is not None else []
+    vocab = zoo_vocabulary(cfg)
+    cat.set_meta("config", cfg.to_dict())
+    cat.set_meta("vocabulary", [{"index": c.index, "name": c.name, "prompt": c.prompt} for c in vocab])
+    return failed, vocab
+
+
+def _build_roots(cfg: ZooConfig, zoo: Path, cat: Catalogue, console) -> None:
+    """Pretrain (or copy) every root not yet in the zoo; a root shared by several trees is catalogued under each
+    tree's name (the same file)."""
+    have_roots = cat.roots()
+    try:
+        with torch_threads(1):  # roots are small; more threads only spin on a shared machine
+            for r in cfg.roots:
+                if r.shares_root is not None:
+                    continue
+                if r.name not in have_roots or not (zoo / have_roots[r.name]["path"]).exists():
+                    _build_root(cfg, r, zoo, cat, console)
+            built = cat.roots()
+            for r in cfg.roots:
+                if r.shares_root is not None:  # the same file and row as its owner's, under this tree's name
+                    cat.add_root({**built[r.shares_root], "name": r.name})
+    except OSError as exc:
+        raise write_failed(os_message(exc), cat) from None
+
+
+def _models_to_build(cfg: ZooConfig, done: set, n_categories: int, limit: int | None) -> tuple[int, list[dict]]:
+    """The number of models of the zoo and the specs of those not ``done``, in build order (at most ``limit``).
+
+    Trees advance together (model i of a tree of n at position i / n), so that a build stopped early (or with a
+    limit) holds part of every tree, not all of the first; each model is a pure function of its spec, so the
+    order changes no file.
+    """
+    specs = [model_spec(cfg, t, i, n_categories) for t, r in enumerate(cfg.roots) for i in range(r.n_models)]
+    position = {r.name: r.n_models for r in cfg.roots}
+    todo = sorted((s for s in specs if s["id"] not in done),
+                  key=lambda s: (int(s["id"].rsplit("-", 1)[1]) / position[s["tree"]], s["id"]))
+    return len(specs), todo if limit is None else todo[:limit]
+
+
+def _fine_tune_all(cfg: ZooConfig, vocab: list, todo: list[dict], n_specs: int, zoo: Path, roots: dict,
+                   cat: Catalogue, console, *, workers: int, scheduler) -> None:
+    """Fine-tune ``todo`` (locally or on Dask) and catalogue the models as they complete, in batches; a file that
+    could not be written stops the build (what is complete stays catalogued)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    pools, tests = _pools(cfg, vocab)
+    columns = (TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    error = None
+    with Progress(*columns, console=console) as bar, _finetuned(
+        todo, workers, scheduler, (pools, tests, str(zoo), roots)
+    ) as rows:
+        task = bar.add_task("models", total=n_specs, completed=n_specs - len(todo))
+        batch: list[dict] = []
+        flushed = time.monotonic()
+        for row in rows:
+            if "error" in row:  # stop: catalogue what is complete, leave the rest to a resumed build
+                error = row["error"]
+                break
+            batch.append(row)
+            bar.advance(task)
+            # catalogue every 50 models or 10 s, whichever comes first: an interrupted build of slow
+            # fine-tunes (a transformer's take seconds) loses at most 10 s of finished models
+            if len(batch) >= 50 or time.monotonic() - flushed >= 10.0:
+                cat.add_models(batch)
+                batch, flushed = [], time.monotonic()
+        cat.add_models(batch)
+    if error is not None:
+        raise write_failed(error, cat)

