@@ -77,7 +77,7 @@ def _cli(folder, out, steps, extra=()):
 
 
 def test_resume_after_kill_9_continues_exactly(tiny_chelsa, tmp_path):
-    steps = 150
+    steps = 40
     # the run kills itself right after its 2nd resumable state (step 20): deterministic on any machine
     cmd = killed_cli("lamina.geo.pretrain:_save_state", 2, _cli(tiny_chelsa, tmp_path / "killed", steps)[3:])
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
