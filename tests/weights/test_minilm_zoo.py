@@ -181,6 +181,19 @@ def test_probe_routes_and_reads_peft_folders(minilm_zoo, tmp_path):
     out = mix.predict_file(minilm_zoo / m["path"])
     assert out["tree"] == "minilm-lora" and out["layer"] == layer
     assert len(out["probabilities"]) == len(wordnet.CATEGORIES)
+    # a text root: search also reads how each change answers the root's reading of the query
+    readout = mix.experts_["minilm-lora"]["root"]
+    assert readout.layer_ == layer and mix.index_root_["minilm-lora"].shape[1:] == (16, 384)
+    scores = mix.text_scores("a model that recognises insects")
+    assert scores.shape == (len(mix.index_ids_),) and np.all((scores > 0) & (scores < 1))
+    from lamina.weights.text.aligner import embed_text
+
+    seen_prompt = mix.prompts_[mix.seen_[0]]
+    assert mix._aligner_weight(embed_text([seen_prompt])[0]) == 1.0  # a seen category: the text readout alone
+    assert mix._aligner_weight(embed_text(["quarterly tax filing deadlines"])[0]) < 0.5  # far from all of them
+    mix.save(tmp_path / "probe")
+    again = ProbeXMixture.load(tmp_path / "probe")
+    np.testing.assert_allclose(again.text_scores("a model that recognises insects"), scores, rtol=1e-3, atol=1e-4)
 
 
 def test_evaluation_report_on_the_text_tree(minilm_zoo):
@@ -190,7 +203,11 @@ def test_evaluation_report_on_the_text_tree(minilm_zoo):
 
     report = evaluate_zoo(minilm_zoo, EvalConfig(seeds=[0], min_models=8, workers=1), log=lambda s: None)
     methods = {r["method"] for r in report["rows"] if r.get("tree") == "minilm-lora"}
-    assert {"probex", "ridge@" + report["largest_layer"]["minilm-lora"], "zero-shot", "statnn"} <= methods
+    assert {"probex", "ridge@" + report["largest_layer"]["minilm-lora"], "zero-shot", "statnn",
+            "text (root)", "zero-shot (root)"} <= methods
+    root_rows = [r for r in report["rows"] if r["method"] == "zero-shot (root)"]
+    assert all(r["phrasing"] in ("name", "prompt") and "attention.self" in r["layer"] for r in root_rows)
+    assert all(0 <= r["map"] <= 1 for r in root_rows)
     assert not any(m.startswith("data-aware") for m in methods)
     assert report["categories"]["heldout"] == [c[0] for c in wordnet.CATEGORIES[2::5]]
     assert report["discovery"]["ari"] == 1.0 and report["discovery"]["n_found"] == 2

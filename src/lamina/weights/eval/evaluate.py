@@ -24,6 +24,9 @@ garment, never shown to any probe, scored zero-shot through text). Methods:
 - ``data-aware (layer)`` and ``data-aware (model)``: data-aware probes that use images (the first layer's change
   from the root applied to each category's mean image; the whole model run on each category's images);
 - ``text`` and ``zero-shot``: the text readout of the expert's probe responses, on seen / held-out categories.
+- ``text (root)`` and ``zero-shot (root)`` (trees of a text root): how strongly each model's change of one attention
+  projection answers the root's own reading of the category name, nothing trained
+  (:mod:`lamina.weights.text.root_response`).
 
 Trees are also discovered from weights alone and compared with the true trees (adjusted Rand index).
 """
@@ -307,6 +310,36 @@ def _cross_task(args) -> list[dict]:
     return rows
 
 
+def _root_rows(tree: str, d: dict, root: Path, vocab: list[dict], seen: list[int], held: list[int],
+               cfg: EvalConfig) -> list[dict]:
+    """``text (root)`` and ``zero-shot (root)``: the root-response readout
+    (:class:`~lamina.weights.text.root_response.RootResponseReadout`), its layer and phrasing chosen per seed on
+    the seen categories of the training models; scored on the test models."""
+    from lamina.weights.text.root_response import RootResponseReadout
+
+    base = RootResponseReadout(root)
+    usable = base.usable_layers(d["layers"])
+    if not usable:
+        return []
+    lora = bool(d["lora_parts"])  # the layers are LoRA products B A: already the change
+    root_state = None if lora else read_state(root)
+    deltas = {k: base.deltas(k, d["layers"][k], root_state) for k in usable}
+    phrasings = {"name": [v["name"] for v in vocab], "prompt": [v["prompt"] for v in vocab]}
+    rows = []
+    for seed in cfg.seeds:
+        tr, _, te = _split(len(d["ids"]), seed, cfg)
+        t0 = time.perf_counter()
+        est = RootResponseReadout(root).fit(usable, lambda k, tr=tr: (deltas[k][tr], d["Y"][tr][:, seen]),
+                                            {p: [t[c] for c in seen] for p, t in phrasings.items()})
+        fit_seconds = time.perf_counter() - t0
+        for method, cats in (("text (root)", seen), ("zero-shot (root)", held)):
+            scores = est.predict_proba(deltas[est.layer_][te], [phrasings[est.phrasing_][c] for c in cats])
+            rows.append({"tree": tree, "seed": seed, "method": method, "layer": est.layer_,
+                         **_scores(d["Y"][te][:, cats], scores), "fit_seconds": fit_seconds, "n_params": 0,
+                         "phrasing": est.phrasing_})
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------------ loading
 @_one_thread
 def _load_chunk(args) -> dict:
@@ -504,6 +537,10 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
         for j in jobs:
             rows.extend(j.get())
     _D.clear()
+    for t, d in trees.items():
+        if roots[t]["arch"].get("arch") == "minilm":  # a text root reads category names itself
+            log(f"tree {t}: zero-shot through the root's reading of category names")
+            rows += _root_rows(t, d, zoo / roots[t]["path"], vocab, seen, heldout, cfg)
     report = {
         "zoo": str(zoo.resolve()),
         "config": cfg.to_dict(),

@@ -16,7 +16,7 @@ METRICS = ("map", "map_chance", "auc", "accuracy", "accuracy_chance", "fit_secon
 
 def _method_order(m: str) -> tuple:
     order = ["probex", "probex@", "probex-compact@", "dense-logistic@", "ridge@", "low-rank@", "statnn", "cross-tree@",
-             "text", "zero-shot", "data-aware (layer)", "data-aware (model)"]
+             "text", "zero-shot", "text (root)", "zero-shot (root)", "data-aware (layer)", "data-aware (model)"]
     for i, p in enumerate(order):
         if m == p or (p.endswith("@") and m.startswith(p)):
             return (i, m)

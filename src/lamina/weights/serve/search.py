@@ -2,7 +2,10 @@
 
 - Text: the query is embedded by MiniLM and scored against every indexed model by its tree's text aligner; the
   score is the aligned probability that the model was trained on what the query describes. Queries need not name
-  a category any probe was trained on (zero-shot).
+  a category any probe was trained on (zero-shot). On a tree whose root is a text encoder (the MiniLM tree), a
+  query far from every seen category is read by the root readout instead
+  (:mod:`lamina.weights.text.root_response`: how each model's change answers the root's own reading of the query),
+  through the probe's own index; an index built with ``lamina weights index`` keeps the text readout only.
 - Likeness: models are compared by the cosine similarity of their predicted category-probability vectors, a space
   shared by all trees (so a CNN can be "like" an MLP trained on the same categories).
 
