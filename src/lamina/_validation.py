@@ -303,11 +303,13 @@ def available_memory() -> int | None:
 
 
 def _bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+    if n < 1000:
+        return f"{n:.0f} bytes"
+    for unit in ("KB", "MB", "GB", "TB"):
         n /= 1000
-    return f"{n:.3g} PB"  # unreachable
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+    return f"{n / 1000:.3g} PB"
 
 
 def check_memory(name: str, nbytes: int | float, what: str, *, hint: str = "") -> None:

@@ -155,6 +155,12 @@ def test_full_finetunes_keep_the_probed_layers_and_moved(minilm_zoo):
     root = load_file(minilm_zoo / "roots" / "minilm-lora" / "model.safetensors")
     q = "encoder.layer.3.attention.self.query.weight"
     assert not np.array_equal(state["bert." + q], root[q])
+    # the root readout's change of a full fine-tune: its weight minus the root's (read from the root folder)
+    from lamina.weights.text.root_response import RootResponseReadout
+
+    readout = RootResponseReadout(minilm_zoo / "roots" / "minilm-lora", lora=False)
+    change = readout.deltas("bert." + q.removesuffix(".weight"), state["bert." + q][None])
+    np.testing.assert_array_equal(change[0], state["bert." + q] - root[q])
 
 
 def test_resumed_build_rebuilds_a_lost_folder_bit_for_bit(minilm_zoo, tmp_path):

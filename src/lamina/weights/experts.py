@@ -38,6 +38,7 @@ from lamina.weights.text.aligner import TextAligner, category_folds, choose_text
 from lamina.weights.text.phrasings import category_phrasings
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
 from lamina.weights.zoo.catalogue import Catalogue, verify_files
+from lamina.weights.zoo.vit import is_adapter
 
 KIND = "weights.ProbeXMixture"
 logger = logging.getLogger(__name__)
@@ -213,7 +214,8 @@ class ProbeXMixture(BaseEstimator):
             idx = rng.permutation(idx)
             n_val = max(2, round(cfg.val_fraction * len(idx)))
             val = idx[:n_val]
-            have = candidate_layers(read_state(paths[idx[0]]))
+            first = read_state(paths[idx[0]])
+            have = candidate_layers(first)
             layers = [k for k in (cfg.layers or have) if k.removesuffix(".weight") in have]
             if not layers:
                 raise InputError(f"layer: {', '.join(cfg.layers or [])} not in the models of tree {t} "
@@ -256,7 +258,8 @@ class ProbeXMixture(BaseEstimator):
             if cfg.reader != "probex":
                 self._fit_low_rank(t, info, cfg, Xtr, Y[tr_ids][:, self.seen_], Xva, Y[va_ids][:, self.seen_], log)
             if roots.get(t, {}).get("arch", {}).get("arch") == "minilm":  # a text root reads category names
-                self._fit_root(t, info, [paths[i] for i in tr_ids], Y[tr_ids][:, self.seen_], layers, log)
+                self._fit_root(t, info, [paths[i] for i in tr_ids], Y[tr_ids][:, self.seen_], layers, is_adapter(first),
+                               log)
             self.experts_[t] = info
         if not self.experts_:
             raise InputError(f"zoo: {zoo}: no tree has enough readable models to train an expert")
@@ -278,22 +281,21 @@ class ProbeXMixture(BaseEstimator):
         if cfg.reader == "low-rank" or val > info["val_map"] or np.isnan(info["val_map"]):
             info.update(reader="low-rank", low_rank=low, val_map=val, probex_val_map=info["val_map"])
 
-    def _fit_root(self, tree: str, info: dict, paths: list[Path], Y: np.ndarray, layers: list[str], log) -> None:
+    def _fit_root(self, tree: str, info: dict, paths: list[Path], Y: np.ndarray, layers: list[str], lora: bool,
+                  log) -> None:
         """The root-response readout of a tree whose root is the released MiniLM (its layer and phrasing chosen on
-        the expert's training models and seen categories); text search averages it with the text readout."""
+        the expert's training models and seen categories); text search reads it for queries far from the seen
+        categories (:data:`ROOT_GATE`)."""
         from lamina.weights.text.root_response import RootResponseReadout
         from lamina.weights.zoo.minilm import minilm_path
 
-        readout = RootResponseReadout(minilm_path())
+        readout = RootResponseReadout(minilm_path(), lora=lora)
         usable = readout.usable_layers(layers)
         if not usable:
             return
-        lora = any(k.endswith(".lora_A") for k in read_state(paths[0]))
-        root_state = None if lora else read_state(minilm_path())
-
         def load(layer):
             X, kept, _ = load_layers(paths, layer, warn=False)
-            return readout.deltas(layer, X, root_state), Y[kept]
+            return readout.deltas(layer, X), Y[kept]
 
         names = {"name": [self.categories_[c] for c in self.seen_], "prompt": [self.prompts_[c] for c in self.seen_]}
         readout.fit(usable, load, names)
@@ -304,15 +306,12 @@ class ProbeXMixture(BaseEstimator):
     def _root_factors(self, tree: str, paths: list[Path]) -> np.ndarray:
         """(n, 16, d_in) compressed changes of the tree's root-readout layer (:func:`change_factors`)."""
         from lamina.weights.text.root_response import change_factors
-        from lamina.weights.zoo.minilm import minilm_path
 
         readout = self.experts_[tree]["root"]
-        lora = any(k.endswith(".lora_A") for k in read_state(paths[0]))
-        root_state = None if lora else read_state(minilm_path())
         X, kept, _ = load_layers(paths, readout.layer_, warn=False)
         if len(kept) != len(paths):
             raise InputError(f"tree {tree}: {len(paths) - len(kept)} model(s) lack the layer {readout.layer_}")
-        return change_factors(readout.deltas(readout.layer_, X, root_state))
+        return change_factors(readout.deltas(readout.layer_, X))
 
     def _build_index(self, models: list[dict], paths: list[Path], trees: list[str]) -> None:
         ids, tr, probs, zs = [], [], [], []

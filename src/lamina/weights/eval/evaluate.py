@@ -317,20 +317,19 @@ def _root_rows(tree: str, d: dict, root: Path, vocab: list[dict], seen: list[int
     the seen categories of the training models; scored on the test models."""
     from lamina.weights.text.root_response import RootResponseReadout
 
-    base = RootResponseReadout(root)
+    lora = bool(d["lora_parts"])  # the layers are LoRA products B A: already the change
+    base = RootResponseReadout(root, lora=lora)
     usable = base.usable_layers(d["layers"])
     if not usable:
         return []
-    lora = bool(d["lora_parts"])  # the layers are LoRA products B A: already the change
-    root_state = None if lora else read_state(root)
-    deltas = {k: base.deltas(k, d["layers"][k], root_state) for k in usable}
+    deltas = {k: base.deltas(k, d["layers"][k]) for k in usable}
     phrasings = {"name": [v["name"] for v in vocab], "prompt": [v["prompt"] for v in vocab]}
     rows = []
     for seed in cfg.seeds:
         tr, _, te = _split(len(d["ids"]), seed, cfg)
         t0 = time.perf_counter()
-        est = RootResponseReadout(root).fit(usable, lambda k, tr=tr: (deltas[k][tr], d["Y"][tr][:, seen]),
-                                            {p: [t[c] for c in seen] for p, t in phrasings.items()})
+        est = RootResponseReadout(root, lora=lora).fit(usable, lambda k, tr=tr: (deltas[k][tr], d["Y"][tr][:, seen]),
+                                                       {p: [t[c] for c in seen] for p, t in phrasings.items()})
         fit_seconds = time.perf_counter() - t0
         for method, cats in (("text (root)", seen), ("zero-shot (root)", held)):
             scores = est.predict_proba(deltas[est.layer_][te], [phrasings[est.phrasing_][c] for c in cats])

@@ -133,6 +133,7 @@ class RootResponseReadout:
 
     Args:
         root: the tree's root, a Hugging Face BERT folder.
+        lora: the tree's layers are LoRA products ``B @ A`` (already the change), not fine-tuned weights.
 
     Attributes (after :meth:`fit`):
         layer_, phrasing_: the chosen projection layer and phrasing; ``scores_``: seen-category mAP of every
@@ -141,23 +142,28 @@ class RootResponseReadout:
         ``sigmoid(a log(score) + b)``, fitted on the seen categories of the training models.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, *, lora: bool = False):
         self.root = Path(root)
+        self.lora = lora
 
     @staticmethod
     def usable_layers(layers) -> list[str]:
         return [k for k in layers if projection_input(k) is not None]
 
-    @staticmethod
-    def deltas(layer: str, weights: np.ndarray, root_state: dict | None) -> np.ndarray:
-        """The change of ``layer``: the weights themselves for LoRA products (``root_state`` None), else minus
-        the root's weight."""
-        if root_state is None:
-            return np.asarray(weights, dtype=np.float32)
-        w0 = np.asarray(root_state[root_key(layer, root_state)], dtype=np.float32)
-        if w0.shape != weights.shape[1:]:
-            raise InputError(f"root: {layer} is {w0.shape} in the root but {weights.shape[1:]} in the models")
-        return np.asarray(weights, dtype=np.float32) - w0
+    def deltas(self, layer: str, weights: np.ndarray) -> np.ndarray:
+        """The change of ``layer`` in models whose weights are ``weights`` (n, d_out, d_in): the weights themselves
+        for LoRA products (:attr:`lora`), else minus the root's weight (only that tensor of the root is read)."""
+        w = np.asarray(weights, dtype=np.float32)
+        if self.lora:
+            return w
+        from lamina.weights.io.readers import read_model
+
+        suffix = layer[layer.index("encoder.layer."):] + ".weight"
+        state = read_model(self.root, lambda k: k == suffix or k.endswith("." + suffix))
+        w0 = np.asarray(state[root_key(layer, state)], dtype=np.float32)
+        if w0.shape != w.shape[1:]:
+            raise InputError(f"root: {layer} is {w0.shape} in the root but {w.shape[1:]} in the models")
+        return w - w0
 
     def fit(self, layers: list[str], load, phrasings: dict[str, list[str]]) -> RootResponseReadout:
         """Choose the layer and the phrasing by mAP on the seen categories of the training models.
@@ -190,9 +196,12 @@ class RootResponseReadout:
                 if best is None or m > best[0]:
                     best = (m, name, k, d, e, Y)
         _, self.phrasing_, self.layer_, d, e, Y = best
-        u = np.asarray(d, dtype=np.float64)
-        u = (u / np.sqrt(np.einsum("nij,nij->n", u, u)).clip(1e-30)[:, None, None]).reshape(-1, u.shape[2])
-        self.reference_ = (u.T @ u) / len(d)  # the mean of D^T D / ||D||^2, one matrix product
+        ref = np.zeros((d.shape[2], d.shape[2]))
+        for s in range(0, len(d), 64):  # the mean of D^T D / ||D||^2, 64 changes per matrix product
+            b = d[s : s + 64]
+            u = (b / np.sqrt(np.einsum("nij,nij->n", b, b)).clip(1e-30)[:, None, None]).reshape(-1, d.shape[2])
+            ref += u.T @ u
+        self.reference_ = ref / len(d)
         ref = self._reference_energy(states[self.phrasing_][projection_input(self.layer_)])
         x, y = np.log(np.maximum(e / ref, 1e-12)).reshape(-1, 1), Y.reshape(-1) > 0.5
         if y.all() or not y.any():
@@ -238,11 +247,11 @@ class RootResponseReadout:
         """Tensors and a JSON-able document to store the fitted readout (see :meth:`from_state`)."""
         return ({f"{prefix}reference": self.reference_.astype(np.float32)},
                 {"layer": self.layer_, "phrasing": self.phrasing_, "calibration": list(self.calibration_),
-                 "scores": self.scores_})
+                 "scores": self.scores_, "lora": self.lora})
 
     @classmethod
     def from_state(cls, root: str | Path, tensors: dict, doc: dict, prefix: str) -> RootResponseReadout:
-        est = cls(root)
+        est = cls(root, lora=bool(doc.get("lora", False)))
         est.layer_, est.phrasing_, est.scores_ = doc["layer"], doc["phrasing"], doc["scores"]
         est.calibration_ = tuple(doc["calibration"])
         est.reference_ = np.asarray(tensors[f"{prefix}reference"], dtype=np.float64)
