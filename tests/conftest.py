@@ -28,3 +28,12 @@ def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=":0", silence_logs=logging.ERROR) as c:
         yield c
+
+
+@pytest.fixture
+def quick_connect_timeout(monkeypatch):
+    """Tests that dial a closed port (tcp://127.0.0.1:9) check the refusal, not the wait: 1 s instead of the 10 s
+    lamina gives a real scheduler to answer."""
+    import lamina._dask
+
+    monkeypatch.setattr(lamina._dask, "CONNECT_TIMEOUT", "1s")

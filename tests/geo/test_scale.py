@@ -108,7 +108,7 @@ def test_cli_glob_on_the_default_local_cluster(parts, ckpt, tmp_path):
         (["{parts}", "-o", "{tmp}/o", "--scheduler", "tcp://127.0.0.1:9"], "scheduler: cannot reach"),
     ],
 )
-def test_cli_bad_partitioned_input_is_one_line_exit_2(parts, ckpt, tmp_path, args, fragment):
+def test_cli_bad_partitioned_input_is_one_line_exit_2(parts, ckpt, tmp_path, args, fragment, quick_connect_timeout):
     argv = [a.format(parts=parts, tmp=tmp_path) for a in args]
     r = runner.invoke(app, ["geo", "embed", *argv, "-m", "1", "-c", str(ckpt), "--no-progress"])
     assert r.exit_code == 2, r.output
@@ -117,7 +117,8 @@ def test_cli_bad_partitioned_input_is_one_line_exit_2(parts, ckpt, tmp_path, arg
     assert not (tmp_path / "o").exists()  # an unreachable scheduler leaves no job folder that would refuse reruns
 
 
-def test_an_unreachable_scheduler_does_not_block_a_later_run_with_other_arguments(parts, ckpt, tmp_path):
+def test_an_unreachable_scheduler_does_not_block_a_later_run_with_other_arguments(parts, ckpt, tmp_path,
+                                                                                 quick_connect_timeout):
     (tmp_path / "o").mkdir()  # an empty folder the user made stays, empty
     argv = ["geo", "embed", str(parts), "-o", str(tmp_path / "o"), "-c", str(ckpt), "--no-progress"]
     r = runner.invoke(app, [*argv, "-m", "1", "--scheduler", "tcp://127.0.0.1:9"])

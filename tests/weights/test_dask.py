@@ -113,7 +113,8 @@ def test_cli_predict_on_a_local_dask_cluster_equals_predict_here(tiny_zoo, tiny_
 
 
 @pytest.mark.parametrize("command", ["build", "predict"])
-def test_cli_bad_scheduler_is_one_line_exit_2_and_writes_nothing(tiny_probe, tiny_zoo, tmp_path, command):
+def test_cli_bad_scheduler_is_one_line_exit_2_and_writes_nothing(tiny_probe, tiny_zoo, tmp_path, command,
+                                                                quick_connect_timeout):
     out = tmp_path / "out"
     argv = (["weights", "zoo", "build", "--config", "small", "-o", str(out)] if command == "build" else
             ["weights", "predict", str(tiny_probe), "--zoo", str(tiny_zoo), "-o", str(out), "--quiet"])

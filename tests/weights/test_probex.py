@@ -83,7 +83,7 @@ def test_errors_name_the_problem():
         est.predict(bad)
     with pytest.raises(InputError, match="r_u"):
         ProbeXConfig(r_u=0)
-    with pytest.raises(InputError, match="^activation: expected one of 'relu', 'linear', got 'tanh'"):
+    with pytest.raises(InputError, match="^activation: expected one of relu, linear, got 'tanh'"):
         ProbeXConfig(activation="tanh")
 
 
@@ -166,6 +166,23 @@ def test_ridge_start_settings_are_checked():
         ProbeXConfig(init="ridge")
     with pytest.raises(InputError, match="^epochs: expected an integer >= 1, got 0"):
         ProbeXConfig(epochs=0)
-    with pytest.raises(InputError, match="^init: expected one of 'pca', 'random', 'ridge', got 'svd'"):
+    with pytest.raises(InputError, match="^init: expected one of pca, random, ridge, got 'svd'"):
         ProbeXConfig(init="svd", activation="linear")
     assert ProbeXConfig(init="ridge", activation="linear", epochs=0).epochs == 0
+
+
+@pytest.mark.parametrize("shape", [(12, 90), (90, 12), (20, 20)])
+def test_leading_singular_vectors_match_the_svd_and_drop_null_directions(shape):
+    from lamina.weights.probes._linalg import leading_singular_vectors
+
+    rng = np.random.default_rng(3)
+    m = rng.standard_normal(shape) * np.geomspace(10, 0.1, shape[1])  # distinct singular values
+    u, _, vt = np.linalg.svd(m, full_matrices=False)
+    for side, ref in (("left", u[:, :4]), ("right", vt[:4].T)):
+        got = leading_singular_vectors(m, 4, side=side)
+        np.testing.assert_allclose(np.abs(np.sum(got * ref, axis=0)), 1.0, atol=1e-8)  # the same, up to sign
+    rank_one = np.outer(rng.standard_normal(shape[0]), rng.standard_normal(shape[1]))
+    assert leading_singular_vectors(rank_one, 4).shape == (shape[0], 1)
+    assert leading_singular_vectors(rank_one, 4, side="right").shape == (shape[1], 1)
+    with pytest.raises(ValueError, match="side"):
+        leading_singular_vectors(m, 2, side="up")

@@ -15,6 +15,34 @@ def test_minilm_embeds_offline_and_means_something():
         embed_text([" "])
 
 
+def test_texts_seen_before_are_not_encoded_again_and_the_memo_is_bounded(monkeypatch):
+    from lamina.weights.text import aligner
+
+    encoder = aligner._encoder()
+    calls = []
+
+    class Counting:
+        def encode(self, texts, **kw):
+            calls.append(list(texts))
+            return encoder.encode(texts, **kw)
+
+    monkeypatch.setattr(aligner, "_encoder", lambda: Counting())
+    monkeypatch.setattr(aligner, "_MEMO", aligner.OrderedDict())
+    monkeypatch.setattr(aligner, "_MEMO_SIZE", 3)
+    first = embed_text(["a red coat", "a blue coat", "a red coat"])
+    assert calls == [["a red coat", "a blue coat"]]  # each distinct text encoded once
+    np.testing.assert_array_equal(first[0], first[2])
+    again = embed_text(["a blue coat", "a green coat"])
+    assert calls[-1] == ["a green coat"]  # only the new text
+    np.testing.assert_array_equal(again[0], first[1])
+    direct = encoder.encode(["a green coat"], normalize_embeddings=True)
+    np.testing.assert_allclose(again[1], direct[0], atol=1e-6)
+    again[0][:] = 0  # a caller's array is its own: the memo is not changed through it
+    np.testing.assert_array_equal(embed_text(["a blue coat"])[0], first[1])
+    embed_text(["one", "two", "three"])
+    assert len(aligner._MEMO) == 3 and "a red coat" not in aligner._MEMO  # bounded: the oldest went first
+
+
 def _pairs_world(seed: int = 0, n: int = 500, rate: float = 0.25):
     """Synthetic (unit tests only): categories "g | m" of 4 garments x 4 views (view 0 the plain one); a model
     trained on (g, m) has h_g u_m^T added to its probe responses; a category's text is the sum of its parts'."""

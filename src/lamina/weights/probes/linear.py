@@ -30,6 +30,7 @@ from lamina._validation import check_positive_int, check_real, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import NotFittedError
 from lamina.weights.layers import is_head
+from lamina.weights.probes._linalg import leading_singular_vectors
 from lamina.weights.probes._train import train_bce
 from lamina.weights.probes.probex import RIDGE_ALPHAS, count_params, preprocess
 
@@ -144,7 +145,9 @@ class LowRankProbe(BaseEstimator):
         self.probes_ = np.zeros((Y.shape[1], d_w, k), np.float32)
         self.intercept_ = np.zeros(Y.shape[1], np.float32)
         for c in range(Y.shape[1]):
-            b = np.linalg.svd(coef[c], full_matrices=False)[2][:k].T.astype(np.float32)  # (d_W, k)
+            b = np.zeros((d_w, k), np.float32)  # (d_W, k): the top right singular vectors (zero where rank < k)
+            top = leading_singular_vectors(coef[c], k, side="right")
+            b[:, :top.shape[1]] = top
             for _ in range(int(self.steps)):
                 a = RidgeCV(alphas=alphas).fit((Z @ b).reshape(n, -1), Y[:, c]).coef_.reshape(d_h, k)
                 fit = RidgeCV(alphas=alphas).fit(np.einsum("nhw,hk->nwk", Z, a).reshape(n, -1), Y[:, c])

@@ -32,9 +32,10 @@ from torch import nn
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_seed
-from lamina._validation import check_memory, check_positive_int, check_real, check_seed
+from lamina._validation import check_choice, check_memory, check_positive_int, check_real, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import NotFittedError, checkpoint_content
+from lamina.weights.probes._linalg import leading_singular_vectors
 from lamina.weights.probes._train import train_bce
 
 KIND = "weights.ProbeX"
@@ -79,11 +80,8 @@ class ProbeXConfig:
         check_seed("seed", self.seed)
         if not isinstance(self.center, bool) or not isinstance(self.normalize, bool):
             raise InputError(f"center / normalize: expected True or False, got {self.center!r} / {self.normalize!r}")
-        if self.init not in INITS:
-            raise InputError(f"init: expected one of {', '.join(map(repr, INITS))}, got {self.init!r}")
-        if self.activation not in ACTIVATIONS:
-            raise InputError(f"activation: expected one of {', '.join(map(repr, ACTIVATIONS))}, got "
-                             f"{self.activation!r}")
+        check_choice("init", self.init, INITS)
+        check_choice("activation", self.activation, ACTIVATIONS)
         if self.init == "ridge" and self.activation != "linear":
             raise InputError("init='ridge' needs activation='linear': the ridge solution is linear in the weights, "
                              "and a ReLU after the shared projection cannot hold it")
@@ -228,7 +226,7 @@ def ridge_factors(x: np.ndarray, Y: np.ndarray, r_u: int, r_v: int, r_t: int, *,
         return v / np.linalg.norm(v, axis=0, keepdims=True)
 
     def lead(m: np.ndarray, r: int) -> tuple[np.ndarray, int]:  # (rows, r) leading left singular vectors; how many
-        u = np.linalg.svd(m, full_matrices=False)[0][:, :r]
+        u = leading_singular_vectors(m, r)
         return u, u.shape[1]
 
     pw, ku = lead(coef.transpose(2, 0, 1).reshape(d_w, -1), r_u)

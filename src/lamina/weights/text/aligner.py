@@ -30,7 +30,9 @@ and ``evaluate``, ``--text-ranks``).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -86,6 +88,13 @@ def _encoder():
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
+# Embeddings of texts already seen in this process (the category phrasings are embedded by every train and
+# evaluate call): the oldest first out, at most _MEMO_SIZE texts (20,000 x 384 float32 = 31 MB).
+_MEMO: OrderedDict[str, np.ndarray] = OrderedDict()
+_MEMO_SIZE = 20_000
+_MEMO_LOCK = threading.Lock()
+
+
 def embed_text(texts: list[str] | str) -> np.ndarray:
     """Embed prompts with the bundled all-MiniLM-L6-v2.
 
@@ -107,10 +116,19 @@ def embed_text(texts: list[str] | str) -> np.ndarray:
         except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8, escaped (PEP 383)
             raise InputError(f"text: {t.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')!r} holds "
                              "bytes that are not UTF-8 text") from None
-    encoder = _encoder()
-    with quiet_transformers():
-        emb = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
-    return np.asarray(emb, dtype=np.float32)
+    with _MEMO_LOCK:
+        known = {t: _MEMO[t] for t in texts if t in _MEMO}
+    todo = list(dict.fromkeys(t for t in texts if t not in known))
+    if todo:
+        with quiet_transformers():
+            emb = _encoder().encode(todo, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        fresh = dict(zip(todo, np.asarray(emb, dtype=np.float32), strict=True))
+        known.update(fresh)
+        with _MEMO_LOCK:
+            _MEMO.update(fresh)
+            while len(_MEMO) > _MEMO_SIZE:
+                _MEMO.popitem(last=False)
+    return np.stack([known[t] for t in texts]).astype(np.float32, copy=True)
 
 
 def embed_phrasings(phrasings: list[list[str]]) -> list[np.ndarray]:
