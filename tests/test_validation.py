@@ -123,6 +123,6 @@ def test_bounded_int_bool_and_choice():
         with pytest.raises(InputError, match="flag: expected True or False"):
             check_bool("flag", bad)
     assert check_choice("mode", "b", ("a", "b")) == "b"
-    for bad in ("c", ["a"], np.array(["a", "b"])):
+    for bad in ("c", ["a"], np.array(["a", "b"]), np.array(["a"]), np.array("a"), {"a": 1}, True):
         with pytest.raises(InputError, match="mode: expected one of a, b, got"):
             check_choice("mode", bad, ("a", "b"))

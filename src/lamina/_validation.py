@@ -160,9 +160,9 @@ def check_bool(name: str, value) -> bool:
 def check_choice(name: str, value, choices: Sequence):
     """Return ``value``, raising unless it is one of ``choices`` (listed in the message, in their order)."""
     choices = tuple(choices)
-    try:
-        known = value in choices
-    except (TypeError, ValueError):  # an array, whose comparison has no single truth value
+    try:  # an array is never a choice (a one-element one would compare equal to its element)
+        known = not isinstance(value, np.ndarray) and value in choices
+    except (TypeError, ValueError):  # e.g. an unhashable or incomparable value
         known = False
     if not known:
         raise InputError(f"{name}: expected one of {', '.join(map(str, choices))}, got {value!r}")

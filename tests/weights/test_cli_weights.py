@@ -140,7 +140,7 @@ def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
 
 @pytest.mark.parametrize(("grid", "message"), [
     ("activation", "expected NAME=VALUE items, got 'activation'"),
-    ("activation=tanh", "activation: expected one of 'relu', 'linear'"),
+    ("activation=tanh", "activation: expected one of relu, linear"),
     ("weight_decay=-1", "weight_decay: expected a finite number >= 0"),
     ("r_q=4", "unknown ProbeX setting(s) 'r_q'"),
     ("init=pca,init=random", "init is set twice"),

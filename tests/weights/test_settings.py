@@ -104,7 +104,7 @@ def test_train_config_fraction():
 
 
 def test_train_config_reader():
-    with pytest.raises(InputError, match=r"^reader: expected one of 'probex', 'low-rank', 'auto', got 'ridge'"):
+    with pytest.raises(InputError, match=r"^reader: expected one of probex, low-rank, auto, got 'ridge'"):
         TrainConfig(reader="ridge")
     with pytest.raises(InputError, match=r"^low_rank: expected an integer >= 1"):
         TrainConfig(low_rank=0)

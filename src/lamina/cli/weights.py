@@ -158,7 +158,7 @@ def train(
     in the output counts them)."""
     import torch
 
-    from lamina._validation import check_positive_int, check_seed
+    from lamina._validation import check_choice, check_positive_int, check_seed
     from lamina.errors import InputError
     from lamina.weights.experts import READERS, ProbeXMixture, TrainConfig
     from lamina.weights.serve.search import register_probe
@@ -167,8 +167,7 @@ def train(
     check_seed("--seed", seed)
     check_positive_int("--epochs", epochs, minimum=0 if init == "ridge" else 1)
     check_positive_int("--low-rank", low_rank)
-    if reader not in READERS:
-        raise InputError(f"--reader: expected one of {', '.join(READERS)}, got {reader!r}")
+    check_choice("--reader", reader, READERS)
     torch.set_num_threads(threads)
     try:
         held = [int(x) for x in heldout.split(",") if x.strip()]

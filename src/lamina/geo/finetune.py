@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from lamina._process import torch_seed, torch_threads
-from lamina._validation import check_lon_lat, check_positive_int, check_real, check_seed
+from lamina._validation import check_choice, check_lon_lat, check_positive_int, check_real, check_seed
 from lamina.errors import InputError
 from lamina.geo.finetune_model import FineTunedEncoder, Head
 from lamina.geo.finetune_target import KINDS, Target, prepare_target
@@ -77,10 +77,8 @@ class FineTuneConfig:
     grad_clip: float | None = 1.0
 
     def __post_init__(self):
-        if self.train not in TRAIN_MODES:
-            raise InputError(f"train: expected one of {', '.join(TRAIN_MODES)}, got {self.train!r}")
-        if self.head_init not in HEAD_INITS:
-            raise InputError(f"head_init: expected one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
+        check_choice("train", self.train, TRAIN_MODES)
+        check_choice("head_init", self.head_init, HEAD_INITS)
         if self.month is not None and (isinstance(self.month, bool) or not isinstance(self.month, int | np.integer)
                                        or not 1 <= self.month <= 12):
             raise InputError(f"month: expected None or an integer 1..12, got {self.month!r}")
@@ -150,8 +148,7 @@ def finetune(data=None, *, target=None, lon=None, lat=None, y=None, lon_col: str
     cfg = _config(config, settings)
     if threads is not None:
         threads = check_positive_int("threads", threads)
-    if kind not in KINDS:
-        raise InputError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    check_choice("kind", kind, KINDS)
     t0 = time.perf_counter()
     lon, lat, columns, source = _read_inputs(data, target, lon, lat, y, lon_col, lat_col)
     lon, lat = check_lon_lat(lon, lat, wrap=wrap_lon)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lamina._validation import check_choice
 from lamina.errors import InputError
 
 KINDS = ("auto", "classification", "regression")
@@ -68,8 +69,7 @@ def prepare_target(columns: dict, kind: str = "auto", *, n: int) -> Target:
         InputError: a missing value, mixed text and numbers, one class only or more than :data:`MAX_CLASSES`,
             non-integer numbers as classes, text as a regression target, a constant or non-finite target.
     """
-    if kind not in KINDS:
-        raise InputError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    check_choice("kind", kind, KINDS)
     if not columns:
         raise InputError("target: no target column given")
     typed = {name: _column(name, values, n) for name, values in columns.items()}

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from lamina._process import torch_seed
-from lamina._validation import check_count, check_real
+from lamina._validation import check_choice, check_count, check_real
 from lamina.errors import InputError
 from lamina.seq.model import SeqConfig, SingleLayerTransformer
 from lamina.seq.targets import Target
@@ -78,8 +78,7 @@ def sweep(
     """
     if init not in ("default", "gather"):
         raise InputError(f"init: expected default or gather, got {init!r}")
-    if vary not in SWEEPABLE:
-        raise InputError(f"vary: expected one of {', '.join(SWEEPABLE)}, got {vary!r}")
+    check_choice("vary", vary, SWEEPABLE)
     values = [check_count("values", v) for v in values]
     if len(set(values)) != len(values) or len(values) < 2:
         raise InputError(f"values: expected two or more distinct integers >= 1 (a power law is fitted through "

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lamina._validation import check_choice
 from lamina.errors import InputError
 
 SUPPORTS = {
@@ -56,8 +57,7 @@ class Variable:
         from lamina.geo.data.transforms import check_transform
 
         check_transform(self.transform, what=f"{self.name}: transform")
-        if self.support not in SUPPORTS:
-            raise InputError(f"{self.name}: support: expected one of {sorted(SUPPORTS)}, got {self.support!r}")
+        check_choice(f"{self.name}: support", self.support, sorted(SUPPORTS))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lamina._validation import check_choice
 from lamina.geo.data.grid import BLOCK_ID_STRIDE, Grid, block_ids
 from lamina.geo.data.rasters import RasterStack
 from lamina.geo.data.readers import ArrayReader
@@ -151,8 +152,7 @@ class PixelSampler(_Batches):
                  months_per_window: int = 12, seed: int = 0, rank: int = 0, surface: str = "any"):
         if part not in ("train", "val"):
             raise ValueError(f"part: expected 'train' or 'val', got {part!r}")
-        if surface not in SURFACES:
-            raise ValueError(f"surface: expected one of {SURFACES}, got {surface!r}")
+        check_choice("surface", surface, SURFACES)  # an InputError, which is a ValueError
         if land_only:
             surface = "land"
         self.stack, self.batch_size, self.part = stack, int(batch_size), part

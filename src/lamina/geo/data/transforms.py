@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lamina.errors import InputError
+from lamina._validation import check_choice
 
 TRANSFORMS = {
     "identity": (lambda x: x, lambda y: y),
@@ -30,9 +30,7 @@ TRANSFORMS = {
 
 
 def check_transform(name: str, *, what: str = "transform") -> str:
-    if name not in TRANSFORMS:
-        raise InputError(f"{what}: expected one of {sorted(TRANSFORMS)}, got {name!r}")
-    return name
+    return check_choice(what, name, sorted(TRANSFORMS))
 
 
 def forward(name: str, values: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lamina._validation import check_lon_lat
+from lamina._validation import check_choice, check_lon_lat
 from lamina.errors import InputError
 from lamina.geo.eval.baselines import (
     ERA5RandomFeatures,
@@ -226,9 +226,7 @@ def feature_provider(encoder: str, checkpoint: str | os.PathLike | None = None) 
     Raises:
         InputError: an unknown name, ``"mlp"``, or an optional method that is unavailable.
     """
-    if encoder not in METHODS or METHODS[encoder].make is None:
-        names = ", ".join(m for m, spec in METHODS.items() if spec.make is not None)
-        raise InputError(f"encoder: expected one of {names}, got {encoder!r}")
+    check_choice("encoder", encoder, [m for m, spec in METHODS.items() if spec.make is not None])
     methods, skipped = build_methods([encoder], checkpoint=checkpoint)
     if not methods:
         raise InputError(f"encoder: {encoder} is unavailable: {skipped.get(encoder, 'unknown reason')}")

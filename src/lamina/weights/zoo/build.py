@@ -33,7 +33,7 @@ import numpy as np
 
 from lamina._dask import bounded_map, total_threads
 from lamina._process import single_threaded, torch_threads
-from lamina._validation import check_positive_int, check_real, check_seed, check_workers
+from lamina._validation import check_choice, check_positive_int, check_real, check_seed, check_workers
 from lamina.errors import InputError
 from lamina.weights.io.modelfile import load_model_state as _load_state
 from lamina.weights.io.modelfile import save_model_file
@@ -139,14 +139,12 @@ class RootConfig:
             self.hidden = []
         else:
             ArchConfig(self.arch, list(self.hidden))
-        if self.pretrain not in PRETRAIN_SOURCES:
-            raise InputError(f"roots.{self.name}.pretrain: expected one of {PRETRAIN_SOURCES}, got {self.pretrain!r}")
+        check_choice(f"roots.{self.name}.pretrain", self.pretrain, PRETRAIN_SOURCES)
         check_positive_int(f"roots.{self.name}.epochs", self.epochs)
         check_positive_int(f"roots.{self.name}.n_models", self.n_models)
         check_real(f"roots.{self.name}.lr", self.lr, low=0.0, low_open=True)
         check_seed(f"roots.{self.name}.seed", self.seed)
-        if self.finetune not in FINETUNE_METHODS:
-            raise InputError(f"roots.{self.name}.finetune: expected one of {FINETUNE_METHODS}, got {self.finetune!r}")
+        check_choice(f"roots.{self.name}.finetune", self.finetune, FINETUNE_METHODS)
         if self.finetune == "lora" and self.arch not in ("vit", "minilm"):
             raise InputError(f"roots.{self.name}.finetune: LoRA adapts attention projections; the {self.arch} has "
                              "none (use arch = \"vit\")")
@@ -240,8 +238,7 @@ class ZooConfig:
                         r.arch, r.hidden, r.pretrain, r.parent, r.epochs, r.lr, r.seed):
                     raise InputError(f"roots.{r.name}.shares_root: its architecture and pretraining settings must be "
                                      f"those of {p.name!r}")
-        if self.data not in DATA:
-            raise InputError(f"data: expected one of {DATA}, got {self.data!r}")
+        check_choice("data", self.data, DATA)
         text = [r.name for r in self.roots if r.arch == "minilm"]
         if (self.data == "wordnet") != bool(text) or (text and len(text) != len(self.roots)):
             raise InputError("roots: a zoo with data = \"wordnet\" has MiniLM roots only, and MiniLM roots need "

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from lamina._process import torch_seed
+from lamina._validation import check_choice
 from lamina.errors import InputError
 
 ARCHS = ("mlp", "cnn", "vit")
@@ -39,8 +40,7 @@ class ArchConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 128])
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise InputError(f"arch: expected one of {ARCHS}, got {self.arch!r}")
+        check_choice("arch", self.arch, ARCHS)
         need = 2 if self.arch == "mlp" else 3
         if len(self.hidden) != need or any(int(h) < 1 for h in self.hidden):
             raise InputError(f"hidden: the {self.arch} takes {need} positive widths, got {self.hidden}")

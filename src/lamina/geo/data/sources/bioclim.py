@@ -39,6 +39,7 @@ import functools
 
 import numpy as np
 
+from lamina._validation import check_choice
 from lamina.errors import InputError
 from lamina.geo.data.grid import Variable
 from lamina.geo.data.rasters import Field
@@ -126,8 +127,7 @@ def bioclim(name: str) -> Field:
     Args:
         name: a key of :data:`BIO_VARIABLES` (``"bio01"`` .. ``"bio19"``).
     """
-    if name not in BIO_VARIABLES:
-        raise InputError(f"name: expected one of {sorted(BIO_VARIABLES)}, got {name!r}")
+    check_choice("name", name, sorted(BIO_VARIABLES))
     units, long_name, transform = BIO_VARIABLES[name]
     data = _era5_bioclim()[name]
     var = Variable(name, units, f"{long_name} (WorldClim definition, from the ERA5 climatology 2000-2025, 0.25 deg)",

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina._validation import check_choice
 from lamina.errors import InputError
 from lamina.geo.data.grid import Grid, Variable
 from lamina.geo.data.rasters import Field
@@ -110,8 +111,7 @@ def era5(name: str) -> Field:
         name: ``"era5_t2m"`` (2 m temperature, degC) or ``"era5_tp"`` (precipitation, mm per month; normalised
             with ``sqrt`` for pretraining, see docs/data.md for the measurement behind that choice).
     """
-    if name not in _VARIABLES:
-        raise InputError(f"name: expected one of {sorted(_VARIABLES)}, got {name!r}")
+    check_choice("name", name, sorted(_VARIABLES))
     dataset, units, long_name, transform = _VARIABLES[name]
     path = verified_era5_file()
     var = Variable(name, units, f"{long_name} (ERA5 climatology 2000-2025, 0.25 deg)",

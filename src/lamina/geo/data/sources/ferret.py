@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina._validation import check_choice
 from lamina.errors import InputError
 from lamina.geo.data.grid import Grid, Variable
 from lamina.geo.data.rasters import Field
@@ -82,8 +83,7 @@ def coads(variable: str) -> Field:
         variable: one of SST, AIRT, SPEH, WSPD, UWND, VWND, SLP (file names); values are already in physical
             units (degC, g/kg, m/s, hPa), missing value -1e34 -> NaN.
     """
-    if variable not in COADS_VARIABLES:
-        raise InputError(f"variable: expected one of {sorted(COADS_VARIABLES)}, got {variable!r}")
+    check_choice("variable", variable, sorted(COADS_VARIABLES))
     data, grid = _netcdf_array("coads_climatology.cdf", variable)
     name, units, long_name = COADS_VARIABLES[variable]
     var = Variable(name, units, long_name, f"COADS monthly climatology (1946-1989), ferret-datasets "
