@@ -170,24 +170,97 @@ def _fit_rows(dim: int, width: int, n_knots: int) -> int:
     return {1: 8 * n_knots + 1, 2: (2 * n_knots + 1) ** 2}.get(dim, 6 * width)
 
 
+def _check_grid_evaluations(t: Target, lip_f: float, eps_ffn: float, eps: float | None,
+                            max_evaluations: float) -> None:
+    """Refuse up front an ``eps_ffn`` whose grid certificate needs more than ``max_evaluations`` evaluations."""
+    dim, a, b = t.n * t.d, t.domain[0], t.domain[1]
+    lower = grid_points_needed(dim, b - a, lip_f, eps_ffn)
+    if lower > max_evaluations:
+        raise InputError(
+            f"eps: certifying eps={eps:g} for a general map of n*d={dim} inputs needs at least {lower:.3g} "
+            f"evaluations ((L (b - a) / 2 eps)^{dim}, L={lip_f:g}), more than max_evaluations="
+            f"{max_evaluations:.3g}: the curse of dimensionality. Use a ridge-sum target (certified a priori), "
+            "a larger eps, or n*d <= 3"
+        )
+
+
+def _flat_target(t: Target):
+    """``t`` as a map of flattened inputs, ``(P, n * d) -> (P, n * d_out)``, the form the ridge fit takes."""
+
+    def fn(pts):
+        return t(pts.reshape(len(pts), t.n, t.d)).reshape(len(pts), -1)  # (P, n * d_out)
+
+    return fn
+
+
+def _asked(eps: float | None, size) -> str:
+    """What the caller asked for, as the grid route's refusals quote it: ``eps=...`` or ``size=(...)``."""
+    return f"eps={eps:g}" if eps is not None else f"size={size}"
+
+
+def _needed_width(width: int, history: list, eps_ffn: float | None) -> tuple[int, str]:
+    """The width per position that the error rate of the last two fits predicts for ``0.9 eps_ffn``, and why."""
+    need_w, why = width, ""
+    if len(history) >= 2 and history[-1][1] < history[-2][1] and eps_ffn is not None:
+        (w0, e0), (w1, e1) = history[-2], history[-1]
+        rate = math.log(e0 / e1) / math.log(w1 / w0)
+        growth = math.log(e1 / (0.9 * eps_ffn)) / max(rate, 1e-3)  # in logs: a huge domain overflows floats
+        need_w = int(w1 * math.exp(min(growth, math.log(1e18 / w1))))  # at most 1e18 (already far too many)
+        why = (f" by the measured rate (widths {[w for w, _ in history]} per position gave errors "
+               f"{[float(f'{e:.3g}') for _, e in history]})")
+    return need_w, why
+
+
+def _refuse_grid_size(t: Target, width: int, fit_bytes: int, attempts: list, history: list,
+                      eps_ffn: float | None, eps: float | None, size, max_params: int, memory_budget: int,
+                      max_evaluations: float) -> InputError:
+    """The refusal when the next width exceeds ``max_params`` or ``memory_budget``: the certificate's budget ran
+    out if a fit was accurate enough already, else the size the wanted error needs."""
+    close = [r for r in attempts if eps_ffn is not None and r["sample_max_error"] < 0.9 * eps_ffn]
+    if close:  # accurate enough already: what ran out is the certificate's evaluation budget
+        return InputError(
+            f"eps: {_asked(eps, size)}: a width of {close[0]['width_per_position']} per position already reaches a "
+            f"sampled error of {close[0]['sample_max_error']:.3g}, but the grid certificate could not prove "
+            f"the bound within max_evaluations={max_evaluations:.3g}, and the next width exceeds the "
+            "limits; raise max_evaluations or pass a larger eps"
+        )
+    need_w, why = _needed_width(width, history, eps_ffn)
+    need_params = dense_param_count(_layout(t.n, t.d, t.d_out, t.n * need_w, 1.0))
+    limit = (f"its least-squares fit needs {fit_bytes / 2**20:,.0f} MiB at width {width}, more than "
+             f"memory_budget={memory_budget / 2**20:,.0f} MiB") if fit_bytes > memory_budget else (
+             f"more than max_params={max_params:,}")
+    return InputError(
+        f"eps: {_asked(eps, size)} needs an FFN of about {t.n * need_w:,} hidden units ({need_params:,} parameters)"
+        f"{why}; {limit}. Pass a larger eps or raise the limit (the size grows like (1/eps)^(inputs/2) or worse: "
+        "the curse of dimensionality)"
+    )
+
+
+def _fit_attempt(fn, t: Target, n_dirs: int, n_knots: int, probe: np.ndarray, rng: np.random.Generator):
+    """A least-squares ridge net of ``n_dirs x n_knots`` units for ``fn`` and its largest error on ``probe``."""
+    dim = t.n * t.d
+    pts = _ridge.fit_points(dim, n_dirs * n_knots, n_knots, t.domain, rng)
+    net = _ridge.fit_ridge(fn, dim, t.domain, n_dirs=n_dirs, n_knots=n_knots, points=pts)
+    return net, float(np.abs(fn(probe) - net(probe)).max())
+
+
+def _per_position(t: Target, net: _ridge.RidgeNet) -> list[list[_ridge.RidgeNet]]:
+    """Split a net over all ``n * d_out`` outputs into one net per position (its ``d_out`` output columns)."""
+    nets = []
+    for i in range(t.n):
+        cols = slice(i * t.d_out, (i + 1) * t.d_out)
+        nets.append([_ridge.RidgeNet(net.theta, net.t, net.w[:, cols], net.const[cols], net.group)])
+    return nets
+
+
 def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None, max_params: int,
                memory_budget: int, max_evaluations: float, rng: np.random.Generator, size=None):
     """A posteriori route: least-squares ridge networks, grown until the certificate meets ``eps_ffn``
     (or of the fixed ``size = (directions, knots)``, certified as tightly as the evaluation budget allows)."""
     dim, a, b = t.n * t.d, t.domain[0], t.domain[1]
     if eps_ffn is not None:
-        lower = grid_points_needed(dim, b - a, lip_f, eps_ffn)
-        if lower > max_evaluations:
-            raise InputError(
-                f"eps: certifying eps={eps:g} for a general map of n*d={dim} inputs needs at least {lower:.3g} "
-                f"evaluations ((L (b - a) / 2 eps)^{dim}, L={lip_f:g}), more than max_evaluations="
-                f"{max_evaluations:.3g}: the curse of dimensionality. Use a ridge-sum target (certified a priori), "
-                "a larger eps, or n*d <= 3"
-            )
-
-    def fn(pts):
-        return t(pts.reshape(len(pts), t.n, t.d)).reshape(len(pts), -1)  # (P, n * d_out)
-
+        _check_grid_evaluations(t, lip_f, eps_ffn, eps, max_evaluations)
+    fn = _flat_target(t)
     probe = rng.uniform(a, b, size=(20_000, dim))
     attempts, history = [], []
     for n_dirs, n_knots in [size] if size is not None else _schedule(dim):
@@ -195,36 +268,9 @@ def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None
         fit_bytes = _fit_rows(dim, width, n_knots) * width * 8 * 2
         params = dense_param_count(_layout(t.n, t.d, t.d_out, t.n * width, 1.0))
         if params > max_params or fit_bytes > memory_budget:
-            close = [r for r in attempts if eps_ffn is not None and r["sample_max_error"] < 0.9 * eps_ffn]
-            if close:  # accurate enough already: what ran out is the certificate's evaluation budget
-                what = f"eps={eps:g}" if eps is not None else f"size={size}"
-                raise InputError(
-                    f"eps: {what}: a width of {close[0]['width_per_position']} per position already reaches a "
-                    f"sampled error of {close[0]['sample_max_error']:.3g}, but the grid certificate could not prove "
-                    f"the bound within max_evaluations={max_evaluations:.3g}, and the next width exceeds the "
-                    "limits; raise max_evaluations or pass a larger eps"
-                )
-            need_w, why = width, ""
-            if len(history) >= 2 and history[-1][1] < history[-2][1] and eps_ffn is not None:
-                (w0, e0), (w1, e1) = history[-2], history[-1]
-                rate = math.log(e0 / e1) / math.log(w1 / w0)
-                growth = math.log(e1 / (0.9 * eps_ffn)) / max(rate, 1e-3)  # in logs: a huge domain overflows floats
-                need_w = int(w1 * math.exp(min(growth, math.log(1e18 / w1))))  # at most 1e18 (already far too many)
-                why = (f" by the measured rate (widths {[w for w, _ in history]} per position gave errors "
-                       f"{[float(f'{e:.3g}') for _, e in history]})")
-            need_params = dense_param_count(_layout(t.n, t.d, t.d_out, t.n * need_w, 1.0))
-            what = f"eps={eps:g}" if eps is not None else f"size={size}"
-            limit = (f"its least-squares fit needs {fit_bytes / 2**20:,.0f} MiB at width {width}, more than "
-                     f"memory_budget={memory_budget / 2**20:,.0f} MiB") if fit_bytes > memory_budget else (
-                     f"more than max_params={max_params:,}")
-            raise InputError(
-                f"eps: {what} needs an FFN of about {t.n * need_w:,} hidden units ({need_params:,} parameters){why}; "
-                f"{limit}. Pass a larger eps or raise the limit (the size grows like (1/eps)^(inputs/2) or worse: "
-                "the curse of dimensionality)"
-            )
-        pts = _ridge.fit_points(dim, width, n_knots, t.domain, rng)
-        net = _ridge.fit_ridge(fn, dim, t.domain, n_dirs=n_dirs, n_knots=n_knots, points=pts)
-        sample_err = float(np.abs(fn(probe) - net(probe)).max())
+            raise _refuse_grid_size(t, width, fit_bytes, attempts, history, eps_ffn, eps, size, max_params,
+                                    memory_budget, max_evaluations)
+        net, sample_err = _fit_attempt(fn, t, n_dirs, n_knots, probe, rng)
         history.append((width, max(sample_err, 1e-300)))
         rec = {"directions": n_dirs, "knots": n_knots, "width_per_position": width, "sample_max_error": sample_err}
         attempts.append(rec)
@@ -233,16 +279,11 @@ def _grid_nets(t: Target, lip_f: float, eps_ffn: float | None, eps: float | None
         cert = certify_tightest(fn, net, dim, t.domain, lip_f, max(sample_err, 1e-12), eps_ffn, max_evaluations)
         rec.update(cert.to_dict())
         if cert.ok:
-            nets = []
-            for i in range(t.n):
-                cols = slice(i * t.d_out, (i + 1) * t.d_out)
-                nets.append([_ridge.RidgeNet(net.theta, net.t, net.w[:, cols], net.const[cols], net.group)])
             grid = {"evaluations": cert.evaluations, "finest_spacing": cert.finest_spacing,
                     "max_error_seen": cert.lower, "directions": n_dirs, "knots": n_knots}
-            return nets, cert.bound, grid, attempts
-    what = f"eps={eps:g}" if eps is not None else f"size={size}"
+            return _per_position(t, net), cert.bound, grid, attempts
     raise InputError(
-        f"eps: could not certify {what} within max_evaluations={max_evaluations:.3g} and max_params="
+        f"eps: could not certify {_asked(eps, size)} within max_evaluations={max_evaluations:.3g} and max_params="
         f"{max_params:,} (attempts: {attempts}); pass a larger eps or raise the limits"
     )
 
