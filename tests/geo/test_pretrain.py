@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import lamina.geo
-from lamina.errors import InputError
+from lamina.errors import CheckpointError, InputError
 from lamina.geo.data.sources.chelsa import chelsa_stack
 from lamina.geo.encoder import EncoderConfig
 from lamina.geo.pretrain import PretrainConfig, masked_mse, pretrain
@@ -212,3 +212,49 @@ def test_stop_decisions_are_the_same_on_every_rank():
         mp.spawn(_agree_worker, args=(port, results), nprocs=2, join=True)
         got = dict(results)
     assert got[0] == got[1] == ["", "early_stopping", "max_minutes"]
+
+
+def test_init_from_continues_a_finished_run_with_a_fresh_schedule_and_names_its_parent(tiny_chelsa, tmp_path):
+    stack = chelsa_stack(tiny_chelsa, ["tas", "pr"])
+    pretrain(stack, TINY, _cfg(max_steps=50), tmp_path / "a", progress=False)
+    parent = tmp_path / "a" / "final"
+    # no step taken: the warm start is the parent exactly (weights and normalisation)
+    warm = pretrain(stack, TINY, _cfg(max_steps=1, lr=1e-12, init_from=str(parent)), tmp_path / "w", progress=False)
+    ref = lamina.geo.load(parent)
+    np.testing.assert_array_equal(warm.mean, ref.mean)
+    for k, v in ref.module.state_dict().items():
+        torch.testing.assert_close(warm.module.state_dict()[k], v, rtol=0, atol=1e-6)
+    # a real continuation improves on the parent and records where it started
+    pretrain(stack, TINY, _cfg(max_steps=100, init_from=parent), tmp_path / "b", progress=False)
+    doc = json.loads((tmp_path / "b" / "final" / "config.json").read_text())
+    rec = doc["metadata"]["training"]["init_from"]
+    parent_doc = json.loads((parent / "config.json").read_text())
+    assert rec["checkpoint"] == str(parent) and rec["sha256"] == parent_doc["sha256"] and rec["steps"] == 50
+    assert doc["metadata"]["heldout_metrics"]["normalised_mse"] < parent_doc["metadata"]["heldout_metrics"][
+        "normalised_mse"]
+    # refused, with nothing made: another architecture, other variables, a missing checkpoint, a changed parent
+    other = EncoderConfig(n_variables=2, dim_hidden=16, num_layers=2, dim_embedding=8)
+    with pytest.raises(InputError, match="init_from: .* another architecture"):
+        pretrain(stack, other, _cfg(init_from=str(parent)), tmp_path / "x", progress=False)
+    tas_pr = chelsa_stack(tiny_chelsa, ["pr", "tas"])
+    with pytest.raises(InputError, match="init_from: .* regresses"):
+        pretrain(tas_pr, TINY, _cfg(init_from=str(parent)), tmp_path / "y", progress=False)
+    with pytest.raises(CheckpointError):
+        pretrain(stack, TINY, _cfg(init_from=str(tmp_path / "nothing")), tmp_path / "z", progress=False)
+    assert not any((tmp_path / d).exists() for d in "xyz")
+    with pytest.raises(InputError, match="another recipe"):
+        pretrain(stack, TINY, _cfg(max_steps=100, init_from=str(tmp_path / "w" / "final")), tmp_path / "b",
+                 progress=False)
+    with pytest.raises(InputError, match="init_from: expected"):
+        _cfg(init_from=" ")
+
+
+def test_cli_init_from_a_missing_checkpoint_is_one_line_and_makes_nothing(tiny_chelsa, tmp_path):
+    from typer.testing import CliRunner
+
+    from lamina.cli import app
+
+    argv = _cli(tiny_chelsa, tmp_path / "o", 10, ["--init-from", str(tmp_path / "nothing")])[3:]
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "nothing" in r.output and "Traceback" not in r.output and not (tmp_path / "o").exists()

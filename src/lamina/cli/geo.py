@@ -247,6 +247,9 @@ def pretrain(
     patience: int = typer.Option(5, min=1),
     months_per_window: int = typer.Option(12, min=1, max=12, help="Months read per tile (fewer = fewer reads)."),
     seed: int = typer.Option(0),
+    init_from: str | None = typer.Option(None, help="Start from this checkpoint's weights (a folder or "
+                                         "bundled:NAME; same architecture and variables) with a fresh optimiser and "
+                                         "schedule: a warm restart that continues an earlier run's training."),
     resume: bool = typer.Option(True, help="Continue from OUT/state.pt if present."),
     progress: bool = progress_option(),
 ) -> None:
@@ -258,7 +261,7 @@ def pretrain(
     pcfg = PretrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, max_minutes=minutes,
                           land_only=land_only, land_share=land_share, val_fraction=val_fraction,
                           eval_every=eval_every, checkpoint_every=eval_every, patience=patience,
-                          months_per_window=months_per_window, seed=seed)  # checked first
+                          months_per_window=months_per_window, seed=seed, init_from=init_from)  # checked first
     st = _stack(stack)
     ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
                          residual=not no_residual, hyperbolic_first=not no_hsiren, location_encoding=location_encoding,

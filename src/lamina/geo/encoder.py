@@ -389,7 +389,8 @@ BUNDLED = {
     "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input, "
                "month-free static path, 70% land samples, trained on every pixel (41 M samples; recipe chosen on "
                "held-out blocks, see metadata['selection'])",
-    "era5v1": "the previous default (first ERA5 default, Dec 2026): the same fields and network, pixel-uniform "
+    "land70v1": "the first land70 default (Dec 2026): the same recipe, 10,000 steps from the seed (41 M samples)",
+    "era5v1": "the first ERA5 default (first ERA5 default, Dec 2026): the same fields and network, pixel-uniform "
               "samples, 10% of 10-degree blocks held out, 25.6 M samples",
     "offline10": "the default before that: 10 fields without ERA5, direct lon/lat input",
 }

@@ -62,6 +62,9 @@ class PretrainConfig:
         n_windows, months_per_window: sampler settings (see :class:`~lamina.geo.data.sampling.PixelSampler`).
         stats_stride: read every k-th row and column when computing normalisation statistics.
         seed: everything random derives from it.
+        init_from: a checkpoint (folder or ``bundled:NAME``) of the same architecture and variables to start from,
+            with a fresh optimiser and schedule (a warm restart; its weights and normalisation are taken, and the
+            run's metadata names it); None starts from the seed.
     """
 
     max_steps: int = 20_000
@@ -84,9 +87,15 @@ class PretrainConfig:
     months_per_window: int = 12
     stats_stride: int = 1
     seed: int = 0
+    init_from: str | None = None
 
     def __post_init__(self):
         check_choice("schedule", self.schedule, ("constant", "cosine"))
+        if self.init_from is not None:
+            if isinstance(self.init_from, os.PathLike):
+                self.init_from = os.fspath(self.init_from)
+            if not isinstance(self.init_from, str) or not self.init_from.strip():
+                raise InputError(f"init_from: expected a checkpoint folder or bundled:NAME, got {self.init_from!r}")
         for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "n_val", "n_windows",
                      "months_per_window", "stats_stride", "patience"):
             check_positive_int(name, getattr(self, name))
@@ -283,6 +292,8 @@ class _Run:
             raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
         with torch_seed(config.seed):  # initialisation from the seed, the caller's random stream untouched
             module = ClimateModule(encoder_config)  # (sizes beyond memory refused here, before out_dir is made)
+        parent = (_parent_record(config.init_from, encoder_config, stack.names)  # matching, or refused here
+                  if config.init_from is not None else None)
         if rank == 0:
             out_dir.mkdir(parents=True, exist_ok=True)
             for name in (STATE_FILE, "history.json", "best", "final"):  # left by an interrupted run
@@ -300,6 +311,8 @@ class _Run:
             "validation": ("in-sample: a fixed set of training pixels (val_fraction 0, no held-out blocks)"
                            if config.in_sample_validation else
                            f"held-out {config.val_block_deg:g}-degree blocks ({config.val_fraction:.0%})")}
+        if parent is not None:  # a warm restart names its parent (also when resumed)
+            run.provenance["init_from"] = parent
         return run
 
     @property
@@ -315,6 +328,9 @@ class _Run:
         """Continue the training state in ``state.pt`` (refusing one of another encoder, stack or recipe), or
         start afresh with the stack's normalisation statistics."""
         saved = _load_state(self.state_path) if resume and self.state_path.exists() else None
+        if saved is None and self.config.init_from is not None:
+            self._warm_start()
+            return
         if saved is None:
             stats = self.stack.statistics(land_only=self.config.land_only, stride=self.config.stats_stride)
             self.mean, self.std = stats.mean, stats.std
@@ -332,6 +348,15 @@ class _Run:
             st.finished = ""  # stopped by a budget: a rerun with a larger one (time, or steps) continues it
         self.mean, self.std = np.asarray(saved["mean"]), np.asarray(saved["std"])
 
+    def _warm_start(self) -> None:
+        """Start from the weights and normalisation of the checkpoint ``config.init_from`` (checked by
+        :func:`_parent_record` to match), with a fresh optimiser and schedule: a warm restart."""
+        from lamina.geo.encoder import load
+
+        parent = load(self.config.init_from)
+        self.module.load_state_dict(parent.module.state_dict())
+        self.mean, self.std = np.asarray(parent.mean, np.float64), np.asarray(parent.std, np.float64)
+
     def save_state(self) -> None:
         """Write the resumable state and the history (rank 0)."""
         extra = {"encoder_config": self.encoder_config.to_dict(), "variables": self.stack.names,
@@ -345,6 +370,27 @@ class _Run:
         enc = ClimateEncoder(ClimateModule(self.encoder_config), self.stack.variables, self.mean, self.std, meta)
         enc.module.load_state_dict(self.module.state_dict())
         enc.save(self.out_dir / "best", extra_metadata={"validation": metrics})
+
+
+def _parent_record(source: str, encoder_config: EncoderConfig, names: list[str]) -> dict:
+    """What a warm-started run records of the checkpoint it starts from (where, its digest, its training), after
+    checking that it has the run's architecture and variables."""
+    from lamina._io import read_checkpoint_config
+    from lamina.geo.encoder import resolve_checkpoint
+
+    doc = read_checkpoint_config(resolve_checkpoint(source))
+    mine, theirs = encoder_config.to_dict(), doc.get("config", {})
+    diff = [f"{k}: {theirs.get(k)!r} -> {mine[k]!r}" for k in sorted(mine) if theirs.get(k) != mine[k]]
+    if diff:
+        raise InputError(f"init_from: {source} is another architecture ({', '.join(diff)}); pass its settings or "
+                         "start from the seed")
+    meta = doc.get("metadata", {})
+    theirs_names = [v.get("name") for v in meta.get("variables", [])]
+    if theirs_names != list(names):
+        raise InputError(f"init_from: {source} regresses {theirs_names}, the stack has {list(names)}")
+    training = meta.get("training", {})
+    return {"checkpoint": str(source), "sha256": doc.get("sha256"),
+            **{k: training[k] for k in ("steps", "samples_seen", "command", "init_from") if k in training}}
 
 
 def _samplers(run: _Run) -> tuple[PixelSampler | LandShareSampler, Batch | None]:
