@@ -136,6 +136,17 @@ def test_partition_names_must_not_collide(tmp_path):
         partition_files(str(tmp_path / "*" / "*.parquet"))
 
 
+def test_partitions_whose_outputs_would_share_a_name_are_refused_before_anything_is_written(ckpt, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _points(3, 0).to_parquet(src / "a.parquet")
+    _points(3, 1).to_csv(src / "a.csv", index=False)
+    with pytest.raises(InputError, match="a.csv and a.parquet would both be written as 'a.csv'"):
+        embed_partitions(src, tmp_path / "o", checkpoint=ckpt, month=1, output_format="csv", workers=1,
+                         progress=False)
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_worker_with_other_weights_refuses_to_embed(ckpt):
     with pytest.raises(InputError, match="give every node the same checkpoint"):
         _worker_encoder(str(ckpt), "0" * 64)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from lamina._io import atomic_path, write_json_atomic
+from lamina._validation import check_bool, check_choice, check_positive_int
 from lamina.errors import InputError
 from lamina.geo.columns import EMBED_MONTHS, embedding_columns
 from lamina.geo.data.grid import Grid
@@ -139,6 +141,46 @@ def csv_sidecar(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".lamina.json")
 
 
+@dataclass(frozen=True)
+class TableJob:
+    """The settings of one table's embedding or reconstruction (the arguments of :func:`process_table` that are
+    not paths), validated once when made: one object for a table, or for every partition of
+    :func:`lamina.geo.scale.embed_partitions`.
+
+    Raises:
+        InputError: ``what`` or ``precision`` not one of theirs, a reconstruction without a month, ``chunk_rows``
+            not an integer >= 1, ``wrap_lon`` or ``keep_columns`` not True or False.
+    """
+
+    what: str = "embed"
+    lon_col: str = "lon"
+    lat_col: str = "lat"
+    month_col: str | None = None
+    month: int | None = None
+    chunk_rows: int = 65_536
+    wrap_lon: bool = False
+    keep_columns: bool = True
+    precision: str = "float32"
+    layer: str | None = None
+
+    def __post_init__(self) -> None:
+        """Validate the settings (in the order the messages have always come) and normalise numbers and flags."""
+        check_choice("what", self.what, ("embed", "reconstruct"))
+        if self.what == "reconstruct" and self.month_col is None and self.month is None:
+            raise InputError("month: reconstruct needs --month or --month-col (the variables are monthly)")
+        check_choice("precision", self.precision, ("float32", "bfloat16"))
+        object.__setattr__(self, "chunk_rows", check_positive_int("chunk_rows", self.chunk_rows))
+        object.__setattr__(self, "wrap_lon", check_bool("wrap_lon", self.wrap_lon))
+        object.__setattr__(self, "keep_columns", check_bool("keep_columns", self.keep_columns))
+
+    def record(self) -> dict:
+        """The settings as a job file records them (no ``layer`` key when None: job files of before it match)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["layer"] is None:
+            del out["layer"]
+        return out
+
+
 def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os.PathLike, *, what: str = "embed",
                   lon_col: str = "lon", lat_col: str = "lat", month_col: str | None = None, month: int | None = None,
                   chunk_rows: int = 65_536, wrap_lon: bool = False, keep_columns: bool = True,
@@ -168,14 +210,27 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
     Raises:
         InputError: missing columns, invalid coordinates or months (the message gives the row), bad paths.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     src, dst = Path(src), Path(dst)
-    if what not in ("embed", "reconstruct"):
-        raise InputError(f"what: expected 'embed' or 'reconstruct', got {what!r}")
+    job = TableJob(what=what, lon_col=lon_col, lat_col=lat_col, month_col=month_col, month=month,
+                   chunk_rows=chunk_rows, wrap_lon=wrap_lon, keep_columns=keep_columns, precision=precision,
+                   layer=layer)
+    return run_table_job(encoder, src, dst, job, progress=progress)
+
+
+def run_table_job(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os.PathLike, job: TableJob, *,
+                  progress: bool = True) -> int:
+    """:func:`process_table` with its settings given as a :class:`TableJob`; the number of rows written."""
+    if not isinstance(job, TableJob):
+        raise InputError(f"job: expected a TableJob, got {type(job).__name__}")
+    src, dst = Path(src), Path(dst)
+    geo = _check_table_paths(src, dst, job.layer)
+    prov = table_provenance(encoder, what=job.what, month=job.month, month_col=job.month_col, src=src)
+    process = _process_geo if geo else _process_plain
+    return process(encoder, src, dst, job, progress=progress, provenance=prov)
+
+
+def _check_table_paths(src: Path, dst: Path, layer: str | None) -> bool:
+    """Refuse a missing input or an output it cannot be written to; whether the input has a geometry column."""
     if not src.is_file():
         raise InputError(f"input: {src} does not exist or is not a file")
     geo = is_geo_table(src)
@@ -189,50 +244,33 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
                          "GeoPackage); write .parquet or .csv")
     if not geo and dst.suffix.lower() not in TABLE_SUFFIXES:
         raise InputError(f"output: {dst} must end in .parquet or .csv (or .gpkg for points with a geometry column)")
-    if what == "reconstruct" and month_col is None and month is None:
-        raise InputError("month: reconstruct needs --month or --month-col (the variables are monthly)")
     if dst.resolve() == src.resolve():
         raise InputError(f"output: {dst} is the input file; choose another path")
-    prov = table_provenance(encoder, what=what, month=month, month_col=month_col, src=src)
-    if geo:
-        return _process_geo(encoder, src, dst, what=what, month_col=month_col, month=month, chunk_rows=chunk_rows,
-                            wrap_lon=wrap_lon, keep_columns=keep_columns, precision=precision, progress=progress,
-                            provenance=prov, layer=layer)
+    return geo
+
+
+def _progress(what: str, progress: bool):
+    """The progress bar over the rows of a table (disabled without ``progress``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=not progress)
+
+
+def _process_plain(encoder, src: Path, dst: Path, job: TableJob, *, progress: bool, provenance: dict) -> int:
+    """:func:`run_table_job` for a CSV / Parquet table with coordinate columns, chunk by chunk."""
     total = table_rows(src)
     out_is_csv = dst.suffix.lower() == ".csv"
     n_done = 0
     writer = None
-    bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   disable=not progress)
+    bar = _progress(job.what, progress)
     with bar, atomic_path(dst) as tmp:
-        task = bar.add_task(what, total=total)
+        task = bar.add_task(job.what, total=total)
         try:
-            for chunk in iter_table(src, chunk_rows):
-                names = chunk.schema.names
-                for col in (lon_col, lat_col) + ((month_col,) if month_col else ()):
-                    if col not in names:
-                        raise InputError(f"column {col!r} not found in {src}; columns are {names} "
-                                         "(choose with --lon-col / --lat-col / --month-col)")
-                lon = numeric_column(chunk, lon_col, src, n_done)
-                lat = numeric_column(chunk, lat_col, src, n_done)
-                mo = numeric_column(chunk, month_col, src, n_done) if month_col else month
-                try:
-                    out, cols = _compute(encoder, what, lon, lat, mo, wrap_lon, precision)
-                except InputError as exc:
-                    raise InputError(_with_row(str(exc), n_done)) from None
-                arrays = [pa.array(out[:, j]) for j in range(out.shape[1])]
-                table = pa.Table.from_arrays(arrays, names=cols)
-                if keep_columns:
-                    base = pa.Table.from_batches([chunk]) if isinstance(chunk, pa.RecordBatch) else chunk
-                    _check_no_clash(base.schema.names, cols, src)
-                    for j, name in enumerate(base.schema.names):
-                        table = table.add_column(j, name, base.column(j))
+            for chunk in iter_table(src, job.chunk_rows):
+                table = _plain_chunk(encoder, chunk, src, job, n_done)
                 if writer is None:
-                    meta = {PROVENANCE_KEY.encode(): json.dumps(prov).encode()}
-                    writer = (pacsv.CSVWriter(tmp, table.schema) if out_is_csv else
-                              pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd"))
-                    if not out_is_csv:
-                        table = table.replace_schema_metadata(meta)
+                    writer, table = _open_writer(tmp, table, out_is_csv, provenance)
                 elif not out_is_csv:
                     table = table.replace_schema_metadata(writer.schema.metadata)
                 writer.write_table(table)
@@ -244,46 +282,71 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
         if writer is None:
             raise InputError(f"input: {src} has no rows")
         if out_is_csv:  # CSV has no metadata: a sidecar, written before the table appears
-            write_json_atomic(csv_sidecar(dst), prov)
+            write_json_atomic(csv_sidecar(dst), provenance)
     return n_done
 
 
-def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk_rows, wrap_lon, keep_columns,
-                 precision, progress, provenance: dict | None = None, layer: str | None = None) -> int:
-    """:func:`process_table` for GeoParquet / GeoPackage points: reprojected to lon / lat, geometry kept."""
+def _plain_chunk(encoder, chunk, src: Path, job: TableJob, offset: int):
+    """The output table of one chunk of a CSV / Parquet table: the input columns (if kept), then the results."""
     import pyarrow as pa
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lamina.geo.points import GEO_SUFFIXES, GeoReader, GeoWriter, geometries_from_wkb, points_lonlat
+    names = chunk.schema.names
+    for col in (job.lon_col, job.lat_col) + ((job.month_col,) if job.month_col else ()):
+        if col not in names:
+            raise InputError(f"column {col!r} not found in {src}; columns are {names} "
+                             "(choose with --lon-col / --lat-col / --month-col)")
+    lon = numeric_column(chunk, job.lon_col, src, offset)
+    lat = numeric_column(chunk, job.lat_col, src, offset)
+    mo = numeric_column(chunk, job.month_col, src, offset) if job.month_col else job.month
+    table = _computed_table(encoder, job, lon, lat, mo, offset)
+    if job.keep_columns:
+        base = pa.Table.from_batches([chunk]) if isinstance(chunk, pa.RecordBatch) else chunk
+        _check_no_clash(base.schema.names, table.column_names, src)
+        for j, name in enumerate(base.schema.names):
+            table = table.add_column(j, name, base.column(j))
+    return table
 
-    reader = GeoReader(src, chunk_rows, layer=layer)
+
+def _open_writer(tmp: Path, table, out_is_csv: bool, provenance: dict):
+    """The writer of a CSV / Parquet output for ``table``'s schema, and ``table`` (Parquet: with the provenance)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if out_is_csv:
+        return pacsv.CSVWriter(tmp, table.schema), table
+    meta = {PROVENANCE_KEY.encode(): json.dumps(provenance).encode()}
+    writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd")
+    return writer, table.replace_schema_metadata(meta)
+
+
+def _computed_table(encoder, job: TableJob, lon, lat, month, offset: int):
+    """The embeddings (or reconstructed variables) of one chunk as a table; an error names the row."""
+    import pyarrow as pa
+
+    try:
+        out, cols = _compute(encoder, job.what, lon, lat, month, job.wrap_lon, job.precision)
+    except InputError as exc:
+        raise InputError(_with_row(str(exc), offset)) from None
+    return pa.Table.from_arrays([pa.array(out[:, j]) for j in range(out.shape[1])], names=cols)
+
+
+def _process_geo(encoder, src: Path, dst: Path, job: TableJob, *, progress: bool, provenance: dict) -> int:
+    """:func:`run_table_job` for GeoParquet / GeoPackage points: reprojected to lon / lat, geometry kept."""
+    from lamina.geo.points import GEO_SUFFIXES, GeoReader, GeoWriter
+
+    reader = GeoReader(src, job.chunk_rows, layer=job.layer)
     if reader.crs is None:
         raise InputError(f"geometry: {src} has no CRS; set one (GeoPandas: gdf.set_crs('EPSG:4326'))")
     n_done = 0
-    bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   disable=not progress)
+    bar = _progress(job.what, progress)
     with bar, atomic_path(dst) as tmp:
-        task = bar.add_task(what, total=reader.rows)
+        task = bar.add_task(job.what, total=reader.rows)
         if dst.suffix.lower() in GEO_SUFFIXES:
             tmp.unlink()  # GDAL creates the GeoPackage itself
         writer = GeoWriter(tmp, reader, layer=dst.stem, provenance=provenance)
         try:
             for attrs, wkb in reader:
-                if month_col and month_col not in attrs.schema.names:
-                    raise InputError(f"column {month_col!r} not found in {src}; columns are {attrs.schema.names}")
-                geoms = geometries_from_wkb(wkb, where=str(src), offset=n_done)
-                lon, lat = points_lonlat(geoms, reader.crs, where=str(src), offset=n_done)
-                mo = numeric_column(attrs, month_col, src, n_done) if month_col else month
-                try:
-                    out, cols = _compute(encoder, what, lon, lat, mo, wrap_lon, precision)
-                except InputError as exc:
-                    raise InputError(_with_row(str(exc), n_done)) from None
-                table = pa.Table.from_arrays([pa.array(out[:, j]) for j in range(out.shape[1])], names=cols)
-                if keep_columns:
-                    _check_no_clash([*attrs.schema.names, reader.geometry_name], cols, src)
-                    for j, name in enumerate(attrs.schema.names):
-                        table = table.add_column(j, name, attrs.column(j))
-                writer.write(table, wkb)
+                writer.write(_geo_chunk(encoder, attrs, wkb, reader, src, job, n_done), wkb)
                 n_done += attrs.num_rows
                 bar.update(task, completed=n_done)
         finally:
@@ -291,6 +354,23 @@ def _process_geo(encoder, src: Path, dst: Path, *, what, month_col, month, chunk
         if n_done == 0:
             raise InputError(f"input: {src} has no rows")
     return n_done
+
+
+def _geo_chunk(encoder, attrs, wkb, reader, src: Path, job: TableJob, offset: int):
+    """The output table of one chunk of points with geometries (the geometry column is the writer's)."""
+    from lamina.geo.points import geometries_from_wkb, points_lonlat
+
+    if job.month_col and job.month_col not in attrs.schema.names:
+        raise InputError(f"column {job.month_col!r} not found in {src}; columns are {attrs.schema.names}")
+    geoms = geometries_from_wkb(wkb, where=str(src), offset=offset)
+    lon, lat = points_lonlat(geoms, reader.crs, where=str(src), offset=offset)
+    mo = numeric_column(attrs, job.month_col, src, offset) if job.month_col else job.month
+    table = _computed_table(encoder, job, lon, lat, mo, offset)
+    if job.keep_columns:
+        _check_no_clash([*attrs.schema.names, reader.geometry_name], table.column_names, src)
+        for j, name in enumerate(attrs.schema.names):
+            table = table.add_column(j, name, attrs.column(j))
+    return table
 
 
 def _check_no_clash(inputs, outputs, src) -> None:

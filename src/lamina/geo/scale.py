@@ -2,7 +2,7 @@
 
 A continent at 1 km is ~10^8 points per month: more than one machine should embed. :func:`embed_partitions` sends
 one task per input partition to a ``dask.distributed`` cluster (a :class:`~distributed.LocalCluster` by default,
-or an existing scheduler). Each task streams its partition through :func:`lamina.geo.embed.process_table` (so
+or an existing scheduler). Each task streams its partition through :func:`lamina.geo.embed.run_table_job` (so
 memory per task is set by ``chunk_rows``, not by the partition, and CSV, Parquet, GeoParquet and GeoPackage
 partitions all work, with the same row-numbered errors) and writes one output partition of the same name,
 atomically. Each worker process loads the encoder once and checks that its weights are the ones the client
@@ -27,8 +27,10 @@ import glob
 import logging
 import os
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +38,9 @@ from lamina._dask import bounded_map, dask_client, threads_per_task
 from lamina._io import write_json_atomic
 from lamina._validation import as_float_array, check_workers
 from lamina.errors import InputError, LaminaError
+
+if TYPE_CHECKING:
+    from lamina.geo.embed import TableJob
 
 JOB_FILE = "_lamina_job.json"
 ERROR_LOG = "_lamina_error.log"
@@ -90,14 +95,14 @@ def _worker_encoder(checkpoint: str | None, sha256: str):
     return enc
 
 
-def _embed_part(src: str, dst: str, checkpoint: str | None, sha256: str, threads: int | None, kwargs: dict) -> int:
+def _embed_part(src: str, dst: str, checkpoint: str | None, sha256: str, threads: int | None, job: TableJob) -> int:
     """One task: stream partition ``src`` into ``dst`` (atomic) with this worker's encoder; rows written."""
     from lamina._process import torch_threads
-    from lamina.geo.embed import process_table
+    from lamina.geo.embed import run_table_job
 
     enc = _worker_encoder(checkpoint, sha256)
     with torch_threads(threads_per_task(threads)):
-        return process_table(enc, src, dst, progress=False, **kwargs)
+        return run_table_job(enc, src, dst, job, progress=False)
 
 
 def _output_name(src: Path, out_suffix: str | None) -> str:
@@ -106,7 +111,7 @@ def _output_name(src: Path, out_suffix: str | None) -> str:
     return src.with_suffix(out_suffix).name
 
 
-def _embed_pair(pair: tuple[Path, Path], ckpt, sha, threads, kwargs) -> int | Exception:
+def _embed_pair(pair: tuple[Path, Path], ckpt, sha, threads, job: TableJob) -> int | Exception:
     """One task: a partition ``(input, output)`` (the paths as strings on the worker); rows written.
 
     A failure is returned, not raised, so that the worker does not log it with its traceback ("Compute Failed",
@@ -116,7 +121,7 @@ def _embed_pair(pair: tuple[Path, Path], ckpt, sha, threads, kwargs) -> int | Ex
     import traceback
 
     try:
-        return _embed_part(str(pair[0]), str(pair[1]), ckpt, sha, threads, kwargs)
+        return _embed_part(str(pair[0]), str(pair[1]), ckpt, sha, threads, job)
     except Exception as exc:  # every failure goes back to the client
         exc.lamina_traceback = traceback.format_exc()
         return exc
@@ -169,12 +174,40 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
         InputError: bad arguments, no partition, an output folder of another job, an unreachable scheduler, or
             the first failing partition's error (naming its file and row).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from lamina.geo.encoder import load, resolve_checkpoint
-    from lamina.geo.raster import weights_sha256
+    from lamina.geo.embed import TableJob
 
     files = partition_files(src)
+    dst = _check_output(dst, output_format)
+    job = TableJob(what=what, lon_col=lon_col, lat_col=lat_col, month_col=month_col, month=month,
+                   chunk_rows=chunk_rows, wrap_lon=wrap_lon, keep_columns=keep_columns, precision=precision,
+                   layer=layer)
+    workers = check_workers("workers", workers)  # capped once here; the local cluster gets the capped count
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise InputError(f"scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
+    resolved = {p.resolve() for p in files}
+    if dst.resolve() in {p.parent for p in resolved}:
+        raise InputError(f"output: {dst} holds input partitions; choose another folder")
+    ckpt, sha = _client_checkpoint(checkpoint)
+    record = {"inputs": [str(p.resolve()) for p in files], "checkpoint_sha256": sha, "output_format": output_format,
+              **job.record()}
+    folder, pending = _open_job_folder(dst, files, None if output_format is None else f".{output_format}", record)
+    rows = 0
+    if pending:
+        folder.save()  # forget outputs of changed inputs at once
+        try:
+            rows = _compute_partitions(folder, pending, job, (ckpt, sha), scheduler=scheduler, workers=workers,
+                                       progress=progress)
+        except BaseException:  # also Ctrl-C
+            folder.abandon()
+            raise
+    folder.save(complete=True)
+    with contextlib.suppress(OSError):
+        (dst / ERROR_LOG).unlink(missing_ok=True)  # the log of an earlier failed run of this job
+    return {"partitions": len(files), "skipped": len(files) - len(pending), "rows": rows, "output": str(dst)}
+
+
+def _check_output(dst: str | os.PathLike, output_format: str | None) -> Path:
+    """The output folder as a Path; refuses a file (or a file's name) and an unknown output format."""
     dst = Path(dst)
     if dst.suffix.lower() in PART_SUFFIXES:
         raise InputError(f"output: {dst}: a partitioned input is written to a folder of partitions; give a folder")
@@ -182,76 +215,96 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
         raise InputError(f"output: {dst} exists and is not a folder")
     if output_format not in (None, "parquet", "csv"):
         raise InputError(f"output_format: expected None, 'parquet' or 'csv', got {output_format!r}")
-    if what not in ("embed", "reconstruct"):
-        raise InputError(f"what: expected 'embed' or 'reconstruct', got {what!r}")
-    if what == "reconstruct" and month is None and month_col is None:
-        raise InputError("month: reconstruct needs --month or --month-col (the variables are monthly)")
-    if precision not in ("float32", "bfloat16"):
-        raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
-    workers = check_workers("workers", workers)  # capped once here; the local cluster gets the capped count
-    if scheduler is not None and not isinstance(scheduler, str):
-        raise InputError(f"scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
-    resolved = {p.resolve() for p in files}
-    if dst.resolve() in {p.parent for p in resolved}:
-        raise InputError(f"output: {dst} holds input partitions; choose another folder")
+    return dst
+
+
+def _client_checkpoint(checkpoint: str | os.PathLike | None) -> tuple[str | None, str]:
+    """``(checkpoint folder for the workers, sha256 of its weights)``: loaded here, so a bad path fails first."""
+    from lamina.geo.encoder import load, resolve_checkpoint
+    from lamina.geo.raster import weights_sha256
 
     ckpt = None if checkpoint is None else str(resolve_checkpoint(checkpoint).resolve())
-    sha = weights_sha256(load(ckpt))  # checks the checkpoint here first: a bad path fails before any cluster
-    out_suffix = None if output_format is None else f".{output_format}"
-    kwargs = {"what": what, "lon_col": lon_col, "lat_col": lat_col, "month_col": month_col, "month": month,
-              "chunk_rows": chunk_rows, "wrap_lon": wrap_lon, "keep_columns": keep_columns, "precision": precision,
-              **({} if layer is None else {"layer": layer})}  # no key by default: job files of before --layer match
-    job = {"inputs": [str(p.resolve()) for p in files], "checkpoint_sha256": sha, "output_format": output_format,
-           **kwargs}
+    return ckpt, weights_sha256(load(ckpt))
+
+
+@dataclass
+class _JobFolder:
+    """The output folder of :func:`embed_partitions` and what its job file records."""
+
+    path: Path
+    record: dict  # the job: inputs, checkpoint sha256, output format and the TableJob's settings
+    stamps: dict[str, list[int]]  # output partition name -> the stamp of its input, taken before any is read
+    done: dict[str, list[int]]  # the same for the output partitions finished from unchanged inputs
+    existed: bool  # the folder existed before this call
+    fresh: bool  # it did not exist, or was empty
+
+    def save(self, **extra) -> None:
+        """Write the job file: the job, the partitions done, and ``extra`` (``complete=True``)."""
+        write_json_atomic(self.path / JOB_FILE, {**self.record, "done": self.done, **extra})
+
+    def abandon(self) -> None:
+        """After a failure: remove the folder if this call made it and left it empty, else record what is done."""
+        if self.fresh and self.path.is_dir() and [q.name for q in self.path.iterdir()] == [JOB_FILE]:
+            (self.path / JOB_FILE).unlink()
+            if not self.existed:
+                self.path.rmdir()
+        elif self.path.is_dir():  # the partitions finished so far count as done on the next run
+            with contextlib.suppress(OSError):
+                self.save()
+
+
+def _open_job_folder(dst: Path, files: list[Path], out_suffix: str | None,
+                     record: dict) -> tuple[_JobFolder, list[tuple[Path, Path]]]:
+    """Start (or resume) the job ``record`` in ``dst``; the folder and the (input, output) pairs still to do."""
+    pairs = [(p, dst / _output_name(p, out_suffix)) for p in files]
+    outputs = [q.name for _, q in pairs]
+    clash = sorted({n for n in outputs if outputs.count(n) > 1})
+    if clash:  # e.g. a.parquet and a.csv, both written as a.csv
+        both = [str(p.name) for p, q in pairs if q.name == clash[0]]
+        raise InputError(f"input: partitions {' and '.join(both)} would both be written as {clash[0]!r}; rename one "
+                         "or keep the input format")
     existed = dst.exists()
     fresh = not existed or not any(dst.iterdir())
-    pairs = [(p, dst / _output_name(p, out_suffix)) for p in files]
     stamps = {q.name: _stamp(p) for p, q in pairs}  # taken before any partition is read
-    recorded = _start_job(dst, job)
+    recorded = _start_job(dst, record)
     done = {q.name: stamps[q.name] for _, q in pairs if q.is_file() and recorded.get(q.name) == stamps[q.name]}
     changed = [p for p, q in pairs if q.is_file() and q.name in recorded and q.name not in done]
     if changed:
         logging.getLogger("lamina").warning("%d input partition(s) changed since their output was written (first: "
                                             "%s): computed again", len(changed), changed[0])
     pending = [(p, q) for p, q in pairs if q.name not in done]
-    skipped = len(files) - len(pending)
+    return _JobFolder(dst, record, stamps, done, existed, fresh), pending
+
+
+def _compute_partitions(folder: _JobFolder, pending: list[tuple[Path, Path]], job: TableJob,
+                        weights: tuple[str | None, str], *, scheduler: str | None, workers: int,
+                        progress: bool) -> int:
+    """Compute ``pending`` on the cluster (``weights``: checkpoint, sha256), recording each in ``folder``; rows."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     rows = 0
-    if pending:
-        write_json_atomic(dst / JOB_FILE, {**job, "done": done})  # forget outputs of changed inputs at once
-        try:
-            with dask_client(scheduler or "local", workers, extra="geo") as client:
-                local = scheduler is None
-                threads = max(1, (os.cpu_count() or 1) // workers) if local else None
-                bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
-                               TextColumn("partitions"), TimeElapsedColumn(), disable=not progress)
-                with bar:
-                    task = bar.add_task(what, total=len(files), completed=skipped)
-                    jobs = bounded_map(client, _embed_pair, pending, ckpt, sha, threads, kwargs, ordered=False,
-                                       key=lambda pq: f"lamina-embed-{pq[1].name}")
-                    saved = time.monotonic()
-                    with contextlib.closing(jobs):  # on a failure, cancelled while the client is still open
-                        for (p, q), n in jobs:
-                            if isinstance(n, Exception):  # the first failure stops the job, with its own message
-                                _raise_failure(n, p, dst)
-                            rows += n
-                            done[q.name] = stamps[q.name]
-                            if time.monotonic() - saved > 2.0:  # record finished partitions now and then
-                                write_json_atomic(dst / JOB_FILE, {**job, "done": done})
-                                saved = time.monotonic()
-                            bar.advance(task)
-        except BaseException:  # also Ctrl-C: a folder this call started and left empty is removed
-            if fresh and dst.is_dir() and [q.name for q in dst.iterdir()] == [JOB_FILE]:
-                (dst / JOB_FILE).unlink()
-                if not existed:
-                    dst.rmdir()
-            elif dst.is_dir():  # the partitions finished so far count as done on the next run
-                with contextlib.suppress(OSError):
-                    write_json_atomic(dst / JOB_FILE, {**job, "done": done})
-            raise
-    write_json_atomic(dst / JOB_FILE, {**job, "done": done, "complete": True})
-    with contextlib.suppress(OSError):
-        (dst / ERROR_LOG).unlink(missing_ok=True)  # the log of an earlier failed run of this job
-    return {"partitions": len(files), "skipped": skipped, "rows": rows, "output": str(dst)}
+    with dask_client(scheduler or "local", workers, extra="geo") as client:
+        local = scheduler is None
+        threads = max(1, (os.cpu_count() or 1) // workers) if local else None
+        bar = Progress(TextColumn(f"[bold]{job.what}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("partitions"), TimeElapsedColumn(), disable=not progress)
+        with bar:
+            total = len(folder.record["inputs"])
+            task = bar.add_task(job.what, total=total, completed=total - len(pending))
+            jobs = bounded_map(client, _embed_pair, pending, *weights, threads, job, ordered=False,
+                               key=lambda pq: f"lamina-embed-{pq[1].name}")
+            saved = time.monotonic()
+            with contextlib.closing(jobs):  # on a failure, cancelled while the client is still open
+                for (p, q), n in jobs:
+                    if isinstance(n, Exception):  # the first failure stops the job, with its own message
+                        _raise_failure(n, p, folder.path)
+                    rows += n
+                    folder.done[q.name] = folder.stamps[q.name]
+                    if time.monotonic() - saved > 2.0:  # record finished partitions now and then
+                        folder.save()
+                        saved = time.monotonic()
+                    bar.advance(task)
+    return rows
 
 
 def _stamp(path: Path) -> list[int]:
