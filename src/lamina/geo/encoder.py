@@ -251,9 +251,8 @@ class ClimateEncoder:
             ``(N, 256)`` float32 for a month; ``(N, 1024)`` float32 with ``month=None``.
         """
         check_positive_int("chunk", chunk)
-        dtype = {"float32": None, "bfloat16": torch.bfloat16}.get(precision, "bad")
-        if dtype == "bad":
-            raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
+        check_choice("precision", precision, ("float32", "bfloat16"))
+        dtype = {"float32": None, "bfloat16": torch.bfloat16}[precision]
         if month is None:
             lon_a, lat_a = check_lon_lat(lon, lat, wrap=wrap_lon)
             d = self.embedding_dim

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lamina._validation import check_memory, check_positive_int
+from lamina._validation import check_choice, check_memory, check_positive_int
 from lamina.errors import InputError
 from lamina.geo.columns import EMBED_MONTHS
 from lamina.geo.data.grid import Grid, check_bbox  # noqa: F401 - check_bbox: public here before grid.py had it
@@ -178,8 +178,7 @@ def embed_grid(encoder: ClimateEncoder, *, bbox, resolution: float, month: int |
     grid = Grid.from_bbox(bbox, resolution)
     months = months_of(month)
     names = band_names(encoder, months)
-    if precision not in ("float32", "bfloat16"):
-        raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
+    check_choice("precision", precision, ("float32", "bfloat16"))
     attrs = provenance(encoder, grid, months)
     if chunks is not None:
         if isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1:

@@ -30,7 +30,7 @@ import numpy as np
 
 from lamina._io import atomic_path, write_failure, write_json_atomic
 from lamina._process import single_threaded
-from lamina._validation import check_memory, check_seed
+from lamina._validation import check_choice, check_memory, check_seed
 from lamina.errors import InputError
 from lamina.geo.data.grid import Grid
 from lamina.geo.encoder import ClimateEncoder
@@ -266,13 +266,11 @@ def _check_memory(path: Path, grid: Grid, rows: int, bands: int, out_bands: int,
 
 def _check_options(grid: Grid, names: list[str], *, pca, dtype, precision, block_rows, pca_sample, seed) -> int:
     """Refuse bad options of :func:`write_raster` (naming the argument); return the checked seed."""
-    if dtype not in DTYPES:
-        raise InputError(f"dtype: expected 'float32' or 'float16', got {dtype!r}")
+    check_choice("dtype", dtype, DTYPES)
     if pca is not None and (isinstance(pca, bool) or not isinstance(pca, int | np.integer)
                             or not 1 <= pca <= len(names)):
         raise InputError(f"pca: expected an integer in 1..{len(names)} (the embedding bands), got {pca!r}")
-    if precision not in ("float32", "bfloat16"):
-        raise InputError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
+    check_choice("precision", precision, ("float32", "bfloat16"))
     if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, int)
                                    or block_rows < 1):
         raise InputError(f"block_rows: expected an integer >= 1, got {block_rows!r}")

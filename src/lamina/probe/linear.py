@@ -24,6 +24,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from lamina._validation import check_choice
+
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 17))
 _EPS = 1e-12
@@ -157,8 +159,7 @@ class LinearProbeClassifier(ClassifierMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
-        if self.scoring not in ("log_loss", "accuracy"):
-            raise ValueError(f"scoring: expected 'log_loss' or 'accuracy', got {self.scoring!r}")
+        check_choice("scoring", self.scoring, ("log_loss", "accuracy"))
         Cs = np.sort(np.asarray(self.Cs, dtype=float).ravel())
         if Cs.size == 0 or np.any(Cs <= 0):
             raise ValueError(f"Cs: expected positive values, got {self.Cs!r}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lamina._validation import check_lon_lat, check_month
+from lamina._validation import check_choice, check_lon_lat, check_month
 from lamina.errors import InputError
 from lamina.geo.data.grid import Grid, Variable
 from lamina.geo.data.readers import MonthlyTiffs, Reader, TiffReader
@@ -39,8 +39,7 @@ class Field:
     interpolation: str = "nearest"
 
     def __post_init__(self):
-        if self.interpolation not in ("nearest", "bilinear"):
-            raise ValueError(f"interpolation: expected 'nearest' or 'bilinear', got {self.interpolation!r}")
+        check_choice("interpolation", self.interpolation, ("nearest", "bilinear"))
         if self.reader.n_layers not in (1, 12):
             n = self.reader.n_layers
             raise InputError(f"{self.variable.name}: expected 12 monthly layers or 1 static, got {n}")

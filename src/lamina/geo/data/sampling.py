@@ -150,8 +150,7 @@ class PixelSampler(_Batches):
     def __init__(self, stack: RasterStack, *, batch_size: int = 8192, split: SpatialSplit | None = None,
                  part: str = "train", land_only: bool = False, n_windows: int = 64, tile: int | None = None,
                  months_per_window: int = 12, seed: int = 0, rank: int = 0, surface: str = "any"):
-        if part not in ("train", "val"):
-            raise ValueError(f"part: expected 'train' or 'val', got {part!r}")
+        check_choice("part", part, ("train", "val"))
         check_choice("surface", surface, SURFACES)  # an InputError, which is a ValueError
         if land_only:
             surface = "land"

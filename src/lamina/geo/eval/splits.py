@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 
-from lamina._validation import check_positive_int
+from lamina._validation import check_choice, check_positive_int
 from lamina.errors import InputError
 from lamina.geo.data.grid import block_ids
 from lamina.geo.eval.tasks import Task
@@ -144,8 +144,7 @@ class SpatialBlockSplit(_GroupedSplit):
 
 def task_splitter(task: Task, *, kind: str, seed: int) -> RandomSplit | SpatialBlockSplit:
     """The splitter of a task: its ``n_folds`` and ``test_fraction``, cells of ``task.block_deg`` for ``"block"``."""
-    if kind not in SPLIT_KINDS:
-        raise InputError(f"split: expected 'random' or 'block', got {kind!r}")
+    check_choice("split", kind, SPLIT_KINDS)
     if kind == "random":
         return RandomSplit(task.n_folds, task.test_fraction, random_state=seed)
     return SpatialBlockSplit(task.block_deg, task.n_folds, task.test_fraction, random_state=seed)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina._validation import check_choice
+
 
 def leading_singular_vectors(m: np.ndarray, r: int, *, side: str = "left") -> np.ndarray:
     """The ``r`` leading left (rows-long) or right (columns-long) singular vectors of ``m``, as columns.
@@ -15,8 +17,7 @@ def leading_singular_vectors(m: np.ndarray, r: int, *, side: str = "left") -> np
     Directions whose singular value is zero (below 1e-6 of the largest) are left out, so that fewer than ``r``
     columns come back when ``m`` has lower rank. Signs are arbitrary, as with any SVD.
     """
-    if side not in ("left", "right"):
-        raise ValueError(f"side: expected 'left' or 'right', got {side!r}")
+    check_choice("side", side, ("left", "right"))
     m = np.asarray(m, dtype=np.float64)
     if side == "right":
         m = m.T

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from lamina._process import torch_seed
-from lamina._validation import check_positive_int, check_real, check_seed
+from lamina._validation import check_choice, check_positive_int, check_real, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import NotFittedError
 from lamina.weights.layers import is_head
@@ -290,16 +290,15 @@ def first_layer_response(delta: np.ndarray, means: np.ndarray, kind: str) -> np.
         (C, F) float32: the change (scaled to unit norm) applied to each mean image (F = out for a linear layer;
         C_out x 7 x 7 average-pooled maps for a convolution).
     """
+    check_choice("kind", kind, ("linear", "conv"))
     d = torch.from_numpy(np.ascontiguousarray(delta, dtype=np.float32))
     d = d / max(float(d.norm()), 1e-12)
     x = torch.from_numpy(np.ascontiguousarray(means, dtype=np.float32))
     with torch.no_grad():
         if kind == "linear":
             r = x.reshape(len(x), -1) @ d.T
-        elif kind == "conv":
+        else:  # "conv"
             r = nn.functional.avg_pool2d(nn.functional.conv2d(x[:, None], d, padding=d.shape[-1] // 2), 4).flatten(1)
-        else:
-            raise InputError(f"kind: expected 'linear' or 'conv', got {kind!r}")
     return r.numpy()
 
 

@@ -22,7 +22,7 @@ from itertools import islice
 from pathlib import Path
 
 from lamina._io import atomic_path
-from lamina._validation import check_positive_int
+from lamina._validation import check_choice, check_positive_int
 from lamina.errors import InputError
 from lamina.weights.io.readers import FILE_SUFFIXES, find_models
 from lamina.weights.routing import Source, predict_batch, top_row
@@ -77,8 +77,7 @@ def iter_predictions(mix, sources: Iterable[Source | str | os.PathLike], *, batc
         (``features``: the tree's text readout features, what the search index keeps).
     """
     batch_size = check_positive_int("batch_size", batch_size)
-    if errors not in ("raise", "report"):
-        raise InputError(f"errors: expected 'raise' or 'report', got {errors!r}")
+    check_choice("errors", errors, ("raise", "report"))
     if scheduler is not None:
         from lamina._dask import dask_client
 

@@ -190,8 +190,7 @@ class FinetuneConfig:
             self.lora_epochs = _pair("finetune.lora_epochs", self.lora_epochs, int, minimum=1)
         self.lora_alpha = _values("finetune.lora_alpha", self.lora_alpha,
                                   lambda n, x: check_real(n, x, low=0.0, low_open=True))
-        if self.head_init not in ("zeros", "random"):
-            raise InputError(f"finetune.head_init: expected 'zeros' or 'random', got {self.head_init!r}")
+        check_choice("finetune.head_init", self.head_init, ("zeros", "random"))
 
 
 @dataclass

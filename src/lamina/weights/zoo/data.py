@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina._validation import check_choice
 from lamina.errors import InputError
 
 FASHION_DIR_ENV = "LAMINA_FASHION_MNIST"
@@ -205,8 +206,7 @@ def fashion_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(images, labels)``: (N, 28, 28) uint8 and (N,) int64 garment indices into :data:`GARMENTS`.
     """
-    if split not in ("train", "test"):
-        raise InputError(f"split: expected 'train' or 'test', got {split!r}")
+    check_choice("split", split, ("train", "test"))
     d = _find_fashion_dir()
     prefix = "train" if split == "train" else "t10k"
     images = _read_idx(d / f"{prefix}-images-idx3-ubyte.gz")

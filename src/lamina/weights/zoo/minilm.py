@@ -26,6 +26,7 @@ import numpy as np
 
 from lamina._io import atomic_dir
 from lamina._process import torch_seed
+from lamina._validation import check_choice
 from lamina.errors import InputError
 from lamina.weights.text.aligner import quiet_transformers
 
@@ -125,6 +126,7 @@ def finetune_minilm(root: MiniLMRoot, method: str, texts: list[str], labels: np.
                     test_labels: np.ndarray, hp: dict, out: Path) -> float:
     """Fine-tune the root on ``texts`` (``method`` ``"lora"`` or ``"full"``, settings ``hp``), save it at the
     folder ``out`` in its library's format and return its accuracy on the test texts."""
+    check_choice("finetune", method, ("lora", "full"))
     n_labels = int(np.max(labels)) + 1
     model = root.classifier(n_labels, hp["seed"])
     if hp.get("head_init") == "zeros":  # else the library's own draw (normal, std 0.02)
@@ -141,8 +143,6 @@ def finetune_minilm(root: MiniLMRoot, method: str, texts: list[str], labels: np.
         with torch_seed(hp["seed"]), warnings.catch_warnings():  # LoRA's A is drawn from the global generator
             warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers name deprecated in v6
             model = get_peft_model(model, cfg)
-    elif method != "full":
-        raise InputError(f"finetune: expected 'lora' or 'full', got {method!r}")
     train_text_classifier(root, model, texts, labels, epochs=hp["epochs"], lr=hp["lr"],
                           weight_decay=hp["weight_decay"], batch_size=hp["batch_size"], seed=hp["seed"])
     acc = text_accuracy(root, model, test_texts, test_labels)

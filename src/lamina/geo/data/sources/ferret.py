@@ -101,8 +101,7 @@ def navy_winds(component: str) -> Field:
     Args:
         component: ``"u"`` (zonal, m/s) or ``"v"`` (meridional, m/s).
     """
-    if component not in ("u", "v"):
-        raise InputError(f"component: expected 'u' or 'v', got {component!r}")
+    check_choice("component", component, ("u", "v"))
     data, grid = _netcdf_array("monthly_navy_winds.cdf", "UWND" if component == "u" else "VWND")
     if data.shape[0] % 12:
         raise InputError(f"monthly_navy_winds.cdf: {data.shape[0]} time steps is not whole years")
