@@ -26,15 +26,16 @@ from sklearn.base import BaseEstimator
 
 from lamina._io import load_checkpoint, save_checkpoint
 from lamina._process import torch_threads
-from lamina._validation import check_positive_int, check_real, check_seed
+from lamina._validation import check_choice, check_positive_int, check_real, check_seed
 from lamina.errors import InputError
 from lamina.weights._checks import check_ranks, checkpoint_content
 from lamina.weights.layers import is_head, load_layers, read_state
 from lamina.weights.probes.linear import LowRankProbe
 from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.probes.probex import ProbeX, ProbeXConfig, grid_configs, settings_text
+from lamina.weights.probes.tree_expert import fit_candidate, fit_text_readout, improves
 from lamina.weights.routing import Source, predict_batch, top_row
-from lamina.weights.text.aligner import TextAligner, category_folds, choose_text_rank, embed_phrasings, embed_text
+from lamina.weights.text.aligner import TextAligner, category_folds, embed_phrasings, embed_text
 from lamina.weights.text.phrasings import category_phrasings
 from lamina.weights.trees import Router, discover_trees, fingerprint_files
 from lamina.weights.zoo.catalogue import Catalogue, verify_files
@@ -110,8 +111,7 @@ class TrainConfig:
         self.heldout = [int(h) for h in self.heldout]
         check_positive_int("fingerprint_dim", self.fingerprint_dim)
         check_real("min_sep", self.min_sep, low=0.0, low_open=True)
-        if self.reader not in READERS:
-            raise InputError(f"reader: expected one of {', '.join(map(repr, READERS))}, got {self.reader!r}")
+        check_choice("reader", self.reader, READERS)
         check_positive_int("low_rank", self.low_rank)
         self.text_ranks = check_ranks("text_ranks", self.text_ranks)
 
@@ -165,6 +165,30 @@ class ProbeXMixture(BaseEstimator):
         self.config_ = cfg
         log = log or logger.info
         zoo = Path(zoo)
+        models, vocab, roots = self._read_zoo(zoo)
+        folds = self._set_categories(vocab, cfg)
+        models, paths, trees = self._find_trees(models, [zoo / m["path"] for m in models], cfg, log)
+        Y = labels_matrix([m["categories"] for m in models], len(vocab))
+        self.text_ = embed_text(self.prompts_)
+        phrased = embed_phrasings(category_phrasings(self.categories_, self.prompts_))  # C arrays (P_c, 384)
+        texts = [phrased[c] for c in self.seen_]
+        self.experts_: dict[str, dict] = {}
+        rng = np.random.default_rng(cfg.seed)
+        for t in sorted(set(trees)):
+            idx = np.array([i for i, x in enumerate(trees) if x == t])
+            if len(idx) < 10:
+                log(f"tree {t}: only {len(idx)} models, no expert")
+                continue
+            info = self._fit_tree(t, rng.permutation(idx), paths, Y, texts, folds, roots.get(t, {}), cfg, log)
+            if info is not None:
+                self.experts_[t] = info
+        if not self.experts_:
+            raise InputError(f"zoo: {zoo}: no tree has enough readable models to train an expert")
+        self._build_index(models, paths, trees)
+        return self
+
+    def _read_zoo(self, zoo: Path) -> tuple[list[dict], list[dict], dict]:
+        """The zoo's models whose file matches its catalogue sha256 (``dropped_``: the others), vocabulary, roots."""
         with Catalogue(zoo) as cat:
             models = cat.models()
             vocab = cat.get_meta("vocabulary", [])
@@ -178,6 +202,10 @@ class ProbeXMixture(BaseEstimator):
                            "; ".join(self.dropped_))
         if not models:
             raise InputError(f"zoo: {zoo}: no model file matches its catalogue sha256; rebuild the zoo")
+        return models, vocab, roots
+
+    def _set_categories(self, vocab: list[dict], cfg: TrainConfig) -> list[list[int]]:
+        """Set the categories, prompts and seen ones (``cfg.heldout`` checked); the text rank's folds, if any."""
         self.categories_ = [v["name"] for v in vocab]
         self.prompts_ = [v["prompt"] for v in vocab]
         C = len(vocab)
@@ -188,8 +216,11 @@ class ProbeXMixture(BaseEstimator):
         if len(set(cfg.heldout)) >= C:
             raise InputError(f"heldout: holds out all {C} categories; at least one must be seen by the probes")
         self.seen_ = [c for c in range(C) if c not in set(cfg.heldout)]
-        folds = category_folds(self.categories_, self.seen_) if cfg.text_ranks else []  # checks the names first
-        paths = [zoo / m["path"] for m in models]
+        return category_folds(self.categories_, self.seen_) if cfg.text_ranks else []  # checks the names first
+
+    def _find_trees(self, models: list[dict], paths: list[Path], cfg: TrainConfig,
+                    log) -> tuple[list[dict], list[Path], list[str]]:
+        """Fingerprint the models, discover and name their trees, fit the router; the fingerprinted models only."""
         log(f"fingerprinting {len(paths)} models")
         fp = fingerprint_files(paths, dim=cfg.fingerprint_dim, seed=cfg.seed)
         self.skipped_ = list(fp.skipped)
@@ -199,72 +230,59 @@ class ProbeXMixture(BaseEstimator):
         trees = name_trees(found, [m["tree"] for m in models])
         self.router_ = Router(cfg.fingerprint_dim, cfg.seed).fit(fp, trees)
         log(f"found {len(set(trees))} trees: " + ", ".join(f"{t} ({trees.count(t)})" for t in sorted(set(trees))))
-        Y = labels_matrix([m["categories"] for m in models], C)
-        text = embed_text(self.prompts_)
-        self.text_ = text
-        phrased = embed_phrasings(category_phrasings(self.categories_, self.prompts_))  # C arrays (P_c, 384)
-        self.experts_: dict[str, dict] = {}
-        candidates = grid_configs(cfg.probex, cfg.probex_grid)
-        rng = np.random.default_rng(cfg.seed)
-        for t in sorted(set(trees)):
-            idx = np.array([i for i, x in enumerate(trees) if x == t])
-            if len(idx) < 10:
-                log(f"tree {t}: only {len(idx)} models, no expert")
-                continue
-            idx = rng.permutation(idx)
-            n_val = max(2, round(cfg.val_fraction * len(idx)))
-            val = idx[:n_val]
-            first = read_state(paths[idx[0]])
-            have = candidate_layers(first)
-            layers = [k for k in (cfg.layers or have) if k.removesuffix(".weight") in have]
-            if not layers:
-                raise InputError(f"layer: {', '.join(cfg.layers or [])} not in the models of tree {t} "
-                                 f"(e.g. {paths[idx[0]]}; layers: {', '.join(have)})")
-            best = None
-            for layer in layers:
-                X, kept, _ = load_layers([paths[i] for i in idx], layer)
-                if len(kept) == 0:
-                    continue
-                rows = idx[kept]  # model indices whose layer was read, in X's order
-                is_val = np.isin(rows, val)
-                for settings, pcfg in zip([{}, *cfg.probex_grid], candidates, strict=True):
-                    est = ProbeX(pcfg).fit(X[~is_val], Y[rows[~is_val]][:, self.seen_])
-                    score = multilabel_metrics(Y[rows[is_val]][:, self.seen_],
-                                               est.decision_function(X[is_val]))["map"]
-                    how = f" {settings_text(settings)}" if cfg.probex_grid else ""
-                    log(f"tree {t}: layer {layer} {tuple(X.shape[1:])}{how}: validation mAP {score:.3f}")
-                    # a NaN score (too few validation models) wins only as the first run (default settings)
-                    if best is None or score > best[0] or (np.isnan(best[0]) and not np.isnan(score)):
-                        best = (score, layer, est, X[~is_val], rows[~is_val], X[is_val], rows[is_val])
-            if best is None:
-                continue
-            score, layer, est, Xtr, tr_ids, Xva, va_ids = best
-            r_tr, texts = est.responses(Xtr), [phrased[c] for c in self.seen_]
-            chosen = {}
-            if cfg.text_ranks:  # the readout's rank by zero-shot on folds of the seen categories (validation models)
-                def refit(rest, pcfg=est.config_, Xtr=Xtr, Xva=Xva, tr_ids=tr_ids):  # without a fold's categories
-                    e = ProbeX(pcfg).fit(Xtr, Y[tr_ids][:, self.seen_][:, rest])
-                    return e.responses(Xtr), e.responses(Xva)
+        return models, paths, trees
 
-                log(f"tree {t}: choosing the text readout's rank ({len(folds)} folds, the expert refitted for each)")
-                rank, cv = choose_text_rank(refit, Y[tr_ids][:, self.seen_], Y[va_ids][:, self.seen_], texts, folds,
-                                            cfg.text_ranks, seed=cfg.seed)
-                chosen = {"rank": rank}
-                log(f"tree {t}: text readout rank {rank} (zero-shot mAP on seen-category folds: "
-                    + ", ".join(f"rank {r} {v:.3f}" for r, v in cv.items()) + ")")
-            aligner = TextAligner(seed=cfg.seed, **chosen).fit(r_tr, Y[tr_ids][:, self.seen_], texts)
-            info = {"layer": layer, "expert": est, "aligner": aligner, "val_map": score, "n_train": len(tr_ids),
-                    "reader": "probex"}
-            if cfg.reader != "probex":
-                self._fit_low_rank(t, info, cfg, Xtr, Y[tr_ids][:, self.seen_], Xva, Y[va_ids][:, self.seen_], log)
-            if roots.get(t, {}).get("arch", {}).get("arch") == "minilm":  # a text root reads category names
-                self._fit_root(t, info, [paths[i] for i in tr_ids], Y[tr_ids][:, self.seen_], layers, is_adapter(first),
-                               log)
-            self.experts_[t] = info
-        if not self.experts_:
-            raise InputError(f"zoo: {zoo}: no tree has enough readable models to train an expert")
-        self._build_index(models, paths, trees)
-        return self
+    def _fit_tree(self, t: str, idx: np.ndarray, paths: list[Path], Y: np.ndarray, texts: list, folds: list[list[int]],
+                  root: dict, cfg: TrainConfig, log) -> dict | None:
+        """One tree's expert (models ``idx``, shuffled; the first ones validate): sweep, text readout, other readers."""
+        val = idx[: max(2, round(cfg.val_fraction * len(idx)))]
+        first = read_state(paths[idx[0]])
+        have = candidate_layers(first)
+        layers = [k for k in (cfg.layers or have) if k.removesuffix(".weight") in have]
+        if not layers:
+            raise InputError(f"layer: {', '.join(cfg.layers or [])} not in the models of tree {t} "
+                             f"(e.g. {paths[idx[0]]}; layers: {', '.join(have)})")
+        best = self._sweep_tree(t, idx, val, layers, paths, Y, cfg, log)
+        if best is None:
+            return None
+        Xtr, Xva, tr_ids = best["Xtr"], best["Xva"], best["tr_ids"]
+        Ytr, Yva = Y[tr_ids][:, self.seen_], Y[best["va_ids"]][:, self.seen_]
+        if cfg.text_ranks:  # the readout's rank by zero-shot on folds of the seen categories (validation models)
+            log(f"tree {t}: choosing the text readout's rank ({len(folds)} folds, the expert refitted for each)")
+        aligner, rank, cv = fit_text_readout(best["expert"], Xtr, Ytr, Xva, Yva, texts, folds=folds,
+                                             ranks=cfg.text_ranks, seed=cfg.seed)
+        if cfg.text_ranks:
+            log(f"tree {t}: text readout rank {rank} (zero-shot mAP on seen-category folds: "
+                + ", ".join(f"rank {r} {v:.3f}" for r, v in cv.items()) + ")")
+        info = {"layer": best["layer"], "expert": best["expert"], "aligner": aligner, "val_map": best["val_map"],
+                "n_train": len(tr_ids), "reader": "probex"}
+        if cfg.reader != "probex":
+            self._fit_low_rank(t, info, cfg, Xtr, Ytr, Xva, Yva, log)
+        if root.get("arch", {}).get("arch") == "minilm":  # a text root reads category names
+            self._fit_root(t, info, [paths[i] for i in tr_ids], Ytr, layers, is_adapter(first), log)
+        return info
+
+    def _sweep_tree(self, t: str, idx: np.ndarray, val: np.ndarray, layers: list[str], paths: list[Path],
+                    Y: np.ndarray, cfg: TrainConfig, log) -> dict | None:
+        """The layer/settings sweep of a tree: the best run (:func:`improves`) with its layer's training data."""
+        candidates = list(enumerate(zip([{}, *cfg.probex_grid], grid_configs(cfg.probex, cfg.probex_grid),
+                                        strict=True)))
+        best = None
+        for layer in layers:
+            X, kept, _ = load_layers([paths[i] for i in idx], layer)
+            if len(kept) == 0:
+                continue
+            rows = idx[kept]  # model indices whose layer was read, in X's order
+            is_val = np.isin(rows, val)
+            for variant, (settings, pcfg) in candidates:
+                est, score = fit_candidate(pcfg, X[~is_val], Y[rows[~is_val]][:, self.seen_], X[is_val],
+                                           Y[rows[is_val]][:, self.seen_])
+                how = f" {settings_text(settings)}" if cfg.probex_grid else ""
+                log(f"tree {t}: layer {layer} {tuple(X.shape[1:])}{how}: validation mAP {score:.3f}")
+                run = {"layer": layer, "variant": variant, "val_map": score, "expert": est}
+                if improves(run, best):
+                    best = {**run, "Xtr": X[~is_val], "tr_ids": rows[~is_val], "Xva": X[is_val], "va_ids": rows[is_val]}
+        return best
 
     @staticmethod
     def _fit_low_rank(tree: str, info: dict, cfg: TrainConfig, Xtr, Ytr, Xva, Yva, log) -> None:

@@ -61,6 +61,8 @@ from lamina.weights.probes.linear import (
 )
 from lamina.weights.probes.metrics import labels_matrix, multilabel_metrics
 from lamina.weights.probes.probex import ProbeX, ProbeXConfig, grid_configs
+from lamina.weights.probes.tree_expert import best_run as _best_run  # the sweep's choice, as training makes it
+from lamina.weights.probes.tree_expert import fit_candidate, fit_text_readout
 from lamina.weights.zoo.catalogue import Catalogue
 from lamina.weights.zoo.vit import is_adapter, merge_adapter
 
@@ -129,16 +131,6 @@ class EvalConfig:
         return ProbeXConfig(**{**base.to_dict(), **over, "seed": seed})
 
 
-def _best_run(runs: list[dict]) -> dict:
-    """The sweep run with the highest validation mAP (the first of equals). When no run could be scored (too few
-    validation models), the last run with the default ProbeX settings: no other setting is adopted without
-    evidence."""
-    scored = [r for r in runs if not np.isnan(r["val_map"])]
-    if scored:
-        return max(scored, key=lambda r: r["val_map"])
-    return [r for r in runs if r["variant"] == 0][-1]
-
-
 def _dense_variant(cfg: EvalConfig, runs: list[dict]) -> int | None:
     """The grid entry whose training settings the dense logistic probe gets: the best one (as :func:`_best_run`)
     among those that train ProbeX from its usual start. A ridge start's settings (few epochs at a small step, for
@@ -201,11 +193,8 @@ def _sweep_task(args) -> dict:
     seen = _D["seen"]
     tr, va, _ = _split(len(d["ids"]), cfg.seeds[0], cfg)
     X, Y = d["layers"][layer], d["Y"][:, seen]
-    est = ProbeX(cfg.candidate(variant, cfg.seeds[0])).fit(X[tr], Y[tr])
-    try:
-        val_map = _scores(Y[va], est.decision_function(X[va]))["map"]
-    except InputError:  # too few validation models to score any category
-        val_map = float("nan")
+    est, val_map = fit_candidate(cfg.candidate(variant, cfg.seeds[0]), X[tr], Y[tr], X[va], Y[va],
+                                 nan_if_unscorable=True)  # too few validation models to score any category: NaN
     return {"tree": tree, "layer": layer, "shape": list(X.shape[1:]), "variant": variant,
             "settings": cfg.probex_grid[variant - 1] if variant else {}, "val_map": val_map,
             "fit_seconds": est.fit_seconds_}
@@ -227,8 +216,6 @@ def _seed_task(args) -> list[dict]:
 
     pcfg = cfg.candidate(variant, seed) if variant is not None else ProbeXConfig(seed=seed)
     if part == "probex":
-        from lamina.weights.text.aligner import TextAligner, choose_text_rank
-
         for layer, name in [(best, "probex")] + ([(largest, f"probex@{largest}")] if largest != best else []):
             X = d["layers"][layer]
             est = ProbeX(pcfg).fit(X[tr], Y[tr][:, seen])
@@ -238,19 +225,13 @@ def _seed_task(args) -> list[dict]:
             if largest == best:
                 add(f"probex@{largest}", layer, Y[te][:, seen], est.decision_function(X[te]), est.fit_seconds_,
                     est.n_params_)
-            r_tr = est.responses(X[tr])
+            # the readout's rank by zero-shot on folds of the seen categories (validation models), if ranks are given
+            al, rank, cv = fit_text_readout(est, X[tr], Y[tr][:, seen], X[va], Y[va][:, seen], text[seen],
+                                            folds=_D["folds"], ranks=cfg.text_ranks, seed=seed)
             how = {}
-            if cfg.text_ranks:  # the readout's rank by zero-shot on folds of the seen categories (validation models)
-                def refit(rest, X=X):  # the expert without a fold's categories
-                    e = ProbeX(pcfg).fit(X[tr], Y[tr][:, seen][:, rest])
-                    return e.responses(X[tr]), e.responses(X[va])
-
-                rank, cv = choose_text_rank(refit, Y[tr][:, seen], Y[va][:, seen], text[seen], _D["folds"],
-                                            cfg.text_ranks, seed=seed)
+            if cfg.text_ranks:
                 how = {"text_rank": rank,
                        "text_rank_cv": {str(r): None if np.isnan(v) else round(v, 4) for r, v in cv.items()}}
-            al = TextAligner(seed=seed, **({"rank": how["text_rank"]} if how else {})).fit(
-                r_tr, Y[tr][:, seen], text[seen])
             fte = al.features(est.responses(X[te]))
             add("text", layer, Y[te][:, seen], al.decision_function_features(fte, text[seen]), al.fit_seconds_,
                 al.n_params_, **how)
@@ -439,24 +420,65 @@ def evaluate_zoo(zoo: str | Path, cfg: EvalConfig | None = None, *, log=None) ->
 
 
 def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
+    """The whole evaluation (see :func:`evaluate_zoo`): the main process reads and discovers, the workers train."""
     from lamina.weights.text.aligner import category_folds, embed_text
-    from lamina.weights.trees import adjusted_rand, discover_trees, fingerprint_files
-    from lamina.weights.zoo.data import category_pools, vocabulary
 
     t_start = time.perf_counter()
-    with Catalogue(zoo) as cat:
-        models, roots, vocab = cat.models(), cat.roots(), cat.get_meta("vocabulary", [])
-        zcfg = cat.get_meta("config", {})
-    if not models:
-        raise InputError(f"zoo: {zoo} holds no models")
+    models, roots, vocab, zcfg = _read_catalogue(zoo)
     text_zoo = zcfg.get("data", "fashion") == "wordnet"
     views = [] if text_zoo else zcfg.get("views", [])
     heldout = cfg.heldout if cfg.heldout is not None else default_heldout(vocab, len(views))
     seen = [c for c in range(len(vocab)) if c not in set(heldout)]
     folds = category_folds([v["name"] for v in vocab], seen) if cfg.text_ranks else []
     text = embed_text([v["prompt"] for v in vocab])
+    discovery, fp_map = _discover(zoo, models, roots, cfg, log)
+    imgs = None if text_zoo else _test_images(views, zcfg, cfg)  # a text zoo: no data-aware probes (no images)
+    ctx = mp.get_context("fork")
+    n_workers = check_workers("workers", cfg.workers)
+    trees = _load_trees(zoo, models, roots, vocab, imgs, cfg, ctx, n_workers, log)
+    _D.clear()
+    _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text, folds=folds)
+    with ctx.Pool(n_workers) as pool:
+        sweep, best, dense_variant = _sweep(pool, trees, cfg, log)
+        rows = _run_methods(pool, trees, best, dense_variant, cfg)
+    _D.clear()
+    for t, d in trees.items():
+        if roots[t]["arch"].get("arch") == "minilm":  # a text root reads category names itself
+            log(f"tree {t}: zero-shot through the root's reading of category names")
+            rows += _root_rows(t, d, zoo / roots[t]["path"], vocab, seen, heldout, cfg)
+    report = {
+        "zoo": str(zoo.resolve()),
+        "config": cfg.to_dict(),
+        "n_models": {t: len(d["ids"]) for t, d in trees.items()},
+        "skipped": {t: d["skipped"] for t, d in trees.items()},
+        "categories": {"seen": [vocab[c]["name"] for c in seen], "heldout": [vocab[c]["name"] for c in heldout]},
+        "layer_sweep": sweep,
+        "best_layer": {t: r["layer"] for t, r in best.items()},
+        "best_settings": {t: r["settings"] for t, r in best.items()},
+        "dense_settings": {t: _dense_settings(cfg, v) for t, v in dense_variant.items()},
+        "largest_layer": {t: d["largest"] for t, d in trees.items()},
+        "discovery": discovery,
+        "rows": rows,
+        "seconds": time.perf_counter() - t_start,
+    }
+    report["_map"] = fp_map
+    return report
 
-    # tree discovery on the whole collection
+
+def _read_catalogue(zoo: Path) -> tuple[list[dict], dict, list[dict], dict]:
+    """The zoo's models, roots, vocabulary and build config, from its catalogue."""
+    with Catalogue(zoo) as cat:
+        models, roots, vocab = cat.models(), cat.roots(), cat.get_meta("vocabulary", [])
+        zcfg = cat.get_meta("config", {})
+    if not models:
+        raise InputError(f"zoo: {zoo} holds no models")
+    return models, roots, vocab, zcfg
+
+
+def _discover(zoo: Path, models: list[dict], roots: dict, cfg: EvalConfig, log) -> tuple[dict, dict]:
+    """Trees discovered from weights alone against the catalogue's (ARI, overall and per hard pair); the map's data."""
+    from lamina.weights.trees import adjusted_rand, discover_trees, fingerprint_files
+
     t0 = time.perf_counter()
     paths = [zoo / m["path"] for m in models]
     fp = fingerprint_files(paths, seed=cfg.seeds[0])
@@ -472,19 +494,24 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
         sel = [i for i, t in enumerate(true) if t in (a, b)]
         discovery[f"ari[{a} + {b}]"] = adjusted_rand([true[i] for i in sel], found[sel])
     log(f"tree discovery: ARI {discovery['ari']:.3f}, {discovery['n_found']} trees found of {discovery['n_true']}")
-    pca = fp  # kept for the map figure
-    fp_vectors, fp_keys = np.stack(pca.vectors), pca.keys
+    return discovery, {"fingerprints": np.stack(fp.vectors), "keys": fp.keys, "true": true, "found": found.tolist()}
 
-    # load every tree
-    imgs = None  # a text zoo: no data-aware probes (they run images through the models)
-    if not text_zoo:
-        imgs = category_pools(vocabulary(views), cfg.energy_images, split="test", seed=zcfg.get("seed", 0) + 1)
-        imgs = imgs.astype(np.float32) / 255.0  # (C, M, 28, 28), test-split images the zoo never trained on
+
+def _test_images(views: list, zcfg: dict, cfg: EvalConfig) -> np.ndarray:
+    """(C, M, 28, 28) test-split images in [0, 1] that the zoo never trained on, for the data-aware probes."""
+    from lamina.weights.zoo.data import category_pools, vocabulary
+
+    imgs = category_pools(vocabulary(views), cfg.energy_images, split="test", seed=zcfg.get("seed", 0) + 1)
+    return imgs.astype(np.float32) / 255.0
+
+
+def _load_trees(zoo: Path, models: list[dict], roots: dict, vocab: list[dict], imgs: np.ndarray | None,
+                cfg: EvalConfig, ctx, n_workers: int, log) -> dict[str, dict]:
+    """Read every tree with enough models (:func:`_load_tree`, chunks of 50 in the workers); those with enough
+    readable ones, each with its labels ``Y``."""
     trees = {}
     _D.clear()
     _D["images"] = imgs
-    ctx = mp.get_context("fork")
-    n_workers = check_workers("workers", cfg.workers)
     with ctx.Pool(n_workers) as pool:
         for tname in sorted(roots):
             ms = [m for m in models if m["tree"] == tname]
@@ -506,54 +533,40 @@ def _evaluate(zoo: Path, cfg: EvalConfig, log) -> dict:
             trees[tname] = d
     if not trees:
         raise InputError(f"zoo: {zoo} has no tree with at least {cfg.min_models} readable models")
-    _D.clear()
-    _D.update(trees=trees, cfg=cfg, seen=seen, heldout=heldout, text=text, folds=folds)
-    with ctx.Pool(n_workers) as pool:
-        sweep = pool.map(_sweep_task, [(t, k, v) for t, d in trees.items() for k in d["layers"]
-                                       for v in range(1 + len(cfg.probex_grid))], chunksize=1)
-        best = {t: _best_run([r for r in sweep if r["tree"] == t]) for t in trees}
-        for t, d in trees.items():
-            size = {k: int(np.prod(x.shape[1:])) for k, x in d["layers"].items()}
-            tied = [k for k in d["layers"] if size[k] == max(size.values())]
-            d["first_largest"] = tied[0]  # what trees are grouped by for the cross-tree probe
-            # the largest layer; among layers of that size, the one the sweep liked best
-            d["largest"] = _best_run([r for r in sweep if r["tree"] == t and r["layer"] in tied])["layer"]
-        dense_variant = {t: _dense_variant(cfg, [r for r in sweep if r["tree"] == t]) for t in trees}
-        for t, r in best.items():
-            how = f", ProbeX settings {r['settings']}" if r["variant"] else ""
-            log(f"tree {t}: best layer {r['layer']}{how} (validation mAP {r['val_map']:.3f})")
-        groups: dict[tuple, list[str]] = {}
-        for t, d in trees.items():
-            groups.setdefault((d["first_largest"], d["layers"][d["first_largest"]].shape[1:]), []).append(t)
-        # the longest tasks first, so that the two workers finish together
-        tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"], dense_variant[t]))
-                 for s in cfg.seeds[: cfg.dense_seeds] for t in trees]
-        tasks += [("cross", (ts, key[0], s)) for key, ts in groups.items() if len(ts) > 1 for s in cfg.seeds]
-        tasks += [("seed", (part, t, s, best[t]["layer"], trees[t]["largest"], best[t]["variant"]))
-                  for part in ("probex", "cheap") for t in trees for s in cfg.seeds]
-        jobs = [pool.apply_async(_seed_task if kind == "seed" else _cross_task, (a,)) for kind, a in tasks]
-        rows = []
-        for j in jobs:
-            rows.extend(j.get())
-    _D.clear()
+    return trees
+
+
+def _sweep(pool, trees: dict[str, dict], cfg: EvalConfig, log) -> tuple[list[dict], dict, dict]:
+    """The layer/settings sweep of every tree in the workers: its runs, each tree's best run and dense variant."""
+    sweep = pool.map(_sweep_task, [(t, k, v) for t, d in trees.items() for k in d["layers"]
+                                   for v in range(1 + len(cfg.probex_grid))], chunksize=1)
+    best = {t: _best_run([r for r in sweep if r["tree"] == t]) for t in trees}
     for t, d in trees.items():
-        if roots[t]["arch"].get("arch") == "minilm":  # a text root reads category names itself
-            log(f"tree {t}: zero-shot through the root's reading of category names")
-            rows += _root_rows(t, d, zoo / roots[t]["path"], vocab, seen, heldout, cfg)
-    report = {
-        "zoo": str(zoo.resolve()),
-        "config": cfg.to_dict(),
-        "n_models": {t: len(d["ids"]) for t, d in trees.items()},
-        "skipped": {t: d["skipped"] for t, d in trees.items()},
-        "categories": {"seen": [vocab[c]["name"] for c in seen], "heldout": [vocab[c]["name"] for c in heldout]},
-        "layer_sweep": sweep,
-        "best_layer": {t: r["layer"] for t, r in best.items()},
-        "best_settings": {t: r["settings"] for t, r in best.items()},
-        "dense_settings": {t: _dense_settings(cfg, v) for t, v in dense_variant.items()},
-        "largest_layer": {t: d["largest"] for t, d in trees.items()},
-        "discovery": discovery,
-        "rows": rows,
-        "seconds": time.perf_counter() - t_start,
-    }
-    report["_map"] = {"fingerprints": fp_vectors, "keys": fp_keys, "true": true, "found": found.tolist()}
-    return report
+        size = {k: int(np.prod(x.shape[1:])) for k, x in d["layers"].items()}
+        tied = [k for k in d["layers"] if size[k] == max(size.values())]
+        d["first_largest"] = tied[0]  # what trees are grouped by for the cross-tree probe
+        # the largest layer; among layers of that size, the one the sweep liked best
+        d["largest"] = _best_run([r for r in sweep if r["tree"] == t and r["layer"] in tied])["layer"]
+    dense_variant = {t: _dense_variant(cfg, [r for r in sweep if r["tree"] == t]) for t in trees}
+    for t, r in best.items():
+        how = f", ProbeX settings {r['settings']}" if r["variant"] else ""
+        log(f"tree {t}: best layer {r['layer']}{how} (validation mAP {r['val_map']:.3f})")
+    return sweep, best, dense_variant
+
+
+def _run_methods(pool, trees: dict[str, dict], best: dict, dense_variant: dict, cfg: EvalConfig) -> list[dict]:
+    """Every method on every tree and seed in the workers (the longest tasks first); their result rows."""
+    groups: dict[tuple, list[str]] = {}
+    for t, d in trees.items():
+        groups.setdefault((d["first_largest"], d["layers"][d["first_largest"]].shape[1:]), []).append(t)
+    # the longest tasks first, so that the two workers finish together
+    tasks = [("seed", ("dense", t, s, best[t]["layer"], trees[t]["largest"], dense_variant[t]))
+             for s in cfg.seeds[: cfg.dense_seeds] for t in trees]
+    tasks += [("cross", (ts, key[0], s)) for key, ts in groups.items() if len(ts) > 1 for s in cfg.seeds]
+    tasks += [("seed", (part, t, s, best[t]["layer"], trees[t]["largest"], best[t]["variant"]))
+              for part in ("probex", "cheap") for t in trees for s in cfg.seeds]
+    jobs = [pool.apply_async(_seed_task if kind == "seed" else _cross_task, (a,)) for kind, a in tasks]
+    rows = []
+    for j in jobs:
+        rows.extend(j.get())
+    return rows
