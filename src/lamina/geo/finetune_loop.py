@@ -99,6 +99,7 @@ def run(loc: LocationEncoder, head: Head, lonlat: torch.Tensor, target: torch.Te
     Returns:
         The :class:`LoopResult`; ``head`` and ``loc`` hold the best weights.
     """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     rng = np.random.default_rng([cfg.seed, 23])
@@ -117,37 +118,14 @@ def run(loc: LocationEncoder, head: Head, lonlat: torch.Tensor, target: torch.Te
     result.history.append({"stage": start, "epoch": 0, "train_loss": train0, "val_loss": val0})
     stages = ["head"] + (["encoder"] if cfg.train != "head" else [])
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    from rich.console import Console
-
     # on stderr: the CLI prints its JSON result on stdout
     with Progress(*columns, disable=not progress, transient=False, console=Console(stderr=True)) as bar:
         job = bar.add_task("fine-tune", total=cfg.epochs * len(stages))
         for k, stage in enumerate(stages):
-            if stage == "head":
-                params = list(head.parameters())
-                opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-                def forward(idx, feats=feats):
-                    return head(feats[idx])
-
-                def val_loss(feats=feats):
-                    return float(loss_fn(head(feats[val_t]), target[val_t]))
-            else:
+            if stage == "encoder":
                 best.restore()  # start from the best head (the probe or a head epoch)
-                for p in enc_params:
-                    p.requires_grad_(True)
-                params = list(head.parameters()) + enc_params
-                opt = torch.optim.AdamW([
-                    {"params": list(head.parameters()), "lr": cfg.encoder_lr_value, "weight_decay": cfg.weight_decay},
-                    {"params": enc_params, "lr": cfg.encoder_lr_value, "weight_decay": 0.0},
-                ])
-
-                def forward(idx):
-                    return head(loc(lonlat[idx]))
-
-                def val_loss():
-                    with torch.no_grad():
-                        return float(loss_fn(head(embed_points(loc, lonlat[val_t])), target[val_t]))
+            params, opt, forward, val_loss = _stage_setup(stage, loc, head, enc_params, feats, lonlat, target,
+                                                          val_t, loss_fn, cfg)
             n, why = _stage(stage, forward, val_loss, loss_fn, opt, params, best, target, train_idx, rng, cfg,
                             result.history, lambda desc: bar.update(job, advance=1, description=desc))
             result.epochs_run[stage] = n
@@ -193,3 +171,34 @@ def _stage(stage, forward, val_loss, loss_fn, opt, params, best: _Best, target, 
                 return epoch, f"early stop: no better validation loss in {cfg.patience} epochs"
     return cfg.epochs, "maximum epochs"
 
+
+def _stage_setup(stage: str, loc, head, enc_params, feats, lonlat, target, val_t, loss_fn, cfg):
+    """The trained parameters, optimiser, forward pass and validation loss of one stage: ``"head"`` (on the frozen
+    embeddings) or ``"encoder"`` (head and encoder layers together, at the encoder learning rate)."""
+    if stage == "head":
+        params = list(head.parameters())
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+        def forward(idx):
+            return head(feats[idx])
+
+        def val_loss():
+            return float(loss_fn(head(feats[val_t]), target[val_t]))
+
+        return params, opt, forward, val_loss
+    for p in enc_params:
+        p.requires_grad_(True)
+    params = list(head.parameters()) + enc_params
+    opt = torch.optim.AdamW([
+        {"params": list(head.parameters()), "lr": cfg.encoder_lr_value, "weight_decay": cfg.weight_decay},
+        {"params": enc_params, "lr": cfg.encoder_lr_value, "weight_decay": 0.0},
+    ])
+
+    def forward(idx):
+        return head(loc(lonlat[idx]))
+
+    def val_loss():
+        with torch.no_grad():
+            return float(loss_fn(head(embed_points(loc, lonlat[val_t])), target[val_t]))
+
+    return params, opt, forward, val_loss
