@@ -5,7 +5,7 @@ For each checkpoint: 20,000 points uniform on land (GLOBE mask, seed 0), the enc
 of ERA5 t2m and tp against the file, and the bioclimatic variables derived from both alike
 (:func:`lamina.geo.eval.fidelity.era5_fidelity`). Writes benchmarks/results/geo_era5_fidelity.{json,md}.
 
-    python benchmarks/geo_era5_fidelity.py [--checkpoint bundled:default ...] [--n 20000]
+    python benchmarks/geo_era5_fidelity.py [--checkpoint bundled:default ...] [--n 20000] [--results NAME]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", nargs="+", default=["bundled:default"])
     ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--results", default="geo_era5_fidelity", help="results file name in benchmarks/results/")
     args = ap.parse_args()
     lon, lat = random_land_points(args.n, seed=0)
     res, t0 = {}, time.perf_counter()
@@ -43,14 +44,15 @@ def main() -> None:
         res[ck] = {"sha256": sha, **era5_fidelity(enc, lon=lon, lat=lat)}
         print(ck, {k: res[ck][k] for k, *_ in ROWS}, flush=True)
     md = ["# ERA5 kept by the encoder at random land points", "",
-          f"`python benchmarks/geo_era5_fidelity.py --checkpoint {' '.join(args.checkpoint)} --n {args.n}`: "
+          f"`python benchmarks/geo_era5_fidelity.py --checkpoint {' '.join(args.checkpoint)} --n {args.n}"
+          + ("" if args.results == "geo_era5_fidelity" else f" --results {args.results}") + "`: "
           f"{args.n:,} points uniform on land (seed 0); the encoder's 12 monthly reconstructions against the ERA5 "
           "file, bioclimatic variables derived alike from both.", "",
           "| measure | target | " + " | ".join(args.checkpoint) + " |", "|---|---|" + "---|" * len(args.checkpoint)]
     for key, metric, label, target in ROWS:
         md.append(f"| {label} | {target} | " + " | ".join(f"{res[c][key][metric]:.3f}" for c in args.checkpoint)
                   + " |")
-    write_results("geo_era5_fidelity", {"machine": machine(), "n": args.n,
+    write_results(args.results, {"machine": machine(), "n": args.n,
                                         "wall_s": round(time.perf_counter() - t0, 1), "checkpoints": res},
                   "\n".join(md) + "\n")
 

@@ -37,8 +37,10 @@ def main() -> None:
         "results": args.selection_results,
         "training": {k: sel["training"][k] for k in ("pretrain_config", "steps", "samples_seen", "elapsed_s")},
         "heldout_metrics": sel["heldout_metrics"],
-        "note": "held-out metrics of the selection run (same recipe, 10% of 10-degree blocks held out, fewer "
-                "samples); the shipped checkpoint trained on every pixel and has in-sample metrics only",
+        "note": "held-out metrics of the selection run (same recipe, 10% of 10-degree blocks held out, "
+                + ("the same budget" if sel["training"]["samples_seen"] == enc.metadata.get("training", {}).get(
+                    "samples_seen") else "fewer samples")
+                + "); the shipped checkpoint trained on every pixel and has in-sample metrics only",
     }
     out = ROOT / "src" / "lamina" / "geo" / "pretrained" / args.name
     tmp = out.with_name(out.name + ".tmp")

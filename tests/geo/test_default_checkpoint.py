@@ -146,6 +146,9 @@ def test_weights_enum_lists_every_bundled_checkpoint_with_its_metadata():
     d = ClimplicitWeights.DEFAULT.meta
     assert d["insample_metrics"] is not None and "selection run" in d["heldout_metrics"]["source"]
     assert d["training"]["samples"] >= 40_000_000 and "era5_t2m" in d["variables"]
+    if d["training"]["init_from"]:  # a warm restart counts its parent's samples too
+        parent = ClimplicitWeights(d["training"]["init_from"]).meta["training"]["samples"]
+        assert d["training"]["samples"] == d["training"]["samples_this_run"] + parent
     from lamina.geo.raster import weights_sha256
 
     a = lamina.geo.load(ClimplicitWeights.ERA5V1)

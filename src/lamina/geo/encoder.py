@@ -386,8 +386,8 @@ INPUT_CONTRACT = {
 
 BUNDLED = {
     "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input, "
-               "month-free static path, 70% land samples, trained on every pixel (41 M samples; recipe chosen on "
-               "held-out blocks, see metadata['selection'])",
+               "month-free static path, 70% land samples, trained on every pixel (73.7 M samples: land70v1 and a "
+               "warm restart of 8,000 steps; recipe chosen on held-out blocks, see metadata['selection'])",
     "land70v1": "the first land70 default (Dec 2026): the same recipe, 10,000 steps from the seed (41 M samples)",
     "era5v1": "the first ERA5 default (first ERA5 default, Dec 2026): the same fields and network, pixel-uniform "
               "samples, 10% of 10-degree blocks held out, 25.6 M samples",

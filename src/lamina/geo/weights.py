@@ -26,6 +26,7 @@ class ClimplicitWeights(StrEnum):
     """The bundled climate encoders; each member's value is its ``"bundled:NAME"`` reference."""
 
     DEFAULT = "bundled:default"
+    LAND70V1 = "bundled:land70v1"
     ERA5V1 = "bundled:era5v1"
     OFFLINE10 = "bundled:offline10"
 
@@ -42,7 +43,8 @@ class ClimplicitWeights(StrEnum):
     def meta(self) -> dict:
         """Structured metadata: ``name``, ``description``, ``sha256`` (weights), ``content_sha256`` (config and
         metadata), ``lamina_version``, ``variables`` (name -> units), ``embedding_dim``, ``architecture``,
-        ``training`` (samples, steps, minutes, command, stack), ``heldout_metrics`` (with ``source``: its own run, or
+        ``training`` (samples: all the weights saw, warm-restart parents included; steps, samples_this_run,
+        init_from: the parent of a warm restart; minutes, command, stack), ``heldout_metrics`` (with ``source``: its own run, or
         the selection run of its recipe), ``insample_metrics`` (or None), ``input_contract``."""
         f = self.path / "config.json"
         try:
@@ -67,7 +69,9 @@ class ClimplicitWeights(StrEnum):
                 "embedding_dim": cfg["dim_embedding"],
                 "architecture": {k: cfg.get(k) for k in ("num_layers", "dim_hidden", "dim_embedding",
                                                         "location_encoding", "residual")},
-                "training": {"samples": training.get("samples_seen"), "steps": training.get("steps"),
+                "training": {"samples": _samples_with_parents(training), "steps": training.get("steps"),
+                             "samples_this_run": training.get("samples_seen"),
+                             "init_from": (training.get("init_from") or {}).get("checkpoint"),
                              "minutes": round(training["elapsed_s"] / 60, 1) if "elapsed_s" in training else None,
                              "command": training.get("command"), "stack": training.get("stack")},
                 "heldout_metrics": held,
@@ -87,3 +91,12 @@ class ClimplicitWeights(StrEnum):
         from lamina.geo.location_encoder import LocationEncoder
 
         return LocationEncoder(self.load(), month=month)
+
+
+def _samples_with_parents(training: dict) -> int | None:
+    """Samples the weights saw: this run's and, for a warm restart, its parents' (``training.init_from``)."""
+    total, record = training.get("samples_seen"), training.get("init_from")
+    while total is not None and isinstance(record, dict):
+        total += record.get("samples_seen") or 0
+        record = record.get("init_from")
+    return total
