@@ -35,6 +35,18 @@ from lamina.geo.data.grid import Variable
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
 
 
+def siren_rows_per_sample(cfg: EncoderConfig) -> int:
+    """Rows the SIREN runs per pretraining sample: 2 with a month-free static path (the sample and its month-free
+    copy go through in one pass, :meth:`ClimateModule.forward`), else 1. Embedding runs 1."""
+    return 2 if cfg.static_variables else 1
+
+
+def train_bound(gflops: float, cfg: EncoderConfig) -> float:
+    """Samples/s if a pretraining step cost only its matrix products at ``gflops``: 3 x the forward FLOPs (forward,
+    and the two products of the backward pass) of every row the SIREN runs per sample."""
+    return gflops * 1e9 / (3 * forward_flops(cfg) * siren_rows_per_sample(cfg))
+
+
 def forward_flops(cfg: EncoderConfig) -> int:
     """Matmul FLOPs of one point through the SIREN (2 x multiply-adds of every linear layer, head excluded)."""
     m = ClimateModule(cfg)
@@ -80,6 +92,39 @@ def _train_step(cfg: EncoderConfig, batch: int, wrap=lambda m: m):
 
 def train_rate(cfg: EncoderConfig, batch: int, steps: int = 4) -> float:
     return batch / best_time(_train_step(cfg, batch), repeat=steps, min_time=0.0)
+
+
+def matmul_only_rate(cfg: EncoderConfig, batch: int, steps: int = 4) -> float:
+    """Samples/s of the same step with every sine, residual average and the head's loss reduced to a chain of the
+    SIREN's linear layers (same shapes and rows per sample, AdamW and clipping kept): what the matrix products of
+    one step cost alone."""
+    torch.manual_seed(0)
+    lins = [m for m in ClimateModule(cfg).siren.modules() if isinstance(m, torch.nn.Linear)]
+    chain = torch.nn.Sequential(*[torch.nn.Linear(m.in_features, m.out_features) for m in lins])
+    opt = torch.optim.AdamW(chain.parameters(), lr=1e-4)
+    x = torch.rand(batch * siren_rows_per_sample(cfg), lins[0].in_features)  # the rows the real step runs
+
+    def step():
+        loss = chain(x).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(chain.parameters(), 0.5)
+        opt.step()
+
+    return batch / best_time(step, repeat=steps, min_time=0.0)
+
+
+def compiled_rate(cfg: EncoderConfig, batch: int, steps: int = 4) -> tuple[float | None, str]:
+    """Samples/s of the step with the module compiled by ``torch.compile`` (inductor, which fuses the elementwise
+    sine / residual work into loops); None and the reason where it cannot compile here."""
+    try:
+        step = _train_step(cfg, batch, wrap=torch.compile)
+        t0 = time.perf_counter()
+        step()
+        compile_s = time.perf_counter() - t0
+        return batch / best_time(step, repeat=steps, min_time=0.0), f"compiled in {compile_s:.0f} s"
+    except Exception as exc:  # no C++ compiler, an unsupported op: reported, not fatal
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
 def _ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, batch: int, steps: int, out) -> None:
@@ -133,12 +178,18 @@ def train_only(cfg: EncoderConfig, batch: int = 4096) -> dict:
     """Pretraining step rates of the bundled size: one process with the machine's threads against data-parallel
     single-threaded processes (the way the shipped checkpoint was trained), both against the same matmul bound."""
     gflops = matmul_gflops()
-    bound = gflops * 1e9 / (3 * forward_flops(cfg))
+    bound = train_bound(gflops, cfg)
     one = train_rate(cfg, batch)
     ddp = ddp_train_rate(cfg, batch, world=2)
+    mm = matmul_only_rate(cfg, batch)
+    comp, comp_note = compiled_rate(cfg, batch)
     return {"machine": machine(), "matmul_gflops_fp32": gflops, "batch": batch, "bound_samples_per_s": bound,
+            "siren_rows_per_sample": siren_rows_per_sample(cfg),
             "one_process_samples_per_s": one, "ddp_2x1_samples_per_s": ddp,
-            "one_process_fraction": one / bound, "ddp_fraction": ddp / bound}
+            "one_process_fraction": one / bound, "ddp_fraction": ddp / bound,
+            "matmul_only_samples_per_s": mm, "matmul_only_fraction": mm / bound,
+            "compiled_samples_per_s": comp, "compiled_fraction": None if comp is None else comp / bound,
+            "compiled_note": comp_note}
 
 
 def peak_memory(rows: int, checkpoint: str | None) -> dict:
@@ -244,12 +295,21 @@ def main() -> None:
         md = [f"# lamina.geo pretraining speed, bundled size ({r['machine']['cpus']} CPUs)", "",
               "`python benchmarks/geo_speed.py --train-only`: AdamW steps with clipping on batches of "
               f"{r['batch']:,}, against the 3 x forward matmul bound of the same run "
-              f"({r['matmul_gflops_fp32']:.1f} GFLOP/s float32: {r['bound_samples_per_s']:,.0f} samples/s).", "",
+              f"({r['matmul_gflops_fp32']:.1f} GFLOP/s float32: {r['bound_samples_per_s']:,.0f} samples/s; the "
+              f"SIREN runs {r['siren_rows_per_sample']} rows per sample, the sample and its month-free copy for the "
+              "static path).", "",
               "| path | samples/s | of the bound |", "|---|---|---|",
               f"| one process, {torch.get_num_threads()} threads | {r['one_process_samples_per_s']:,.0f} | "
               f"{r['one_process_fraction']:.0%} |",
               f"| 2 data-parallel processes x 1 thread (torchrun's way; gloo) | {r['ddp_2x1_samples_per_s']:,.0f} | "
-              f"{r['ddp_fraction']:.0%} |"]
+              f"{r['ddp_fraction']:.0%} |",
+              f"| one process, the module under torch.compile ({r['compiled_note']}) | "
+              + ("not measured | |" if r["compiled_samples_per_s"] is None else
+                 f"{r['compiled_samples_per_s']:,.0f} | {r['compiled_fraction']:.0%} |"),
+              f"| one process, the step's linear layers alone (no sine, no residual; AdamW, clipping) | "
+              f"{r['matmul_only_samples_per_s']:,.0f} | {r['matmul_only_fraction']:.0%} |", "",
+              "The last row is what the step's matrix products cost at these shapes on their own: the ceiling any "
+              "fusion of the elementwise work could reach in this process."]
         write_results("geo_speed_train", r, "\n".join(md) + "\n")
         print("\n".join(md))
         return
@@ -277,7 +337,7 @@ def main() -> None:
         rows = embed_rates(enc, [1, 64, 4096, args.large], flops, gflops)
         rows += embed_rates(enc, [4096, args.large], flops, gflops, precision="bfloat16")
         tr = train_rate(cfg, 8192)
-        bound = gflops * 1e9 / (3 * flops)
+        bound = train_bound(gflops, cfg)
         results["architectures"][name] = {
             "config": cfg.to_dict(), "forward_mflop_per_point": flops / 1e6, "embed": rows,
             "train_samples_per_s": tr, "train_bound_samples_per_s": bound, "train_fraction_of_bound": tr / bound,
