@@ -44,8 +44,8 @@ class ClimplicitWeights(StrEnum):
         """Structured metadata: ``name``, ``description``, ``sha256`` (weights), ``content_sha256`` (config and
         metadata), ``lamina_version``, ``variables`` (name -> units), ``embedding_dim``, ``architecture``,
         ``training`` (samples: all the weights saw, warm-restart parents included; steps, samples_this_run,
-        init_from: the parent of a warm restart; minutes, command, stack), ``heldout_metrics`` (with ``source``: its own run, or
-        the selection run of its recipe), ``insample_metrics`` (or None), ``input_contract``."""
+        init_from: the parent of a warm restart; minutes, command, stack), ``heldout_metrics`` (with ``source``:
+        its own run, or the selection run of its recipe), ``insample_metrics`` (or None), ``input_contract``."""
         f = self.path / "config.json"
         try:
             doc = json.loads(f.read_text())
