@@ -210,7 +210,6 @@ def process_table(encoder: ClimateEncoder, src: str | os.PathLike, dst: str | os
     Raises:
         InputError: missing columns, invalid coordinates or months (the message gives the row), bad paths.
     """
-    src, dst = Path(src), Path(dst)
     job = TableJob(what=what, lon_col=lon_col, lat_col=lat_col, month_col=month_col, month=month,
                    chunk_rows=chunk_rows, wrap_lon=wrap_lon, keep_columns=keep_columns, precision=precision,
                    layer=layer)

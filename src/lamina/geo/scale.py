@@ -184,11 +184,11 @@ def embed_partitions(src: str | os.PathLike, dst: str | os.PathLike, *, checkpoi
     workers = check_workers("workers", workers)  # capped once here; the local cluster gets the capped count
     if scheduler is not None and not isinstance(scheduler, str):
         raise InputError(f"scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
-    resolved = {p.resolve() for p in files}
+    resolved = [p.resolve() for p in files]
     if dst.resolve() in {p.parent for p in resolved}:
         raise InputError(f"output: {dst} holds input partitions; choose another folder")
     ckpt, sha = _client_checkpoint(checkpoint)
-    record = {"inputs": [str(p.resolve()) for p in files], "checkpoint_sha256": sha, "output_format": output_format,
+    record = {"inputs": [str(p) for p in resolved], "checkpoint_sha256": sha, "output_format": output_format,
               **job.record()}
     folder, pending = _open_job_folder(dst, files, None if output_format is None else f".{output_format}", record)
     rows = 0

@@ -21,13 +21,11 @@ def leading_singular_vectors(m: np.ndarray, r: int, *, side: str = "left") -> np
     m = np.asarray(m, dtype=np.float64)
     if side == "right":
         m = m.T
-    if m.shape[0] <= m.shape[1]:  # the Gram matrix of the rows is the small one
-        w, vecs = np.linalg.eigh(m @ m.T)
-        w, vecs = w[::-1], vecs[:, ::-1]
-        keep = min(int(r), int(np.sum(w > max(w[0], 0.0) * 1e-12)))
-        return vecs[:, :keep]
-    w, vecs = np.linalg.eigh(m.T @ m)  # long side: left vectors are m v / s
+    tall = m.shape[0] > m.shape[1]  # then the Gram matrix of the columns is the small one
+    w, vecs = np.linalg.eigh(m.T @ m if tall else m @ m.T)
     w, vecs = w[::-1], vecs[:, ::-1]
-    keep = min(int(r), int(np.sum(w > max(w[0], 0.0) * 1e-12)))
-    u = m @ vecs[:, :keep]
+    vecs = vecs[:, :min(int(r), int(np.sum(w > max(w[0], 0.0) * 1e-12)))]
+    if not tall:
+        return vecs
+    u = m @ vecs  # left vectors from the right ones: m v / s
     return u / np.linalg.norm(u, axis=0, keepdims=True)

@@ -128,7 +128,7 @@ def embed_text(texts: list[str] | str) -> np.ndarray:
             _MEMO.update(fresh)
             while len(_MEMO) > _MEMO_SIZE:
                 _MEMO.popitem(last=False)
-    return np.stack([known[t] for t in texts]).astype(np.float32, copy=True)
+    return np.stack([known[t] for t in texts])  # a new array: the memo is not reachable through it
 
 
 def embed_phrasings(phrasings: list[list[str]]) -> list[np.ndarray]:
