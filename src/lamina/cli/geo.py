@@ -231,6 +231,12 @@ def pretrain(
     sh_degree: int = typer.Option(10, min=0, max=100, help="Degree of the spherical harmonics "
                                   "(--location-encoding spherical_harmonics; (L+1)^2 inputs)."),
     w0_initial: float = typer.Option(30.0, help="First-layer frequency factor w0 (paper: 30)."),
+    grid: str | None = typer.Option(None, help="Learned multi-resolution latitude-longitude grids feeding the "
+                                    "network, node spacings in degrees, e.g. 2,1,0.5,0.25 (each divides 180; needs "
+                                    "--location-encoding sphere)."),
+    grid_features: int = typer.Option(2, min=1, max=64, help="Learned values per grid node and level (--grid)."),
+    grid_dropout: float = typer.Option(0.0, help="Probability in [0, 1) that a sample's grid features are zeroed "
+                                       "in a step, so the network also answers where the grid learned nothing."),
     static_path: bool = typer.Option(False, "--static-path", help="Predict static variables (elevation, land "
                                      "fraction) from the month-free input, so they cannot vary with the month."),
     steps: int = typer.Option(20_000, min=1, help="Maximum optimiser steps."),
@@ -261,11 +267,14 @@ def pretrain(
     pcfg = PretrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, max_minutes=minutes,
                           land_only=land_only, land_share=land_share, val_fraction=val_fraction,
                           eval_every=eval_every, checkpoint_every=eval_every, patience=patience,
-                          months_per_window=months_per_window, seed=seed, init_from=init_from)  # checked first
+                          months_per_window=months_per_window, seed=seed, grid_dropout=grid_dropout,
+                          init_from=init_from)  # checked first
+    grid_resolutions = _grid_spacings(grid)
     st = _stack(stack)
     ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
                          residual=not no_residual, hyperbolic_first=not no_hsiren, location_encoding=location_encoding,
-                         sh_degree=sh_degree, w0_initial=w0_initial,
+                         sh_degree=sh_degree, w0_initial=w0_initial, grid_resolutions=grid_resolutions,
+                         grid_features=grid_features,
                          static_variables=[j for j, f in enumerate(st.fields) if static_path and not f.monthly])
     run(st, ecfg, pcfg, out, resume=resume, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -278,6 +287,20 @@ def pretrain(
                      {"what": "pretrain", "checkpoint": str(out / "final"), "checkpoint_sha256": final["sha256"],
                       "variables": len(st.fields), "stack": stack,
                       **{k: training.get(k) for k in ("steps", "best_step", "samples_seen", "stopped")}})
+
+
+def _grid_spacings(text: str | None) -> tuple[float, ...]:
+    """``--grid 2,1,0.5`` -> (2.0, 1.0, 0.5), checked (one-line errors); None -> ()."""
+    from lamina.geo.encoder import check_grid_resolutions
+
+    if text is None:
+        return ()
+    try:
+        values = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise InputError(f"--grid: expected node spacings in degrees separated by commas (e.g. 2,1,0.5,0.25), "
+                         f"got {text!r}") from None
+    return check_grid_resolutions(values)
 
 
 def info(checkpoint: Path | None = CHECKPOINT) -> None:

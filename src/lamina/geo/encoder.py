@@ -35,7 +35,7 @@ from lamina.errors import CheckpointError, InputError
 from lamina.geo.columns import EMBED_MONTHS
 from lamina.geo.data.grid import Variable
 from lamina.geo.data.transforms import inverse_columns
-from lamina.nn import SIREN, SphericalHarmonics, cyclic_month
+from lamina.nn import SIREN, LatLonGrid, SphericalHarmonics, cyclic_month
 
 KIND = "geo.ClimateEncoder"
 
@@ -58,6 +58,10 @@ class EncoderConfig:
             ``"sphere"`` (the 3-D unit vector ``(cos lat cos lon, cos lat sin lon, sin lat)``: continuous across
             the antimeridian and at the poles) or ``"spherical_harmonics"``.
         sh_degree: degree of the spherical harmonics when used.
+        grid_resolutions: node spacings in degrees of learned multi-resolution latitude-longitude grids whose
+            interpolated features join the location input (:class:`~lamina.nn.LatLonGrid`; needs
+            ``location_encoding="sphere"``); empty (the default, and every checkpoint before this field): none.
+        grid_features: learned values per grid node and level.
         static_variables: head outputs (indices) of static variables (elevation, land fraction, ...): predicted
             from the embedding of the month-free input (month features set to 0), so they cannot vary with the
             month. Empty (checkpoints before this field): every output is read from the month's embedding.
@@ -74,6 +78,8 @@ class EncoderConfig:
     hyperbolic_first: bool = True
     location_encoding: str = "direct"
     sh_degree: int = 10
+    grid_resolutions: tuple[float, ...] = ()
+    grid_features: int = 2
     static_variables: tuple[int, ...] = ()
 
     def __post_init__(self):
@@ -91,15 +97,26 @@ class EncoderConfig:
         for name in ("residual", "hyperbolic_first"):
             setattr(self, name, check_bool(name, getattr(self, name)))
         self.sh_degree = check_positive_int("sh_degree", self.sh_degree, minimum=0, maximum=100)
+        self.grid_features = check_positive_int("grid_features", self.grid_features, maximum=64)
+        self.grid_resolutions = check_grid_resolutions(self.grid_resolutions)
+        if self.grid_resolutions and self.location_encoding != "sphere":
+            raise InputError(f"grid_resolutions: a learned grid needs location_encoding 'sphere', got "
+                             f"{self.location_encoding!r}")
 
     @property
     def dim_in(self) -> int:
         loc = {"direct": 2, "sphere": 3}.get(self.location_encoding, (self.sh_degree + 1) ** 2)
-        return loc + 2
+        return loc + len(self.grid_resolutions) * self.grid_features + 2
+
+    @property
+    def grid_parameters(self) -> int:
+        """Learned values in the grid tables (0 without a grid)."""
+        return sum((round(180 / r) + 1) * round(360 / r) for r in self.grid_resolutions) * self.grid_features
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["static_variables"] = list(self.static_variables)
+        d["grid_resolutions"] = list(self.grid_resolutions)
         return d
 
     @classmethod
@@ -117,6 +134,33 @@ LOCATION_ENCODINGS = {
     "sphere": "(cos lat cos lon, cos lat sin lon, sin lat): continuous on the sphere",
     "spherical_harmonics": "real spherical harmonics up to sh_degree",
 }
+
+
+MAX_GRID_LEVELS = 8
+
+
+def check_grid_resolutions(value) -> tuple[float, ...]:
+    """Grid node spacings in degrees: distinct, each in [0.05, 90] and dividing 180 (so rows and columns close)."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise InputError(f"grid_resolutions: expected a list of node spacings in degrees, got {value!r}")
+    if len(value) > MAX_GRID_LEVELS:
+        raise InputError(f"grid_resolutions: at most {MAX_GRID_LEVELS} levels, got {len(value)}")
+    out = []
+    for r in value:
+        r = check_real("grid_resolutions", r, low=0.05, high=90.0)
+        if abs(180.0 / r - round(180.0 / r)) > 1e-6:
+            raise InputError(f"grid_resolutions: {r:g} deg does not divide 180 (e.g. 2, 1, 0.5, 0.25)")
+        out.append(float(r))
+    if len(set(out)) != len(out):
+        raise InputError(f"grid_resolutions: expected distinct spacings, got {out}")
+    return tuple(out)
+
+
+def lon_lat_of(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3) points on the unit sphere -> (lon, lat) in degrees: the inverse of :func:`unit_vector`."""
+    lon = torch.rad2deg(torch.atan2(v[:, 1], v[:, 0]))
+    lat = torch.rad2deg(torch.asin(v[:, 2].clamp(-1.0, 1.0)))
+    return lon, lat
 
 
 def unit_vector(lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
@@ -144,15 +188,16 @@ class ClimateModule(nn.Module):
         self.config = config
         h, c = config.dim_hidden, config
         n_params = (c.dim_in + 1) * h + (c.num_layers - 1) * (h + 1) * h + (h + 1) * c.dim_embedding \
-            + (c.dim_embedding + 1) * c.n_variables  # a lower estimate, before a layer is allocated
+            + (c.dim_embedding + 1) * c.n_variables + c.grid_parameters  # a lower estimate, before allocation
         check_memory("config", 4 * n_params, f"a climate encoder of {n_params:.3g} parameters (num_layers "
                      f"{c.num_layers}, dim_hidden {h}, dim_embedding {c.dim_embedding})",
-                     hint="use smaller sizes (CLI: --layers, --hidden, --dim)")
+                     hint="use smaller sizes (CLI: --layers, --hidden, --dim, --grid-features, a coarser --grid)")
         self.siren = SIREN(config.dim_in, config.dim_hidden, config.dim_embedding, config.num_layers,
                            w0=config.w0, w0_initial=config.w0_initial, c=config.c, residual=config.residual,
                            hyperbolic_first=config.hyperbolic_first)
         self.head = nn.Linear(config.dim_embedding, config.n_variables)
         self._sh = SphericalHarmonics(config.sh_degree) if config.location_encoding == "spherical_harmonics" else None
+        self.grid = LatLonGrid(config.grid_resolutions, config.grid_features) if config.grid_resolutions else None
         self.register_buffer("_static", _mask(config.n_variables, config.static_variables), persistent=False)
 
     def encode_inputs(self, lon: torch.Tensor, lat: torch.Tensor, month: torch.Tensor) -> torch.Tensor:
@@ -172,11 +217,25 @@ class ClimateModule(nn.Module):
         x0[:, -2:] = 0.0
         return x0
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def siren_inputs(self, x: torch.Tensor, grid_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoded inputs ``(B, dim_loc + 2)`` -> the SIREN's ``(B, dim_in)``: the learned grid's features of each
+        location inserted before the two month columns (``x`` itself without a grid). ``grid_keep`` (B,) of 0 / 1
+        multiplies the grid features (grid dropout during pretraining: 0 gives the state of a place no sample
+        reached)."""
+        if self.grid is None:
+            return x
+        g = self.grid(*lon_lat_of(x[:, :3])).to(x.dtype)  # (B, levels * features)
+        if grid_keep is not None:
+            g = g * grid_keep.to(g.dtype)[:, None]
+        return torch.cat([x[:, :-2], g, x[:, -2:]], dim=1)
+
+    def forward(self, x: torch.Tensor, grid_keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (B, dim_loc + 2) from :meth:`encode_inputs` -> (embedding (B, dim_embedding), prediction (B, V))."""
         if not self.config.static_variables:
-            emb = self.siren(x)  # (B, dim_embedding)
+            emb = self.siren(self.siren_inputs(x, grid_keep))  # (B, dim_embedding)
             return emb, self.head(emb)  # (B, n_variables)
-        both = self.siren(torch.cat([x, self.month_free(x)]))  # (2B, dim_embedding), one pass
+        keep2 = None if grid_keep is None else torch.cat([grid_keep, grid_keep])
+        both = self.siren(self.siren_inputs(torch.cat([x, self.month_free(x)]), keep2))  # (2B, dim_embedding)
         emb, emb_static = both[: x.shape[0]], both[x.shape[0] :]
         pred = torch.where(self._static, self.head(emb_static), self.head(emb))  # (B, n_variables)
         return emb, pred
@@ -264,6 +323,8 @@ class ClimateEncoder:
         x = self._inputs(lon, lat, month, wrap_lon)
         out = np.empty((x.shape[0], self.embedding_dim), dtype=np.float32)
         if x.shape[0]:
+            with torch.no_grad():
+                x = self.module.siren_inputs(x)
             self.module.siren.forward_inference(x, chunk=chunk, dtype=dtype, out=torch.from_numpy(out))
         return out
 
@@ -286,7 +347,7 @@ class ClimateEncoder:
             static = list(self.config.static_variables)
             if static and lon.size:
                 x0 = self.module.month_free(self._inputs(lon, lat, 1, False))
-                emb0 = self.module.siren.forward_inference(x0)
+                emb0 = self.module.siren.forward_inference(self.module.siren_inputs(x0))
                 z[:, static] = self.module.head(emb0).double().numpy()[:, static]
         out = self.to_physical(z)
         ocean_only = [j for j, v in enumerate(self.variables) if v.support == "ocean"]

@@ -91,9 +91,10 @@ class LocationEncoder(nn.Module):
         return m
 
     def _embed(self, lon: torch.Tensor, lat: torch.Tensor, month: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        x = self.net.encode_inputs(lon.double(), lat.double(), month)  # (B, dim_in)
+        x = self.net.encode_inputs(lon.double(), lat.double(), month)  # (B, dim_loc + 2)
         first = next(self.net.siren.parameters())
-        return self.net.siren(x.to(device=first.device, dtype=first.dtype)).to(dtype)  # (B, embedding_dim)
+        x = self.net.siren_inputs(x.to(device=first.device, dtype=first.dtype))  # (B, dim_in)
+        return self.net.siren(x).to(dtype)  # (B, embedding_dim)
 
     def forward(self, lonlat: torch.Tensor, month: torch.Tensor | int | None = None) -> torch.Tensor:
         """``lonlat`` (B, 2) degrees, ``month`` (B,) 1..12 or None -> (B, D) in ``lonlat``'s dtype and device."""

@@ -62,6 +62,9 @@ class PretrainConfig:
         n_windows, months_per_window: sampler settings (see :class:`~lamina.geo.data.sampling.PixelSampler`).
         stats_stride: read every k-th row and column when computing normalisation statistics.
         seed: everything random derives from it.
+        grid_dropout: with a learned grid (``EncoderConfig.grid_resolutions``), the probability that a sample's
+            grid features are set to 0 in a training step, so that the network also learns to answer from the
+            location alone, as it must where no training sample reached the grid (held-out blocks). 0: never.
         init_from: a checkpoint (folder or ``bundled:NAME``) of the same architecture and variables to start from,
             with a fresh optimiser and schedule (a warm restart; its weights and normalisation are taken, and the
             run's metadata names it); None starts from the seed.
@@ -87,6 +90,7 @@ class PretrainConfig:
     months_per_window: int = 12
     stats_stride: int = 1
     seed: int = 0
+    grid_dropout: float = 0.0
     init_from: str | None = None
 
     def __post_init__(self):
@@ -107,6 +111,7 @@ class PretrainConfig:
         check_real("max_minutes", self.max_minutes, low=0.0, low_open=True, allow_none=True)
         self.land_only = check_bool("land_only", self.land_only)
         check_real("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
+        check_real("grid_dropout", self.grid_dropout, low=0.0, high=1.0, high_open=True)
         if self.land_share is not None:
             check_real("land_share (the fraction of each batch drawn from land)", self.land_share, low=0.0,
                        low_open=True, high=1.0, high_open=True)
@@ -132,6 +137,7 @@ def check_resumable(saved: dict, config: PretrainConfig, path) -> None:
     old = dict(saved)
     new = config.to_dict()
     old.setdefault("land_share", None)  # states written before land_share existed
+    old.setdefault("grid_dropout", 0.0)  # ... and before grid_dropout
     allowed = set(RESUMABLE_CHANGES) - ({"max_steps"} if new["schedule"] == "cosine" else set())
     diff = sorted(k for k in new if k not in allowed and old.get(k) != new[k])
     if diff:
@@ -287,6 +293,8 @@ class _Run:
         if encoder_config.n_variables != len(stack.fields):
             raise InputError(f"n_variables: the encoder regresses {encoder_config.n_variables} variables, "
                              f"the stack has {len(stack.fields)} ({stack.names})")
+        if config.grid_dropout and not encoder_config.grid_resolutions:
+            raise InputError(f"grid_dropout: {config.grid_dropout:g} needs a learned grid (grid_resolutions)")
         dist, rank, world = _dist()
         if config.batch_size % world:
             raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
@@ -417,13 +425,23 @@ def _optimise(run: _Run, batch: Batch, step: int) -> float:
     for g in run.opt.param_groups:
         g["lr"] = _lr_at(run.config, step)
     x, z, valid = _tensors(run.module, batch, run.mean, run.std, run.transforms)
-    _, pred = run.train_mod(x)
+    _, pred = run.train_mod(x, _grid_keep(run, step, x.shape[0]))
     loss = masked_mse(pred, z, valid)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.module.parameters(), run.config.grad_clip)
     run.opt.step()
     return loss.item()
+
+
+def _grid_keep(run: _Run, step: int, n: int) -> torch.Tensor | None:
+    """The (n,) 0 / 1 grid-dropout mask of this rank's batch at ``step`` (None without grid dropout): drawn from
+    a generator seeded by (seed, step, rank), so a resumed run draws what an uninterrupted one would."""
+    p = run.config.grid_dropout
+    if not p:
+        return None
+    gen = torch.Generator().manual_seed((run.config.seed * 1_000_003 + step) * 64 + run.rank)
+    return (torch.rand(n, generator=gen) >= p).float()
 
 
 def _train_steps(run: _Run, sampler, val_set: Batch | None, *, progress: bool) -> tuple[str, float | None]:

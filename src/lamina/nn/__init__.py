@@ -1,7 +1,8 @@
-"""Torch building blocks shared by lamina's parts (no I/O): SIREN networks and input encodings."""
+"""Torch building blocks shared by lamina's parts (no I/O): SIREN networks, input encodings and learned grids."""
 
 from lamina.nn.encodings import (
     DirectLonLat,
+    LatLonGrid,
     SphericalHarmonics,
     cyclic_month,
     direct_lon_lat,
@@ -12,6 +13,7 @@ from lamina.nn.siren import SIREN, Sine, SineLayer
 __all__ = [
     "SIREN",
     "DirectLonLat",
+    "LatLonGrid",
     "Sine",
     "SineLayer",
     "SphericalHarmonics",

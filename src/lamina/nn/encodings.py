@@ -124,3 +124,57 @@ class DirectLonLat(nn.Module):
 
     def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
         return direct_lon_lat(lonlat[..., 0], lonlat[..., 1])
+
+
+class LatLonGrid(nn.Module):
+    """Learned features on latitude-longitude grids of several resolutions, bilinearly interpolated.
+
+    Level ``k`` holds ``features`` learned values at nodes every ``resolutions[k]`` degrees: longitudes
+    ``-180, -180 + r, ..., 180 - r`` (the last cell wraps to -180, so the features are continuous across the
+    antimeridian) and latitudes ``-90, -90 + r, ..., 90``. A point's features are the bilinear interpolation of
+    the four nodes of its cell, at every level, concatenated. The tables start at zero, so an untrained grid (or
+    a node no training sample ever reached) adds nothing; a gradient reaches only the nodes of the cells its
+    samples fall in. The multi-resolution input of instant neural graphics primitives (Mueller et al., 2022),
+    dense rather than hashed, on the globe.
+
+    Args:
+        resolutions: node spacing of each level in degrees; each must divide 180 (e.g. 2, 1, 0.5, 0.25).
+        features: learned values per node and level.
+
+    Shapes:
+        ``forward(lon: (N,), lat: (N,))`` degrees -> ``(N, len(resolutions) * features)`` in the tables' dtype.
+        Near a pole the nodes of the first and last latitude rows differ by longitude (they are not tied), so
+        there the features may change with longitude where the place does not.
+    """
+
+    def __init__(self, resolutions, features: int = 2):
+        super().__init__()
+        self.resolutions = tuple(float(r) for r in resolutions)
+        self.features = int(features)
+        self.shapes = [(round(180.0 / r) + 1, round(360.0 / r)) for r in self.resolutions]  # (rows, cols)
+        self.tables = nn.ParameterList(
+            [nn.Parameter(torch.zeros(rows * cols, self.features)) for rows, cols in self.shapes]
+        )
+
+    @property
+    def dim_out(self) -> int:
+        return len(self.resolutions) * self.features
+
+    def forward(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+        lon = lon.to(torch.float64)
+        lat = lat.to(torch.float64)
+        parts = []
+        for r, (rows, cols), table in zip(self.resolutions, self.shapes, self.tables, strict=True):
+            u = (lon + 180.0) / r
+            v = ((lat + 90.0) / r).clamp(0.0, rows - 1.0)
+            j0 = torch.floor(u)
+            i0 = torch.floor(v).clamp(max=rows - 2.0)
+            fu, fv = (u - j0).to(table.dtype), (v - i0).to(table.dtype)
+            j0 = j0.long() % cols
+            j1 = (j0 + 1) % cols
+            i0 = i0.long()
+            base0, base1 = i0 * cols, (i0 + 1) * cols
+            idx = torch.stack([base0 + j0, base0 + j1, base1 + j0, base1 + j1], dim=1)  # (N, 4)
+            w = torch.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], dim=1)  # (N, 4)
+            parts.append(torch.einsum("nk,nkf->nf", w, table[idx]))
+        return torch.cat(parts, dim=1)

@@ -1,0 +1,74 @@
+"""LatLonGrid: learned multi-resolution latitude-longitude features (interpolation, wrap, gradients)."""
+
+import numpy as np
+import pytest
+import torch
+
+from lamina.nn import LatLonGrid
+
+
+def _grid(resolutions=(10.0,), features=2, seed=0):
+    g = LatLonGrid(resolutions, features)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for t in g.tables:
+            t.copy_(torch.randn(t.shape, generator=gen))
+    return g
+
+
+def test_starts_at_zero_with_the_documented_shapes():
+    g = LatLonGrid((2.0, 0.5), features=3)
+    assert [tuple(t.shape) for t in g.tables] == [(91 * 180, 3), (361 * 720, 3)]
+    out = g(torch.tensor([12.3, -170.0]), torch.tensor([45.6, -89.9]))
+    assert out.shape == (2, 6) and g.dim_out == 6 and torch.count_nonzero(out) == 0
+
+
+def test_nodes_are_reproduced_and_cells_are_bilinear():
+    g = _grid((10.0,), features=2)
+    rows, cols = g.shapes[0]
+    table = g.tables[0].detach().reshape(rows, cols, 2)
+    # at a node: that node's values (lon -180 + 10 j, lat -90 + 10 i)
+    got = g(torch.tensor([-180.0 + 10 * 7]), torch.tensor([-90.0 + 10 * 4])).detach()
+    torch.testing.assert_close(got[0], table[4, 7])
+    # inside a cell: the bilinear mix of its four nodes
+    fu, fv = 0.3, 0.8
+    got = g(torch.tensor([-180.0 + 10 * (7 + fu)]), torch.tensor([-90.0 + 10 * (4 + fv)])).detach()[0]
+    want = ((1 - fu) * (1 - fv) * table[4, 7] + fu * (1 - fv) * table[4, 8] + (1 - fu) * fv * table[5, 7]
+            + fu * fv * table[5, 8])
+    torch.testing.assert_close(got, want.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_continuous_across_the_antimeridian_and_defined_at_the_poles():
+    g = _grid((2.0, 0.25))
+    lat = torch.tensor([-33.3, 0.0, 71.1])
+    east = g(torch.full((3,), 180.0 - 1e-7), lat)
+    west = g(torch.full((3,), -180.0), lat)
+    torch.testing.assert_close(east, west, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(g(torch.full((3,), 180.0), lat), west)  # 180 is -180
+    poles = g(torch.tensor([0.0, 0.0]), torch.tensor([90.0, -90.0]))
+    assert torch.isfinite(poles).all()
+
+
+def test_a_gradient_reaches_only_the_nodes_of_the_samples_cells():
+    g = _grid((1.0,))
+    g(torch.tensor([10.25]), torch.tensor([20.5])).sum().backward()
+    grad = g.tables[0].grad.reshape(*g.shapes[0], 2)
+    touched = torch.nonzero(grad.abs().sum(-1)).tolist()
+    assert sorted(touched) == [[110, 190], [110, 191], [111, 190], [111, 191]]
+
+
+def test_levels_concatenate_in_order():
+    g = _grid((5.0, 1.0), features=1)
+    lon, lat = torch.tensor([33.3]), torch.tensor([-12.1])
+    both = g(lon, lat)
+    one = LatLonGrid((1.0,), 1)
+    with torch.no_grad():
+        one.tables[0].copy_(g.tables[1])
+    torch.testing.assert_close(both[:, 1:], one(lon, lat))
+    assert np.isfinite(both.detach().numpy()).all()
+
+
+@pytest.mark.parametrize("lon", [-180.0, -179.999, 0.0, 179.999, 180.0])
+def test_every_longitude_indexes_inside_the_table(lon):
+    g = _grid((0.25,))
+    assert torch.isfinite(g(torch.tensor([lon]), torch.tensor([89.99]))).all()
