@@ -439,7 +439,8 @@ INPUT_CONTRACT = {
     "month": "1..12 (January = 1); None -> embeddings of months 3, 6, 9, 12 concatenated",
     "network_input": "(location features, sin(2 pi month / 12), cos(2 pi month / 12)); location features by "
                      "config.location_encoding: direct (lon / 180, lat / 90), sphere (cos lat cos lon, "
-                     "cos lat sin lon, sin lat)",
+                     "cos lat sin lon, sin lat), followed with config.grid_resolutions by the learned grids' "
+                     "features interpolated at the location",
     "embedding": "SIREN output before the pretraining head",
     "paper": "Dollinger et al. 2025, Climplicit, arXiv:2504.05089",
 }
@@ -449,6 +450,8 @@ BUNDLED = {
     "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input, "
                "month-free static path, 70% land samples, trained on every pixel (73.7 M samples: land70v1 and a "
                "warm restart of 8,000 steps; recipe chosen on held-out blocks, see metadata['selection'])",
+    "land70v2": "the second land70 default (Dec 2026): land70v1 and a warm restart of 8,000 steps from it (73.7 M "
+                "samples in all)",
     "land70v1": "the first land70 default (Dec 2026): the same recipe, 10,000 steps from the seed (41 M samples)",
     "era5v1": "the first ERA5 default (first ERA5 default, Dec 2026): the same fields and network, pixel-uniform "
               "samples, 10% of 10-degree blocks held out, 25.6 M samples",

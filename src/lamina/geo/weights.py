@@ -26,6 +26,7 @@ class ClimplicitWeights(StrEnum):
     """The bundled climate encoders; each member's value is its ``"bundled:NAME"`` reference."""
 
     DEFAULT = "bundled:default"
+    LAND70V2 = "bundled:land70v2"
     LAND70V1 = "bundled:land70v1"
     ERA5V1 = "bundled:era5v1"
     OFFLINE10 = "bundled:offline10"
@@ -68,7 +69,8 @@ class ClimplicitWeights(StrEnum):
                 "variables": {v["name"]: v.get("units") for v in md.get("variables", [])},
                 "embedding_dim": cfg["dim_embedding"],
                 "architecture": {k: cfg.get(k) for k in ("num_layers", "dim_hidden", "dim_embedding",
-                                                        "location_encoding", "residual")},
+                                                        "location_encoding", "residual", "grid_resolutions",
+                                                        "grid_features")},
                 "training": {"samples": _samples_with_parents(training), "steps": training.get("steps"),
                              "samples_this_run": training.get("samples_seen"),
                              "init_from": (training.get("init_from") or {}).get("checkpoint"),
