@@ -404,3 +404,19 @@ def test_head_init_zero_keeps_the_old_start_and_training_never_ends_worse_than_t
     assert ft["validation"]["metrics"]["loss"] == pytest.approx(min(h["val_loss"] for h in ft["history"]), abs=1e-6)
     with pytest.raises(InputError, match="head_init: expected one of probe, zero"):
         FineTuneConfig(head_init="random")
+
+
+def test_all_mode_trains_a_learned_grid_and_the_other_modes_leave_it(tmp_path):
+    """An UNTRAINED tiny parent with a learned grid: ``train="all"`` moves the grid nodes near the points."""
+    enc = tiny_encoder(location_encoding="sphere", grid_resolutions=(30.0, 10.0))
+    lon, lat, band = synthetic_points()
+    settings = {**FAST, "epochs": 3, "encoder_lr": 3e-3}
+    before = _siren_state(enc)
+    full = finetune(lon=lon, lat=lat, y=band, checkpoint=enc, train="all", **settings)
+    after = _siren_state(full.encoder)
+    assert not torch.equal(after["grid.tables.1"], before["grid.tables.1"])
+    full.save(tmp_path / "ft")
+    again = FineTunedEncoder.load(tmp_path / "ft")
+    torch.testing.assert_close(_siren_state(again.encoder)["grid.tables.1"], after["grid.tables.1"])
+    last = finetune(lon=lon, lat=lat, y=band, checkpoint=enc, train="last", **settings)
+    assert all(torch.equal(_siren_state(last.encoder)[k], before[k]) for k in ("grid.tables.0", "grid.tables.1"))

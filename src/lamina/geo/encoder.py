@@ -104,9 +104,14 @@ class EncoderConfig:
                              f"{self.location_encoding!r}")
 
     @property
+    def dim_encoded(self) -> int:
+        """Columns of :meth:`ClimateModule.encode_inputs`: the location features and the two month features."""
+        return {"direct": 2, "sphere": 3}.get(self.location_encoding, (self.sh_degree + 1) ** 2) + 2
+
+    @property
     def dim_in(self) -> int:
-        loc = {"direct": 2, "sphere": 3}.get(self.location_encoding, (self.sh_degree + 1) ** 2)
-        return loc + len(self.grid_resolutions) * self.grid_features + 2
+        """Columns the SIREN reads: :attr:`dim_encoded` and the learned grid's features."""
+        return self.dim_encoded + len(self.grid_resolutions) * self.grid_features
 
     @property
     def grid_parameters(self) -> int:
@@ -180,7 +185,7 @@ class ClimateModule(nn.Module):
     """Torch module: encoded inputs -> (embedding, normalised variables).
 
     Shapes:
-        ``forward(x: (B, dim_in)) -> (embedding (B, dim_embedding), prediction (B, n_variables))``.
+        ``forward(x: (B, dim_encoded)) -> (embedding (B, dim_embedding), prediction (B, n_variables))``.
     """
 
     def __init__(self, config: EncoderConfig):
@@ -201,7 +206,8 @@ class ClimateModule(nn.Module):
         self.register_buffer("_static", _mask(config.n_variables, config.static_variables), persistent=False)
 
     def encode_inputs(self, lon: torch.Tensor, lat: torch.Tensor, month: torch.Tensor) -> torch.Tensor:
-        """(B,) degrees, degrees, months 1..12 -> (B, dim_in) float32 network input."""
+        """(B,) degrees, degrees, months 1..12 -> (B, dim_encoded) float32 network input (the learned grid's
+        features join in :meth:`siren_inputs`)."""
         if self.config.location_encoding == "direct":
             loc = torch.stack([lon / 180.0, lat / 90.0], dim=-1)
         elif self.config.location_encoding == "sphere":
@@ -218,7 +224,7 @@ class ClimateModule(nn.Module):
         return x0
 
     def siren_inputs(self, x: torch.Tensor, grid_keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Encoded inputs ``(B, dim_loc + 2)`` -> the SIREN's ``(B, dim_in)``: the learned grid's features of each
+        """Encoded inputs ``(B, dim_encoded)`` -> the SIREN's ``(B, dim_in)``: the learned grid's features of each
         location inserted before the two month columns (``x`` itself without a grid). ``grid_keep`` (B,) of 0 / 1
         multiplies the grid features (grid dropout during pretraining: 0 gives the state of a place no sample
         reached)."""
@@ -230,7 +236,7 @@ class ClimateModule(nn.Module):
         return torch.cat([x[:, :-2], g, x[:, -2:]], dim=1)
 
     def forward(self, x: torch.Tensor, grid_keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` (B, dim_loc + 2) from :meth:`encode_inputs` -> (embedding (B, dim_embedding), prediction (B, V))."""
+        """``x`` (B, dim_encoded) from :meth:`encode_inputs` -> (embedding (B, dim_embedding), prediction (B, V))."""
         if not self.config.static_variables:
             emb = self.siren(self.siren_inputs(x, grid_keep))  # (B, dim_embedding)
             return emb, self.head(emb)  # (B, n_variables)

@@ -33,9 +33,11 @@ EMBED_CHUNK = 4096  # points per forward pass outside training (bounds activatio
 
 def trainable_encoder_parameters(loc: LocationEncoder, train: str) -> list[nn.Parameter]:
     """The encoder weights a mode trains: none (``"head"``), the last sine layer and the linear embedding layer
-    (``"last"``), or every SIREN weight (``"all"``; the pretraining reconstruction head is never trained)."""
+    (``"last"``), or every SIREN weight and the learned grid if the encoder has one (``"all"``; the pretraining
+    reconstruction head is never trained)."""
     siren = loc.net.siren
-    modules = {"head": [], "last": [siren.layers[-1], siren.last], "all": [siren]}[train]
+    whole = [siren] + ([loc.net.grid] if loc.net.grid is not None else [])
+    modules = {"head": [], "last": [siren.layers[-1], siren.last], "all": whole}[train]
     return [p for m in modules for p in m.parameters()]
 
 

@@ -91,7 +91,7 @@ class LocationEncoder(nn.Module):
         return m
 
     def _embed(self, lon: torch.Tensor, lat: torch.Tensor, month: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        x = self.net.encode_inputs(lon.double(), lat.double(), month)  # (B, dim_loc + 2)
+        x = self.net.encode_inputs(lon.double(), lat.double(), month)  # (B, dim_encoded)
         first = next(self.net.siren.parameters())
         x = self.net.siren_inputs(x.to(device=first.device, dtype=first.dtype))  # (B, dim_in)
         return self.net.siren(x).to(dtype)  # (B, embedding_dim)
