@@ -51,8 +51,6 @@ CANDIDATES = {
                     "land70 + first-layer frequency w0 120"),
     "land70-h512": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--hidden", "512"],
                     "land70 + hidden width 512 (default 256): capacity"),
-    "land70-l12": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--layers", "12"],
-                   "land70 + 12 sine layers (default 8): capacity"),
     "land70-grid": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
                             "--grid-features", "2", "--grid-dropout", "0.25"],
                     "land70 + learned grids at 2, 1, 0.5, 0.25 deg (2 values per node), grid dropout 0.25"),
