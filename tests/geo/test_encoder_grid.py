@@ -17,7 +17,7 @@ import lamina.geo
 from lamina.errors import InputError
 from lamina.geo.data.grid import Variable
 from lamina.geo.data.sources.chelsa import chelsa_stack
-from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig
+from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig, bundled_checkpoint_path
 from lamina.geo.pretrain import PretrainConfig, pretrain
 
 GRID = dict(location_encoding="sphere", grid_resolutions=(20.0, 5.0), grid_features=2)
@@ -160,3 +160,53 @@ def test_cli_grid_errors_are_one_line_and_make_nothing(tiny_chelsa, tmp_path, ar
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert __import__("re").search(match, lines[0]), lines[0]
     assert not out.exists()
+
+
+def test_checkpoints_and_states_written_before_the_grid_still_warm_start_and_resume(tiny_chelsa, tmp_path):
+    from lamina.geo.pretrain import _parent_record
+
+    old = lamina.geo.load("bundled:land70v2")  # written before grid_resolutions existed: no such key in its config
+    raw = json.loads((bundled_checkpoint_path("land70v2") / "config.json").read_text())["config"]
+    assert "grid_resolutions" not in raw
+    record = _parent_record("bundled:land70v2", old.config, old.variable_names)
+    assert record["sha256"] and record["checkpoint"] == "bundled:land70v2"
+    # a training state of that age: its encoder config lacks the grid keys, its recipe lacks grid_dropout
+    stack = chelsa_stack(tiny_chelsa, ["tas", "bio1"])
+    cfg = EncoderConfig(n_variables=2, dim_hidden=16, num_layers=2, dim_embedding=8, location_encoding="sphere")
+    pretrain(stack, cfg, _cfg(max_steps=10, grid_dropout=0.0), tmp_path / "r", progress=False)
+    state = torch.load(tmp_path / "r" / "state.pt", weights_only=True)
+    for k in ("grid_resolutions", "grid_features"):
+        del state["encoder_config"][k]
+    del state["pretrain_config"]["grid_dropout"]
+    torch.save(state, tmp_path / "r" / "state.pt")
+    pretrain(stack, cfg, _cfg(max_steps=20, grid_dropout=0.0), tmp_path / "r", progress=False)
+    assert json.loads((tmp_path / "r" / "history.json").read_text())[-1]["step"] == 20
+
+
+def test_lon_lat_recovery_is_exact_near_the_poles_and_differentiable():
+    from lamina.geo.encoder import lon_lat_of, unit_vector
+
+    lat = torch.tensor([89.99, -89.999, 45.0, 0.0, 90.0, -90.0], dtype=torch.float64)
+    lon = torch.tensor([12.5, -170.0, 179.99, -180.0, 0.0, 33.0], dtype=torch.float64)
+    got_lon, got_lat = lon_lat_of(unit_vector(lon, lat).float())
+    torch.testing.assert_close(got_lat.double(), lat, rtol=0, atol=1e-4)
+    torch.testing.assert_close(got_lon.double()[:4], lon[:4], rtol=0, atol=1e-3)  # (at a pole any lon is right)
+    # gradients to the input coordinates stay finite, also at the poles
+    enc = _encoder()
+    from lamina.geo.location_encoder import LocationEncoder
+
+    lonlat = torch.tensor([[10.0, 90.0], [-20.0, -90.0], [5.0, 45.0]], requires_grad=True)
+    LocationEncoder(enc, month=4)(lonlat).sum().backward()
+    assert torch.isfinite(lonlat.grad).all()
+
+
+def test_a_low_precision_module_looks_the_grid_up_in_float32():
+    from lamina.geo.location_encoder import LocationEncoder
+
+    enc = _encoder()
+    lonlat = torch.tensor([[8.55, 47.37], [-70.2, -15.3], [150.1, 60.7]])
+    ref = LocationEncoder(enc, month=6)(lonlat).detach()
+    half = LocationEncoder(_encoder(), month=6).to(torch.bfloat16)
+    got = half(lonlat).detach().float()
+    # bfloat16 weights round the result (~1%), but a wrong grid cell would move it by far more
+    assert torch.allclose(got, ref, rtol=0.05, atol=0.05 * ref.abs().max().item())

@@ -72,3 +72,17 @@ def test_levels_concatenate_in_order():
 def test_every_longitude_indexes_inside_the_table(lon):
     g = _grid((0.25,))
     assert torch.isfinite(g(torch.tensor([lon]), torch.tensor([89.99]))).all()
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (([0.7],), "does not divide 180"),
+    (([],), "at least one"),
+    (([-1.0],), "resolutions"),
+    (([1.0], 0), "features"),
+    (("1,2",), "list of node spacings"),
+])
+def test_bad_arguments_are_refused(args, match):
+    from lamina.errors import InputError
+
+    with pytest.raises(InputError, match=match):
+        LatLonGrid(*args)

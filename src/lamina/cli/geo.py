@@ -291,7 +291,7 @@ def pretrain(
 
 def _grid_spacings(text: str | None) -> tuple[float, ...]:
     """``--grid 2,1,0.5`` -> (2.0, 1.0, 0.5), checked (one-line errors); None -> ()."""
-    from lamina.geo.encoder import check_grid_resolutions
+    from lamina.nn.encodings import check_grid_resolutions
 
     if text is None:
         return ()
@@ -300,7 +300,7 @@ def _grid_spacings(text: str | None) -> tuple[float, ...]:
     except ValueError:
         raise InputError(f"--grid: expected node spacings in degrees separated by commas (e.g. 2,1,0.5,0.25), "
                          f"got {text!r}") from None
-    return check_grid_resolutions(values)
+    return check_grid_resolutions(values, "--grid")
 
 
 def info(checkpoint: Path | None = CHECKPOINT) -> None:

@@ -93,8 +93,8 @@ class LocationEncoder(nn.Module):
     def _embed(self, lon: torch.Tensor, lat: torch.Tensor, month: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         x = self.net.encode_inputs(lon.double(), lat.double(), month)  # (B, dim_encoded)
         first = next(self.net.siren.parameters())
-        x = self.net.siren_inputs(x.to(device=first.device, dtype=first.dtype))  # (B, dim_in)
-        return self.net.siren(x).to(dtype)  # (B, embedding_dim)
+        x = self.net.siren_inputs(x.to(device=first.device))  # (B, dim_in): the grid looked up in float32
+        return self.net.siren(x.to(first.dtype)).to(dtype)  # (B, embedding_dim)
 
     def forward(self, lonlat: torch.Tensor, month: torch.Tensor | int | None = None) -> torch.Tensor:
         """``lonlat`` (B, 2) degrees, ``month`` (B,) 1..12 or None -> (B, D) in ``lonlat``'s dtype and device."""

@@ -343,7 +343,8 @@ class _Run:
             stats = self.stack.statistics(land_only=self.config.land_only, stride=self.config.stats_stride)
             self.mean, self.std = stats.mean, stats.std
             return
-        if saved["encoder_config"] != self.encoder_config.to_dict() or saved["variables"] != self.stack.names:
+        if (_with_defaults(saved["encoder_config"]) != self.encoder_config.to_dict()
+                or saved["variables"] != self.stack.names):
             raise InputError(f"resume: {self.state_path} belongs to another encoder or stack; use a new output "
                              "folder or --no-resume")
         if isinstance(saved.get("pretrain_config"), dict):
@@ -380,6 +381,15 @@ class _Run:
         enc.save(self.out_dir / "best", extra_metadata={"validation": metrics})
 
 
+def _with_defaults(config: dict) -> dict:
+    """An encoder config as saved, with the defaults of fields added since (a checkpoint or state written before
+    ``grid_resolutions`` existed has none); as saved where it does not parse (then it differs from any config)."""
+    try:
+        return EncoderConfig.from_dict(config).to_dict()
+    except (InputError, CheckpointError, TypeError):
+        return config
+
+
 def _parent_record(source: str, encoder_config: EncoderConfig, names: list[str]) -> dict:
     """What a warm-started run records of the checkpoint it starts from (where, its digest, its training), after
     checking that it has the run's architecture and variables."""
@@ -387,7 +397,7 @@ def _parent_record(source: str, encoder_config: EncoderConfig, names: list[str])
     from lamina.geo.encoder import resolve_checkpoint
 
     doc = read_checkpoint_config(resolve_checkpoint(source))
-    mine, theirs = encoder_config.to_dict(), doc.get("config", {})
+    mine, theirs = encoder_config.to_dict(), _with_defaults(doc.get("config", {}))
     diff = [f"{k}: {theirs.get(k)!r} -> {mine[k]!r}" for k in sorted(mine) if theirs.get(k) != mine[k]]
     if diff:
         raise InputError(f"init_from: {source} is another architecture ({', '.join(diff)}); pass its settings or "

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from lamina.errors import CheckpointError
-from lamina.geo.encoder import BUNDLED, BUNDLED_PREFIX, ClimateEncoder, bundled_checkpoint_path
+from lamina.geo.encoder import BUNDLED, BUNDLED_PREFIX, ClimateEncoder, EncoderConfig, bundled_checkpoint_path
 
 __all__ = ["ClimplicitWeights"]
 
@@ -50,7 +50,7 @@ class ClimplicitWeights(StrEnum):
         f = self.path / "config.json"
         try:
             doc = json.loads(f.read_text())
-            cfg, md = doc["config"], doc["metadata"]
+            cfg, md = EncoderConfig.from_dict(doc["config"]).to_dict(), doc["metadata"]
             training = md.get("training", {})
             if "heldout_metrics" in md:
                 held = {"source": "this checkpoint's own held-out blocks", **md["heldout_metrics"]}

@@ -126,6 +126,30 @@ class DirectLonLat(nn.Module):
         return direct_lon_lat(lonlat[..., 0], lonlat[..., 1])
 
 
+MAX_GRID_LEVELS = 8
+
+
+def check_grid_resolutions(value, name: str = "grid_resolutions") -> tuple[float, ...]:
+    """Grid node spacings in degrees, checked: 1 to 8 distinct values, each in [0.05, 90] and dividing 180 (so the
+    rows reach both poles and the columns close at the antimeridian). Raises InputError naming ``name``."""
+    from lamina._validation import check_real
+    from lamina.errors import InputError
+
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise InputError(f"{name}: expected a list of node spacings in degrees, got {value!r}")
+    if len(value) > MAX_GRID_LEVELS:
+        raise InputError(f"{name}: at most {MAX_GRID_LEVELS} levels, got {len(value)}")
+    out = []
+    for r in value:
+        r = check_real(name, r, low=0.05, high=90.0)
+        if abs(180.0 / r - round(180.0 / r)) > 1e-6:
+            raise InputError(f"{name}: {r:g} deg does not divide 180 (e.g. 2, 1, 0.5, 0.25)")
+        out.append(float(r))
+    if len(set(out)) != len(out):
+        raise InputError(f"{name}: expected distinct spacings, got {out}")
+    return tuple(out)
+
+
 class LatLonGrid(nn.Module):
     """Learned features on latitude-longitude grids of several resolutions, bilinearly interpolated.
 
@@ -138,8 +162,9 @@ class LatLonGrid(nn.Module):
     dense rather than hashed, on the globe.
 
     Args:
-        resolutions: node spacing of each level in degrees; each must divide 180 (e.g. 2, 1, 0.5, 0.25).
-        features: learned values per node and level.
+        resolutions: node spacing of each level in degrees, 1 to 8 levels (:func:`check_grid_resolutions`: each in
+            [0.05, 90] and dividing 180, e.g. 2, 1, 0.5, 0.25).
+        features: learned values per node and level (1 to 64).
 
     Shapes:
         ``forward(lon: (N,), lat: (N,))`` degrees -> ``(N, len(resolutions) * features)`` in the tables' dtype.
@@ -148,9 +173,14 @@ class LatLonGrid(nn.Module):
     """
 
     def __init__(self, resolutions, features: int = 2):
+        from lamina._validation import check_positive_int
+        from lamina.errors import InputError
+
         super().__init__()
-        self.resolutions = tuple(float(r) for r in resolutions)
-        self.features = int(features)
+        self.resolutions = check_grid_resolutions(resolutions, "resolutions")
+        if not self.resolutions:
+            raise InputError("resolutions: expected at least one node spacing")
+        self.features = check_positive_int("features", features, maximum=64)
         self.shapes = [(round(180.0 / r) + 1, round(360.0 / r)) for r in self.resolutions]  # (rows, cols)
         self.tables = nn.ParameterList(
             [nn.Parameter(torch.zeros(rows * cols, self.features)) for rows, cols in self.shapes]
