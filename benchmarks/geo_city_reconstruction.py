@@ -72,7 +72,8 @@ def main() -> None:
         r = res["checkpoints"][ck]
         md.append(f"| {ck} | {r['r2_mean']:.3f} | {r['annual_rmse_vs_era5']:.2f} |")
         worst_md += ["", f"Largest departures from ERA5 of {ck} (annual mean, degC):", "",
-                     "| lon | lat | reconstructed | ERA5 | CHELSA | elevation (encoder), m |", "|---|---|---|---|---|---|"]
+                     "| lon | lat | reconstructed | ERA5 | CHELSA | elevation (encoder), m |",
+                     "|---|---|---|---|---|---|"]
         worst_md += [f"| {w['lon']:.2f} | {w['lat']:.2f} | {w['reconstructed']:.1f} | {w['era5']:.1f} | "
                      f"{w['chelsa']:.1f} | {w['elevation_m']:.0f} |" for w in r["worst"]]
         print(ck, f"R^2 {r['r2_mean']:.3f}, annual RMSE vs ERA5 {r['annual_rmse_vs_era5']:.2f}", flush=True)
