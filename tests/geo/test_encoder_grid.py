@@ -19,6 +19,8 @@ from lamina.geo.data.grid import Variable
 from lamina.geo.data.sources.chelsa import chelsa_stack
 from lamina.geo.encoder import ClimateEncoder, ClimateModule, EncoderConfig, bundled_checkpoint_path
 from lamina.geo.pretrain import PretrainConfig, pretrain
+from tests.geo.test_pretrain import _cfg as pretrain_cfg
+from tests.geo.test_pretrain import _weights
 
 GRID = dict(location_encoding="sphere", grid_resolutions=(20.0, 5.0), grid_features=2)
 POINTS = dict(lon=[8.55, -179.9, 120.0], lat=[47.37, 60.0, -33.0])
@@ -105,15 +107,7 @@ def test_the_grid_counts_in_the_memory_check(monkeypatch):
 
 
 def _cfg(**kw):
-    base = dict(max_steps=40, batch_size=256, lr=3e-3, eval_every=20, checkpoint_every=20, n_val=512, n_windows=8,
-                val_fraction=0.25, patience=100, months_per_window=3, seed=0, grid_dropout=0.3)
-    return PretrainConfig(**{**base, **kw})
-
-
-def _weights(path):
-    from lamina._io import load_checkpoint
-
-    return load_checkpoint(path)[0]
+    return pretrain_cfg(**{"max_steps": 40, "eval_every": 20, "checkpoint_every": 20, "grid_dropout": 0.3, **kw})
 
 
 def test_pretraining_with_grid_dropout_learns_and_resumes_exactly(tiny_chelsa, tmp_path):
