@@ -11,6 +11,7 @@ Reference: Dollinger et al., "Climplicit: Climatic Implicit Embeddings for Globa
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
@@ -36,7 +37,7 @@ from lamina.geo.columns import EMBED_MONTHS
 from lamina.geo.data.grid import Variable
 from lamina.geo.data.transforms import inverse_columns
 from lamina.nn import SIREN, LatLonGrid, SphericalHarmonics, cyclic_month
-from lamina.nn.encodings import check_grid_resolutions
+from lamina.nn.encodings import check_grid_resolutions, grid_shape
 
 KIND = "geo.ClimateEncoder"
 
@@ -117,7 +118,7 @@ class EncoderConfig:
     @property
     def grid_parameters(self) -> int:
         """Learned values in the grid tables (0 without a grid)."""
-        return sum((round(180 / r) + 1) * round(360 / r) for r in self.grid_resolutions) * self.grid_features
+        return sum(math.prod(grid_shape(r)) for r in self.grid_resolutions) * self.grid_features
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -212,20 +213,28 @@ class ClimateModule(nn.Module):
         location inserted before the two month columns (``x`` itself without a grid). ``grid_keep`` (B,) of 0 / 1
         multiplies the grid features (grid dropout during pretraining: 0 gives the state of a place no sample
         reached)."""
+        return self._with_grid(x, self._grid_features(x, grid_keep))
+
+    def _grid_features(self, x: torch.Tensor, grid_keep: torch.Tensor | None) -> torch.Tensor | None:
+        """(B, levels * features) grid features at the locations of ``x`` (times ``grid_keep``); None without a grid."""
         if self.grid is None:
-            return x
-        g = self.grid(*lon_lat_of(x[:, :3])).to(x.dtype)  # (B, levels * features)
-        if grid_keep is not None:
-            g = g * grid_keep.to(g.dtype)[:, None]
-        return torch.cat([x[:, :-2], g, x[:, -2:]], dim=1)
+            return None
+        g = self.grid(*lon_lat_of(x[:, :3])).to(x.dtype)
+        return g if grid_keep is None else g * grid_keep.to(g.dtype)[:, None]
+
+    @staticmethod
+    def _with_grid(x: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        """``x`` with the grid features ``g`` inserted before its two month columns (``x`` itself for None)."""
+        return x if g is None else torch.cat([x[:, :-2], g, x[:, -2:]], dim=1)
 
     def forward(self, x: torch.Tensor, grid_keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (B, dim_encoded) from :meth:`encode_inputs` -> (embedding (B, dim_embedding), prediction (B, V))."""
         if not self.config.static_variables:
             emb = self.siren(self.siren_inputs(x, grid_keep))  # (B, dim_embedding)
             return emb, self.head(emb)  # (B, n_variables)
-        keep2 = None if grid_keep is None else torch.cat([grid_keep, grid_keep])
-        both = self.siren(self.siren_inputs(torch.cat([x, self.month_free(x)]), keep2))  # (2B, dim_embedding)
+        g = self._grid_features(x, grid_keep)  # looked up once: the month-free copy has the same locations
+        g2 = None if g is None else torch.cat([g, g])
+        both = self.siren(self._with_grid(torch.cat([x, self.month_free(x)]), g2))  # (2B, dim_embedding)
         emb, emb_static = both[: x.shape[0]], both[x.shape[0] :]
         pred = torch.where(self._static, self.head(emb_static), self.head(emb))  # (B, n_variables)
         return emb, pred

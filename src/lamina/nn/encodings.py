@@ -150,6 +150,11 @@ def check_grid_resolutions(value, name: str = "grid_resolutions") -> tuple[float
     return tuple(out)
 
 
+def grid_shape(resolution: float) -> tuple[int, int]:
+    """(rows, columns) of nodes of a :class:`LatLonGrid` level: latitudes -90..90 and longitudes -180..180 - r."""
+    return round(180.0 / resolution) + 1, round(360.0 / resolution)
+
+
 class LatLonGrid(nn.Module):
     """Learned features on latitude-longitude grids of several resolutions, bilinearly interpolated.
 
@@ -181,7 +186,7 @@ class LatLonGrid(nn.Module):
         if not self.resolutions:
             raise InputError("resolutions: expected at least one node spacing")
         self.features = check_positive_int("features", features, maximum=64)
-        self.shapes = [(round(180.0 / r) + 1, round(360.0 / r)) for r in self.resolutions]  # (rows, cols)
+        self.shapes = [grid_shape(r) for r in self.resolutions]  # (rows, cols)
         self.tables = nn.ParameterList(
             [nn.Parameter(torch.zeros(rows * cols, self.features)) for rows, cols in self.shapes]
         )
