@@ -54,6 +54,9 @@ CANDIDATES = {
     "land70-grid": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
                             "--grid-features", "2", "--grid-dropout", "0.25"],
                     "land70 + learned grids at 2, 1, 0.5, 0.25 deg (2 values per node), grid dropout 0.25"),
+    "land70-grid-terrain": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
+                                    "--grid-features", "2", "--grid-dropout", "0.25", "--terrain"],
+                            "land70-grid + terrain inputs (land elevation, land fraction at 0.25 deg)"),
     "all": (ERA12 + "," + BIO, ["--location-encoding", "spherical_harmonics", "--sh-degree", "20",
                                 "--land-share", "0.7"], "sh20 + land70 + bio"),
 }

@@ -86,3 +86,43 @@ def test_bad_arguments_are_refused(args, match):
 
     with pytest.raises(InputError, match=match):
         LatLonGrid(*args)
+
+
+# ---------------------------------------------------------------- FixedLatLonGrid: fixed input data on one grid
+
+
+def test_a_fixed_grid_holds_data_not_parameters_and_interpolates_like_the_learned_one():
+    from lamina.nn import FixedLatLonGrid
+
+    fixed = FixedLatLonGrid(10.0, features=2)
+    assert list(fixed.parameters()) == [] and fixed.table.dtype == torch.float16
+    assert torch.count_nonzero(fixed(torch.tensor([5.0]), torch.tensor([5.0]))) == 0  # zeros before fill
+    learned = _grid((10.0,), features=2)
+    values = learned.tables[0].detach().half().float()  # values float16 holds exactly
+    fixed.fill(values.numpy())
+    lon, lat = torch.tensor([-179.9, 12.3, 179.99, 0.0]), torch.tensor([-89.5, 45.6, 10.0, 90.0])
+    with torch.no_grad():
+        learned.tables[0].copy_(values)
+        want = learned(lon, lat)
+    got = fixed(lon, lat)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    again = FixedLatLonGrid(10.0, features=2)
+    again.load_state_dict(fixed.state_dict())  # saved with the module, restored exactly
+    torch.testing.assert_close(again(lon, lat), got, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("values", "match"), [
+    (np.zeros((5, 2)), r"expected shape \(684, 2\)"),
+    (np.full((684, 2), np.nan), "finite"),
+    (np.full((684, 2), 1e6), "float16"),
+])
+def test_a_fixed_grid_refuses_bad_values_and_keeps_its_own(values, match):
+    from lamina.errors import InputError
+    from lamina.nn import FixedLatLonGrid
+
+    fixed = FixedLatLonGrid(10.0, features=2)  # 19 x 36 nodes
+    fixed.fill(np.ones((684, 2)))
+    with pytest.raises(InputError, match=match):
+        fixed.fill(values)
+    assert bool((fixed.table == 1).all())

@@ -237,6 +237,9 @@ def pretrain(
     grid_features: int = typer.Option(2, min=1, max=64, help="Learned values per grid node and level (--grid)."),
     grid_dropout: float = typer.Option(0.0, help="Probability in [0, 1) that a sample's grid features are zeroed "
                                        "in a step, so the network also answers where the grid learned nothing."),
+    terrain: bool = typer.Option(False, "--terrain", help="Also feed the network each place's land elevation and "
+                                 "land fraction from a fixed 0.25-degree table stored in the checkpoint (ETOPO5, "
+                                 "GLOBE; needs --location-encoding sphere)."),
     static_path: bool = typer.Option(False, "--static-path", help="Predict static variables (elevation, land "
                                      "fraction) from the month-free input, so they cannot vary with the month."),
     steps: int = typer.Option(20_000, min=1, help="Maximum optimiser steps."),
@@ -274,7 +277,7 @@ def pretrain(
     ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
                          residual=not no_residual, hyperbolic_first=not no_hsiren, location_encoding=location_encoding,
                          sh_degree=sh_degree, w0_initial=w0_initial, grid_resolutions=grid_resolutions,
-                         grid_features=grid_features,
+                         grid_features=grid_features, terrain=terrain,
                          static_variables=[j for j, f in enumerate(st.fields) if static_path and not f.monthly])
     run(st, ecfg, pcfg, out, resume=resume, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:

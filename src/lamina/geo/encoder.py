@@ -35,8 +35,9 @@ from lamina._validation import (
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.columns import EMBED_MONTHS
 from lamina.geo.data.grid import Variable
+from lamina.geo.data.terrain import TERRAIN_COLUMNS, TERRAIN_RESOLUTION
 from lamina.geo.data.transforms import inverse_columns
-from lamina.nn import SIREN, LatLonGrid, SphericalHarmonics, cyclic_month
+from lamina.nn import SIREN, FixedLatLonGrid, LatLonGrid, SphericalHarmonics, cyclic_month
 from lamina.nn.encodings import check_grid_resolutions, grid_shape
 
 KIND = "geo.ClimateEncoder"
@@ -64,6 +65,9 @@ class EncoderConfig:
             interpolated features join the location input (:class:`~lamina.nn.LatLonGrid`; needs
             ``location_encoding="sphere"``); empty (the default, and every checkpoint before this field): none.
         grid_features: learned values per grid node and level.
+        terrain: also read the place's land elevation and land fraction, interpolated from a fixed 0.25-degree
+            table stored in the checkpoint (:mod:`lamina.geo.data.terrain`; needs ``location_encoding="sphere"``).
+            False (the default, and every checkpoint before this field): location and month only.
         static_variables: head outputs (indices) of static variables (elevation, land fraction, ...): predicted
             from the embedding of the month-free input (month features set to 0), so they cannot vary with the
             month. Empty (checkpoints before this field): every output is read from the month's embedding.
@@ -82,6 +86,7 @@ class EncoderConfig:
     sh_degree: int = 10
     grid_resolutions: tuple[float, ...] = ()
     grid_features: int = 2
+    terrain: bool = False
     static_variables: tuple[int, ...] = ()
 
     def __post_init__(self):
@@ -104,6 +109,9 @@ class EncoderConfig:
         if self.grid_resolutions and self.location_encoding != "sphere":
             raise InputError(f"grid_resolutions: a learned grid needs location_encoding 'sphere', got "
                              f"{self.location_encoding!r}")
+        self.terrain = check_bool("terrain", self.terrain)
+        if self.terrain and self.location_encoding != "sphere":
+            raise InputError(f"terrain: terrain inputs need location_encoding 'sphere', got {self.location_encoding!r}")
 
     @property
     def dim_encoded(self) -> int:
@@ -112,8 +120,18 @@ class EncoderConfig:
 
     @property
     def dim_in(self) -> int:
-        """Columns the SIREN reads: :attr:`dim_encoded` and the learned grid's features."""
-        return self.dim_encoded + len(self.grid_resolutions) * self.grid_features
+        """Columns the SIREN reads: :attr:`dim_encoded`, the terrain values and the learned grid's features."""
+        return self.dim_encoded + self.terrain_columns + len(self.grid_resolutions) * self.grid_features
+
+    @property
+    def terrain_columns(self) -> int:
+        """Terrain values the SIREN reads (:data:`lamina.geo.data.terrain.TERRAIN_COLUMNS`; 0 without terrain)."""
+        return len(TERRAIN_COLUMNS) if self.terrain else 0
+
+    @property
+    def terrain_values(self) -> int:
+        """Fixed values in the terrain table (stored as float16; 0 without terrain)."""
+        return math.prod(grid_shape(TERRAIN_RESOLUTION)) * self.terrain_columns
 
     @property
     def grid_parameters(self) -> int:
@@ -179,8 +197,9 @@ class ClimateModule(nn.Module):
         h, c = config.dim_hidden, config
         n_params = (c.dim_in + 1) * h + (c.num_layers - 1) * (h + 1) * h + (h + 1) * c.dim_embedding \
             + (c.dim_embedding + 1) * c.n_variables + c.grid_parameters  # a lower estimate, before allocation
-        check_memory("config", 4 * n_params, f"a climate encoder of {n_params:.3g} parameters (num_layers "
-                     f"{c.num_layers}, dim_hidden {h}, dim_embedding {c.dim_embedding})",
+        check_memory("config", 4 * n_params + 2 * c.terrain_values,
+                     f"a climate encoder of {n_params:.3g} parameters (num_layers {c.num_layers}, "
+                     f"dim_hidden {h}, dim_embedding {c.dim_embedding})",
                      hint="use smaller sizes (CLI: --layers, --hidden, --dim, --grid-features, a coarser --grid)")
         self.siren = SIREN(config.dim_in, config.dim_hidden, config.dim_embedding, config.num_layers,
                            w0=config.w0, w0_initial=config.w0_initial, c=config.c, residual=config.residual,
@@ -188,6 +207,7 @@ class ClimateModule(nn.Module):
         self.head = nn.Linear(config.dim_embedding, config.n_variables)
         self._sh = SphericalHarmonics(config.sh_degree) if config.location_encoding == "spherical_harmonics" else None
         self.grid = LatLonGrid(config.grid_resolutions, config.grid_features) if config.grid_resolutions else None
+        self.terrain = FixedLatLonGrid(TERRAIN_RESOLUTION, config.terrain_columns) if config.terrain else None
         self.register_buffer("_static", _mask(config.n_variables, config.static_variables), persistent=False)
 
     def encode_inputs(self, lon: torch.Tensor, lat: torch.Tensor, month: torch.Tensor) -> torch.Tensor:
@@ -209,22 +229,27 @@ class ClimateModule(nn.Module):
         return x0
 
     def siren_inputs(self, x: torch.Tensor, grid_keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Encoded inputs ``(B, dim_encoded)`` -> the SIREN's ``(B, dim_in)``: the learned grid's features of each
-        location inserted before the two month columns (``x`` itself without a grid). ``grid_keep`` (B,) of 0 / 1
-        multiplies the grid features (grid dropout during pretraining: 0 gives the state of a place no sample
-        reached)."""
+        """Encoded inputs ``(B, dim_encoded)`` -> the SIREN's ``(B, dim_in)``: the terrain values and the learned
+        grid's features of each location inserted before the two month columns (``x`` itself without either).
+        ``grid_keep`` (B,) of 0 / 1 multiplies the learned grid's features (grid dropout during pretraining: 0
+        gives the state of a place no sample reached); terrain is known everywhere and always kept."""
         return self._with_grid(x, self._grid_features(x, grid_keep))
 
     def _grid_features(self, x: torch.Tensor, grid_keep: torch.Tensor | None) -> torch.Tensor | None:
-        """(B, levels * features) grid features at the locations of ``x`` (times ``grid_keep``); None without a grid."""
-        if self.grid is None:
+        """(B, terrain + levels * features) terrain values and learned grid features (times ``grid_keep``) at the
+        locations of ``x``; None with neither."""
+        if self.grid is None and self.terrain is None:
             return None
-        g = self.grid(*lon_lat_of(x[:, :3])).to(x.dtype)
-        return g if grid_keep is None else g * grid_keep.to(g.dtype)[:, None]
+        lon, lat = lon_lat_of(x[:, :3])
+        parts = [] if self.terrain is None else [self.terrain(lon, lat).to(x.dtype)]
+        if self.grid is not None:
+            g = self.grid(lon, lat).to(x.dtype)
+            parts.append(g if grid_keep is None else g * grid_keep.to(g.dtype)[:, None])
+        return torch.cat(parts, dim=1)
 
     @staticmethod
     def _with_grid(x: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
-        """``x`` with the grid features ``g`` inserted before its two month columns (``x`` itself for None)."""
+        """``x`` with the location features ``g`` inserted before its two month columns (``x`` itself for None)."""
         return x if g is None else torch.cat([x[:, :-2], g, x[:, -2:]], dim=1)
 
     def forward(self, x: torch.Tensor, grid_keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,7 +355,7 @@ class ClimateEncoder:
     def _siren_inputs(self, x: torch.Tensor, rows: int = 65536) -> torch.Tensor:
         """:meth:`ClimateModule.siren_inputs` of ``x``, ``rows`` at a time (the grid lookup's temporaries stay
         bounded for any number of points); ``x`` itself without a grid."""
-        if self.module.grid is None:
+        if self.module.grid is None and self.module.terrain is None:
             return x
         out = torch.empty(x.shape[0], self.config.dim_in, dtype=x.dtype)
         for s in range(0, x.shape[0], rows):
@@ -380,6 +405,8 @@ class ClimateEncoder:
         """An encoder of the same architecture and variables with fresh random SIREN initialisation."""
         with torch_seed(seed):
             module = ClimateModule(replace(self.config))
+        if module.terrain is not None:  # terrain is data, not learned: the untrained network reads it too
+            module.terrain.load_state_dict(self.module.terrain.state_dict())
         return ClimateEncoder(module, self.variables, self.mean, self.std, {"untrained": True, "seed": seed})
 
     # ------------------------------------------------------------------ persistence

@@ -300,6 +300,10 @@ class _Run:
             raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
         with torch_seed(config.seed):  # initialisation from the seed, the caller's random stream untouched
             module = ClimateModule(encoder_config)  # (sizes beyond memory refused here, before out_dir is made)
+        if module.terrain is not None:  # the fixed terrain table (a resumed or warm-started state brings its own)
+            from lamina.geo.data.terrain import terrain_table
+
+            module.terrain.fill(terrain_table())
         parent = (_parent_record(config.init_from, encoder_config, stack.names)  # matching, or refused here
                   if config.init_from is not None else None)
         if rank == 0:
@@ -312,7 +316,9 @@ class _Run:
         if dist is not None:
             for p in module.parameters():  # identical start on every rank
                 dist.broadcast(p.data, src=0)
-        run.train_mod = nn.parallel.DistributedDataParallel(module) if dist is not None else module
+        # buffers (the terrain table, the static mask) never change in training: no broadcast at every step
+        run.train_mod = (nn.parallel.DistributedDataParallel(module, broadcast_buffers=False) if dist is not None
+                         else module)
         run.provenance = {
             "stack": stack.name, "stack_description": stack.description, "pretrain_config": config.to_dict(),
             "world_size": world, "torch": torch.__version__, "threads": torch.get_num_threads(),

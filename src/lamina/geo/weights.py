@@ -70,7 +70,7 @@ class ClimplicitWeights(StrEnum):
                 "embedding_dim": cfg["dim_embedding"],
                 "architecture": {k: cfg.get(k) for k in ("num_layers", "dim_hidden", "dim_embedding",
                                                         "location_encoding", "residual", "grid_resolutions",
-                                                        "grid_features")},
+                                                        "grid_features", "terrain")},
                 "training": {"samples": _samples_with_parents(training), "steps": training.get("steps"),
                              "samples_this_run": training.get("samples_seen"),
                              "init_from": (training.get("init_from") or {}).get("checkpoint"),

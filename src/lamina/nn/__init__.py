@@ -2,6 +2,7 @@
 
 from lamina.nn.encodings import (
     DirectLonLat,
+    FixedLatLonGrid,
     LatLonGrid,
     SphericalHarmonics,
     cyclic_month,
@@ -13,6 +14,7 @@ from lamina.nn.siren import SIREN, Sine, SineLayer
 __all__ = [
     "SIREN",
     "DirectLonLat",
+    "FixedLatLonGrid",
     "LatLonGrid",
     "Sine",
     "SineLayer",

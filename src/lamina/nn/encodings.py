@@ -196,20 +196,76 @@ class LatLonGrid(nn.Module):
         return len(self.resolutions) * self.features
 
     def forward(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
-        lon = lon.to(torch.float64)
-        lat = lat.to(torch.float64)
-        parts = []
-        for r, (rows, cols), table in zip(self.resolutions, self.shapes, self.tables, strict=True):
-            u = (lon + 180.0) / r
-            v = ((lat + 90.0) / r).clamp(0.0, rows - 1.0)
-            j0 = torch.floor(u)
-            i0 = torch.floor(v).clamp(max=rows - 2.0)
-            fu, fv = (u - j0).to(table.dtype), (v - i0).to(table.dtype)
-            j0 = j0.long() % cols
-            j1 = (j0 + 1) % cols
-            i0 = i0.long()
-            base0, base1 = i0 * cols, (i0 + 1) * cols
-            idx = torch.stack([base0 + j0, base0 + j1, base1 + j0, base1 + j1], dim=1)  # (N, 4)
-            w = torch.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], dim=1)  # (N, 4)
-            parts.append(torch.einsum("nk,nkf->nf", w, table[idx]))
-        return torch.cat(parts, dim=1)
+        return torch.cat([grid_lookup(table, r, lon, lat)
+                          for r, table in zip(self.resolutions, self.tables, strict=True)], dim=1)
+
+
+def grid_lookup(table: torch.Tensor, resolution: float, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+    """Bilinear interpolation of node values on a latitude-longitude grid (:func:`grid_shape` nodes, row-major from
+    (-90, -180), columns wrapping at the antimeridian).
+
+    Shapes:
+        ``table: (rows * cols, F)``, ``lon, lat: (N,)`` degrees -> ``(N, F)`` in ``table``'s dtype (float32 for a
+        float16 table: only the gathered nodes are cast). Positions are computed in float64 (a 0.05-degree cell
+        is resolved anywhere on the globe).
+    """
+    dtype = torch.float32 if table.dtype == torch.float16 else table.dtype
+    rows, cols = grid_shape(resolution)
+    lon = lon.to(torch.float64)
+    lat = lat.to(torch.float64)
+    u = (lon + 180.0) / resolution
+    v = ((lat + 90.0) / resolution).clamp(0.0, rows - 1.0)
+    j0 = torch.floor(u)
+    i0 = torch.floor(v).clamp(max=rows - 2.0)
+    fu, fv = (u - j0).to(dtype), (v - i0).to(dtype)
+    j0 = j0.long() % cols
+    j1 = (j0 + 1) % cols
+    i0 = i0.long()
+    base0, base1 = i0 * cols, (i0 + 1) * cols
+    idx = torch.stack([base0 + j0, base0 + j1, base1 + j0, base1 + j1], dim=1)  # (N, 4)
+    w = torch.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], dim=1)  # (N, 4)
+    return torch.einsum("nk,nkf->nf", w, table[idx].to(dtype))
+
+
+class FixedLatLonGrid(nn.Module):
+    """Fixed (not learned) values on one latitude-longitude grid, bilinearly interpolated: data the network reads
+    as input, such as terrain (:mod:`lamina.geo.data.terrain`).
+
+    The values live in a persistent buffer (saved with the state dict, never trained), stored as float16 to keep
+    checkpoints small and interpolated in float32. A new instance holds zeros until :meth:`fill` (or
+    ``load_state_dict``) gives it its values.
+
+    Args:
+        resolution: node spacing in degrees (:func:`check_grid_resolutions`).
+        features: values per node (1 to 64).
+
+    Shapes:
+        ``forward(lon: (N,), lat: (N,))`` degrees -> ``(N, features)`` float32.
+    """
+
+    def __init__(self, resolution: float, features: int):
+        from lamina._validation import check_positive_int
+
+        super().__init__()
+        (self.resolution,) = check_grid_resolutions([resolution], "resolution")
+        self.features = check_positive_int("features", features, maximum=64)
+        rows, cols = grid_shape(self.resolution)
+        self.register_buffer("table", torch.zeros(rows * cols, self.features, dtype=torch.float16))
+
+    def fill(self, values) -> None:
+        """Set the node values from a ``(rows * cols, features)`` array (finite; stored as float16)."""
+        from lamina.errors import InputError
+
+        v = torch.as_tensor(np.asarray(values, dtype=np.float32))
+        if tuple(v.shape) != tuple(self.table.shape):
+            raise InputError(f"values: expected shape {tuple(self.table.shape)}, got {tuple(v.shape)}")
+        if not bool(torch.isfinite(v).all()) or float(v.abs().max()) > 6e4:
+            raise InputError("values: expected finite values within float16's range")
+        with torch.no_grad():
+            self.table.copy_(v.to(self.table.dtype))
+
+    def forward(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+        return grid_lookup(self.table, self.resolution, lon, lat)
+
+    def extra_repr(self) -> str:
+        return f"resolution={self.resolution:g}, features={self.features}"
