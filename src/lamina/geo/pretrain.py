@@ -316,9 +316,7 @@ class _Run:
         if dist is not None:
             for p in module.parameters():  # identical start on every rank
                 dist.broadcast(p.data, src=0)
-        # buffers (the terrain table, the static mask) never change in training: no broadcast at every step
-        run.train_mod = (nn.parallel.DistributedDataParallel(module, broadcast_buffers=False) if dist is not None
-                         else module)
+        run.train_mod = _data_parallel(module) if dist is not None else module
         run.provenance = {
             "stack": stack.name, "stack_description": stack.description, "pretrain_config": config.to_dict(),
             "world_size": world, "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -385,6 +383,18 @@ class _Run:
         enc = ClimateEncoder(ClimateModule(self.encoder_config), self.stack.variables, self.mean, self.std, meta)
         enc.module.load_state_dict(self.module.state_dict())
         enc.save(self.out_dir / "best", extra_metadata={"validation": metrics})
+
+
+def _data_parallel(module: nn.Module) -> nn.Module:
+    """``module`` under DistributedDataParallel without a broadcast of its buffers at every step: they (the terrain
+    table, the static mask) never change in training. (torch 2.13 names the switch ``forward_sync_buffers`` and
+    warns on the older ``broadcast_buffers``; earlier versions know only the latter.)"""
+    import inspect
+
+    ddp = nn.parallel.DistributedDataParallel
+    name = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+            else "broadcast_buffers")
+    return ddp(module, **{name: False})
 
 
 def _with_defaults(config: dict) -> dict:
