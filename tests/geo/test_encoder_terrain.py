@@ -62,6 +62,27 @@ def test_the_terrain_table_holds_the_real_relief_and_coasts(table):
     assert 0.27 < float(np.sum(w * (table[:, 1] + 1) / 2) / w.sum()) < 0.31
 
 
+def test_the_table_holds_exact_cell_means_of_both_sources(table):
+    """Against an independent pixel-index computation: each node's values are the area means of the 0.25-degree
+    cell centred on it (ETOPO5 points on multiples of 5', GLOBE pixels with their edges there)."""
+    from lamina.geo.data.sources.ferret import etopo5
+    from lamina.geo.data.sources.globe import globe_land_fraction
+
+    relief = etopo5().reader.data  # (2161, 4320): rows from 90 S northwards, columns from 0 E
+    globe = globe_land_fraction().reader.data  # (2160, 4320): rows from 90 N southwards, columns from 180 W
+    t = table.reshape(721, 1440, 2)
+    rng = np.random.default_rng(5)
+    half = np.array([0.5, 1.0, 1.0, 0.5])
+    for i, j in zip(rng.integers(2, 719, 200), rng.integers(0, 1440, 200), strict=True):
+        lat, lon = -90.0 + 0.25 * i, -180.0 + 0.25 * j
+        r, c = round((lat + 90) * 12), round((lon % 360) * 12)
+        window = relief[r - 1 : r + 2][:, [(c + k) % 4320 for k in (-1, 0, 1)]]
+        assert t[i, j, 0] * ELEVATION_SCALE_M == pytest.approx(np.clip(window, 0, None).mean(), rel=1e-3, abs=0.5)
+        e, c = round((90 - lat) * 12), round((lon + 180) * 12)
+        cell = globe[e - 2 : e + 2][:, [(c + k) % 4320 for k in (-2, -1, 0, 1)]]
+        assert (t[i, j, 1] + 1) / 2 == pytest.approx(float(half @ cell @ half) / 9, abs=1e-6)
+
+
 def test_terrain_reaches_the_network_survives_save_and_load_and_stays_with_the_untrained_twin(table, tmp_path):
     enc = _encoder(table)
     assert enc.config.dim_in == 3 + 2 + 2 and list(enc.module.terrain.parameters()) == []
@@ -121,9 +142,16 @@ def test_pretraining_fills_the_table_never_trains_it_and_resumes_exactly(tiny_ch
     pretrain(stack, cfg, pretrain_cfg(**run), tmp_path / "split", progress=False)
     for k, v in _weights(tmp_path / "split" / "final").items():
         torch.testing.assert_close(v, trained[k], rtol=0, atol=0)
+    # a resumed run keeps the table of its state (it is not rebuilt): a marked table survives
+    state = torch.load(tmp_path / "split" / "state.pt", weights_only=True)
+    state["model"]["terrain.table"][:10] = 0.5
+    torch.save(state, tmp_path / "split" / "state.pt")
+    pretrain(stack, cfg, pretrain_cfg(**{**run, "max_steps": 30}), tmp_path / "split", progress=False)
+    state = torch.load(tmp_path / "split" / "state.pt", weights_only=True)  # the state at step 30
+    assert state["state"]["step"] == 30 and bool((state["model"]["terrain.table"][:10] == 0.5).all())
     plain = EncoderConfig(**{**cfg.to_dict(), "terrain": False})
     with pytest.raises(InputError, match="belongs to another encoder"):
-        pretrain(stack, plain, pretrain_cfg(max_steps=30), tmp_path / "split", progress=False)
+        pretrain(stack, plain, pretrain_cfg(max_steps=40), tmp_path / "split", progress=False)
 
 
 def test_cli_terrain_error_is_one_line_and_makes_nothing(tiny_chelsa, tmp_path):
@@ -135,3 +163,37 @@ def test_cli_terrain_error_is_one_line_and_makes_nothing(tiny_chelsa, tmp_path):
     assert proc.returncode != 0 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "terrain inputs need location_encoding 'sphere'" in lines[0]
     assert not out.exists()
+
+
+def test_a_low_precision_module_keeps_the_table_in_float16_and_reads_it_in_float32(table):
+    from lamina.geo.location_encoder import LocationEncoder
+
+    enc = _encoder(table)
+    x = enc.module.encode_inputs(torch.tensor(PLACES["lon"], dtype=torch.float64),
+                                 torch.tensor(PLACES["lat"], dtype=torch.float64), torch.full((5,), 2))
+    with torch.no_grad():
+        want = enc.module.siren_inputs(x)[:, 3:5]
+        module = LocationEncoder(enc).to(torch.bfloat16)
+        assert enc.module.terrain.table.dtype == torch.float16  # not rounded to bfloat16
+        assert next(enc.module.siren.parameters()).dtype == torch.bfloat16  # while the weights are cast
+        got = enc.module.siren_inputs(x)[:, 3:5]
+        module.to(torch.float32)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(enc.module.terrain.table.float(), torch.from_numpy(table).half().float())
+
+
+@pytest.mark.parametrize(("spoil", "match"), [
+    (lambda t: torch.zeros_like(t), "terrain.table: all zeros"),
+    (lambda t: torch.full(t.shape, 1e6), "terrain.table: expected finite values within float16's range"),
+    (lambda t: torch.ones(t.shape, dtype=torch.int32), "terrain.table: expected floating-point values"),
+    (lambda t: t[:-1440], r"terrain.table: expected shape \(1038240, 2\), got \(1036800, 2\)"),
+    (lambda t: torch.full_like(t, float("inf")), "infinite values in tensor 'terrain.table'"),
+])
+def test_a_checkpoint_with_a_spoilt_table_is_refused_naming_it(table, tmp_path, spoil, match):
+    from lamina.errors import CheckpointError
+
+    enc = _encoder(table)
+    enc.module.terrain.table = spoil(enc.module.terrain.table)
+    enc.save(tmp_path / "ck")
+    with pytest.raises(CheckpointError, match=match):
+        lamina.geo.load(tmp_path / "ck")

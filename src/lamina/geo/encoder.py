@@ -453,9 +453,10 @@ class ClimateEncoder:
             module = ClimateModule(config)
         try:
             module.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise CheckpointError(f"checkpoint: {path} does not match its config ({first})") from None
+        except RuntimeError as exc:  # torch lists the problems after a header line: keep the first two
+            lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()] or [str(exc)]
+            what = "; ".join(ln[:300] for ln in lines[:2]) + (f"; {len(lines) - 2} more" if len(lines) > 2 else "")
+            raise CheckpointError(f"checkpoint: {path} does not match its config ({what})") from None
         return cls(module, variables, mean, std, meta)
 
     def embed_grid(self, *, bbox, resolution: float, month: int | None = None, precision: str = "float32",
@@ -475,8 +476,9 @@ INPUT_CONTRACT = {
     "month": "1..12 (January = 1); None -> embeddings of months 3, 6, 9, 12 concatenated",
     "network_input": "(location features, sin(2 pi month / 12), cos(2 pi month / 12)); location features by "
                      "config.location_encoding: direct (lon / 180, lat / 90), sphere (cos lat cos lon, "
-                     "cos lat sin lon, sin lat), followed with config.grid_resolutions by the learned grids' "
-                     "features interpolated at the location",
+                     "cos lat sin lon, sin lat), followed with config.terrain by the place's land elevation / 4 "
+                     "km and 2 x land fraction - 1 (a fixed 0.25-degree table in the checkpoint), then with "
+                     "config.grid_resolutions by the learned grids' features interpolated at the location",
     "embedding": "SIREN output before the pretraining head",
     "paper": "Dollinger et al. 2025, Climplicit, arXiv:2504.05089",
 }

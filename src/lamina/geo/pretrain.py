@@ -300,10 +300,6 @@ class _Run:
             raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
         with torch_seed(config.seed):  # initialisation from the seed, the caller's random stream untouched
             module = ClimateModule(encoder_config)  # (sizes beyond memory refused here, before out_dir is made)
-        if module.terrain is not None:  # the fixed terrain table (a resumed or warm-started state brings its own)
-            from lamina.geo.data.terrain import terrain_table
-
-            module.terrain.fill(terrain_table())
         parent = (_parent_record(config.init_from, encoder_config, stack.names)  # matching, or refused here
                   if config.init_from is not None else None)
         if rank == 0:
@@ -346,6 +342,10 @@ class _Run:
         if saved is None:
             stats = self.stack.statistics(land_only=self.config.land_only, stride=self.config.stats_stride)
             self.mean, self.std = stats.mean, stats.std
+            if self.module.terrain is not None:  # a fresh start builds the fixed terrain table (a resumed or
+                from lamina.geo.data.terrain import terrain_table  # warm-started run keeps its own)
+
+                self.module.terrain.fill(terrain_table())
             return
         if (_with_defaults(saved["encoder_config"]) != self.encoder_config.to_dict()
                 or saved["variables"] != self.stack.names):

@@ -257,12 +257,41 @@ class FixedLatLonGrid(nn.Module):
         from lamina.errors import InputError
 
         v = torch.as_tensor(np.asarray(values, dtype=np.float32))
-        if tuple(v.shape) != tuple(self.table.shape):
-            raise InputError(f"values: expected shape {tuple(self.table.shape)}, got {tuple(v.shape)}")
-        if not bool(torch.isfinite(v).all()) or float(v.abs().max()) > 6e4:
-            raise InputError("values: expected finite values within float16's range")
+        problem = self._problem(v)
+        if problem:
+            raise InputError(f"values: {problem}")
         with torch.no_grad():
             self.table.copy_(v.to(self.table.dtype))
+
+    def _problem(self, v: torch.Tensor) -> str:
+        """Why ``v`` cannot be this grid's table ('' if it can)."""
+        if tuple(v.shape) != tuple(self.table.shape):
+            return f"expected shape {tuple(self.table.shape)}, got {tuple(v.shape)}"
+        if not v.is_floating_point():
+            return f"expected floating-point values, got {v.dtype}"
+        if not bool(torch.isfinite(v).all()) or float(v.abs().max()) > 6e4:
+            return "expected finite values within float16's range"
+        return ""
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        v = state_dict.get(prefix + "table")
+        problem = "" if v is None else self._problem(v)
+        if not problem and v is not None and not bool(v.any()):
+            problem = "all zeros (a table that was never filled)"
+        if problem:
+            error_msgs.append(f"{prefix}table: {problem}")
+            return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _apply(self, fn, recurse=True):
+        """Device moves apply; dtype casts (``module.to(torch.bfloat16)``) leave the float16 table as it is, so it
+        is never rounded to a coarser type and is always interpolated in float32."""
+        table = self.table
+        super()._apply(fn, recurse)
+        self.table = table.to(device=self.table.device)
+        return self
 
     def forward(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
         return grid_lookup(self.table, self.resolution, lon, lat)

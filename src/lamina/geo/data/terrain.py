@@ -14,8 +14,10 @@ column                 value at each node (lon -180 .. 179.75, lat -90 .. 90, ev
 ``land_fraction``      ``2 f - 1`` with ``f`` the cell's land fraction (GLOBE 1 km mask): -1 open sea, 1 land
 =====================  ===================================================================================
 
-Cell means are taken over the 3 x 3 five-arc-minute pixels nearest the node (nearest-pixel lookups at offsets
-of -5', 0 and +5'); ERA5's 0.25-degree cells see terrain at the same scale.
+Cell means are exact pixel-area means over the 0.25-degree cell centred on the node (15 arc-minutes, 3 five-minute
+pixels across): ETOPO5's points lie on multiples of 5' (the node and the points 5' either side, weights 1, 1, 1);
+GLOBE's 5' pixels have their edges there (centres 2.5' and 7.5' either side of the node, weights 1, 1 and 0.5,
+0.5 for the pixels the cell cuts in half). ERA5's 0.25-degree cells see terrain at the same scale.
 """
 
 from __future__ import annotations
@@ -29,35 +31,43 @@ TERRAIN_RESOLUTION = 0.25
 TERRAIN_COLUMNS = ("elevation", "land_fraction")
 ELEVATION_SCALE_M = 4000.0
 """Elevation is divided by this (m), so the highest plateaus read about 1.3, like the unit-vector inputs."""
-_OFFSETS = (-5.0 / 60.0, 0.0, 5.0 / 60.0)
+_MIN = 1.0 / 60.0
+# (offsets in degrees, weights) of the points averaged in each direction: exact 0.25-degree cell means
+_ETOPO5_WINDOW = (np.array([-5.0, 0.0, 5.0]) * _MIN, np.array([1.0, 1.0, 1.0]))
+_GLOBE_WINDOW = (np.array([-7.5, -2.5, 2.5, 7.5]) * _MIN, np.array([0.5, 1.0, 1.0, 0.5]))
 
 
 def terrain_table(resolution: float = TERRAIN_RESOLUTION, rows_per_block: int = 60) -> np.ndarray:
     """``(rows * cols, 2)`` float32 terrain values at the nodes of :func:`lamina.nn.encodings.grid_shape`
     (row-major from (-90, -180)); columns :data:`TERRAIN_COLUMNS`. Needs the ferret-datasets ETOPO5 file and
-    the GLOBE land mask (global-land-mask); about 10 s on one core."""
+    the GLOBE land mask (global-land-mask); a few seconds on one core."""
     from lamina.geo.data.sources.ferret import etopo5
     from lamina.geo.data.sources.globe import globe_land_fraction
 
-    elevation, land = etopo5(), globe_land_fraction()
     rows, cols = grid_shape(resolution)
     lon_nodes = -180.0 + resolution * np.arange(cols)
     out = np.empty((rows, cols, 2), dtype=np.float32)
     for r0 in range(0, rows, rows_per_block):
         lat_nodes = -90.0 + resolution * np.arange(r0, min(rows, r0 + rows_per_block))
-        elev_sum = np.zeros((lat_nodes.size, cols))
-        land_sum = np.zeros((lat_nodes.size, cols))
-        for dlat in _OFFSETS:
-            for dlon in _OFFSETS:
-                lat = np.clip(lat_nodes + dlat, -90.0, 90.0)
-                lon = (lon_nodes + dlon + 180.0) % 360.0 - 180.0
-                la, lo = np.meshgrid(lat, lon, indexing="ij")
-                m = np.ones(la.size, dtype=np.int64)
-                e = elevation.values_at(lo.ravel(), la.ravel(), m).reshape(la.shape)
-                f = land.values_at(lo.ravel(), la.ravel(), m).reshape(la.shape)
-                elev_sum += np.clip(np.nan_to_num(e, nan=0.0), 0.0, None)
-                land_sum += np.nan_to_num(f, nan=0.0)
-        n = len(_OFFSETS) ** 2
-        out[r0 : r0 + lat_nodes.size, :, 0] = elev_sum / n / ELEVATION_SCALE_M
-        out[r0 : r0 + lat_nodes.size, :, 1] = 2.0 * np.clip(land_sum / n, 0.0, 1.0) - 1.0
+        elevation = _cell_mean(etopo5(), lon_nodes, lat_nodes, _ETOPO5_WINDOW, lat_limit=90.0, low=0.0)
+        land = _cell_mean(globe_land_fraction(), lon_nodes, lat_nodes, _GLOBE_WINDOW, lat_limit=90.0 - 2.5 * _MIN)
+        out[r0 : r0 + lat_nodes.size, :, 0] = elevation / ELEVATION_SCALE_M
+        out[r0 : r0 + lat_nodes.size, :, 1] = 2.0 * np.clip(land, 0.0, 1.0) - 1.0
     return out.reshape(rows * cols, 2)
+
+
+def _cell_mean(field, lon_nodes, lat_nodes, window, *, lat_limit: float, low: float | None = None) -> np.ndarray:
+    """(rows, cols) weighted mean of ``field`` over ``window`` (offsets, weights) around each node, read by nearest
+    pixel at points that are pixel centres (or, near a pole, the centre of the last row); NaN counts as 0 and
+    values below ``low`` as ``low``."""
+    offsets, weights = window
+    total = np.zeros((lat_nodes.size, lon_nodes.size))
+    for dlat, wlat in zip(offsets, weights, strict=True):
+        for dlon, wlon in zip(offsets, weights, strict=True):
+            lat = np.clip(lat_nodes + dlat, -lat_limit, lat_limit)
+            lon = (lon_nodes + dlon + 180.0) % 360.0 - 180.0
+            la, lo = np.meshgrid(lat, lon, indexing="ij")
+            v = field.values_at(lo.ravel(), la.ravel(), np.ones(la.size, dtype=np.int64)).reshape(la.shape)
+            v = np.nan_to_num(v.astype(np.float64), nan=0.0)
+            total += wlat * wlon * (v if low is None else np.clip(v, low, None))
+    return total / weights.sum() ** 2
