@@ -120,8 +120,27 @@ def test_embed_matches_the_training_forward_and_the_torch_module(table):
     np.testing.assert_allclose(out.numpy(), emb.numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_the_network_can_read_the_elevation_alone(table, tmp_path):
+    only = terrain_table(columns=["elevation"])
+    np.testing.assert_array_equal(only[:, 0], table[:, 0])
+    variables = [Variable("t", "degC")]
+    config = EncoderConfig(n_variables=1, dim_hidden=16, num_layers=2, dim_embedding=8, location_encoding="sphere",
+                           terrain=True, terrain_columns=["elevation"])
+    assert config.dim_in == 3 + 1 + 2 and config.terrain_columns == ("elevation",)
+    enc = ClimateEncoder(ClimateModule(config), variables, [0.0], [1.0])
+    enc.module.terrain.fill(only)
+    enc.save(tmp_path / "ck")
+    again = lamina.geo.load(tmp_path / "ck")
+    assert again.config.terrain_columns == ("elevation",)
+    np.testing.assert_array_equal(again.embed(**PLACES, month=1), enc.embed(**PLACES, month=1))
+
+
 @pytest.mark.parametrize(("kw", "match"), [
     (dict(terrain=True, location_encoding="direct"), "terrain: terrain inputs need location_encoding 'sphere'"),
+    (dict(terrain=True, terrain_columns=["slope"]), r"terrain_columns: unknown \['slope'\]"),
+    (dict(terrain=True, terrain_columns=[]), "terrain_columns: expected a non-empty list"),
+    (dict(terrain=True, terrain_columns="elevation"), "terrain_columns: expected a non-empty list"),
+    (dict(terrain=True, terrain_columns=["elevation", "elevation"]), "terrain_columns: expected distinct"),
     (dict(terrain="yes", location_encoding="sphere"), "terrain"),
     (dict(terrain=1, location_encoding="sphere"), "terrain"),
 ])

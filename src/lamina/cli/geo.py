@@ -240,6 +240,8 @@ def pretrain(
     terrain: bool = typer.Option(False, "--terrain", help="Also feed the network each place's land elevation and "
                                  "land fraction from a fixed 0.25-degree table stored in the checkpoint (ETOPO5, "
                                  "GLOBE; needs --location-encoding sphere)."),
+    terrain_columns: str | None = typer.Option(None, help="With --terrain: the terrain values read, comma-separated "
+                                               "(elevation, land_fraction; default both)."),
     static_path: bool = typer.Option(False, "--static-path", help="Predict static variables (elevation, land "
                                      "fraction) from the month-free input, so they cannot vary with the month."),
     steps: int = typer.Option(20_000, min=1, help="Maximum optimiser steps."),
@@ -263,6 +265,7 @@ def pretrain(
     progress: bool = progress_option(),
 ) -> None:
     """Pretrain an encoder on a raster stack (works the same under torchrun for data parallelism)."""
+    from lamina.geo.data.terrain import TERRAIN_COLUMNS
     from lamina.geo.encoder import EncoderConfig
     from lamina.geo.pretrain import PretrainConfig
     from lamina.geo.pretrain import pretrain as run
@@ -278,6 +281,8 @@ def pretrain(
                          residual=not no_residual, hyperbolic_first=not no_hsiren, location_encoding=location_encoding,
                          sh_degree=sh_degree, w0_initial=w0_initial, grid_resolutions=grid_resolutions,
                          grid_features=grid_features, terrain=terrain,
+                         terrain_columns=(tuple(terrain_columns.split(",")) if terrain_columns is not None
+                                          else TERRAIN_COLUMNS),
                          static_variables=[j for j, f in enumerate(st.fields) if static_path and not f.monthly])
     run(st, ecfg, pcfg, out, resume=resume, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:

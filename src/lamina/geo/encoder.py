@@ -35,7 +35,7 @@ from lamina._validation import (
 from lamina.errors import CheckpointError, InputError
 from lamina.geo.columns import EMBED_MONTHS
 from lamina.geo.data.grid import Variable
-from lamina.geo.data.terrain import TERRAIN_COLUMNS, TERRAIN_RESOLUTION
+from lamina.geo.data.terrain import TERRAIN_COLUMNS, TERRAIN_RESOLUTION, check_terrain_columns
 from lamina.geo.data.transforms import inverse_columns
 from lamina.nn import SIREN, FixedLatLonGrid, LatLonGrid, SphericalHarmonics, cyclic_month
 from lamina.nn.encodings import check_grid_resolutions, grid_shape
@@ -68,6 +68,8 @@ class EncoderConfig:
         terrain: also read the place's land elevation and land fraction, interpolated from a fixed 0.25-degree
             table stored in the checkpoint (:mod:`lamina.geo.data.terrain`; needs ``location_encoding="sphere"``).
             False (the default, and every checkpoint before this field): location and month only.
+        terrain_columns: which terrain values the network reads with ``terrain`` (both by default, in the order
+            of :data:`lamina.geo.data.terrain.TERRAIN_COLUMNS`).
         static_variables: head outputs (indices) of static variables (elevation, land fraction, ...): predicted
             from the embedding of the month-free input (month features set to 0), so they cannot vary with the
             month. Empty (checkpoints before this field): every output is read from the month's embedding.
@@ -87,6 +89,7 @@ class EncoderConfig:
     grid_resolutions: tuple[float, ...] = ()
     grid_features: int = 2
     terrain: bool = False
+    terrain_columns: tuple[str, ...] = TERRAIN_COLUMNS
     static_variables: tuple[int, ...] = ()
 
     def __post_init__(self):
@@ -110,6 +113,7 @@ class EncoderConfig:
             raise InputError(f"grid_resolutions: a learned grid needs location_encoding 'sphere', got "
                              f"{self.location_encoding!r}")
         self.terrain = check_bool("terrain", self.terrain)
+        self.terrain_columns = check_terrain_columns(self.terrain_columns)
         if self.terrain and self.location_encoding != "sphere":
             raise InputError(f"terrain: terrain inputs need location_encoding 'sphere', got {self.location_encoding!r}")
 
@@ -121,17 +125,17 @@ class EncoderConfig:
     @property
     def dim_in(self) -> int:
         """Columns the SIREN reads: :attr:`dim_encoded`, the terrain values and the learned grid's features."""
-        return self.dim_encoded + self.terrain_columns + len(self.grid_resolutions) * self.grid_features
+        return self.dim_encoded + self.n_terrain + len(self.grid_resolutions) * self.grid_features
 
     @property
-    def terrain_columns(self) -> int:
-        """Terrain values the SIREN reads (:data:`lamina.geo.data.terrain.TERRAIN_COLUMNS`; 0 without terrain)."""
-        return len(TERRAIN_COLUMNS) if self.terrain else 0
+    def n_terrain(self) -> int:
+        """Terrain values the SIREN reads (:attr:`terrain_columns`; 0 without terrain)."""
+        return len(self.terrain_columns) if self.terrain else 0
 
     @property
     def terrain_values(self) -> int:
         """Fixed values in the terrain table (stored as float16; 0 without terrain)."""
-        return math.prod(grid_shape(TERRAIN_RESOLUTION)) * self.terrain_columns
+        return math.prod(grid_shape(TERRAIN_RESOLUTION)) * self.n_terrain
 
     @property
     def grid_parameters(self) -> int:
@@ -142,6 +146,7 @@ class EncoderConfig:
         d = asdict(self)
         d["static_variables"] = list(self.static_variables)
         d["grid_resolutions"] = list(self.grid_resolutions)
+        d["terrain_columns"] = list(self.terrain_columns)
         return d
 
     @classmethod
@@ -207,7 +212,7 @@ class ClimateModule(nn.Module):
         self.head = nn.Linear(config.dim_embedding, config.n_variables)
         self._sh = SphericalHarmonics(config.sh_degree) if config.location_encoding == "spherical_harmonics" else None
         self.grid = LatLonGrid(config.grid_resolutions, config.grid_features) if config.grid_resolutions else None
-        self.terrain = FixedLatLonGrid(TERRAIN_RESOLUTION, config.terrain_columns) if config.terrain else None
+        self.terrain = FixedLatLonGrid(TERRAIN_RESOLUTION, config.n_terrain) if config.terrain else None
         self.register_buffer("_static", _mask(config.n_variables, config.static_variables), persistent=False)
 
     def encode_inputs(self, lon: torch.Tensor, lat: torch.Tensor, month: torch.Tensor) -> torch.Tensor:
@@ -488,9 +493,6 @@ BUNDLED = {
     "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input and a "
                "learned multi-resolution grid (2, 1, 0.5, 0.25 deg), month-free static path, 70% land samples, "
                "trained on every pixel (41 M samples; recipe chosen on held-out blocks, see metadata['selection'])",
-    "gridv1": "the first grid default (Dec 2026): the same 12 fields, sphere input and learned multi-resolution grid "
-              "(2, 1, 0.5, 0.25 deg), month-free static path, 70% land samples, every pixel, 41 M samples; no "
-              "terrain inputs",
     "land70v2": "the second land70 default (Dec 2026): land70v1 and a warm restart of 8,000 steps from it (73.7 M "
                 "samples in all)",
     "land70v1": "the first land70 default (Dec 2026): the same recipe, 10,000 steps from the seed (41 M samples)",

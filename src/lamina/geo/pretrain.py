@@ -345,7 +345,7 @@ class _Run:
             if self.module.terrain is not None:  # a fresh start builds the fixed terrain table (a resumed or
                 from lamina.geo.data.terrain import terrain_table  # warm-started run keeps its own)
 
-                self.module.terrain.fill(terrain_table())
+                self.module.terrain.fill(terrain_table(columns=self.encoder_config.terrain_columns))
             return
         if (_with_defaults(saved["encoder_config"]) != self.encoder_config.to_dict()
                 or saved["variables"] != self.stack.names):

@@ -37,10 +37,26 @@ _ETOPO5_WINDOW = (np.array([-5.0, 0.0, 5.0]) * _MIN, np.array([1.0, 1.0, 1.0]))
 _GLOBE_WINDOW = (np.array([-7.5, -2.5, 2.5, 7.5]) * _MIN, np.array([0.5, 1.0, 1.0, 0.5]))
 
 
-def terrain_table(resolution: float = TERRAIN_RESOLUTION, rows_per_block: int = 60) -> np.ndarray:
-    """``(rows * cols, 2)`` float32 terrain values at the nodes of :func:`lamina.nn.encodings.grid_shape`
-    (row-major from (-90, -180)); columns :data:`TERRAIN_COLUMNS`. Needs the ferret-datasets ETOPO5 file and
-    the GLOBE land mask (global-land-mask); a few seconds on one core."""
+def check_terrain_columns(value, name: str = "terrain_columns") -> tuple[str, ...]:
+    """Terrain column names, checked (one or more of :data:`TERRAIN_COLUMNS`, distinct) and put in that order."""
+    from lamina.errors import InputError
+
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise InputError(f"{name}: expected a non-empty list of {list(TERRAIN_COLUMNS)}, got {value!r}")
+    unknown = [v for v in value if v not in TERRAIN_COLUMNS]
+    if unknown:
+        raise InputError(f"{name}: unknown {unknown!r}; expected some of {list(TERRAIN_COLUMNS)}")
+    if len(set(value)) != len(value):
+        raise InputError(f"{name}: expected distinct names, got {list(value)}")
+    return tuple(c for c in TERRAIN_COLUMNS if c in value)
+
+
+def terrain_table(resolution: float = TERRAIN_RESOLUTION, rows_per_block: int = 60,
+                  columns=TERRAIN_COLUMNS) -> np.ndarray:
+    """``(rows * cols, len(columns))`` float32 terrain values at the nodes of
+    :func:`lamina.nn.encodings.grid_shape` (row-major from (-90, -180)); ``columns`` some of :data:`TERRAIN_COLUMNS`
+    (in that order). Needs the ferret-datasets ETOPO5 file and the GLOBE land mask (global-land-mask); a few
+    seconds on one core."""
     from lamina.geo.data.sources.ferret import etopo5
     from lamina.geo.data.sources.globe import globe_land_fraction
 
@@ -53,7 +69,8 @@ def terrain_table(resolution: float = TERRAIN_RESOLUTION, rows_per_block: int = 
         land = _cell_mean(globe_land_fraction(), lon_nodes, lat_nodes, _GLOBE_WINDOW, lat_limit=90.0 - 2.5 * _MIN)
         out[r0 : r0 + lat_nodes.size, :, 0] = elevation / ELEVATION_SCALE_M
         out[r0 : r0 + lat_nodes.size, :, 1] = 2.0 * np.clip(land, 0.0, 1.0) - 1.0
-    return out.reshape(rows * cols, 2)
+    keep = [TERRAIN_COLUMNS.index(c) for c in check_terrain_columns(columns, "columns")]
+    return np.ascontiguousarray(out.reshape(rows * cols, 2)[:, keep])
 
 
 def _cell_mean(field, lon_nodes, lat_nodes, window, *, lat_limit: float, low: float | None = None) -> np.ndarray:
