@@ -60,17 +60,22 @@ def terrain_table(resolution: float = TERRAIN_RESOLUTION, rows_per_block: int = 
     from lamina.geo.data.sources.ferret import etopo5
     from lamina.geo.data.sources.globe import globe_land_fraction
 
+    columns = check_terrain_columns(columns, "columns")  # checked before any data is read; only these are built
+    spec = {  # column: (field, window, latitude limit of the window's points, lower bound, scaling)
+        "elevation": (etopo5, _ETOPO5_WINDOW, 90.0, 0.0, lambda v: v / ELEVATION_SCALE_M),
+        "land_fraction": (globe_land_fraction, _GLOBE_WINDOW, 90.0 - 2.5 * _MIN, None,
+                          lambda v: 2.0 * np.clip(v, 0.0, 1.0) - 1.0),
+    }
     rows, cols = grid_shape(resolution)
     lon_nodes = -180.0 + resolution * np.arange(cols)
-    out = np.empty((rows, cols, 2), dtype=np.float32)
+    out = np.empty((rows, cols, len(columns)), dtype=np.float32)
     for r0 in range(0, rows, rows_per_block):
         lat_nodes = -90.0 + resolution * np.arange(r0, min(rows, r0 + rows_per_block))
-        elevation = _cell_mean(etopo5(), lon_nodes, lat_nodes, _ETOPO5_WINDOW, lat_limit=90.0, low=0.0)
-        land = _cell_mean(globe_land_fraction(), lon_nodes, lat_nodes, _GLOBE_WINDOW, lat_limit=90.0 - 2.5 * _MIN)
-        out[r0 : r0 + lat_nodes.size, :, 0] = elevation / ELEVATION_SCALE_M
-        out[r0 : r0 + lat_nodes.size, :, 1] = 2.0 * np.clip(land, 0.0, 1.0) - 1.0
-    keep = [TERRAIN_COLUMNS.index(c) for c in check_terrain_columns(columns, "columns")]
-    return np.ascontiguousarray(out.reshape(rows * cols, 2)[:, keep])
+        for k, name in enumerate(columns):
+            field, window, lat_limit, low, scale = spec[name]
+            mean = _cell_mean(field(), lon_nodes, lat_nodes, window, lat_limit=lat_limit, low=low)
+            out[r0 : r0 + lat_nodes.size, :, k] = scale(mean)
+    return out.reshape(rows * cols, len(columns))
 
 
 def _cell_mean(field, lon_nodes, lat_nodes, window, *, lat_limit: float, low: float | None = None) -> np.ndarray:
