@@ -490,9 +490,13 @@ INPUT_CONTRACT = {
 
 
 BUNDLED = {
-    "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input and a "
-               "learned multi-resolution grid (2, 1, 0.5, 0.25 deg), month-free static path, 70% land samples, "
-               "trained on every pixel (41 M samples; recipe chosen on held-out blocks, see metadata['selection'])",
+    "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input, a "
+               "learned multi-resolution grid (2, 1, 0.5, 0.25 deg) and each place's land elevation (ETOPO5, 0.25 "
+               "deg) as input, month-free static path, 70% land samples, trained on every pixel (41 M samples; "
+               "recipe chosen on held-out blocks, see metadata['selection'])",
+    "gridv1": "the first grid default (Dec 2026): the same 12 fields, sphere input and learned multi-resolution grid "
+              "(2, 1, 0.5, 0.25 deg), month-free static path, 70% land samples, every pixel, 41 M samples; no "
+              "elevation input",
     "land70v2": "the second land70 default (Dec 2026): land70v1 and a warm restart of 8,000 steps from it (73.7 M "
                 "samples in all)",
     "land70v1": "the first land70 default (Dec 2026): the same recipe, 10,000 steps from the seed (41 M samples)",
