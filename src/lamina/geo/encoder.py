@@ -538,7 +538,7 @@ def load(path: str | Path | None = None) -> ClimateEncoder:
 
     Args:
         path: a checkpoint directory written by :meth:`ClimateEncoder.save` or ``lamina geo pretrain``;
-            ``"bundled:NAME"`` for a checkpoint shipped with lamina (:data:`BUNDLED`, e.g. ``"bundled:offline10"``,
+            ``"bundled:NAME"`` for a checkpoint shipped with lamina (:data:`BUNDLED`, e.g. ``"bundled:gridv1"``,
             the previous default, kept for comparison); None for the bundled default.
 
     Raises:
