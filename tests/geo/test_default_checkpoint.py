@@ -76,12 +76,16 @@ def test_bundled_reconstruction_matches_the_source_fields(enc):
     assert r2 > 0.9
 
 
-def test_the_previous_default_stays_loadable_by_name_and_unknown_names_are_refused():
+def test_previous_defaults_stay_loadable_by_name_and_unknown_names_are_refused():
     from lamina.errors import CheckpointError
     from lamina.geo.encoder import BUNDLED
+    from lamina.geo.weights import ClimplicitWeights
 
     old = lamina.geo.load("bundled:offline10")
     assert "era5_t2m" not in old.variable_names and old.config.location_encoding == "direct"
+    grid = lamina.geo.load("bundled:gridv1")  # the default of round 4, before the elevation input
+    assert grid.config.grid_resolutions and not grid.config.terrain
+    assert ClimplicitWeights.GRIDV1.meta["sha256"] != ClimplicitWeights.DEFAULT.meta["sha256"]
     for name in BUNDLED:
         assert lamina.geo.load(f"bundled:{name}").embed(lon=[8.55], lat=[47.37], month=6).shape[0] == 1
     with pytest.raises(CheckpointError, match="no bundled checkpoint 'nope'"):
