@@ -63,10 +63,30 @@ CANDIDATES = {
     "land70-grid-terrain": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
                                     "--grid-features", "2", "--grid-dropout", "0.25", "--terrain"],
                             "land70-grid + terrain inputs (land elevation, land fraction at 0.25 deg)"),
+    "land70-grid-elev-warm": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
+                                      "--grid-features", "2", "--grid-dropout", "0.25", "--terrain",
+                                      "--terrain-columns", "elevation", "--lr", "5e-4",
+                                      "--init-from", "{runs}/land70-grid-elev/final"],
+                              "land70-grid-elev, then a warm restart from its finished run at lr 5e-4 (run it with "
+                              "--steps for the restart alone; land70v2's recipe)"),
     "all": (ERA12 + "," + BIO, ["--location-encoding", "spherical_harmonics", "--sh-degree", "20",
                                 "--land-share", "0.7"], "sh20 + land70 + bio"),
 }
 BIO_REPORTED = ("bio01", "bio04", "bio12", "bio15")
+
+
+def _base_without(extra: list[str]) -> list[str]:
+    """BASE without the options that a candidate sets itself (``--lr`` of a warm restart): each option once."""
+    out, skip = [], False
+    for i, tok in enumerate(BASE):
+        if skip:
+            skip = False
+            continue
+        if tok in extra:
+            skip = i + 1 < len(BASE) and not BASE[i + 1].startswith("--")
+            continue
+        out.append(tok)
+    return out
 
 
 def run_all(names, runs: Path, steps: int, batch: int, minutes: float) -> dict:
@@ -79,8 +99,9 @@ def run_all(names, runs: Path, steps: int, batch: int, minutes: float) -> dict:
             state = json.loads((out / "final" / "config.json").read_text())["metadata"]["training"]
             if state.get("steps", 0) >= steps or state.get("stopped") == "early_stopping":
                 continue
+        extra = [e.replace("{runs}", str(runs)) for e in extra]
         cmd = [sys.executable, "-m", "lamina.cli", "geo", "pretrain", "-o", str(out), "--stack", "offline:" + stack,
-               *BASE, *extra, "--steps", str(steps), "--batch-size", str(batch), "--eval-every", "50",
+               *_base_without(extra), *extra, "--steps", str(steps), "--batch-size", str(batch), "--eval-every", "50",
                "--patience", "1000", "--minutes", str(minutes), "--no-progress"]
         out.mkdir(parents=True, exist_ok=True)
         log = open(out / "log.txt", "a")
