@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-BASE = ["--layers", "8", "--hidden", "256", "--dim", "256", "--lr", "1e-3", "--schedule", "cosine",
-        "--static-path", "--seed", "0"]
+BASE = {"--layers": "8", "--hidden": "256", "--dim": "256", "--lr": "1e-3", "--schedule": "cosine",
+        "--static-path": None, "--seed": "0"}  # option -> value (None: a flag)
 ERA12 = ("linke_turbidity,elevation,land_fraction,wind_u,wind_v,air_temperature,sst,specific_humidity,"
          "sea_level_pressure,wind_speed,era5_t2m,era5_tp")
 BIO = "bio01,bio04,bio10,bio11,bio12,bio13,bio14,bio15,bio16,bio17,bio18,bio19"
@@ -76,17 +76,8 @@ BIO_REPORTED = ("bio01", "bio04", "bio12", "bio15")
 
 
 def _base_without(extra: list[str]) -> list[str]:
-    """BASE without the options that a candidate sets itself (``--lr`` of a warm restart): each option once."""
-    out, skip = [], False
-    for i, tok in enumerate(BASE):
-        if skip:
-            skip = False
-            continue
-        if tok in extra:
-            skip = i + 1 < len(BASE) and not BASE[i + 1].startswith("--")
-            continue
-        out.append(tok)
-    return out
+    """BASE as arguments, without the options that a candidate sets itself (``--lr`` of a warm restart)."""
+    return [t for k, v in BASE.items() if k not in extra for t in (k, v) if t is not None]
 
 
 def run_all(names, runs: Path, steps: int, batch: int, minutes: float) -> dict:
