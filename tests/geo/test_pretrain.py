@@ -258,3 +258,56 @@ def test_cli_init_from_a_missing_checkpoint_is_one_line_and_makes_nothing(tiny_c
     r = CliRunner().invoke(app, argv)
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert "nothing" in r.output and "Traceback" not in r.output and not (tmp_path / "o").exists()
+
+
+def test_weighted_mse_counts_each_entry_by_its_variables_weight():
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    target = torch.tensor([[0.0, 0.0], [3.0, 0.0]])
+    valid = torch.tensor([[True, True], [True, False]])
+    w = torch.tensor([1.0, 3.0])
+    assert masked_mse(pred, target, valid, w).item() == pytest.approx((1 + 3 * 4 + 0) / (1 + 3 + 1))
+    unweighted = masked_mse(pred, target, valid).item()
+    assert masked_mse(pred, target, valid, torch.ones(2)).item() == pytest.approx(unweighted)
+
+
+@pytest.mark.parametrize("bad", [{"tas": 0}, {"tas": -1.0}, {"tas": float("nan")}, {"tas": "x"}, {"tas": True},
+                                 {"tas": 1e4}, {"": 2.0}, {3: 2.0}, [("tas", 2.0)], "tas=2"])
+def test_target_weights_are_validated(bad):
+    with pytest.raises(InputError, match="target_weights"):
+        PretrainConfig(target_weights=bad)
+    assert PretrainConfig(target_weights={}).target_weights is None  # empty: all weigh 1
+
+
+def test_target_weights_steer_the_fit_are_recorded_and_are_part_of_the_recipe(tiny_chelsa, tmp_path):
+    stack = chelsa_stack(tiny_chelsa, ["tas", "pr"])
+    with pytest.raises(InputError, match="'rain' not among the stack's variables \\(tas, pr\\)"):
+        pretrain(stack, TINY, _cfg(target_weights={"rain": 2.0}), tmp_path / "never", progress=False)
+    assert not (tmp_path / "never").exists()
+    kw = dict(max_steps=100, val_fraction=0.0)
+    for name in ("tas", "pr"):  # each run spends (almost) all of the network on one variable
+        pretrain(stack, TINY, _cfg(**kw, target_weights={name: 1000.0}), tmp_path / name, progress=False)
+
+    def meta(run):
+        return json.loads((tmp_path / run / "final" / "config.json").read_text())["metadata"]
+
+    on_tas, on_pr = (meta(r)["insample_metrics"]["per_variable"] for r in ("tas", "pr"))
+    assert on_tas["tas"]["rmse"] < on_pr["tas"]["rmse"] and on_pr["pr"]["rmse"] < on_tas["pr"]["rmse"]
+    assert meta("pr")["training"]["pretrain_config"]["target_weights"] == {"pr": 1000.0}
+    with pytest.raises(InputError, match=r"another recipe \(target_weights: \{'pr': 1000.0\} -> None\)"):
+        pretrain(stack, TINY, _cfg(max_steps=200, val_fraction=0.0), tmp_path / "pr", progress=False)
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    ("tas", "--target-weights: expected NAME=VALUE items, got 'tas'"),
+    ("tas=2,tas=3", "--target-weights: tas is set twice"),
+    ("tas=x", "target_weights['tas']: expected a finite number"),
+    ("rain=2", "'rain' not among the stack's variables"),
+])
+def test_cli_target_weights_errors_are_one_line_and_make_nothing(tiny_chelsa, tmp_path, weights, message):
+    from typer.testing import CliRunner
+
+    from lamina.cli import app
+
+    r = CliRunner().invoke(app, _cli(tiny_chelsa, tmp_path / "o", 10, ["--target-weights", weights])[3:])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and message in r.output, r.output
+    assert not (tmp_path / "o").exists()

@@ -139,6 +139,23 @@ def positive_ints(text: str, name: str) -> list[int]:
     return values
 
 
+def name_values(text: str, name: str) -> dict[str, int | float | str]:
+    """``"a=1,b=2.5,c=x"`` -> ``{"a": 1, "b": 2.5, "c": "x"}`` (values read by :func:`number_or_text`; blank items
+    skipped); a malformed item or a name given twice is refused with an InputError naming ``name``."""
+    from lamina.errors import InputError
+
+    out: dict[str, int | float | str] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise InputError(f"{name}: expected NAME=VALUE items, got {item!r}")
+        if key in out:
+            raise InputError(f"{name}: {key} is set twice in {text!r}")
+        out[key] = number_or_text(raw.strip())
+    return out
+
+
 def number_or_text(raw: str) -> int | float | str:
     """A command-line value: an int if it reads as one, else a float, else the text itself."""
     for cast in (int, float):

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from lamina.cli import geo_evaluate, geo_finetune
-from lamina.cli._common import echo_json, echo_written, fix_mmap_threshold, new_app, progress_option
+from lamina.cli._common import echo_json, echo_written, fix_mmap_threshold, name_values, new_app, progress_option
 from lamina.cli._geo_options import CHECKPOINT, WRAP, checkpoint_provenance
 from lamina.errors import InputError
 
@@ -258,6 +258,8 @@ def pretrain(
     patience: int = typer.Option(5, min=1),
     months_per_window: int = typer.Option(12, min=1, max=12, help="Months read per tile (fewer = fewer reads)."),
     seed: int = typer.Option(0),
+    target_weights: str | None = typer.Option(None, help="Weight of variables' errors in the loss, NAME=W "
+                                              "comma-separated (e.g. era5_t2m=4,era5_tp=4; others weigh 1)."),
     init_from: str | None = typer.Option(None, help="Start from this checkpoint's weights (a folder or "
                                          "bundled:NAME; same architecture and variables) with a fresh optimiser and "
                                          "schedule: a warm restart that continues an earlier run's training."),
@@ -270,11 +272,12 @@ def pretrain(
     from lamina.geo.pretrain import PretrainConfig
     from lamina.geo.pretrain import pretrain as run
 
+    # the pretraining settings are checked first, before the stack is read
     pcfg = PretrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, max_minutes=minutes,
                           land_only=land_only, land_share=land_share, val_fraction=val_fraction,
                           eval_every=eval_every, checkpoint_every=eval_every, patience=patience,
                           months_per_window=months_per_window, seed=seed, grid_dropout=grid_dropout,
-                          init_from=init_from)  # checked first
+                          init_from=init_from, target_weights=_target_weights(target_weights))
     grid_resolutions = _grid_spacings(grid)
     st = _stack(stack)
     ecfg = EncoderConfig(n_variables=len(st.fields), dim_hidden=hidden, num_layers=layers, dim_embedding=dim,
@@ -295,6 +298,11 @@ def pretrain(
                      {"what": "pretrain", "checkpoint": str(out / "final"), "checkpoint_sha256": final["sha256"],
                       "variables": len(st.fields), "stack": stack,
                       **{k: training.get(k) for k in ("steps", "best_step", "samples_seen", "stopped")}})
+
+
+def _target_weights(text: str | None) -> dict | None:
+    """--target-weights ``"era5_t2m=4,era5_tp=4"`` as a name -> weight mapping (checked by PretrainConfig)."""
+    return None if text is None else name_values(text, "--target-weights")
 
 
 def _grid_spacings(text: str | None) -> tuple[float, ...]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lamina.cli._common import echo_json, echo_written, new_app, number_or_text, positive_ints, quiet_option
+from lamina.cli._common import echo_json, echo_written, name_values, new_app, positive_ints, quiet_option
 from lamina.errors import LaminaError
 
 app = new_app("Learning on model weights (ProbeX): what a model was trained on, from one layer.")
@@ -101,14 +101,10 @@ def _probex_grid(text: str) -> list[dict]:
         if not entry:
             continue
         opts = {}
-        for item in (i.strip() for i in entry.split(",") if i.strip()):
-            key, sep, raw = item.partition("=")
-            if not sep or not key.strip() or not raw.strip():
-                raise InputError(f"--probex-grid: expected NAME=VALUE items, got {item!r}")
-            key = key.strip().replace("-", "_")
+        for key, value in name_values(entry, "--probex-grid").items():
+            key = key.replace("-", "_")
             if key in opts:
                 raise InputError(f"--probex-grid: {key} is set twice in {entry!r}")
-            value = number_or_text(raw.strip())
             opts[key] = {"true": True, "false": False}.get(value.lower(), value) if isinstance(value, str) else value
         if not opts:
             raise InputError(f"--probex-grid: expected NAME=VALUE items, got {entry!r}")

@@ -16,6 +16,7 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,9 @@ class PretrainConfig:
         init_from: a checkpoint (folder or ``bundled:NAME``) of the same architecture and variables to start from,
             with a fresh optimiser and schedule (a warm restart; its weights and normalisation are taken, and the
             run's metadata names it); None starts from the seed.
+        target_weights: weight of a variable's error in the loss, by variable name (e.g. ``{"era5_t2m": 4,
+            "era5_tp": 4}`` to spend more of the network on the variables ecologists read most); unnamed variables
+            weigh 1, and the loss is the weighted mean over the valid entries. None (or empty): all weigh 1.
     """
 
     max_steps: int = 20_000
@@ -92,6 +96,7 @@ class PretrainConfig:
     seed: int = 0
     grid_dropout: float = 0.0
     init_from: str | None = None
+    target_weights: dict[str, float] | None = None
 
     def __post_init__(self):
         check_choice("schedule", self.schedule, ("constant", "cosine"))
@@ -112,6 +117,7 @@ class PretrainConfig:
         self.land_only = check_bool("land_only", self.land_only)
         check_real("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
         check_real("grid_dropout", self.grid_dropout, low=0.0, high=1.0, high_open=True)
+        self.target_weights = _check_target_weights(self.target_weights)
         if self.land_share is not None:
             check_real("land_share (the fraction of each batch drawn from land)", self.land_share, low=0.0,
                        low_open=True, high=1.0, high_open=True)
@@ -125,6 +131,35 @@ class PretrainConfig:
     def in_sample_validation(self) -> bool:
         """True when no block is held out (``val_fraction == 0``): validation monitors the fit on training pixels."""
         return self.val_fraction == 0
+
+
+MAX_TARGET_WEIGHT = 1000.0
+
+
+def _check_target_weights(weights) -> dict[str, float] | None:
+    """``target_weights`` as a plain name -> float mapping (None when empty), each weight in (0, 1000]."""
+    if weights is None:
+        return None
+    if not isinstance(weights, Mapping):
+        raise InputError(f"target_weights: expected a mapping of variable name -> weight, got {type(weights).__name__}")
+    out = {}
+    for name, w in weights.items():
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"target_weights: variable names must be non-empty strings, got {name!r}")
+        out[name] = check_real(f"target_weights[{name!r}]", w, low=0.0, low_open=True, high=MAX_TARGET_WEIGHT)
+    return out or None
+
+
+def loss_weights(weights: dict[str, float] | None, names: list[str]) -> np.ndarray | None:
+    """The (V,) loss weight of each of ``names`` from a ``target_weights`` mapping (None: all weigh 1); a name
+    that is not a variable of the stack is refused, naming the ones there are."""
+    if not weights:
+        return None
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise InputError(f"target_weights: {', '.join(map(repr, unknown))} not among the stack's variables "
+                         f"({', '.join(names)})")
+    return np.array([float(weights.get(n, 1.0)) for n in names])
 
 
 RESUMABLE_CHANGES = ("max_minutes", "patience", "max_steps")
@@ -158,10 +193,15 @@ class TrainState:
     finished: str = ""
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the entries where ``valid`` is true. Shapes: (B, V) each."""
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over the entries where ``valid`` is true. Shapes: (B, V) each. With ``weights`` (V,),
+    the weighted mean: each entry counts its variable's weight, in the sum and in the count."""
     diff = torch.where(valid, pred - target, torch.zeros((), dtype=pred.dtype))
-    return diff.square().sum() / valid.sum().clamp_min(1)
+    if weights is None:
+        return diff.square().sum() / valid.sum().clamp_min(1)
+    w = valid * weights.to(pred.dtype)
+    return (w * diff.square()).sum() / w.sum().clamp_min(1e-12)
 
 
 def _dist():
@@ -192,8 +232,9 @@ def _tensors(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndar
 
 @torch.no_grad()
 def evaluate(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndarray, chunk: int = 8192,
-             transforms=()) -> dict:
-    """Masked MSE (normalised) and per-variable RMSE / R^2 in physical units on a fixed set of samples."""
+             transforms=(), weights: np.ndarray | None = None) -> dict:
+    """Masked MSE (normalised; weighted by ``weights`` (V,) as in training) and per-variable RMSE / R^2 in
+    physical units on a fixed set of samples."""
     module.eval()
     preds = []
     x, z_true, _ = _tensors(module, batch, mean, std, transforms)
@@ -205,7 +246,8 @@ def evaluate(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndar
     truth = batch.values.astype(np.float64)
     valid = np.isfinite(truth)
     z_err = np.where(valid, z_pred - z_true.double().numpy(), 0.0)
-    out = {"loss": float((z_err**2).sum() / max(valid.sum(), 1)), "rmse": [], "r2": [], "n": []}
+    w = valid * (1.0 if weights is None else np.asarray(weights, np.float64)[None, :])
+    out = {"loss": float((w * z_err**2).sum() / max(w.sum(), 1e-12)), "rmse": [], "r2": [], "n": []}
     for j in range(truth.shape[1]):
         ok = valid[:, j]
         if ok.sum() < 2:
@@ -282,6 +324,7 @@ class _Run:
     std: np.ndarray | None = None
     train_mod: nn.Module | None = None  # the module, wrapped for data parallelism when distributed
     provenance: dict = field(default_factory=dict)
+    weights: np.ndarray | None = None  # (V,) loss weight of each variable; None: all 1
 
     @classmethod
     def start(cls, stack: RasterStack, encoder_config: EncoderConfig | None, config: PretrainConfig | None,
@@ -295,6 +338,7 @@ class _Run:
                              f"the stack has {len(stack.fields)} ({stack.names})")
         if config.grid_dropout and not encoder_config.grid_resolutions:
             raise InputError(f"grid_dropout: {config.grid_dropout:g} needs a learned grid (grid_resolutions)")
+        weights = loss_weights(config.target_weights, stack.names)  # unknown names refused before any work
         dist, rank, world = _dist()
         if config.batch_size % world:
             raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
@@ -307,7 +351,7 @@ class _Run:
             for name in (STATE_FILE, "history.json", "best", "final"):  # left by an interrupted run
                 clean_stale_temporaries(out_dir / name)
         opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        run = cls(stack, encoder_config, config, out_dir, dist, rank, world, module, opt)
+        run = cls(stack, encoder_config, config, out_dir, dist, rank, world, module, opt, weights=weights)
         run.restore(resume)
         if dist is not None:
             for p in module.parameters():  # identical start on every rank
@@ -452,7 +496,7 @@ def _optimise(run: _Run, batch: Batch, step: int) -> float:
         g["lr"] = _lr_at(run.config, step)
     x, z, valid = _tensors(run.module, batch, run.mean, run.std, run.transforms)
     _, pred = run.train_mod(x, _grid_keep(run, step, x.shape[0]))
-    loss = masked_mse(pred, z, valid)
+    loss = masked_mse(pred, z, valid, None if run.weights is None else torch.from_numpy(run.weights))
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.module.parameters(), run.config.grad_clip)
@@ -532,7 +576,8 @@ def _finish(run: _Run, val_set: Batch | None, stop_reason: str, loss_ema: float 
     best = ClimateEncoder.from_checkpoint(run.out_dir / "best")
     if run.rank == 0:
         st, stack = run.st, run.stack
-        final_metrics = evaluate(best.module, val_set, run.mean, run.std, transforms=run.transforms)
+        final_metrics = evaluate(best.module, val_set, run.mean, run.std, transforms=run.transforms,
+                                 weights=run.weights)
         best.save(run.out_dir / "final", extra_metadata={
             "training": {**run.provenance, "stopped": stop_reason, "best_step": st.best_step,
                          "steps": st.step, "samples_seen": st.samples_seen, "elapsed_s": round(st.elapsed_s, 1)},
@@ -548,7 +593,7 @@ def _validate(run: _Run, val_set: Batch | None, rate: float, loss_ema: float) ->
     stop = ""
     if run.rank == 0:
         st = run.st
-        m = evaluate(run.module, val_set, run.mean, run.std, transforms=run.transforms)
+        m = evaluate(run.module, val_set, run.mean, run.std, transforms=run.transforms, weights=run.weights)
         st.history.append({"step": st.step, "train_loss": loss_ema, "val_loss": m["loss"],
                            "samples_per_s": rate, "elapsed_s": round(st.elapsed_s, 1)})
         if m["loss"] < st.best_val - 1e-6:
