@@ -83,6 +83,7 @@ def main() -> None:
                       axis=1)
         four = [2, 5, 8, 11]  # months 3, 6, 9, 12
         res["probe"] = {"seeds": list(PROBE_SEEDS), "era5 t2m+tp, 12 months": probe_scores(task, np.hstack([raw, tp])),
+                        "era5 t2m, 12 months (as the reconstruction row)": probe_scores(task, raw),
                         "era5 t2m+tp, months 3/6/9/12": probe_scores(task, np.hstack([raw[:, four], tp[:, four]]))}
     for ck in args.checkpoint:
         enc = load(ck)
@@ -97,7 +98,8 @@ def main() -> None:
                        "era5": float(raw[k].mean()), "chelsa": float(task.y[k].mean()), "elevation_m": float(elev[k])}
                       for k in order]}
         if args.probe:
-            emb = np.hstack([np.asarray(enc.embed(lon=task.lon, lat=task.lat, month=m)) for m in (3, 6, 9, 12)])
+            emb = np.hstack([np.asarray(enc.embed(lon=task.lon, lat=task.lat, month=m), np.float32)
+                             for m in (3, 6, 9, 12)])
             res["probe"][f"{ck}: own reconstruction of t2m, 12 months"] = probe_scores(task, rec)
             res["probe"][f"{ck}: embedding, months 3/6/9/12 (evaluate's features)"] = probe_scores(task, emb)
         r = res["checkpoints"][ck]

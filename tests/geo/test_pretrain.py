@@ -271,11 +271,36 @@ def test_weighted_mse_counts_each_entry_by_its_variables_weight():
 
 
 @pytest.mark.parametrize("bad", [{"tas": 0}, {"tas": -1.0}, {"tas": float("nan")}, {"tas": "x"}, {"tas": True},
-                                 {"tas": 1e4}, {"": 2.0}, {3: 2.0}, [("tas", 2.0)], "tas=2"])
+                                 {"tas": 1e4}, {"tas": 1e-46}, {"": 2.0}, {3: 2.0}, [("tas", 2.0)], "tas=2"])
 def test_target_weights_are_validated(bad):
     with pytest.raises(InputError, match="target_weights"):
         PretrainConfig(target_weights=bad)
+
+
+def test_target_weights_are_stored_as_plain_names_and_floats():
     assert PretrainConfig(target_weights={}).target_weights is None  # empty: all weigh 1
+    cfg = PretrainConfig(target_weights={np.str_("tas"): np.int64(2)})
+    assert cfg.target_weights == {"tas": 2.0} and type(next(iter(cfg.target_weights))) is str  # safe in state.pt
+
+
+def test_validation_reports_the_unweighted_and_the_weighted_loss():
+    from lamina.geo.data.sampling import Batch
+    from lamina.geo.encoder import ClimateModule
+    from lamina.geo.pretrain import _tensors, evaluate
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(64, 2)).astype(np.float32)
+    values[::5, 1] = np.nan  # missing entries count in neither loss
+    batch = Batch(rng.uniform(-180, 180, 64), rng.uniform(-90, 90, 64), rng.integers(1, 13, 64), values)
+    module, mean, std = ClimateModule(TINY), np.zeros(2), np.ones(2)
+    x, z, valid = _tensors(module, batch, mean, std)
+    with torch.no_grad():
+        err2 = ((module(x)[1] - z) ** 2 * valid).double().numpy()
+    n = valid.double().numpy().sum(axis=0)
+    m = evaluate(module, batch, mean, std, weights=np.array([1.0, 3.0]))
+    assert m["loss"] == pytest.approx(err2.sum() / n.sum(), rel=1e-5)
+    assert m["weighted_loss"] == pytest.approx((err2[:, 0].sum() + 3 * err2[:, 1].sum()) / (n[0] + 3 * n[1]), rel=1e-5)
+    assert "weighted_loss" not in evaluate(module, batch, mean, std)
 
 
 def test_target_weights_steer_the_fit_are_recorded_and_are_part_of_the_recipe(tiny_chelsa, tmp_path):
@@ -293,13 +318,17 @@ def test_target_weights_steer_the_fit_are_recorded_and_are_part_of_the_recipe(ti
     on_tas, on_pr = (meta(r)["insample_metrics"]["per_variable"] for r in ("tas", "pr"))
     assert on_tas["tas"]["rmse"] < on_pr["tas"]["rmse"] and on_pr["pr"]["rmse"] < on_tas["pr"]["rmse"]
     assert meta("pr")["training"]["pretrain_config"]["target_weights"] == {"pr": 1000.0}
+    assert {"normalised_mse", "weighted_mse"} <= set(meta("pr")["insample_metrics"])  # unweighted and objective
+    assert "val_weighted_loss" in json.loads((tmp_path / "pr" / "history.json").read_text())[-1]
     with pytest.raises(InputError, match=r"another recipe \(target_weights: \{'pr': 1000.0\} -> None\)"):
         pretrain(stack, TINY, _cfg(max_steps=200, val_fraction=0.0), tmp_path / "pr", progress=False)
 
 
 @pytest.mark.parametrize(("weights", "message"), [
     ("tas", "--target-weights: expected NAME=VALUE items, got 'tas'"),
-    ("tas=2,tas=3", "--target-weights: tas is set twice"),
+    ("tas=2,tas=3", "--target-weights: 'tas' is set twice"),
+    (",", "--target-weights: expected NAME=WEIGHT items"),
+    ("tas=0", "target_weights['tas']: expected a finite number >= 0.001"),
     ("tas=x", "target_weights['tas']: expected a finite number"),
     ("rain=2", "'rain' not among the stack's variables"),
 ])

@@ -143,7 +143,7 @@ def test_evaluate_writes_the_report(tiny_zoo, tmp_path):
     ("activation=tanh", "activation: expected one of relu, linear"),
     ("weight_decay=-1", "weight_decay: expected a finite number >= 0"),
     ("r_q=4", "unknown ProbeX setting(s) 'r_q'"),
-    ("init=pca,init=random", "init is set twice"),
+    ("init=pca,init=random", "'init' is set twice"),
     (",", "expected NAME=VALUE items, got ','"),
     ("r_u=8;r-u=8", "an empty or repeated entry"),
 ])

@@ -151,7 +151,7 @@ def name_values(text: str, name: str) -> dict[str, int | float | str]:
         if not sep or not key or not raw.strip():
             raise InputError(f"{name}: expected NAME=VALUE items, got {item!r}")
         if key in out:
-            raise InputError(f"{name}: {key} is set twice in {text!r}")
+            raise InputError(f"{name}: {key!r} is set twice in {text!r}")
         out[key] = number_or_text(raw.strip())
     return out
 

@@ -302,7 +302,12 @@ def pretrain(
 
 def _target_weights(text: str | None) -> dict | None:
     """--target-weights ``"era5_t2m=4,era5_tp=4"`` as a name -> weight mapping (checked by PretrainConfig)."""
-    return None if text is None else name_values(text, "--target-weights")
+    if text is None:
+        return None
+    weights = name_values(text, "--target-weights")
+    if not weights:
+        raise InputError(f"--target-weights: expected NAME=WEIGHT items, comma-separated, got {text!r}")
+    return weights
 
 
 def _grid_spacings(text: str | None) -> tuple[float, ...]:

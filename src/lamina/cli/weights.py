@@ -104,7 +104,7 @@ def _probex_grid(text: str) -> list[dict]:
         for key, value in name_values(entry, "--probex-grid").items():
             key = key.replace("-", "_")
             if key in opts:
-                raise InputError(f"--probex-grid: {key} is set twice in {entry!r}")
+                raise InputError(f"--probex-grid: {key!r} is set twice in {entry!r}")
             opts[key] = {"true": True, "false": False}.get(value.lower(), value) if isinstance(value, str) else value
         if not opts:
             raise InputError(f"--probex-grid: expected NAME=VALUE items, got {entry!r}")

@@ -70,8 +70,10 @@ class PretrainConfig:
             with a fresh optimiser and schedule (a warm restart; its weights and normalisation are taken, and the
             run's metadata names it); None starts from the seed.
         target_weights: weight of a variable's error in the loss, by variable name (e.g. ``{"era5_t2m": 4,
-            "era5_tp": 4}`` to spend more of the network on the variables ecologists read most); unnamed variables
-            weigh 1, and the loss is the weighted mean over the valid entries. None (or empty): all weigh 1.
+            "era5_tp": 4}`` to spend more of the network on the variables ecologists read most), each in [0.001,
+            1000]; unnamed variables weigh 1. The training loss, best-step selection and early stopping use the
+            weighted mean over the valid entries; the recorded ``normalised_mse`` stays unweighted (comparable
+            across runs), with the weighted one beside it. None (or empty): all weigh 1.
     """
 
     max_steps: int = 20_000
@@ -133,11 +135,11 @@ class PretrainConfig:
         return self.val_fraction == 0
 
 
-MAX_TARGET_WEIGHT = 1000.0
+TARGET_WEIGHT_RANGE = (1e-3, 1e3)
 
 
 def _check_target_weights(weights) -> dict[str, float] | None:
-    """``target_weights`` as a plain name -> float mapping (None when empty), each weight in (0, 1000]."""
+    """``target_weights`` as a plain str -> float mapping (None when empty), each weight in TARGET_WEIGHT_RANGE."""
     if weights is None:
         return None
     if not isinstance(weights, Mapping):
@@ -146,7 +148,8 @@ def _check_target_weights(weights) -> dict[str, float] | None:
     for name, w in weights.items():
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"target_weights: variable names must be non-empty strings, got {name!r}")
-        out[name] = check_real(f"target_weights[{name!r}]", w, low=0.0, low_open=True, high=MAX_TARGET_WEIGHT)
+        low, high = TARGET_WEIGHT_RANGE
+        out[str(name)] = check_real(f"target_weights[{name!r}]", w, low=low, high=high)
     return out or None
 
 
@@ -173,6 +176,7 @@ def check_resumable(saved: dict, config: PretrainConfig, path) -> None:
     new = config.to_dict()
     old.setdefault("land_share", None)  # states written before land_share existed
     old.setdefault("grid_dropout", 0.0)  # ... and before grid_dropout
+    old.setdefault("target_weights", None)  # ... and before target_weights
     allowed = set(RESUMABLE_CHANGES) - ({"max_steps"} if new["schedule"] == "cosine" else set())
     diff = sorted(k for k in new if k not in allowed and old.get(k) != new[k])
     if diff:
@@ -232,9 +236,9 @@ def _tensors(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndar
 
 @torch.no_grad()
 def evaluate(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndarray, chunk: int = 8192,
-             transforms=(), weights: np.ndarray | None = None) -> dict:
-    """Masked MSE (normalised; weighted by ``weights`` (V,) as in training) and per-variable RMSE / R^2 in
-    physical units on a fixed set of samples."""
+             transforms=(), weights: np.ndarray | torch.Tensor | None = None) -> dict:
+    """Masked MSE (normalised: ``loss``; with ``weights`` (V,) also ``weighted_loss``, the training objective) and
+    per-variable RMSE / R^2 in physical units on a fixed set of samples."""
     module.eval()
     preds = []
     x, z_true, _ = _tensors(module, batch, mean, std, transforms)
@@ -246,8 +250,10 @@ def evaluate(module: ClimateModule, batch: Batch, mean: np.ndarray, std: np.ndar
     truth = batch.values.astype(np.float64)
     valid = np.isfinite(truth)
     z_err = np.where(valid, z_pred - z_true.double().numpy(), 0.0)
-    w = valid * (1.0 if weights is None else np.asarray(weights, np.float64)[None, :])
-    out = {"loss": float((w * z_err**2).sum() / max(w.sum(), 1e-12)), "rmse": [], "r2": [], "n": []}
+    out = {"loss": float((z_err**2).sum() / max(valid.sum(), 1)), "rmse": [], "r2": [], "n": []}
+    if weights is not None:
+        w = valid * np.asarray(weights, np.float64)[None, :]
+        out["weighted_loss"] = float((w * z_err**2).sum() / max(w.sum(), 1e-12))
     for j in range(truth.shape[1]):
         ok = valid[:, j]
         if ok.sum() < 2:
@@ -324,7 +330,7 @@ class _Run:
     std: np.ndarray | None = None
     train_mod: nn.Module | None = None  # the module, wrapped for data parallelism when distributed
     provenance: dict = field(default_factory=dict)
-    weights: np.ndarray | None = None  # (V,) loss weight of each variable; None: all 1
+    weights: torch.Tensor | None = None  # (V,) loss weight of each variable; None: all 1
 
     @classmethod
     def start(cls, stack: RasterStack, encoder_config: EncoderConfig | None, config: PretrainConfig | None,
@@ -339,6 +345,7 @@ class _Run:
         if config.grid_dropout and not encoder_config.grid_resolutions:
             raise InputError(f"grid_dropout: {config.grid_dropout:g} needs a learned grid (grid_resolutions)")
         weights = loss_weights(config.target_weights, stack.names)  # unknown names refused before any work
+        weights = None if weights is None else torch.from_numpy(weights).float()
         dist, rank, world = _dist()
         if config.batch_size % world:
             raise InputError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
@@ -496,7 +503,7 @@ def _optimise(run: _Run, batch: Batch, step: int) -> float:
         g["lr"] = _lr_at(run.config, step)
     x, z, valid = _tensors(run.module, batch, run.mean, run.std, run.transforms)
     _, pred = run.train_mod(x, _grid_keep(run, step, x.shape[0]))
-    loss = masked_mse(pred, z, valid, None if run.weights is None else torch.from_numpy(run.weights))
+    loss = masked_mse(pred, z, valid, run.weights)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.module.parameters(), run.config.grad_clip)
@@ -594,10 +601,12 @@ def _validate(run: _Run, val_set: Batch | None, rate: float, loss_ema: float) ->
     if run.rank == 0:
         st = run.st
         m = evaluate(run.module, val_set, run.mean, run.std, transforms=run.transforms, weights=run.weights)
+        objective = m.get("weighted_loss", m["loss"])  # what training minimises
         st.history.append({"step": st.step, "train_loss": loss_ema, "val_loss": m["loss"],
+                           **({"val_weighted_loss": objective} if "weighted_loss" in m else {}),
                            "samples_per_s": rate, "elapsed_s": round(st.elapsed_s, 1)})
-        if m["loss"] < st.best_val - 1e-6:
-            st.best_val, st.best_step, st.bad_evals = m["loss"], st.step, 0
+        if objective < st.best_val - 1e-6:
+            st.best_val, st.best_step, st.bad_evals = objective, st.step, 0
             run.checkpoint_best(m)
         else:
             st.bad_evals += 1
@@ -609,6 +618,7 @@ def _validate(run: _Run, val_set: Batch | None, rate: float, loss_ema: float) ->
 def _named(metrics: dict, names, variables) -> dict:
     return {
         "normalised_mse": metrics["loss"],
+        **({"weighted_mse": metrics["weighted_loss"]} if "weighted_loss" in metrics else {}),
         "per_variable": {
             n: {"units": v.units, "rmse": metrics["rmse"][j], "r2": metrics["r2"][j], "n": metrics["n"][j]}
             for j, (n, v) in enumerate(zip(names, variables, strict=True))
