@@ -7,6 +7,7 @@ file, chosen candidate and its held-out metrics (labelled as the selection run's
 
     python scripts/geo_package_default.py runs/ship --selection-run runs/selection2/land70 \\
         --selection-results benchmarks/results/geo_recipe_selection_round2.md --candidate land70 [--name default]
+        [--parent bundled:NAME]
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main() -> None:
     ap.add_argument("--candidate", required=True)
     ap.add_argument("--command", default="", help="the command that trained the shipped run")
     ap.add_argument("--name", default="default")
+    ap.add_argument("--parent", default=None, help="for a warm restart whose parent was packaged under another name "
+                    "since (e.g. bundled:elevv1 after it stopped being bundled:default): the name to record, checked "
+                    "to hold the same weights (sha256)")
     args = ap.parse_args()
     enc = ClimateEncoder.from_checkpoint(args.run / "final")
     sel = json.loads((args.selection_run / "final" / "config.json").read_text())["metadata"]
@@ -46,6 +50,14 @@ def main() -> None:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     training = {**enc.metadata.get("training", {}), "command": args.command}
+    if args.parent is not None:
+        from lamina._io import read_checkpoint_config
+        from lamina.geo.encoder import resolve_checkpoint
+
+        parent = dict(training.get("init_from") or {})
+        if read_checkpoint_config(resolve_checkpoint(args.parent))["sha256"] != parent.get("sha256"):
+            raise SystemExit(f"--parent {args.parent}: not the weights this run started from ({parent})")
+        training["init_from"] = {**parent, "checkpoint": args.parent}
     enc.save(tmp, extra_metadata={"selection": selection, "training": training})
     ClimateEncoder.from_checkpoint(tmp)  # loads strictly before it replaces anything
     shutil.rmtree(out, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -86,6 +88,11 @@ def test_previous_defaults_stay_loadable_by_name_and_unknown_names_are_refused()
     grid = lamina.geo.load("bundled:gridv1")  # the default of round 4, before the elevation input
     assert grid.config.grid_resolutions and not grid.config.terrain
     assert ClimplicitWeights.GRIDV1.meta["sha256"] != ClimplicitWeights.DEFAULT.meta["sha256"]
+    elev = ClimplicitWeights.ELEVV1.meta  # round 6's default: the parent of the default's warm restart
+    assert elev["architecture"] == ClimplicitWeights.DEFAULT.meta["architecture"]
+    assert ClimplicitWeights.DEFAULT.meta["training"]["init_from"] == "bundled:elevv1"
+    parent = json.loads((ClimplicitWeights.DEFAULT.path / "config.json").read_text())["metadata"]["training"]
+    assert parent["init_from"]["sha256"] == elev["sha256"]  # the name it records holds the weights it started from
     for name in BUNDLED:
         assert lamina.geo.load(f"bundled:{name}").embed(lon=[8.55], lat=[47.37], month=6).shape[0] == 1
     with pytest.raises(CheckpointError, match="no bundled checkpoint 'nope'"):

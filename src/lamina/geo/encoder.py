@@ -492,8 +492,11 @@ INPUT_CONTRACT = {
 BUNDLED = {
     "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input, a "
                "learned multi-resolution grid (2, 1, 0.5, 0.25 deg) and each place's land elevation (ETOPO5, 0.25 "
-               "deg) as input, month-free static path, 70% land samples, trained on every pixel (41 M samples; "
-               "recipe chosen on held-out blocks, see metadata['selection'])",
+               "deg) as input, month-free static path, 70% land samples, trained on every pixel: elevv1 and a warm "
+               "restart of 8,000 steps from it (73.7 M samples in all; recipe chosen on held-out blocks, see "
+               "metadata['selection'])",
+    "elevv1": "the first elevation-input default (Dec 2026): the same recipe, 10,000 steps from the seed (41 M "
+              "samples), before the warm restart",
     "gridv1": "the first grid default (Dec 2026): the same 12 fields, sphere input and learned multi-resolution grid "
               "(2, 1, 0.5, 0.25 deg), month-free static path, 70% land samples, every pixel, 41 M samples; no "
               "elevation input",
@@ -538,7 +541,7 @@ def load(path: str | Path | None = None) -> ClimateEncoder:
 
     Args:
         path: a checkpoint directory written by :meth:`ClimateEncoder.save` or ``lamina geo pretrain``;
-            ``"bundled:NAME"`` for a checkpoint shipped with lamina (:data:`BUNDLED`, e.g. ``"bundled:gridv1"``,
+            ``"bundled:NAME"`` for a checkpoint shipped with lamina (:data:`BUNDLED`, e.g. ``"bundled:elevv1"``,
             the previous default, kept for comparison); None for the bundled default.
 
     Raises:

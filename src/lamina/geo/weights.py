@@ -26,6 +26,7 @@ class ClimplicitWeights(StrEnum):
     """The bundled climate encoders; each member's value is its ``"bundled:NAME"`` reference."""
 
     DEFAULT = "bundled:default"
+    ELEVV1 = "bundled:elevv1"
     GRIDV1 = "bundled:gridv1"
     LAND70V2 = "bundled:land70v2"
     LAND70V1 = "bundled:land70v1"
