@@ -3,11 +3,15 @@
 The shipped run trains on every pixel (``--val-fraction 0``), so it has no held-out metrics of its own; the recipe
 was chosen by a selection run on held-out 10-degree blocks. This script copies the shipped run's final checkpoint
 into ``src/lamina/geo/pretrained/NAME`` with, in its metadata, ``selection``: the selection run's command, results
-file, chosen candidate and its held-out metrics (labelled as the selection run's, not this checkpoint's).
+file, chosen candidate and its held-out metrics (labelled as the selection run's, not this checkpoint's). Where the
+selection run's folder was not kept (runs/ is not committed), omit ``--selection-run``: its options, budget and
+held-out measures are then read from the results file's JSON twin, and the metadata says so.
 
     python scripts/geo_package_default.py runs/ship --selection-run runs/selection2/land70 \\
         --selection-results benchmarks/results/geo_recipe_selection_round2.md --candidate land70 [--name default]
         [--parent bundled:NAME]
+    python scripts/geo_package_default.py runs/ship7 --candidate land70-grid-elev-warm-tw \\
+        --selection-results benchmarks/results/geo_recipe_selection_elev_warm_tw.md --parent bundled:elevv1
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from lamina.geo.encoder import ClimateEncoder
+from lamina.geo.pretrain import PretrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="the shipped run's folder (its final/ is packaged)")
-    ap.add_argument("--selection-run", type=Path, required=True, help="the chosen candidate's run folder")
+    ap.add_argument("--selection-run", type=Path, default=None,
+                    help="the chosen candidate's run folder (default: read the selection from the results file)")
     ap.add_argument("--selection-results", required=True, help="results file of the selection, relative to the repo")
     ap.add_argument("--candidate", required=True)
     ap.add_argument("--command", default="", help="the command that trained the shipped run")
@@ -35,15 +41,33 @@ def main() -> None:
                     "to hold the same weights (sha256)")
     args = ap.parse_args()
     enc = ClimateEncoder.from_checkpoint(args.run / "final")
-    sel = json.loads((args.selection_run / "final" / "config.json").read_text())["metadata"]
+    if args.selection_run is not None:
+        sel = json.loads((args.selection_run / "final" / "config.json").read_text())["metadata"]
+        training = {k: sel["training"][k] for k in ("pretrain_config", "steps", "samples_seen", "elapsed_s")}
+        heldout, source = sel["heldout_metrics"], "the selection run's checkpoint"
+    else:
+        doc = json.loads((ROOT / args.selection_results).with_suffix(".json").read_text())
+        if args.candidate not in doc["candidates"]:
+            raise SystemExit(f"--candidate {args.candidate}: not in {args.selection_results} "
+                             f"({', '.join(doc['candidates'])})")
+        cand = dict(doc["candidates"][args.candidate])
+        training = {"runs": doc["args"]["runs"], "options": cand.pop("options"), "steps": cand.pop("steps"),
+                    "samples_seen": cand.pop("samples"), "minutes": cand.pop("minutes"),
+                    # the selection script leaves the hold-out at pretraining's defaults
+                    "val_fraction": PretrainConfig.val_fraction, "val_block_deg": PretrainConfig.val_block_deg}
+        cand.pop("what", None)
+        cand.pop("variables", None)
+        heldout = {"measures": cand}
+        source = "the selection results file (the run folder was not kept)"
+    same_budget = training["samples_seen"] == enc.metadata.get("training", {}).get("samples_seen")
     selection = {
         "candidate": args.candidate,
         "results": args.selection_results,
-        "training": {k: sel["training"][k] for k in ("pretrain_config", "steps", "samples_seen", "elapsed_s")},
-        "heldout_metrics": sel["heldout_metrics"],
+        "training": training,
+        "heldout_metrics": heldout,
+        "source": source,
         "note": "held-out metrics of the selection run (same recipe, 10% of 10-degree blocks held out, "
-                + ("the same budget" if sel["training"]["samples_seen"] == enc.metadata.get("training", {}).get(
-                    "samples_seen") else "fewer samples")
+                + ("the same budget" if same_budget else "fewer samples")
                 + "); the shipped checkpoint trained on every pixel and has in-sample metrics only",
     }
     out = ROOT / "src" / "lamina" / "geo" / "pretrained" / args.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 CHECKPOINT = typer.Option(None, "--checkpoint", "-c", help="Encoder checkpoint directory, or bundled:NAME "
-                          "(bundled:elevv1 = the previous default); default: the bundled one.")
+                          "(bundled:elevwarmv1 = the previous default); default: the bundled one.")
 WRAP = typer.Option(False, "--wrap-lon", help="Wrap longitudes outside [-180, 180] instead of rejecting them.")
 
 

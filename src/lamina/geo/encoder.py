@@ -493,8 +493,10 @@ BUNDLED = {
     "default": "the bundled default: 12 fields including ERA5 2 m temperature and precipitation, sphere input, a "
                "learned multi-resolution grid (2, 1, 0.5, 0.25 deg) and each place's land elevation (ETOPO5, 0.25 "
                "deg) as input, month-free static path, 70% land samples, trained on every pixel: elevv1 and a warm "
-               "restart of 8,000 steps from it (73.7 M samples in all; recipe chosen on held-out blocks, see "
-               "metadata['selection'])",
+               "restart of 8,000 steps from it with ERA5 t2m and tp weighing 4 in the loss (73.7 M samples in all; "
+               "recipe chosen on held-out blocks, see metadata['selection'])",
+    "elevwarmv1": "the default of round 7 (Dec 2026): the same warm restart of elevv1 with every field weighing 1 "
+                  "in the loss",
     "elevv1": "the first elevation-input default (Dec 2026): the same recipe, 10,000 steps from the seed (41 M "
               "samples), before the warm restart",
     "gridv1": "the first grid default (Dec 2026): the same 12 fields, sphere input and learned multi-resolution grid "

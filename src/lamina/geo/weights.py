@@ -26,6 +26,7 @@ class ClimplicitWeights(StrEnum):
     """The bundled climate encoders; each member's value is its ``"bundled:NAME"`` reference."""
 
     DEFAULT = "bundled:default"
+    ELEVWARMV1 = "bundled:elevwarmv1"
     ELEVV1 = "bundled:elevv1"
     GRIDV1 = "bundled:gridv1"
     LAND70V2 = "bundled:land70v2"
@@ -48,7 +49,9 @@ class ClimplicitWeights(StrEnum):
         metadata), ``lamina_version``, ``variables`` (name -> units), ``embedding_dim``, ``architecture``,
         ``training`` (samples: all the weights saw, warm-restart parents included; steps, samples_this_run,
         init_from: the parent of a warm restart; minutes, command, stack), ``heldout_metrics`` (with ``source``:
-        its own run, or the selection run of its recipe), ``insample_metrics`` (or None), ``input_contract``."""
+        its own run, or the selection run of its recipe; ``per_variable``, or ``measures`` on land and sea read from
+        the selection's results file where its run folder was not kept), ``insample_metrics`` (or None),
+        ``input_contract``."""
         f = self.path / "config.json"
         try:
             doc = json.loads(f.read_text())
