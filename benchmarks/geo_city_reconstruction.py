@@ -71,7 +71,8 @@ def main() -> None:
            "checkpoints": {}}
     md = ["# Temperature at the 270 cities of city-temperature: the encoder's own reconstruction", "",
           f"`python benchmarks/geo_city_reconstruction.py --checkpoint {' '.join(args.checkpoint)}"
-          f"{' --probe' if args.probe else ''}`: each encoder's "
+          f"{' --probe' if args.probe else ''}"
+          f"{'' if args.results == 'geo_city_reconstruction' else ' --results ' + args.results}`: each encoder's "
           "reconstruction of ERA5 monthly 2 m temperature at the cities, no probe, scored against the task's truth "
           "(CHELSA v2.1 monthly means) with the task's metric (R^2 per month, averaged); the ERA5 file's own values "
           f"at the cities score **{res['era5_file_r2_mean']:.3f}** alike.", "",

@@ -75,6 +75,11 @@ CANDIDATES = {
                                          "era5_t2m=4,era5_tp=4", "--init-from", "{runs}/land70-grid-elev/final"],
                                  "land70-grid-elev-warm with ERA5 temperature and precipitation weighing 4 in the "
                                  "loss (the other 10 fields 1)"),
+    "land70-grid-elev-tw": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
+                                    "--grid-features", "2", "--grid-dropout", "0.25", "--terrain", "--terrain-columns",
+                                    "elevation", "--target-weights", "era5_t2m=4,era5_tp=4"],
+                            "land70-grid-elev with ERA5 temperature and precipitation weighing 4 in the loss from the "
+                            "seed (no warm restart)"),
     "all": (ERA12 + "," + BIO, ["--location-encoding", "spherical_harmonics", "--sh-degree", "20",
                                 "--land-share", "0.7"], "sh20 + land70 + bio"),
 }
