@@ -80,6 +80,10 @@ CANDIDATES = {
                                     "elevation", "--target-weights", "era5_t2m=4,era5_tp=4"],
                             "land70-grid-elev with ERA5 temperature and precipitation weighing 4 in the loss from the "
                             "seed (no warm restart)"),
+    "land70-grid-elev-tw48": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid",
+                                      "2,1,0.5,0.25", "--grid-features", "2", "--grid-dropout", "0.25", "--terrain",
+                                      "--terrain-columns", "elevation", "--target-weights", "era5_t2m=4,era5_tp=8"],
+                              "land70-grid-elev-tw with ERA5 precipitation weighing 8 (temperature 4) from the seed"),
     "all": (ERA12 + "," + BIO, ["--location-encoding", "spherical_harmonics", "--sh-degree", "20",
                                 "--land-share", "0.7"], "sh20 + land70 + bio"),
 }
