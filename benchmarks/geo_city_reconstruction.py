@@ -72,7 +72,7 @@ def main() -> None:
     md = ["# Temperature at the 270 cities of city-temperature: the encoder's own reconstruction", "",
           f"`python benchmarks/geo_city_reconstruction.py --checkpoint {' '.join(args.checkpoint)}"
           f"{' --probe' if args.probe else ''}"
-          f"{'' if args.results == 'geo_city_reconstruction' else ' --results ' + args.results}`: each encoder's "
+          f"{'' if args.results == ap.get_default('results') else ' --results ' + args.results}`: each encoder's "
           "reconstruction of ERA5 monthly 2 m temperature at the cities, no probe, scored against the task's truth "
           "(CHELSA v2.1 monthly means) with the task's metric (R^2 per month, averaged); the ERA5 file's own values "
           f"at the cities score **{res['era5_file_r2_mean']:.3f}** alike.", "",

@@ -35,6 +35,10 @@ BASE = {"--layers": "8", "--hidden": "256", "--dim": "256", "--lr": "1e-3", "--s
 ERA12 = ("linke_turbidity,elevation,land_fraction,wind_u,wind_v,air_temperature,sst,specific_humidity,"
          "sea_level_pressure,wind_speed,era5_t2m,era5_tp")
 BIO = "bio01,bio04,bio10,bio11,bio12,bio13,bio14,bio15,bio16,bio17,bio18,bio19"
+# the options every grid candidate shares (land70-grid), and with the land elevation as input (land70-grid-elev)
+GRID = ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25", "--grid-features", "2",
+        "--grid-dropout", "0.25"]
+GRID_ELEV = [*GRID, "--terrain", "--terrain-columns", "elevation"]
 CANDIDATES = {
     # name: (stack, extra options, what changes against "sphere")
     "sphere": (ERA12, ["--location-encoding", "sphere"], "the bundled default's recipe (unit vector input)"),
@@ -51,38 +55,25 @@ CANDIDATES = {
                     "land70 + first-layer frequency w0 120"),
     "land70-h512": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--hidden", "512"],
                     "land70 + hidden width 512 (default 256): capacity"),
-    "land70-grid": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
-                            "--grid-features", "2", "--grid-dropout", "0.25"],
+    "land70-grid": (ERA12, GRID,
                     "land70 + learned grids at 2, 1, 0.5, 0.25 deg (2 values per node), grid dropout 0.25"),
     "land70-terrain": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--terrain"],
                        "land70 + terrain inputs (land elevation, land fraction at 0.25 deg), no grid"),
-    "land70-grid-elev": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
-                                 "--grid-features", "2", "--grid-dropout", "0.25", "--terrain", "--terrain-columns",
-                                 "elevation"],
+    "land70-grid-elev": (ERA12, GRID_ELEV,
                          "land70-grid + land elevation at 0.25 deg as input (terrain without the land fraction)"),
-    "land70-grid-terrain": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
-                                    "--grid-features", "2", "--grid-dropout", "0.25", "--terrain"],
+    "land70-grid-terrain": (ERA12, [*GRID, "--terrain"],
                             "land70-grid + terrain inputs (land elevation, land fraction at 0.25 deg)"),
-    "land70-grid-elev-warm": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
-                                      "--grid-features", "2", "--grid-dropout", "0.25", "--terrain",
-                                      "--terrain-columns", "elevation", "--lr", "5e-4",
-                                      "--init-from", "{runs}/land70-grid-elev/final"],
+    "land70-grid-elev-warm": (ERA12, [*GRID_ELEV, "--lr", "5e-4", "--init-from", "{runs}/land70-grid-elev/final"],
                               "land70-grid-elev, then a warm restart from its finished run at lr 5e-4 (run it with "
                               "--steps for the restart alone; land70v2's recipe)"),
-    "land70-grid-elev-warm-tw": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid",
-                                         "2,1,0.5,0.25", "--grid-features", "2", "--grid-dropout", "0.25", "--terrain",
-                                         "--terrain-columns", "elevation", "--lr", "5e-4", "--target-weights",
-                                         "era5_t2m=4,era5_tp=4", "--init-from", "{runs}/land70-grid-elev/final"],
+    "land70-grid-elev-warm-tw": (ERA12, [*GRID_ELEV, "--lr", "5e-4", "--target-weights", "era5_t2m=4,era5_tp=4",
+                                         "--init-from", "{runs}/land70-grid-elev/final"],
                                  "land70-grid-elev-warm with ERA5 temperature and precipitation weighing 4 in the "
                                  "loss (the other 10 fields 1)"),
-    "land70-grid-elev-tw": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid", "2,1,0.5,0.25",
-                                    "--grid-features", "2", "--grid-dropout", "0.25", "--terrain", "--terrain-columns",
-                                    "elevation", "--target-weights", "era5_t2m=4,era5_tp=4"],
+    "land70-grid-elev-tw": (ERA12, [*GRID_ELEV, "--target-weights", "era5_t2m=4,era5_tp=4"],
                             "land70-grid-elev with ERA5 temperature and precipitation weighing 4 in the loss from the "
                             "seed (no warm restart)"),
-    "land70-grid-elev-tw48": (ERA12, ["--location-encoding", "sphere", "--land-share", "0.7", "--grid",
-                                      "2,1,0.5,0.25", "--grid-features", "2", "--grid-dropout", "0.25", "--terrain",
-                                      "--terrain-columns", "elevation", "--target-weights", "era5_t2m=4,era5_tp=8"],
+    "land70-grid-elev-tw48": (ERA12, [*GRID_ELEV, "--target-weights", "era5_t2m=4,era5_tp=8"],
                               "land70-grid-elev-tw with ERA5 precipitation weighing 8 (temperature 4) from the seed"),
     "all": (ERA12 + "," + BIO, ["--location-encoding", "spherical_harmonics", "--sh-degree", "20",
                                 "--land-share", "0.7"], "sh20 + land70 + bio"),

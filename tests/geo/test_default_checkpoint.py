@@ -99,12 +99,12 @@ def test_previous_defaults_stay_loadable_by_name_and_unknown_names_are_refused()
     assert elev["architecture"] == ClimplicitWeights.DEFAULT.meta["architecture"]
     warm = ClimplicitWeights.ELEVWARMV1.meta  # round 7's default: the same restart with every field weighing 1
     assert warm["sha256"] not in (elev["sha256"], ClimplicitWeights.DEFAULT.meta["sha256"])
-    for w in (ClimplicitWeights.DEFAULT, ClimplicitWeights.ELEVWARMV1):
+    training = {w: json.loads((w.path / "config.json").read_text())["metadata"]["training"]
+                for w in (ClimplicitWeights.DEFAULT, ClimplicitWeights.ELEVWARMV1)}
+    for w, recorded in training.items():
         assert w.meta["training"]["init_from"] == "bundled:elevv1"
-        parent = json.loads((w.path / "config.json").read_text())["metadata"]["training"]
-        assert parent["init_from"]["sha256"] == elev["sha256"]  # the name it records holds the weights it started from
-    weights = json.loads((ClimplicitWeights.DEFAULT.path / "config.json").read_text())["metadata"]["training"]
-    assert weights["pretrain_config"]["target_weights"] == {"era5_t2m": 4.0, "era5_tp": 4.0}
+        assert recorded["init_from"]["sha256"] == elev["sha256"]  # the name it records holds its parent
+    assert training[ClimplicitWeights.DEFAULT]["pretrain_config"]["target_weights"] == {"era5_t2m": 4.0, "era5_tp": 4.0}
     for name in BUNDLED:
         assert lamina.geo.load(f"bundled:{name}").embed(lon=[8.55], lat=[47.37], month=6).shape[0] == 1
     with pytest.raises(CheckpointError, match="no bundled checkpoint 'nope'"):
